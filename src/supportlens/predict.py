@@ -1,0 +1,372 @@
+"""Batch prediction: transcripts -> passages -> labels with calibrated confidence.
+
+Built for folders of hundreds of transcripts on a laptop:
+- streaming: a few transcripts are held at a time, so memory stays flat in the number of files;
+- resumable: each finished transcript is committed atomically to a journal folder beside the
+  output; ``resume=True`` skips transcripts already in the journal or the output;
+- atomic: the output file is assembled from the journal into a temporary file and renamed into
+  place, so it is never half-written;
+- forgiving: a bad file is reported in one line and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from .read import ReadError, Transcript, expand_inputs, read_transcript
+from .segment import Passage, SpeakerRules, segment
+
+OUTPUT_SUFFIXES = (".csv", ".jsonl", ".parquet")
+SPEAKER_CHOICES = ("participant", "interviewer", "all")
+PASSAGE_COLUMNS = ["source", "passage_index", "speaker", "role", "start", "end", "start_time",
+                   "end_time", "text"]
+
+
+class PredictError(ValueError):
+    """The batch cannot start (bad output path, bad option); per-file problems are not raised."""
+
+
+@dataclass
+class FileFailure:
+    source: str
+    reason: str
+
+
+@dataclass
+class BatchReport:
+    output: Path | None = None
+    summary: Path | None = None
+    files_done: int = 0
+    files_skipped: int = 0  # already done (resume)
+    passages: int = 0
+    seconds: float = 0.0
+    failures: list[FileFailure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passages_per_second(self) -> float:
+        return self.passages / self.seconds if self.seconds else 0.0
+
+
+def _keep(passage: Passage, speaker: str) -> bool:
+    if speaker == "all":
+        return True
+    if speaker == "interviewer":
+        return passage.role == "interviewer"
+    return passage.role in ("participant", "unknown")
+
+
+class Labeler:
+    """Scores passages with a loaded supportlens model; owns device, speed mode and threshold."""
+
+    def __init__(self, model, review_below: float | None = None, device: str = "cpu", fast: bool = False,
+                 batch_size: int = 64):
+        self.model = model
+        self.labels = [str(x) for x in model.classes_]
+        self.threshold = float(review_below if review_below is not None
+                               else model.meta_.get("review_threshold", 0.0))
+        self.device = resolve_device(device)
+        if hasattr(model, "predict_batch_size"):
+            model.predict_batch_size = batch_size
+        if hasattr(model, "to_device"):
+            model.to_device(self.device)
+        if fast:
+            if not hasattr(model, "make_fast"):
+                raise PredictError(f"--fast has no effect on a {model.kind} model (it is already fast)")
+            model.make_fast()
+        tokenizer = getattr(model, "tokenizer_", None)
+        self.max_tokens = int(getattr(model, "max_length", 256)) - 2 if tokenizer is not None else 256
+
+    def count_tokens(self, text: str) -> int:
+        tokenizer = getattr(self.model, "tokenizer_", None)
+        if tokenizer is None:
+            return int(np.ceil(len(text.split()) * 1.3))
+        return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+    def score(self, texts: list[str]) -> pd.DataFrame:
+        proba = self.model.predict_proba(texts) if texts else np.zeros((0, len(self.labels)))
+        frame = pd.DataFrame({"label": [self.labels[i] for i in proba.argmax(1)] if texts else []})
+        for j, label in enumerate(self.labels):
+            frame[f"p_{label}"] = proba[:, j] if texts else []
+        frame["confidence"] = proba.max(1) if texts else []
+        frame["needs_review"] = frame["confidence"] < self.threshold
+        return frame
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise PredictError(f"--device must be cpu, cuda or auto; got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PredictError("--device cuda asked for, but torch sees no CUDA device; use cpu or auto")
+    return device
+
+
+def passages_of(transcript: Transcript, labeler: Labeler, speaker: str, rules: SpeakerRules) -> list[Passage]:
+    passages = segment(transcript, rules, count_tokens=labeler.count_tokens, max_tokens=labeler.max_tokens)
+    return [p for p in passages if _keep(p, speaker)]
+
+
+def _rows(source: str, passages: list[Passage], scores: pd.DataFrame) -> list[dict]:
+    rows = []
+    for p, (_, s) in zip(passages, scores.iterrows()):
+        row = {"source": source, "passage_index": p.index, "speaker": p.speaker, "role": p.role,
+               "start": p.start, "end": p.end, "start_time": p.start_time, "end_time": p.end_time,
+               "text": p.text}
+        row.update({k: (bool(v) if k == "needs_review" else float(v) if k.startswith("p_") or k == "confidence"
+                        else v) for k, v in s.items()})
+        rows.append(row)
+    return rows
+
+
+# -- journal: one atomically written file per finished transcript -----------------------------
+class Journal:
+    def __init__(self, output: Path):
+        self.dir = output.parent / f".{output.name}.parts"
+
+    def _path(self, source: str) -> Path:
+        return self.dir / (hashlib.sha1(source.encode("utf-8")).hexdigest()[:20] + ".jsonl")
+
+    def reset(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def commit(self, source: str, rows: list[dict]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        target = self._path(source)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"source": source, "rows": len(rows)}) + "\n")
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+
+    def done(self) -> set[str]:
+        if not self.dir.is_dir():
+            return set()
+        out = set()
+        for path in self.dir.glob("*.jsonl"):
+            with path.open(encoding="utf-8") as fh:
+                out.add(json.loads(fh.readline())["source"])
+        return out
+
+    def iter_frames(self) -> Iterator[pd.DataFrame]:
+        """Per transcript, in source order (stable output regardless of processing order)."""
+        if not self.dir.is_dir():
+            return
+        entries = []
+        for path in self.dir.glob("*.jsonl"):
+            with path.open(encoding="utf-8") as fh:
+                entries.append((json.loads(fh.readline())["source"], path))
+        for _, path in sorted(entries):
+            with path.open(encoding="utf-8") as fh:
+                fh.readline()
+                rows = [json.loads(line) for line in fh if line.strip()]
+            yield pd.DataFrame(rows)
+
+
+def _read_output(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if suffix == ".jsonl":
+        return pd.read_json(path, lines=True)
+    return pd.read_parquet(path)
+
+
+def _adopt_existing(output: Path, journal: Journal) -> int:
+    """On resume, move rows of a finished earlier output into the journal, per source."""
+    if not output.exists():
+        return 0
+    try:
+        frame = _read_output(output)
+    except Exception as exc:  # noqa: BLE001 - any unreadable earlier output
+        raise PredictError(f"{output}: cannot read the earlier output to resume from ({exc}); "
+                           "move it away or run without --resume") from exc
+    if "source" not in frame.columns:
+        raise PredictError(f"{output}: has no 'source' column, so it is not a supportlens output")
+    done = journal.done()
+    count = 0
+    for source, block in frame.groupby("source", sort=False):
+        if source not in done:
+            block = block.astype(object).where(block.notna(), None)
+            journal.commit(str(source), block.to_dict("records"))
+            count += 1
+    return count
+
+
+def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[str] | None = None) -> int:
+    """Stream frames into ``output`` through a temporary file in the same folder, then rename."""
+    suffix = output.suffix.lower()
+    fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    n = 0
+    try:
+        if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            writer = None
+            for frame in frames:
+                frame = frame.reindex(columns=columns) if columns is not None else frame
+                n += len(frame)
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), table.schema)
+                writer.write_table(table.cast(writer.schema))
+            if writer is None:
+                empty = pd.DataFrame(columns=columns or ["source"])
+                pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), str(tmp))
+            else:
+                writer.close()
+        else:
+            with tmp.open("w", encoding="utf-8", newline="") as fh:
+                wrote_header = False
+                for frame in frames:
+                    frame = frame.reindex(columns=columns) if columns is not None else frame
+                    n += len(frame)
+                    if suffix == ".csv":
+                        frame.to_csv(fh, index=False, header=not wrote_header)
+                        wrote_header = True
+                    elif len(frame):
+                        text = frame.to_json(orient="records", lines=True, force_ascii=False)
+                        fh.write(text if text.endswith("\n") else text + "\n")
+                if suffix == ".csv" and not wrote_header and columns:
+                    fh.write(",".join(columns) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, output)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return n
+
+
+def summarise(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """Per transcript: passages and words per code (counts and shares) and the dominant approach."""
+    rows = []
+    approaches = [lab for lab in labels if lab != "none"]
+    for source, block in frame.groupby("source", sort=True):
+        words = block["text"].astype(str).str.split().str.len()
+        row: dict[str, object] = {"source": source, "passages": len(block), "words": int(words.sum())}
+        for lab in labels:
+            mask = block["label"] == lab
+            row[f"n_{lab}"] = int(mask.sum())
+            row[f"share_{lab}"] = float(mask.mean()) if len(block) else 0.0
+            row[f"words_{lab}"] = int(words[mask].sum())
+            row[f"word_share_{lab}"] = float(words[mask].sum() / max(1, words.sum()))
+        best = max(approaches, key=lambda lab: row[f"words_{lab}"]) if approaches else "none"
+        row["dominant"] = best if row[f"words_{best}"] > 0 else "none"
+        row["needs_review"] = int(block["needs_review"].astype(bool).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
+                  summary: str | Path | None = None, speaker: str = "participant",
+                  resume: bool = False, rules: SpeakerRules | None = None,
+                  chunk_passages: int = 256, on_progress: Callable[[int, int], None] | None = None,
+                  on_failure: Callable[[FileFailure], None] | None = None,
+                  text_column: str = "text") -> BatchReport:
+    """Label every passage of every readable transcript in ``inputs``; see the module docstring."""
+    output = Path(output)
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise PredictError(f"--out must end in one of {', '.join(OUTPUT_SUFFIXES)}; got {output.name!r}")
+    if speaker not in SPEAKER_CHOICES:
+        raise PredictError(f"--speaker must be one of {', '.join(SPEAKER_CHOICES)}; got {speaker!r}")
+    if not output.parent.exists():
+        raise PredictError(f"{output.parent}: output folder does not exist")
+    rules = rules or SpeakerRules()
+    report = BatchReport(output=output)
+    started = time.perf_counter()
+    journal = Journal(output)
+    if resume:
+        adopted = _adopt_existing(output, journal)
+        if adopted:
+            report.notes.append(f"resumed: {adopted} transcripts taken from the earlier {output.name}")
+    else:
+        journal.reset()
+    done = journal.done()
+
+    paths, problems = expand_inputs(list(inputs))
+    for given, reason in problems:
+        _fail(report, FileFailure(given, reason), on_failure)
+    todo = []
+    for path in paths:
+        if str(path) in done:
+            report.files_skipped += 1
+        else:
+            todo.append(path)
+
+    pending: list[tuple[str, list[Passage]]] = []
+    pending_n = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_n
+        texts = [p.text for _, ps in pending for p in ps]
+        scores = labeler.score(texts)
+        offset = 0
+        for source, ps in pending:
+            block = scores.iloc[offset:offset + len(ps)].reset_index(drop=True)
+            offset += len(ps)
+            journal.commit(source, _rows(source, ps, block))
+            report.files_done += 1
+            report.passages += len(ps)
+        if on_progress:
+            on_progress(report.files_done + report.files_skipped + len(report.failures), report.passages)
+        pending, pending_n = [], 0
+
+    for path in todo:
+        source = str(path)
+        try:
+            transcript = read_transcript(path, text_column=text_column)
+            passages = passages_of(transcript, labeler, speaker, rules)
+            if not passages:
+                raise ReadError(f"{source}: no {speaker if speaker != 'all' else ''} passages to score"
+                                .replace("  ", " "))
+        except ReadError as exc:
+            _fail(report, FileFailure(source, str(exc)), on_failure)
+            continue
+        except (OSError, ValueError) as exc:  # a reader bug or odd file must not sink the batch
+            _fail(report, FileFailure(source, f"{source}: {type(exc).__name__}: {exc}"), on_failure)
+            continue
+        report.notes.extend(f"{source}: {note}" for note in transcript.notes)
+        pending.append((source, passages))
+        pending_n += len(passages)
+        if pending_n >= chunk_passages:
+            flush()
+    if pending:
+        flush()
+
+    columns = PASSAGE_COLUMNS + ["label"] + [f"p_{lab}" for lab in labeler.labels] + ["confidence", "needs_review"]
+    _write_atomic(journal.iter_frames(), output, columns)
+    if summary is not None:
+        summary = Path(summary)
+        per_file = (summarise(frame, labeler.labels) for frame in journal.iter_frames())
+        _write_atomic(per_file, summary)
+        report.summary = summary
+    journal.reset()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _fail(report: BatchReport, failure: FileFailure, callback) -> None:
+    report.failures.append(failure)
+    if callback:
+        callback(failure)

@@ -1,0 +1,560 @@
+"""Read interview transcripts into one shape: a `Transcript` with speaker-labelled `Cue`s.
+
+Every `Cue` points into `Transcript.text` by character offsets, and
+``transcript.text[cue.start:cue.end] == cue.text`` always holds. What the offsets refer to depends
+on the format:
+
+* **txt / md** -- ``Transcript.text`` is the file's own text, decoded, with line endings
+  normalised to ``"\\n"`` (what Python's universal newlines give, so it equals
+  ``open(path, encoding=...).read()``; a UTF-8 byte order mark is removed). Offsets are
+  therefore offsets into the file as a text editor shows it.
+* **vtt / srt / docx** -- these formats have no single running text, so ``Transcript.text`` is a
+  deterministic plain-text rendering: one line per turn, turns separated by a blank line
+  (``"\\n\\n"``), each turn line starting with ``"Speaker: "`` when the speaker is known, and
+  consecutive cues of the same speaker joined by a single space on that line. (A .docx paragraph
+  without a speaker prefix continues the current cue after a ``"\\n"``; caption line wraps inside
+  one VTT/SRT cue become single spaces.) Offsets refer to this rendering, which is also the text
+  exported to QDA software, so codings made on it line up there.
+* **csv / xlsx** -- one cue per non-empty row; ``Transcript.text`` is the row texts joined by
+  ``"\\n\\n"``.
+
+Speaker labels in txt/md/docx/Zoom-VTT/SRT are written as ``Name: text`` at the start of a line
+(optionally after a ``[hh:mm:ss]`` timestamp and inside Markdown bold/italics: ``**Name:**``). A
+name counts as a speaker only if at least two lines use it or it looks like an interview role
+(``Interviewer``, ``P07``, ``Respondent``, ``Q``, ...), and never if it is a header word such as
+``Note`` or ``Date``; so a header line such as ``Interview date: 12 March`` is not taken for a
+speaker. In Markdown, a heading line ends the turn above it.
+
+Text files are decoded as UTF-8 (with or without a byte order mark), UTF-16 with a byte order
+mark, or else cp1252, with a note in ``Transcript.notes`` saying what was done.
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import io
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".vtt", ".srt", ".csv", ".xlsx")
+
+
+class ReadError(ValueError):
+    """A transcript could not be read. The message is one line: ``"<path>: <reason>"``."""
+
+    def __init__(self, path: str | os.PathLike, reason: str | None = None):
+        if reason is None:  # ReadError("already formatted message")
+            message = str(path)
+            self.path, self.reason = None, message
+        else:
+            self.path, self.reason = str(path), _one_line(reason)
+            message = f"{self.path}: {self.reason}"
+        super().__init__(_one_line(message))
+
+
+@dataclass
+class Cue:
+    """One speaker's utterance (a caption cue, a paragraph, a labelled line and its continuation)."""
+
+    speaker: str | None  # as written ("Dana", "INTERVIEWER"); None when the text has no labels
+    text: str  # == transcript.text[start:end]; no speaker prefix, timestamp or markup
+    start: int
+    end: int
+    start_time: float | None = None  # seconds
+    end_time: float | None = None
+
+
+@dataclass
+class Transcript:
+    source: str
+    text: str
+    cues: list[Cue]
+    format: str  # txt | md | docx | vtt | srt | csv | xlsx
+    encoding: str = "utf-8"
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# entry points
+
+
+def read_transcript(path: str | os.PathLike, text_column: str = "text",
+                    speaker_column: str | None = "speaker") -> Transcript:
+    """Read one transcript file; raise `ReadError` (one line, starting with the path) if it can't."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ReadError(path, f"unsupported file type {suffix or '(no suffix)'!r}; "
+                              f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+    raw = _read_bytes(path)
+    fmt = suffix[1:]
+    if fmt == "docx":
+        return _read_docx(path, raw)
+    if fmt == "xlsx":
+        return _read_table(path, None, "xlsx", text_column, speaker_column, "utf-8", [])
+    text, encoding, notes = _decode(path, raw)
+    if fmt in ("txt", "md"):
+        return _read_plain(path, text, fmt, encoding, notes)
+    if fmt in ("vtt", "srt"):
+        return _read_captions(path, text, fmt, encoding, notes)
+    return _read_table(path, text, "csv", text_column, speaker_column, encoding, notes)
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Turn files, folders and glob patterns into a sorted list of unique file paths.
+
+    A file is kept whatever its suffix (an unsupported one is reported when it is read). A folder
+    is searched recursively for `SUPPORTED_SUFFIXES`, skipping hidden files and folders. A pattern
+    is expanded with ``glob.glob(..., recursive=True)``. Inputs that match nothing come back as
+    ``(input, reason)`` problems instead of raising, so a batch can report them all at once.
+    """
+    found: dict[str, Path] = {}
+    problems: list[tuple[str, str]] = []
+
+    def add(p: Path) -> None:
+        found.setdefault(os.path.normcase(os.path.abspath(p)), p)
+
+    for item in inputs:
+        p = Path(os.path.expanduser(item))
+        if p.is_file():
+            add(p)
+        elif p.is_dir():
+            hits = _supported_files_under(p)
+            if not hits:
+                problems.append((item, f"folder has no transcripts ({', '.join(SUPPORTED_SUFFIXES)})"))
+            for hit in hits:
+                add(hit)
+        elif glob.has_magic(item):
+            hits = [Path(m) for m in glob.glob(os.path.expanduser(item), recursive=True)]
+            files = [h for h in hits if h.is_file()]
+            if not files:
+                problems.append((item, "no files match this pattern"))
+            for hit in files:
+                add(hit)
+        else:
+            problems.append((item, "no such file or folder"))
+    return sorted(found.values(), key=str), problems
+
+
+def _supported_files_under(folder: Path) -> list[Path]:
+    hits = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
+                hits.append(Path(root) / name)
+    return hits
+
+
+# ---------------------------------------------------------------------------------------------
+# bytes -> text
+
+
+def _one_line(s: str) -> str:
+    return " ".join(str(s).split())
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ReadError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ReadError(path, "is a folder, not a file") from None
+    except PermissionError:
+        raise ReadError(path, "permission denied") from None
+    except OSError as exc:
+        raise ReadError(path, f"cannot read file: {exc.strerror or exc}") from None
+
+
+def _looks_binary(raw: bytes) -> bool:
+    if b"\x00" in raw:
+        return True
+    head = raw[:8192]
+    # Control bytes other than tab, newline, form feed and carriage return do not occur in text.
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    return controls > max(2, len(head) // 100)
+
+
+def _decode(path: Path, raw: bytes) -> tuple[str, str, list[str]]:
+    """Decode text bytes; return (text with "\\n" line endings, encoding, notes)."""
+    notes: list[str] = []
+    if not raw.strip():
+        raise ReadError(path, "empty file")
+    if raw.startswith(codecs.BOM_UTF8):
+        encoding, body, codec = "utf-8-sig", raw[len(codecs.BOM_UTF8):], "utf-8"
+        notes.append("UTF-8 byte order mark removed (offsets start after it)")
+    elif raw.startswith(codecs.BOM_UTF16_LE):
+        encoding, body, codec = "utf-16-le", raw[2:], "utf-16-le"
+    elif raw.startswith(codecs.BOM_UTF16_BE):
+        encoding, body, codec = "utf-16-be", raw[2:], "utf-16-be"
+    else:
+        if _looks_binary(raw):
+            raise ReadError(path, "binary file, not a transcript")
+        encoding, body, codec = "utf-8", raw, "utf-8"
+    try:
+        text = body.decode(codec)
+    except UnicodeDecodeError as exc:
+        if codec != "utf-8" or encoding == "utf-8-sig":
+            raise ReadError(path, f"cannot decode as {encoding}: {exc.reason} at byte {exc.start}") from None
+        text, encoding, note = _decode_fallback(path, raw)
+        notes.append(note)
+    if "\x00" in text:
+        raise ReadError(path, "binary file, not a transcript")
+    if "\r" in text:
+        notes.append("line endings normalised from " + ("CRLF" if "\r\n" in text else "CR")
+                     + " to LF; offsets refer to the text with \\n line endings")
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise ReadError(path, "empty file")
+    return text, encoding, notes
+
+
+def _decode_fallback(path: Path, raw: bytes) -> tuple[str, str, str]:
+    """Not UTF-8: try cp1252 (Windows Word/Notepad exports), then charset-normalizer's guess."""
+    guess = None
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(raw).best()
+        guess = best.encoding if best is not None else None
+    except Exception:  # detection is advisory only
+        guess = None
+    guessed = f"; charset-normalizer guessed {guess}" if guess else ""
+    try:
+        return raw.decode("cp1252"), "cp1252", f"decoded as cp1252 (not valid UTF-8{guessed})"
+    except UnicodeDecodeError:
+        pass
+    if guess:
+        try:
+            note = f"decoded as {guess} (not valid UTF-8 or cp1252; guessed by charset-normalizer)"
+            return raw.decode(guess), guess, note
+        except (UnicodeDecodeError, LookupError):
+            pass
+    raise ReadError(path, "cannot decode text: not valid UTF-8, UTF-16 or cp1252")
+
+
+# ---------------------------------------------------------------------------------------------
+# speaker labels
+
+
+_TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
+_NAME_CHAR = r"(?:[^\W_]|[ .'\u2019()\-])"
+_SPEAKER_LINE = re.compile(
+    r"^[ \t]*"
+    rf"(?:(?:\[(?P<t1>{_TIME})\]|\((?P<t2>{_TIME})\)|(?P<t3>\d{{1,2}}:\d{{2}}:\d{{2}}(?:[.,]\d{{1,3}})?))"
+    r"[ \t]*(?:[-\u2013\u2014|][ \t]*)?)?"
+    r"(?P<open>\*\*|__|\*|_)?"
+    rf"(?P<name>[^\W_]{_NAME_CHAR}{{0,44}}?)"
+    r"[ \t]*(?P<mid>\*\*|__|\*|_)?[ \t]*:(?P<close>\*\*|__|\*|_)?"
+    r"(?=\s|$)[ \t]*"
+)
+# Names that label an interview role even when used only once.
+_ROLE_NAME = re.compile(
+    r"(?:interviewer|interviewee|participant|respondent|moderator|facilitator|researcher|speaker"
+    r"|int|resp|i|q|a|r|p)\s*\d*|[pri]\d+|.*\(\s*(?:interviewer|interviewee|participant|respondent"
+    r"|moderator|facilitator|researcher)\s*\)",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class _Label:
+    name: str
+    rest_start: int  # index in the line where the utterance starts
+    time: float | None
+
+
+def _parse_label(line: str) -> _Label | None:
+    """A syntactically valid ``[time] **Name:** text`` prefix, or None."""
+    m = _SPEAKER_LINE.match(line)
+    if not m:
+        return None
+    name = m["name"].strip()
+    opener, closer = m["open"], m["mid"] or m["close"]
+    if opener != closer or (m["mid"] and m["close"]):
+        return None
+    if (len(name) > 40 or len(name.split()) > 5 or not any(ch.isalpha() for ch in name)
+            or name.count("(") != name.count(")")):
+        return None
+    time = m["t1"] or m["t2"] or m["t3"]
+    return _Label(name, m.end(), _seconds(time) if time else None)
+
+
+def _seconds(stamp: str) -> float:
+    parts = stamp.replace(",", ".").split(":")
+    total = 0.0
+    for part in parts:
+        total = total * 60 + float(part)
+    return total
+
+
+# "Label: value" words common in headers and notes that never name a speaker.
+_NOT_SPEAKERS = {
+    "note", "notes", "nb", "ps", "date", "time", "duration", "location", "place", "title", "subject",
+    "topic", "summary", "transcript", "recording", "file", "source", "project", "study", "tags",
+    "keywords", "comment", "comments", "e.g.", "i.e.", "eg", "ie", "example", "for example", "re",
+    "update", "edit", "see", "warning", "caution", "tip", "important", "attendees", "present",
+    "participants", "speakers", "audio", "video",
+}
+
+
+def _accepted_speakers(labels: list[_Label]) -> set[str]:
+    """Names used on two or more lines, or shaped like an interview role (never header words)."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label.name.casefold()] = counts.get(label.name.casefold(), 0) + 1
+    return {label.name for label in labels
+            if label.name.casefold() not in _NOT_SPEAKERS
+            and (counts[label.name.casefold()] >= 2 or _ROLE_NAME.fullmatch(label.name))}
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+# ---------------------------------------------------------------------------------------------
+# txt / md
+
+
+_MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}(?:[ \t]|$)")
+
+
+def _read_plain(path: Path, text: str, fmt: str, encoding: str, notes: list[str]) -> Transcript:
+    lines: list[tuple[int, str]] = []  # (offset of line start, line without "\n")
+    offset = 0
+    for line in text.split("\n"):
+        lines.append((offset, line))
+        offset += len(line) + 1
+
+    labels = [(i, _parse_label(line)) for i, (_, line) in enumerate(lines)]
+    accepted = _accepted_speakers([lab for _, lab in labels if lab is not None])
+    starts = [(i, lab) for i, lab in labels if lab is not None and lab.name in accepted]
+
+    cues: list[Cue] = []
+    if not starts:
+        cues = _paragraph_cues(text, lines, skip_headings=fmt == "md")
+        if cues:
+            notes.append("no speaker labels found: one cue per paragraph, speaker unknown")
+    else:
+        header = sum(1 for _, line in lines[:starts[0][0]] if line.strip())
+        if header:
+            notes.append(f"{header} line(s) before the first speaker label are a header, not cues")
+        for k, (i, label) in enumerate(starts):
+            stop = starts[k + 1][0] if k + 1 < len(starts) else len(lines)
+            if fmt == "md":  # a Markdown heading ends the turn above it
+                stop = next((j for j in range(i + 1, stop) if _MD_HEADING.match(lines[j][1])), stop)
+            begin = lines[i][0] + label.rest_start
+            end = lines[stop - 1][0] + len(lines[stop - 1][1])
+            s, e = _strip_span(text, begin, end)
+            if s < e:
+                cues.append(Cue(label.name, text[s:e], s, e, start_time=label.time))
+    if not cues:
+        raise ReadError(path, "empty file: no transcript text found")
+    return Transcript(str(path), text, cues, fmt, encoding, notes)
+
+
+def _paragraph_cues(text: str, lines: list[tuple[int, str]], skip_headings: bool) -> list[Cue]:
+    cues: list[Cue] = []
+    block: list[tuple[int, str]] = []
+    for item in lines + [(len(text), "")]:
+        if item[1].strip():
+            block.append(item)
+            continue
+        if block and not (skip_headings and all(_MD_HEADING.match(line) for _, line in block)):
+            s, e = _strip_span(text, block[0][0], block[-1][0] + len(block[-1][1]))
+            cues.append(Cue(None, text[s:e], s, e))
+        block = []
+    return cues
+
+
+# ---------------------------------------------------------------------------------------------
+# rendered formats: vtt / srt / docx
+
+
+@dataclass
+class _Utterance:
+    speaker: str | None
+    text: str
+    start_time: float | None = None
+    end_time: float | None = None
+
+
+def _render(utterances: list[_Utterance], join_unlabelled: bool = True) -> tuple[str, list[Cue]]:
+    """Lay utterances out as turns ("Speaker: a b" lines, blank line between turns)."""
+    parts: list[str] = []
+    cues: list[Cue] = []
+    pos = 0
+    previous: _Utterance | None = None
+    for u in utterances:
+        same_turn = (previous is not None and u.speaker == previous.speaker
+                     and (u.speaker is not None or join_unlabelled))
+        if same_turn:
+            lead = " "
+        else:
+            lead = ("\n\n" if previous is not None else "") + (f"{u.speaker}: " if u.speaker else "")
+        parts.append(lead)
+        pos += len(lead)
+        cues.append(Cue(u.speaker, u.text, pos, pos + len(u.text), u.start_time, u.end_time))
+        parts.append(u.text)
+        pos += len(u.text)
+        previous = u
+    return "".join(parts), cues
+
+
+# a cue timing line, well formed or not ("00:00:01.000 --> ...", "00:00:0x,000 --> ...", "00:01 -> ...")
+_TIMING_LINE = re.compile(r"^(?:.*-->|[ \t]*\d[\d:.,]*[ \t]*->)", re.MULTILINE)
+
+
+def _read_captions(path: Path, text: str, fmt: str, encoding: str, notes: list[str]) -> Transcript:
+    import webvtt
+    from webvtt.errors import MalformedCaptionError, MalformedFileError
+
+    kind = "WebVTT" if fmt == "vtt" else "SRT"
+    if fmt == "vtt" and not text.lstrip("\ufeff").startswith("WEBVTT"):
+        raise ReadError(path, "malformed WebVTT: missing 'WEBVTT' header on the first line")
+    try:
+        if fmt == "vtt":
+            captions = list(webvtt.from_buffer(io.StringIO(text), format="vtt", strict=True))
+        else:
+            captions = list(webvtt.from_buffer(io.StringIO(text), format="srt"))
+    except (MalformedFileError, MalformedCaptionError, ValueError) as exc:
+        raise ReadError(path, f"malformed {kind}: {exc}") from None
+    # webvtt-py skips blocks it cannot parse (SRT always, VTT some): count timing lines to notice.
+    timings = len(_TIMING_LINE.findall(text))
+    if timings != len(captions):
+        raise ReadError(path, f"malformed {kind}: {timings - len(captions)} of {timings} cue(s) "
+                              "have timings that could not be parsed")
+    if not captions:
+        raise ReadError(path, f"empty file: no {kind} cues")
+
+    pending: list[tuple[str | None, _Label | None, str, float, float]] = []
+    for cap in captions:
+        body = " ".join(cap.text.split())  # caption line wraps are display-only
+        t0, t1 = cap.start_time.in_milliseconds() / 1000, cap.end_time.in_milliseconds() / 1000
+        if t1 < t0:
+            raise ReadError(path, f"malformed {kind}: cue at {cap.start} ends before it starts ({cap.end})")
+        pending.append((cap.voice, None if cap.voice else _parse_label(body), body, t0, t1))
+
+    accepted = _accepted_speakers([lab for _, lab, _, _, _ in pending if lab is not None])
+    utterances = []
+    for voice, label, body, t0, t1 in pending:
+        speaker = voice.strip() if voice else None
+        if label is not None and label.name in accepted:
+            speaker, body = label.name, body[label.rest_start:].strip()
+        if body:
+            utterances.append(_Utterance(speaker, body, t0, t1))
+    if not utterances:
+        raise ReadError(path, f"empty file: the {kind} cues have no text")
+    rendered, cues = _render(utterances)
+    return Transcript(str(path), rendered, cues, fmt, encoding, notes)
+
+
+def _read_docx(path: Path, raw: bytes) -> Transcript:
+    import docx
+
+    try:
+        document = docx.Document(io.BytesIO(raw))
+    except Exception as exc:  # python-docx raises zipfile/KeyError/PackageNotFoundError variants
+        raise ReadError(path, f"not a readable .docx file ({type(exc).__name__}: {exc})") from None
+    paragraphs = [p.text.replace("\r", "\n").strip() for p in document.paragraphs]
+    paragraphs = [p for p in paragraphs if p]
+    if not paragraphs:
+        raise ReadError(path, "empty file: the document has no paragraph text"
+                        + (" (text in tables is not read)" if document.tables else ""))
+    labels = [_parse_label(p) for p in paragraphs]
+    accepted = _accepted_speakers([lab for lab in labels if lab is not None])
+    notes: list[str] = []
+    utterances: list[_Utterance] = []
+    if not accepted:
+        utterances = [_Utterance(None, p) for p in paragraphs]
+        notes.append("no speaker labels found: one cue per paragraph, speaker unknown")
+    else:
+        skipped = 0
+        for para, label in zip(paragraphs, labels):
+            if label is not None and label.name in accepted:
+                body = para[label.rest_start:].strip()
+                utterances.append(_Utterance(label.name, body, label.time))
+            elif utterances:  # a paragraph without a label continues the current cue
+                last = utterances[-1]
+                last.text = f"{last.text}\n{para}" if last.text else para
+            else:
+                skipped += 1
+        utterances = [u for u in utterances if u.text]
+        if skipped:
+            notes.append(f"{skipped} paragraph(s) before the first speaker label are a header, not cues")
+    if not utterances:
+        raise ReadError(path, "empty file: no transcript text found")
+    rendered, cues = _render(utterances, join_unlabelled=False)
+    return Transcript(str(path), rendered, cues, "docx", "utf-8", notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# csv / xlsx
+
+
+def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speaker_column: str | None,
+                encoding: str, notes: list[str]) -> Transcript:
+    import pandas as pd
+
+    try:
+        if fmt == "csv":
+            first = text.split("\n", 1)[0]
+            sep = ";" if ("," not in first and ";" in first) else "\t" if ("," not in first and "\t" in first) else ","
+            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+        else:
+            frame = pd.read_excel(path, dtype=str, engine="openpyxl")
+    except Exception as exc:  # pandas/openpyxl raise many parser and zip error types
+        what = "CSV" if fmt == "csv" else "an Excel workbook"
+        raise ReadError(path, f"cannot read as {what}: {type(exc).__name__}: {exc}") from None
+
+    text_col = _find_column(frame.columns, text_column)
+    if text_col is None:
+        columns = ", ".join(repr(str(c)) for c in frame.columns) or "none"
+        raise ReadError(path, f"no {text_column!r} column (columns: {columns}); "
+                              "choose the text column with text_column=")
+    speaker_col = _find_column(frame.columns, speaker_column) if speaker_column else None
+
+    utterances: list[_Utterance] = []
+    for _, row in frame.iterrows():
+        body = _cell(row[text_col]).strip()
+        if not body:
+            continue
+        speaker = (_cell(row[speaker_col]).strip() or None) if speaker_col is not None else None
+        utterances.append(_Utterance(speaker, body))
+    if not utterances:
+        raise ReadError(path, f"empty file: no text in column {str(text_col)!r}")
+
+    parts, cues, pos = [], [], 0
+    for u in utterances:
+        if parts:
+            parts.append("\n\n")
+            pos += 2
+        cues.append(Cue(u.speaker, u.text, pos, pos + len(u.text)))
+        parts.append(u.text)
+        pos += len(u.text)
+    return Transcript(str(path), "".join(parts), cues, fmt, encoding, notes)
+
+
+def _find_column(columns, wanted: str):
+    for col in columns:
+        if str(col) == wanted:
+            return col
+    for col in columns:  # forgiving: "Text " or "TEXT" still match "text"
+        if str(col).strip().casefold() == wanted.strip().casefold():
+            return col
+    return None
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).replace("\r\n", "\n").replace("\r", "\n")

@@ -1,0 +1,268 @@
+"""Turn a `Transcript` into `Passage`s: whole speaker turns, split only when too long for the model.
+
+The pipeline is three pure steps, each usable on its own:
+
+1. `merge_turns` joins consecutive cues of the same speaker into one turn (caption files cut a
+   turn into one-sentence cues; a paragraph break inside a turn does not end it).
+2. `speaker_roles` marks which speaker is the interviewer: by name (`SpeakerRules`), or else by
+   who mostly asks questions.
+3. `split_long` cuts a turn that is over the token limit at sentence boundaries (pysbd), packing
+   sentences greedily, and a single over-long sentence at word boundaries.
+
+Every passage keeps character offsets into ``transcript.text``:
+``transcript.text[p.start:p.end] == p.text``, passages are in order and never overlap.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .read import Cue, Transcript
+
+ROLES = ("interviewer", "participant", "unknown")
+
+
+@dataclass
+class SpeakerRules:
+    """How to tell the interviewer from participants."""
+
+    # speaker names (case-insensitive) that mark the interviewer; "Name (Interviewer)" and any name
+    # containing "interviewer" match too
+    interviewer_names: list[str] = field(default_factory=lambda: [
+        "interviewer", "int", "i", "q", "moderator", "facilitator", "researcher"])
+    # extra regular expressions, case-insensitive, matched against the whole speaker name
+    interviewer_patterns: list[str] = field(default_factory=list)
+    # with no name match and two or more speakers: the one whose turns most often end in "?"
+    infer: bool = True
+    min_turns_to_infer: int = 3  # a speaker with fewer turns gives too noisy a question ratio
+
+    def __post_init__(self) -> None:
+        for pattern in self.interviewer_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"interviewer_patterns: invalid regular expression {pattern!r}: {exc}") from None
+
+    def names_interviewer(self, speaker: str) -> bool:
+        """Whether the name alone marks this speaker as the interviewer."""
+        names = {n.strip().casefold() for n in self.interviewer_names}
+        name = " ".join(speaker.split()).casefold()
+        if name in names or "interviewer" in name:
+            return True
+        if any(part.strip() in names for part in re.findall(r"\(([^)]*)\)", name)):
+            return True
+        return any(re.fullmatch(p, speaker.strip(), re.IGNORECASE) for p in self.interviewer_patterns)
+
+
+@dataclass
+class Passage:
+    source: str
+    index: int  # 0-based within the transcript, over all passages (interviewer ones included)
+    speaker: str | None
+    role: str  # interviewer | participant | unknown (no speaker known)
+    text: str  # == transcript.text[start:end]
+    start: int
+    end: int
+    start_time: float | None = None
+    end_time: float | None = None
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokenizer-free estimate: 1.3 subword tokens per whitespace word, rounded up."""
+    return math.ceil(len(text.split()) * 1.3)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def merge_turns(transcript: Transcript) -> list[Cue]:
+    """Merge consecutive cues of one speaker into turns.
+
+    Cues are merged when only whitespace lies between them. A cue with no speaker in a transcript
+    that has speakers continues the speaker before it (captions often name the speaker only when
+    it changes). In a transcript without any speakers, paragraphs stay apart: cues merge only when
+    no blank line separates them (caption fragments of one paragraph).
+    """
+    text = transcript.text
+    turns: list[Cue] = []
+    current = None  # the speaker in effect
+    for cue in transcript.cues:
+        speaker = cue.speaker if cue.speaker is not None else current
+        current = speaker
+        if turns:
+            last = turns[-1]
+            gap = text[last.end:cue.start]
+            if (last.speaker == speaker and cue.start >= last.end and not gap.strip()
+                    and (speaker is not None or "\n\n" not in gap)):
+                end_time = cue.end_time if cue.end_time is not None else last.end_time
+                turns[-1] = Cue(speaker, text[last.start:cue.end], last.start, cue.end,
+                                last.start_time, end_time)
+                continue
+        turns.append(Cue(speaker, cue.text, cue.start, cue.end, cue.start_time, cue.end_time))
+    return turns
+
+
+def speaker_roles(cues: list[Cue], rules: SpeakerRules | None = None) -> dict[str, str]:
+    """Map each speaker to "interviewer" or "participant".
+
+    Names matching `rules` are interviewers. If none match, `rules.infer` is on and there are two
+    or more speakers, the speaker whose turns most often end with a question mark is the
+    interviewer (at least `rules.min_turns_to_infer` turns, a ratio above zero and a unique best).
+    """
+    rules = rules or SpeakerRules()
+    speakers = list(dict.fromkeys(c.speaker for c in cues if c.speaker is not None))
+    named = {s for s in speakers if rules.names_interviewer(s)}
+    if not named and rules.infer and len(speakers) >= 2:
+        inferred = _most_questions(cues, rules.min_turns_to_infer)
+        named = {inferred} if inferred else set()
+    return {s: "interviewer" if s in named else "participant" for s in speakers}
+
+
+def _most_questions(cues: list[Cue], min_turns: int) -> str | None:
+    turns: dict[str, int] = {}
+    questions: dict[str, int] = {}
+    previous = None
+    last_text: dict[str, str] = {}
+
+    def close(speaker: str | None) -> None:
+        if speaker is None:
+            return
+        turns[speaker] = turns.get(speaker, 0) + 1
+        ending = last_text[speaker].rstrip().rstrip("\"'\u201d\u2019)]*_ ")
+        questions[speaker] = questions.get(speaker, 0) + ending.endswith("?")
+
+    for cue in cues:
+        if cue.speaker is None:
+            continue
+        if cue.speaker != previous:
+            close(previous)
+            previous = cue.speaker
+        last_text[cue.speaker] = cue.text
+    close(previous)
+
+    ratios = {s: questions[s] / turns[s] for s in turns if turns[s] >= min_turns}
+    if not ratios:
+        return None
+    best = max(ratios.values())
+    leaders = [s for s, r in ratios.items() if r == best]
+    return leaders[0] if best > 0 and len(leaders) == 1 else None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _sentence_starts(text: str) -> list[int]:
+    """Offsets where sentences start (pysbd). Only starts are used, so a sentence pysbd could not
+    place is absorbed by its neighbour and the pieces always cover the whole text."""
+    import pysbd
+
+    # a Segmenter keeps the text it works on as state, so each call gets its own (cheap to build)
+    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    starts = {0}
+    for span in segmenter.segment(text):
+        if 0 < span.start < len(text) and text[span.start:span.end] == span.sent:
+            starts.add(span.start)
+    return sorted(starts)
+
+
+def split_long(text: str, start: int, count_tokens: Callable[[str], int], max_tokens: int) -> list[tuple[int, int]]:
+    """Split one turn into ``(start, end)`` spans of at most `max_tokens` tokens each.
+
+    `text` is the turn and `start` its offset in the transcript; returned spans are offsets in the
+    transcript, stripped of surrounding whitespace, in order, inside the turn. Sentences are packed
+    greedily; a sentence that alone is over the limit is cut at word boundaries (a single word over
+    the limit becomes its own piece).
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+    s, e = _strip(text, 0, len(text))
+    if s == e:
+        return []
+    if count_tokens(text[s:e]) <= max_tokens:
+        return [(start + s, start + e)]
+
+    bounds = _sentence_starts(text) + [len(text)]
+    sentences = [_strip(text, a, b) for a, b in zip(bounds, bounds[1:])]
+    sentences = [(a, b) for a, b in sentences if a < b]
+
+    pieces: list[tuple[int, int]] = []
+    current: tuple[int, int] | None = None
+    for a, b in sentences:
+        if current is not None and count_tokens(text[current[0]:b]) <= max_tokens:
+            current = (current[0], b)
+            continue
+        if current is not None:
+            pieces.append(current)
+        if count_tokens(text[a:b]) <= max_tokens:
+            current = (a, b)
+        else:  # one sentence over the limit: cut it into word runs, keep the tail open for packing
+            runs = _cut_words(text, a, b, count_tokens, max_tokens)
+            pieces.extend(runs[:-1])
+            current = runs[-1]
+    if current is not None:
+        pieces.append(current)
+    return [(start + a, start + b) for a, b in pieces]
+
+
+def _cut_words(text: str, a: int, b: int, count_tokens: Callable[[str], int], max_tokens: int) -> list[tuple[int, int]]:
+    words = [(m.start() + a, m.end() + a) for m in re.finditer(r"\S+", text[a:b])]
+    runs = []
+    i = 0
+    while i < len(words):
+        # binary search for the longest run of words from i that fits (token counts grow with length)
+        lo, hi = i, len(words) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if count_tokens(text[words[i][0]:words[mid][1]]) <= max_tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        runs.append((words[i][0], words[lo][1]))
+        i = lo + 1
+    return runs
+
+
+def _strip(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return a, b
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def segment(transcript: Transcript, rules: SpeakerRules | None = None,
+            count_tokens: Callable[[str], int] | None = None, max_tokens: int = 256) -> list[Passage]:
+    """Passages of a transcript: one per turn, or several for a turn over `max_tokens`.
+
+    `count_tokens` defaults to `estimate_tokens`; the predictor passes its tokenizer's count so
+    passages fit the model. Times of a passage come from the cues it overlaps.
+    """
+    count_tokens = count_tokens or estimate_tokens
+    turns = merge_turns(transcript)
+    roles = speaker_roles(turns, rules)
+    cue_starts = [c.start for c in transcript.cues]
+
+    passages: list[Passage] = []
+    for turn in turns:
+        role = roles.get(turn.speaker, "participant") if turn.speaker is not None else "unknown"
+        for s, e in split_long(turn.text, turn.start, count_tokens, max_tokens):
+            t0, t1 = _times(transcript.cues, cue_starts, s, e)
+            passages.append(Passage(transcript.source, len(passages), turn.speaker, role,
+                                    transcript.text[s:e], s, e, t0, t1))
+    return passages
+
+
+def _times(cues: list[Cue], cue_starts: list[int], s: int, e: int) -> tuple[float | None, float | None]:
+    first = max(bisect.bisect_right(cue_starts, s) - 1, 0)
+    last = max(bisect.bisect_left(cue_starts, e) - 1, first)
+    overlapping = cues[first:last + 1]
+    start_time = next((c.start_time for c in overlapping if c.start_time is not None), None)
+    end_time = next((c.end_time for c in reversed(overlapping) if c.end_time is not None), None)
+    return start_time, end_time

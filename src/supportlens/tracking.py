@@ -1,0 +1,245 @@
+"""Everything that talks to MLflow: runs, params, data, metrics, artifacts, the pyfunc model,
+the registry, and resolving a model URI back to a local model folder.
+
+Keeping MLflow behind this one module means the rest of supportlens can be used (and tested)
+without a tracking server, and an MLflow API change is fixed in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from .models.base import META_FILE, ModelLoadError
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+MODEL_ARTIFACT = "model"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "scikit-learn", "scipy",
+                 "numpy", "pandas", "pyyaml", "joblib")
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """Explicit URI, else $MLFLOW_TRACKING_URI, else a SQLite file in the working directory."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def setup(uri: str | None = None, experiment: str | None = None) -> str:
+    resolved = resolve_uri(uri)
+    mlflow.set_tracking_uri(resolved)
+    if experiment:
+        mlflow.set_experiment(experiment)
+    return resolved
+
+
+@contextlib.contextmanager
+def run(name: str | None = None, tags: dict[str, str] | None = None, nested: bool = False) -> Iterator[Any]:
+    with mlflow.start_run(run_name=name, tags=tags, nested=nested) as active:
+        yield active
+
+
+def log_params(params: dict[str, Any]) -> None:
+    clean = {k: ("null" if v is None else str(v))[:6000] for k, v in params.items()}
+    mlflow.log_params(clean)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    finite = {k: float(v) for k, v in metrics.items()
+              if isinstance(v, (int, float, np.floating)) and np.isfinite(v)}
+    mlflow.log_metrics(finite, step=step)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_training_data(frame: pd.DataFrame, source: str, name: str, digest: str,
+                      context: str = "training") -> None:
+    """Log the coded excerpts as an MLflow dataset (with its digest) and tag our own digest."""
+    from mlflow.data.pandas_dataset import from_pandas
+
+    columns = [c for c in ("id", "group", "speaker", "text", "label") if c in frame.columns]
+    dataset = from_pandas(frame[columns], source=str(source), name=name, targets="label")
+    mlflow.log_input(dataset, context=context)
+    set_tags({f"data_digest_{context}": digest})
+
+
+def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def _pip_requirements() -> list[str]:
+    reqs = []
+    for name in _REQUIREMENTS:
+        try:
+            reqs.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            reqs.append(name)
+    return reqs
+
+
+class SupportlensModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc wrapper: DataFrame with a ``text`` column -> label, one probability per code,
+    confidence and needs_review. The model folder and supportlens' code travel inside it."""
+
+    def load_context(self, context) -> None:
+        from supportlens.models import load_classifier
+
+        self.model = load_classifier(context.artifacts["model_dir"])
+        self.threshold = float(self.model.meta_.get("review_threshold", 0.0))
+
+    def predict(self, context, model_input, params=None):
+        if isinstance(model_input, pd.Series):
+            texts = model_input.astype(str).tolist()
+        elif isinstance(model_input, pd.DataFrame):
+            if "text" not in model_input.columns:
+                raise ValueError(f"input needs a 'text' column; got columns {list(model_input.columns)}")
+            texts = model_input["text"].astype(str).tolist()
+        else:
+            texts = [str(t) for t in model_input]
+        return predictions_frame(self.model, texts, self.threshold)
+
+
+def predictions_frame(model, texts: list[str], threshold: float) -> pd.DataFrame:
+    """The shared output shape of pyfunc and batch prediction."""
+    proba = model.predict_proba(texts) if texts else np.zeros((0, len(model.classes_)))
+    labels = list(model.classes_)
+    frame = pd.DataFrame({"label": [labels[i] for i in proba.argmax(axis=1)] if len(texts) else []})
+    for j, label in enumerate(labels):
+        frame[f"p_{label}"] = proba[:, j].astype(float)
+    frame["confidence"] = proba.max(axis=1).astype(float) if len(texts) else []
+    frame["needs_review"] = (frame["confidence"] < threshold) if len(texts) else []
+    return frame
+
+
+def log_model(model_dir: str | Path, example_texts: list[str]) -> Any:
+    """Log a saved model folder as an MLflow pyfunc model with signature and input example."""
+    from mlflow.models import infer_signature
+
+    from .models import load_classifier
+
+    model = load_classifier(model_dir)
+    example = pd.DataFrame({"text": example_texts[:3]})
+    output = predictions_frame(model, example["text"].tolist(), float(model.meta_.get("review_threshold", 0.0)))
+    signature = infer_signature(example, output)
+    return mlflow.pyfunc.log_model(
+        name=MODEL_ARTIFACT,
+        python_model=SupportlensModel(),
+        artifacts={"model_dir": str(model_dir)},
+        code_paths=[str(_PACKAGE_DIR)],
+        signature=signature,
+        input_example=example,
+        pip_requirements=_pip_requirements(),
+    )
+
+
+def register(model_uri: str, name: str, alias: str | None) -> Any:
+    """Register a logged model and point an alias (e.g. ``champion``) at the new version."""
+    version = mlflow.register_model(model_uri, name)
+    if alias:
+        mlflow.MlflowClient().set_registered_model_alias(name, alias, version.version)
+    return version
+
+
+def active_run_id() -> str | None:
+    current = mlflow.active_run()
+    return current.info.run_id if current else None
+
+
+def _find_model_dir(root: Path) -> Path:
+    if (root / META_FILE).is_file():
+        return root
+    for candidate in sorted(root.rglob(META_FILE)):
+        return candidate.parent
+    raise ModelLoadError(f"{root}: no supportlens model inside (looked for {META_FILE})")
+
+
+def fetch_model_dir(uri: str, tracking_uri: str | None = None) -> Path:
+    """Resolve ``runs:/…``, ``models:/…`` or a local folder to a local supportlens model folder."""
+    local = Path(uri).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelLoadError(f"{uri}: a model is a folder, not a file")
+        return _find_model_dir(local)
+    if not uri.startswith(("runs:/", "models:/", "mlflow-artifacts:/", "s3://", "gs://", "dbfs:/")):
+        raise ModelLoadError(
+            f"model {uri!r} not found: give a local model folder, runs:/<run_id>/model or "
+            "models:/<name>@<alias>"
+        )
+    setup(tracking_uri)
+    target = Path(tempfile.mkdtemp(prefix="supportlens-model-"))
+    try:
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
+    except Exception as exc:  # MLflow raises several types for a missing run/model
+        shutil.rmtree(target, ignore_errors=True)
+        raise ModelLoadError(f"cannot fetch model {uri!r} from {resolve_uri(tracking_uri)}: {exc}") from exc
+    return _find_model_dir(path)
+
+
+def list_runs(experiment: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:
+    """One row per finished or running run of supportlens' experiments."""
+    setup(tracking_uri)
+    client = mlflow.MlflowClient()
+    if experiment:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            names = [e.name for e in client.search_experiments()]
+            raise ValueError(f"no experiment {experiment!r}; known: {', '.join(names) or '(none)'}")
+        ids = [exp.experiment_id]
+    else:
+        ids = [e.experiment_id for e in client.search_experiments()]
+    runs = mlflow.search_runs(experiment_ids=ids, output_format="pandas")
+    return runs if isinstance(runs, pd.DataFrame) else pd.DataFrame()
+
+
+def runs_table(experiment: str | None = None, sort: str = "macro_f1", tracking_uri: str | None = None,
+               labels: list[str] | None = None) -> pd.DataFrame:
+    """A compact comparison table: name, kind, data digest, macro-F1, kappa, per-code F1, time."""
+    runs = list_runs(experiment, tracking_uri)
+    if runs.empty:
+        return pd.DataFrame(columns=["run_name", "model_kind", "data_digest", "macro_f1", "kappa"])
+
+    def col(name: str) -> pd.Series:
+        return runs[name] if name in runs.columns else pd.Series([None] * len(runs), index=runs.index)
+
+    table = pd.DataFrame({
+        "run_id": runs["run_id"].str[:8],
+        "run_name": col("tags.mlflow.runName"),
+        "model_kind": col("tags.model_kind"),
+        "data_digest": col("tags.data_digest"),
+        "macro_f1": col("metrics.macro_f1"),
+        "kappa": col("metrics.kappa"),
+        "alpha": col("metrics.alpha"),
+        "cv_macro_f1": col("metrics.cv_macro_f1_mean"),
+    })
+    f1_cols = sorted(c for c in runs.columns if c.startswith("metrics.f1_"))
+    if labels:
+        f1_cols = [f"metrics.f1_{lab}" for lab in labels if f"metrics.f1_{lab}" in runs.columns]
+    for c in f1_cols:
+        table[c.removeprefix("metrics.")] = runs[c]
+    table["train_seconds"] = col("metrics.train_seconds")
+    table["started"] = pd.to_datetime(col("start_time")).dt.strftime("%Y-%m-%d %H:%M")
+    table = table.dropna(subset=["macro_f1"], how="all") if "macro_f1" in table else table
+    if sort:
+        if sort not in table.columns:
+            raise ValueError(f"cannot sort by {sort!r}; columns: {', '.join(table.columns)}")
+        table = table.sort_values(sort, ascending=sort in ("run_name", "model_kind", "train_seconds"),
+                                  na_position="last")
+    return table.reset_index(drop=True)

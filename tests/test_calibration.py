@@ -1,0 +1,40 @@
+import numpy as np
+
+from supportlens.calibration import (coverage_at_precision, expected_calibration_error, fit_temperature,
+                                     review_threshold)
+
+
+def test_temperature_softens_overconfident_logits():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    logits = rng.normal(size=(400, 3))
+    logits[np.arange(400), y] += 1.0  # weakly informative...
+    t = fit_temperature(logits * 10, y)  # ...but scaled to look very sure
+    assert t > 3
+
+
+def test_temperature_default_on_tiny_data():
+    assert fit_temperature(np.zeros((2, 3)), np.array([0, 1])) == 1.0
+
+
+def test_ece_perfect_and_bad():
+    conf = np.array([0.9] * 10)
+    assert expected_calibration_error(conf, np.array([1] * 9 + [0])) < 1e-9
+    assert abs(expected_calibration_error(conf, np.zeros(10)) - 0.9) < 1e-9
+
+
+def test_review_threshold_reaches_target_precision():
+    conf = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4])
+    correct = np.array([1, 1, 1, 0, 1, 0, 0, 0], dtype=bool)
+    t = review_threshold(conf, correct, 0.8)
+    accepted = conf >= t
+    assert correct[accepted].mean() >= 0.8
+    assert t == 0.7  # the lowest threshold that still keeps 4/5 correct
+    assert review_threshold(conf, np.zeros(8, dtype=bool), 0.8) == 1.0
+
+
+def test_coverage():
+    conf = np.array([0.9, 0.8, 0.7, 0.6])
+    correct = np.array([1, 1, 0, 0], dtype=bool)
+    assert coverage_at_precision(conf, correct, 0.9) == 0.5
+    assert coverage_at_precision(conf, np.zeros(4, dtype=bool), 0.9) == 0.0

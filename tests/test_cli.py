@@ -1,0 +1,75 @@
+import json
+
+from typer.testing import CliRunner
+
+from supportlens.cli import app
+
+from conftest import CODEBOOK, fast_overrides, make_rows, write_jsonl
+
+runner = CliRunner()
+
+
+def _train(coded_file, *extra):
+    args = ["train", "--config", str(CODEBOOK.parent / "tfidf.yaml"), "--data", str(coded_file)]
+    for s in fast_overrides():
+        args += ["--set", s]
+    return runner.invoke(app, args + list(extra))
+
+
+def test_train_evaluate_runs(coded_file, tracking_uri, tmp_path):
+    result = _train(coded_file, "--cv", "2")
+    assert result.exit_code == 0, result.output
+    assert "model URI:" in result.output
+    uri = result.output.split("model URI:")[1].split()[0]
+    ev = runner.invoke(app, ["evaluate", "--model", uri, "--data", str(coded_file), "--out", str(tmp_path / "ev")])
+    assert ev.exit_code == 0, ev.output
+    assert "macro_f1" in ev.output and "co_creation" in ev.output
+    assert (tmp_path / "ev" / "misclassified.csv").is_file()
+    table = runner.invoke(app, ["runs", "--experiment", "supportlens"])
+    assert table.exit_code == 0 and "tfidf_logreg" in table.output
+    csv = runner.invoke(app, ["runs", "--format", "csv", "--sort", "kappa"])
+    assert csv.exit_code == 0
+    header = csv.output.splitlines()[0].split(",")
+    assert {"run_name", "model_kind", "data_digest", "macro_f1", "kappa", "f1_push", "train_seconds"} <= set(header)
+
+
+def test_train_register(coded_file, tracking_uri):
+    result = _train(coded_file, "--register", "sl-cli")
+    assert result.exit_code == 0, result.output
+    assert "models:/sl-cli@champion" in result.output
+
+
+def test_train_bad_config_key(coded_file, tracking_uri):
+    result = _train(coded_file, "--set", "train.epoch=2")
+    assert result.exit_code == 2
+    assert "train.epoch" in result.output
+
+
+def test_train_unknown_label(tmp_path, tracking_uri):
+    rows = make_rows(4, 1)
+    rows[0]["label"] = "sort of push"
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    result = _train(path)
+    assert result.exit_code == 2
+    assert "unknown label" in result.output and "'sort of push'" in result.output
+
+
+def test_evaluate_missing_model(coded_file, tracking_uri):
+    result = runner.invoke(app, ["evaluate", "--model", "nowhere", "--data", str(coded_file)])
+    assert result.exit_code == 2
+    assert "not found" in result.output
+
+
+def test_runs_unknown_experiment_and_sort(tracking_uri, coded_file):
+    assert _train(coded_file).exit_code == 0
+    bad = runner.invoke(app, ["runs", "--experiment", "nope"])
+    assert bad.exit_code == 2 and "no experiment 'nope'" in bad.output
+    bad_sort = runner.invoke(app, ["runs", "--sort", "banana"])
+    assert bad_sort.exit_code == 2 and "cannot sort by 'banana'" in bad_sort.output
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "evaluate", "runs", "ui"):
+        assert command in result.output

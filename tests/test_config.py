@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+
+from supportlens.config import Config, ConfigError, load_config, parse_overrides
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name != "codebook.yaml"], ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+    assert cfg.model.kind in ("tfidf_logreg", "embed_logreg", "finetune")
+
+
+def test_default_config_is_finetune():
+    root = Path(__file__).resolve().parents[1]
+    assert load_config(root / "configs/default.yaml").model.kind == "finetune"
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"train\.epoch"):
+        load_config(path)
+
+
+def test_unknown_section_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trian:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match="trian"):
+        load_config(path)
+
+
+def test_wrong_type_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: three\n")
+    with pytest.raises(ConfigError, match=r"train\.epochs must be an integer"):
+        load_config(path)
+
+
+def test_bool_is_not_an_int(tmp_path):
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        load_config(None, ["train.batch_size=true"])
+
+
+def test_invalid_choice():
+    with pytest.raises(ConfigError, match="model.kind must be one of"):
+        load_config(None, ["model.kind=forest"])
+
+
+def test_overrides_apply_and_int_becomes_float():
+    cfg = load_config(None, ["train.epochs=3", "train.learning_rate=1", "tracking.register=sl"])
+    assert cfg.train.epochs == 3
+    assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
+    assert cfg.tracking.register == "sl"
+
+
+def test_override_without_equals():
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        parse_overrides(["train.epochs"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_range_checks():
+    with pytest.raises(ConfigError, match="split.test_size"):
+        load_config(None, ["split.test_size=0.7"])
+    with pytest.raises(ConfigError, match="cv_folds"):
+        load_config(None, ["split.cv_folds=1"])
+
+
+def test_flat_has_dotted_keys():
+    flat = load_config(None).flat()
+    assert flat["train.epochs"] == 4
+    assert "model.pretrained" in flat

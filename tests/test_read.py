@@ -1,0 +1,394 @@
+"""Transcript readers: every format, the decoding rules, the error messages, input expansion."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from supportlens.read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, read_transcript
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "transcripts"
+
+# file -> (format, speakers, has cue times)
+SAMPLE_FILES = {
+    "smp01_child_welfare.txt": ("txt", {"Interviewer", "Dana"}, True),
+    "smp02_home_visiting.vtt": ("vtt", {"Priya Raman", "Gemma Whitfield"}, True),
+    "smp03_schools_teams.vtt": ("vtt", {"Aisha Mensah", "Marc Tremblay"}, True),
+    "smp04_behavioural_health.srt": ("srt", {"INTERVIEWER", "RESPONDENT"}, True),
+    "smp05_public_health.docx": ("docx", {"Interviewer", "Participant"}, False),
+    "smp06_juvenile_justice.md": ("md", {"Interviewer", "P06"}, False),
+}
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_bytes(content.encode("utf-8"))
+    return path
+
+
+def assert_offsets(t: Transcript) -> None:
+    previous_end = 0
+    for cue in t.cues:
+        assert t.text[cue.start:cue.end] == cue.text
+        assert cue.text and cue.text == cue.text.strip()
+        assert cue.start >= previous_end
+        previous_end = cue.end
+
+
+def read_error(path: Path, **kwargs) -> str:
+    with pytest.raises(ReadError) as info:
+        read_transcript(path, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    return message
+
+
+# --- the six sample transcripts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_FILES))
+def test_reads_every_sample_format(name):
+    fmt, speakers, timed = SAMPLE_FILES[name]
+    t = read_transcript(SAMPLES / name)
+    assert t.format == fmt and t.source == str(SAMPLES / name)
+    assert len(t.cues) > 20
+    assert {c.speaker for c in t.cues} == speakers
+    assert_offsets(t)
+    for cue in t.cues:  # no label, timestamp or markup left at the front of an utterance
+        assert not cue.text.startswith(("[", "**", "<v", f"{cue.speaker}:"))
+    assert all((c.start_time is not None) == timed for c in t.cues)
+
+
+def test_txt_offsets_are_file_offsets_and_header_is_not_a_cue():
+    path = SAMPLES / "smp01_child_welfare.txt"
+    t = read_transcript(path)
+    assert t.text == path.read_text(encoding="utf-8")
+    first = t.cues[0]
+    assert first.speaker == "Interviewer" and first.start_time == 4.0
+    assert first.text.startswith("Thanks again for making the time, Dana.")
+    assert t.cues[1].start_time == 17.0
+    assert any("header" in note for note in t.notes)
+
+
+def test_markdown_bold_labels_and_heading():
+    t = read_transcript(SAMPLES / "smp06_juvenile_justice.md")
+    assert t.cues[0].speaker == "Interviewer"
+    assert t.cues[0].text.startswith("Thanks for joining me today.")
+    assert not any("Interview 06" in c.text for c in t.cues)
+
+
+def test_rendered_formats_join_a_speakers_cues_on_one_line():
+    t = read_transcript(SAMPLES / "smp02_home_visiting.vtt")
+    a, b = t.cues[0], t.cues[1]
+    assert a.speaker == b.speaker == "Priya Raman"
+    assert t.text.startswith("Priya Raman: " + a.text + " " + b.text + "\n\nGemma Whitfield: ")
+    assert (a.start_time, a.end_time) == (5.056, 9.899)
+    teams = read_transcript(SAMPLES / "smp03_schools_teams.vtt")
+    assert teams.cues[0].text == "Great, I think we're recording. Thanks for joining, Marc."
+    assert "<v" not in teams.text and "</v>" not in teams.text
+
+
+def test_docx_rendering():
+    t = read_transcript(SAMPLES / "smp05_public_health.docx")
+    assert t.text.startswith("Interviewer: Thanks for making the time today.")
+    turns = t.text.split("\n\n")
+    assert len(turns) == len(t.cues)
+    assert all(turn.startswith(("Interviewer: ", "Participant: ")) for turn in turns)
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+LINES = "Interviewer: How did it start?\nParticipant: We asked the teams what they needed.\n"
+
+
+def test_utf8_bom_is_removed(tmp_path):
+    t = read_transcript(write(tmp_path, "bom.txt", codecs.BOM_UTF8 + LINES.encode("utf-8")))
+    assert not t.text.startswith("\ufeff") and t.encoding == "utf-8-sig"
+    assert [c.speaker for c in t.cues] == ["Interviewer", "Participant"]
+    assert_offsets(t)
+    assert any("byte order mark" in n for n in t.notes)
+
+
+@pytest.mark.parametrize("codec,bom", [("utf-16-le", codecs.BOM_UTF16_LE), ("utf-16-be", codecs.BOM_UTF16_BE)])
+def test_utf16_with_bom(tmp_path, codec, bom):
+    body = LINES.replace("needed", "needed \u2014 caf\u00e9")
+    t = read_transcript(write(tmp_path, "u16.txt", bom + body.encode(codec)))
+    assert t.encoding == codec
+    assert t.cues[1].text == "We asked the teams what they needed \u2014 caf\u00e9."
+    assert_offsets(t)
+
+
+def test_cp1252_fallback_is_noted(tmp_path):
+    raw = "Interviewer: Why?\nParticipant: The caf\u00e9 \u2018meeting\u2019 helped.\n".encode("cp1252")
+    t = read_transcript(write(tmp_path, "win.txt", raw))
+    assert t.encoding == "cp1252"
+    assert t.cues[1].text == "The caf\u00e9 \u2018meeting\u2019 helped."
+    assert any(n.startswith("decoded as cp1252 (not valid UTF-8") for n in t.notes)
+
+
+@pytest.mark.parametrize("newline,label", [("\r\n", "CRLF"), ("\r", "CR")])
+def test_crlf_and_cr_line_endings(tmp_path, newline, label):
+    raw = ("Title\n\n" + LINES + "continued here.\n").replace("\n", newline).encode("utf-8")
+    t = read_transcript(write(tmp_path, "crlf.txt", raw))
+    assert "\r" not in t.text
+    assert_offsets(t)
+    assert t.cues[1].text == "We asked the teams what they needed.\ncontinued here."
+    assert any(label in n and "offsets" in n for n in t.notes)
+
+
+def test_crlf_offsets_match_universal_newline_read(tmp_path):
+    path = write(tmp_path, "crlf.md", ("**Interviewer:** Hi?\r\n\r\n**P01:** Hello.\r\n").encode("utf-8"))
+    t = read_transcript(path)
+    assert t.text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("raw", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"Dana: hi\x00there\n",
+                                 bytes(range(1, 31)) * 20])
+def test_binary_file(tmp_path, raw):
+    assert "binary file, not a transcript" in read_error(write(tmp_path, "b.txt", raw))
+
+
+@pytest.mark.parametrize("raw", [b"", b"  \n\t\n"])
+def test_empty_file(tmp_path, raw):
+    assert "empty file" in read_error(write(tmp_path, "e.txt", raw))
+
+
+def test_empty_vtt_and_docx(tmp_path):
+    assert "empty file" in read_error(write(tmp_path, "e.vtt", "WEBVTT\n\n"))
+    import docx
+
+    path = tmp_path / "e.docx"
+    docx.Document().save(path)
+    assert "empty file" in read_error(path)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_unsupported_suffix_names_supported_ones(tmp_path):
+    message = read_error(write(tmp_path, "notes.pdf", "Dana: hi\n"))
+    assert "unsupported" in message and all(s in message for s in SUPPORTED_SUFFIXES)
+
+
+def test_missing_file(tmp_path):
+    assert "not found" in read_error(tmp_path / "nope.txt")
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "locked.txt", LINES)
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert "permission denied" in read_error(path)
+
+
+def test_corrupt_docx(tmp_path):
+    assert "not a readable .docx" in read_error(write(tmp_path, "bad.docx", "not a zip"))
+
+
+def test_malformed_vtt_without_header(tmp_path):
+    path = write(tmp_path, "nohead.vtt", "1\n00:00:01.000 --> 00:00:02.000\nDana: hi\n")
+    assert "malformed WebVTT" in read_error(path) and "WEBVTT" in read_error(path)
+
+
+@pytest.mark.parametrize("timing", ["00:00:01.000 --> 00:0x:02.000", "00:00:01.000 -> 00:00:02.000"])
+def test_malformed_vtt_timestamp(tmp_path, timing):
+    body = f"WEBVTT\n\n{timing}\nDana: hi\n\n00:00:03.000 --> 00:00:04.000\nDana: ok\n"
+    assert "malformed WebVTT" in read_error(write(tmp_path, "bad.vtt", body))
+
+
+@pytest.mark.parametrize("body", [
+    "this is not\nan srt file\nat all\n",
+    "1\n00:00:01,000 --> 00:00:02,000\nA: hi\n\n2\n00:00:0x,000 --> 00:00:03,000\nA: yo\n",
+])
+def test_malformed_srt(tmp_path, body):
+    assert "malformed SRT" in read_error(write(tmp_path, "bad.srt", body))
+
+
+def test_vtt_cue_ending_before_start(tmp_path):
+    body = "WEBVTT\n\n00:00:05.000 --> 00:00:04.000\nDana: hi\n"
+    assert "ends before it starts" in read_error(write(tmp_path, "back.vtt", body))
+
+
+# --- speaker labels in plain text ---------------------------------------------------------------
+
+
+def test_text_without_speakers_gives_one_cue_per_paragraph(tmp_path):
+    body = "We started with training.\nIt was one way.\n\nLater we co-designed.\n\n\nThen it spread.\n"
+    t = read_transcript(write(tmp_path, "plain.txt", body))
+    assert [c.text for c in t.cues] == ["We started with training.\nIt was one way.",
+                                         "Later we co-designed.", "Then it spread."]
+    assert all(c.speaker is None for c in t.cues)
+    assert_offsets(t)
+
+
+def test_header_lines_are_not_speakers(tmp_path):
+    body = ("# Interview 9: Schools\n\nNote: names changed.\nDate: 1 May 2024\n\n"
+            "**Interviewer:** What changed?\n\n**P09:** We listened, e.g.: asking first.\n"
+            "Note: this line is part of the answer.\n\n## Part two\n\n**Interviewer:** And then?\n")
+    t = read_transcript(write(tmp_path, "h.md", body))
+    assert [c.speaker for c in t.cues] == ["Interviewer", "P09", "Interviewer"]
+    # the "## Part two" heading ends P09's turn
+    assert t.cues[1].text == "We listened, e.g.: asking first.\nNote: this line is part of the answer."
+    assert_offsets(t)
+
+
+def test_a_name_used_twice_is_a_speaker_and_once_is_not(tmp_path):
+    body = ("Project summary: a study.\n\nAlex Smith: How did it go?\n\nSam: Well, we tried.\n\n"
+            "Alex Smith: Tried what?\n\nSam: Coaching.\n")
+    t = read_transcript(write(tmp_path, "n.txt", body))
+    assert [c.speaker for c in t.cues] == ["Alex Smith", "Sam", "Alex Smith", "Sam"]
+    once = read_transcript(write(tmp_path, "once.txt", "Summary: a study of teams.\n\nIt went well.\n"))
+    assert [c.speaker for c in once.cues] == [None, None]
+
+
+@pytest.mark.parametrize("line,name,time", [
+    ("[00:01:12] Dana: Yes.", "Dana", 72.0),
+    ("(00:01:12) Dana: Yes.", "Dana", 72.0),
+    ("00:01:12 Dana: Yes.", "Dana", 72.0),
+    ("[01:12] Dana: Yes.", "Dana", 72.0),
+    ("**Dana**: Yes.", "Dana", None),
+    ("__Dana:__ Yes.", "Dana", None),
+    ("Dr. Ana Ruiz: Yes.", "Dr. Ana Ruiz", None),
+    ("Priya Raman (Interviewer): Yes.", "Priya Raman (Interviewer)", None),
+])
+def test_label_styles(tmp_path, line, name, time):
+    t = read_transcript(write(tmp_path, "s.txt", f"{line}\n\n{line}\n"))
+    assert [(c.speaker, c.text, c.start_time) for c in t.cues] == [(name, "Yes.", time)] * 2
+
+
+def test_label_on_its_own_line(tmp_path):
+    t = read_transcript(write(tmp_path, "own.md", "**Interviewer:**\n\nWhat did you do?\n\n**P1:** Plenty.\n"))
+    assert [(c.speaker, c.text) for c in t.cues] == [("Interviewer", "What did you do?"), ("P1", "Plenty.")]
+
+
+def test_clock_times_and_urls_are_not_labels(tmp_path):
+    body = "Dana: Hi.\nInterviewer: When?\nDana: At 10:30 we met.\nhttps://example.org: see it.\n"
+    t = read_transcript(write(tmp_path, "t.txt", body))
+    assert [c.speaker for c in t.cues] == ["Dana", "Interviewer", "Dana"]
+    assert t.cues[2].text == "At 10:30 we met.\nhttps://example.org: see it."
+
+
+# --- captions ---------------------------------------------------------------------------------
+
+
+def test_vtt_without_speakers(tmp_path):
+    body = ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nWe started\nwith training.\n\n"
+            "00:00:02.500 --> 00:00:04.000\nThen we listened.\n")
+    t = read_transcript(write(tmp_path, "ns.vtt", body))
+    assert [(c.speaker, c.text) for c in t.cues] == [(None, "We started with training."), (None, "Then we listened.")]
+    assert t.text == "We started with training. Then we listened."
+
+
+def test_srt_with_speaker_labels(tmp_path):
+    body = ("1\n00:00:01,000 --> 00:00:02,000\nINTERVIEWER: Why?\n\n"
+            "2\n00:00:02,500 --> 00:00:04,000\nRESPONDENT: Because.\n")
+    t = read_transcript(write(tmp_path, "s.srt", body))
+    assert t.text == "INTERVIEWER: Why?\n\nRESPONDENT: Because."
+    assert [(c.speaker, c.start_time, c.end_time) for c in t.cues] == [("INTERVIEWER", 1.0, 2.0),
+                                                                        ("RESPONDENT", 2.5, 4.0)]
+
+
+# --- docx -------------------------------------------------------------------------------------
+
+
+def make_docx(path: Path, paragraphs: list[tuple[str | None, str]]) -> Path:
+    import docx
+
+    document = docx.Document()
+    for label, text in paragraphs:
+        p = document.add_paragraph()
+        if label:
+            p.add_run(label).bold = True
+        p.add_run(text)
+    document.save(path)
+    return path
+
+
+def test_docx_labels_and_continuation_paragraphs(tmp_path):
+    path = make_docx(tmp_path / "i.docx", [(None, "Interview 7"), ("Interviewer: ", "What changed?"),
+                                            ("Participant: ", "We stopped lecturing."), (None, "We co-designed.")])
+    t = read_transcript(path)
+    assert [(c.speaker, c.text) for c in t.cues] == [("Interviewer", "What changed?"),
+                                                      ("Participant", "We stopped lecturing.\nWe co-designed.")]
+    assert t.text == "Interviewer: What changed?\n\nParticipant: We stopped lecturing.\nWe co-designed."
+    assert_offsets(t)
+
+
+def test_docx_without_labels(tmp_path):
+    t = read_transcript(make_docx(tmp_path / "p.docx", [(None, "First idea."), (None, "Second idea.")]))
+    assert [(c.speaker, c.text) for c in t.cues] == [(None, "First idea."), (None, "Second idea.")]
+    assert t.text == "First idea.\n\nSecond idea."
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def test_csv_rows_become_cues(tmp_path):
+    path = write(tmp_path, "t.csv", "speaker,text\nInterviewer,Why?\n,\nDana,\"Because, honestly.\"\n")
+    t = read_transcript(path)
+    assert t.text == "Why?\n\nBecause, honestly."
+    assert [(c.speaker, c.text) for c in t.cues] == [("Interviewer", "Why?"), ("Dana", "Because, honestly.")]
+    assert_offsets(t)
+
+
+def test_csv_custom_columns_and_no_speaker(tmp_path):
+    path = write(tmp_path, "t.csv", "who;utterance\nA;One.\nB;Two.\n")
+    t = read_transcript(path, text_column="utterance", speaker_column=None)
+    assert [(c.speaker, c.text) for c in t.cues] == [(None, "One."), (None, "Two.")]
+
+
+def test_csv_missing_text_column_lists_columns(tmp_path):
+    message = read_error(write(tmp_path, "t.csv", "who,said\nA,hi\n"))
+    assert "'text'" in message and "'who'" in message and "'said'" in message
+
+
+def test_xlsx_rows(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "t.xlsx"
+    frame = pd.DataFrame({"speaker": ["Interviewer", "Dana", None], "text": ["Why?", "Because.", "Later."]})
+    frame.to_excel(path, index=False)
+    t = read_transcript(path)
+    assert t.format == "xlsx"
+    assert [(c.speaker, c.text) for c in t.cues] == [("Interviewer", "Why?"), ("Dana", "Because."), (None, "Later.")]
+    assert_offsets(t)
+    assert "Excel workbook" in read_error(write(tmp_path, "bad.xlsx", "not a zip"))
+
+
+# --- expand_inputs ----------------------------------------------------------------------------
+
+
+def test_expand_folder_recursively_skipping_hidden_and_unsupported(tmp_path):
+    for rel in ["a.txt", "sub/b.vtt", "sub/deeper/c.docx", ".hidden.txt", ".git/d.txt", "sub/e.pdf"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    paths, problems = expand_inputs([str(tmp_path)])
+    assert problems == []
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == ["a.txt", "sub/b.vtt", "sub/deeper/c.docx"]
+
+
+def test_expand_glob_files_and_missing(tmp_path):
+    for rel in ["x/1.txt", "x/2.md", "x/y/3.txt", "z.pdf"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    pattern = str(tmp_path / "x" / "**" / "*.txt")
+    paths, problems = expand_inputs([pattern, str(tmp_path / "z.pdf"), str(tmp_path / "x" / "1.txt"),
+                                     str(tmp_path / "missing.txt"), str(tmp_path / "none*.vtt")])
+    names = [p.relative_to(tmp_path).as_posix() for p in paths]
+    assert names == ["x/1.txt", "x/y/3.txt", "z.pdf"]  # sorted, unique; a named file kept whatever its suffix
+    assert problems == [(str(tmp_path / "missing.txt"), "no such file or folder"),
+                        (str(tmp_path / "none*.vtt"), "no files match this pattern")]
+
+
+def test_expand_empty_folder_is_a_problem(tmp_path):
+    paths, problems = expand_inputs([str(tmp_path)])
+    assert paths == [] and len(problems) == 1 and problems[0][0] == str(tmp_path)

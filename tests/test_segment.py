@@ -1,0 +1,226 @@
+"""Segmentation: turns, interviewer detection, long-turn splitting and the offset invariants."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from supportlens.read import Cue, Transcript, read_transcript
+from supportlens.segment import (Passage, SpeakerRules, estimate_tokens, merge_turns, segment, speaker_roles,
+                                 split_long)
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "transcripts"
+
+INTERVIEWERS = {
+    "smp01_child_welfare.txt": "Interviewer",
+    "smp02_home_visiting.vtt": "Priya Raman",  # no role in the name: found by the question ratio
+    "smp03_schools_teams.vtt": "Aisha Mensah",
+    "smp04_behavioural_health.srt": "INTERVIEWER",
+    "smp05_public_health.docx": "Interviewer",
+    "smp06_juvenile_justice.md": "Interviewer",
+}
+
+
+def assert_invariants(t: Transcript, passages: list[Passage]) -> None:
+    assert [p.index for p in passages] == list(range(len(passages)))
+    for p in passages:
+        assert p.text and p.text == p.text.strip()
+        assert t.text[p.start:p.end] == p.text
+        assert p.source == t.source
+    for a, b in zip(passages, passages[1:]):
+        assert a.end <= b.start
+
+
+def transcript(cues: list[tuple[str | None, str]], sep: str = "\n\n") -> Transcript:
+    """A transcript whose text is the cue texts joined by `sep` (speakers kept only on the cues)."""
+    text, out = "", []
+    for speaker, body in cues:
+        if text:
+            text += sep
+        out.append(Cue(speaker, body, len(text), len(text) + len(body)))
+        text += body
+    return Transcript("mem.txt", text, out, "txt")
+
+
+# --- the six samples --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(INTERVIEWERS))
+def test_samples_segment_with_interviewer_found(name):
+    t = read_transcript(SAMPLES / name)
+    passages = segment(t)
+    assert_invariants(t, passages)
+    roles = {p.speaker: p.role for p in passages}
+    assert roles[INTERVIEWERS[name]] == "interviewer"
+    assert sorted(roles.values()) == ["interviewer", "participant"]
+    assert sum(p.role == "participant" for p in passages) >= 15
+    # each sample alternates speakers, so turns alternate too
+    assert all(a.speaker != b.speaker for a, b in zip(passages, passages[1:]))
+
+
+@pytest.mark.parametrize("name", ["smp01_child_welfare.txt", "smp06_juvenile_justice.md"])
+def test_participant_passages_match_gold_offsets(name):
+    path = SAMPLES / name
+    gold_file = SAMPLES / "gold" / f"{path.stem}.jsonl"
+    gold = [json.loads(line) for line in gold_file.read_text(encoding="utf-8").splitlines()]
+    passages = [p for p in segment(read_transcript(path), max_tokens=256) if p.role == "participant"]
+    assert [(p.start, p.end) for p in passages] == [(g["start"], g["end"]) for g in gold]
+    assert [p.text for p in passages] == [g["text"] for g in gold]
+
+
+def test_caption_passages_carry_times_of_their_cues():
+    t = read_transcript(SAMPLES / "smp02_home_visiting.vtt")
+    first = segment(t)[0]
+    assert first.speaker == "Priya Raman"
+    assert (first.start_time, first.end_time) == (5.056, 14.692)  # first cue's start, second cue's end
+
+
+# --- merging ----------------------------------------------------------------------------------
+
+
+def test_consecutive_cues_of_a_speaker_merge():
+    t = transcript([("I", "Why?"), ("Dana", "One."), ("Dana", "Two."), ("I", "And?"), ("Dana", "Three.")])
+    turns = merge_turns(t)
+    assert [(c.speaker, c.text) for c in turns] == [("I", "Why?"), ("Dana", "One.\n\nTwo."), ("I", "And?"),
+                                                     ("Dana", "Three.")]
+    assert all(t.text[c.start:c.end] == c.text for c in turns)
+
+
+def test_merged_turn_keeps_first_start_and_last_end_time():
+    t = transcript([("A", "One."), ("A", "Two.")], sep=" ")
+    t.cues[0].start_time, t.cues[0].end_time = 1.0, 2.0
+    t.cues[1].start_time, t.cues[1].end_time = 2.5, 4.0
+    (turn,) = merge_turns(t)
+    assert (turn.text, turn.start_time, turn.end_time) == ("One. Two.", 1.0, 4.0)
+
+
+def test_unlabelled_cue_continues_the_previous_speaker():
+    t = transcript([("Host", "Why?"), ("Guest", "Because."), (None, "And more.")], sep=" ")
+    turns = merge_turns(t)
+    assert [(c.speaker, c.text) for c in turns] == [("Host", "Why?"), ("Guest", "Because. And more.")]
+
+
+def test_paragraphs_without_speakers_stay_apart():
+    t = transcript([(None, "First paragraph."), (None, "Second paragraph.")])
+    passages = segment(t)
+    assert [(p.text, p.role, p.speaker) for p in passages] == [("First paragraph.", "unknown", None),
+                                                               ("Second paragraph.", "unknown", None)]
+    joined = transcript([(None, "Caption one"), (None, "continues.")], sep=" ")
+    assert [p.text for p in segment(joined)] == ["Caption one continues."]
+
+
+def test_text_between_cues_prevents_merging():
+    text = "Dana: One.\nNOTE\nDana: Two."
+    t = Transcript("m.txt", text, [Cue("Dana", "One.", 6, 10), Cue("Dana", "Two.", 22, 26)], "txt")
+    assert len(merge_turns(t)) == 2
+
+
+# --- splitting --------------------------------------------------------------------------------
+
+SENTENCES = [f"Sentence number {i} talks about coaching the county team on referrals." for i in range(12)]
+
+
+def test_short_turn_is_one_stripped_span():
+    assert split_long("  Hello there.  ", 100, estimate_tokens, 50) == [(102, 114)]
+    assert split_long("   ", 0, estimate_tokens, 50) == []
+
+
+@pytest.mark.parametrize("limit", [15, 30, 60])
+def test_long_turn_splits_at_sentence_boundaries_under_the_limit(limit):
+    text = " ".join(SENTENCES)
+    spans = split_long(text, 1000, estimate_tokens, limit)
+    pieces = [text[s - 1000:e - 1000] for s, e in spans]
+    assert len(pieces) > 1
+    assert all(estimate_tokens(p) <= limit for p in pieces)
+    assert all(p.endswith(".") and p.startswith("Sentence") for p in pieces)  # whole sentences only
+    assert " ".join(pieces) == text  # in order, nothing lost, nothing repeated
+    # greedy: a piece plus the next sentence would have been over the limit
+    for (s, e), (s2, _) in zip(spans, spans[1:]):
+        next_sentence = text[s2 - 1000:].split(". ")[0] + "."
+        assert estimate_tokens(text[s - 1000:e - 1000] + " " + next_sentence) > limit
+
+
+def test_one_long_sentence_is_cut_at_word_boundaries():
+    words = [f"word{i}" for i in range(100)]
+    text = "Short one. " + " ".join(words) + ". Tail."
+    spans = split_long(text, 0, lambda s: len(s.split()), 30)
+    pieces = [text[s:e] for s, e in spans]
+    assert all(len(p.split()) <= 30 for p in pieces)
+    assert " ".join(pieces) == text
+    assert pieces[0] == "Short one."  # the long sentence starts its own piece...
+    assert pieces[-1].startswith("word") and pieces[-1].endswith(". Tail.")  # ...and its tail packs on
+    assert all(not text[e:e + 1].strip() for _, e in spans)  # cuts fall at whitespace
+
+
+def test_custom_token_counter_is_used():
+    text = "Aaaa. Bbbb. Cccc."
+    assert [text[s:e] for s, e in split_long(text, 0, len, 11)] == ["Aaaa. Bbbb.", "Cccc."]
+
+
+def test_invalid_limit():
+    with pytest.raises(ValueError, match="max_tokens"):
+        split_long("Hi.", 0, estimate_tokens, 0)
+
+
+def test_segment_splits_long_turns_and_keeps_roles():
+    t = transcript([("Interviewer", "Tell me more?"), ("Dana", " ".join(SENTENCES))])
+    passages = segment(t, max_tokens=40)
+    assert_invariants(t, passages)
+    assert passages[0].role == "interviewer"
+    dana = passages[1:]
+    assert len(dana) > 2 and all(p.role == "participant" and p.speaker == "Dana" for p in dana)
+    assert all(estimate_tokens(p.text) <= 40 for p in passages)
+
+
+def test_sample_turns_split_under_a_small_limit():
+    t = read_transcript(SAMPLES / "smp04_behavioural_health.srt")
+    passages = segment(t, max_tokens=40)
+    assert_invariants(t, passages)
+    assert len(passages) > len(segment(t))
+    assert all(estimate_tokens(p.text) <= 40 for p in passages)
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+def interview(asker: str, answerer: str, turns: int = 4) -> list[Cue]:
+    cues = []
+    for i in range(turns):
+        cues.append(Cue(asker, f"What happened next, part {i}?", 0, 0))
+        cues.append(Cue(answerer, f"We kept working on it, part {i}.", 0, 0))
+    return cues
+
+
+def test_interviewer_by_name():
+    cues = [Cue("Q", "Why?", 0, 0), Cue("A", "Because.", 0, 0)]
+    assert speaker_roles(cues) == {"Q": "interviewer", "A": "participant"}
+    assert SpeakerRules().names_interviewer("Priya Raman (Interviewer)")
+    assert SpeakerRules().names_interviewer("Lead Interviewer")
+    assert SpeakerRules().names_interviewer("FACILITATOR")
+    assert not SpeakerRules().names_interviewer("Interviewee")
+
+
+def test_interviewer_inferred_from_questions():
+    assert speaker_roles(interview("Sam", "Alex")) == {"Sam": "interviewer", "Alex": "participant"}
+    assert speaker_roles(interview("Alex", "Sam")) == {"Alex": "interviewer", "Sam": "participant"}
+
+
+def test_inference_can_be_turned_off_and_needs_enough_turns():
+    assert set(speaker_roles(interview("Sam", "Alex"), SpeakerRules(infer=False)).values()) == {"participant"}
+    assert set(speaker_roles(interview("Sam", "Alex", turns=2)).values()) == {"participant"}
+    tie = [Cue(s, "Why?", 0, 0) for _ in range(3) for s in ("A", "B")]
+    assert set(speaker_roles(tie).values()) == {"participant"}
+
+
+def test_custom_interviewer_pattern():
+    cues = interview("Alex", "Host Kim")  # Alex asks, but the pattern names the host
+    rules = SpeakerRules(interviewer_patterns=[r"host\b.*"])
+    assert speaker_roles(cues, rules) == {"Alex": "participant", "Host Kim": "interviewer"}
+    assert speaker_roles(cues, SpeakerRules(interviewer_patterns=["host"]))["Host Kim"] == "participant"  # whole name
+
+
+def test_invalid_pattern_is_reported():
+    with pytest.raises(ValueError, match="interviewer_patterns"):
+        SpeakerRules(interviewer_patterns=["(unclosed"])

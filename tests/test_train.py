@@ -1,0 +1,107 @@
+"""The whole workflow on tiny data: train -> evaluate -> reload the logged pyfunc -> predict."""
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+
+from supportlens.config import load_config
+from supportlens.evaluate import evaluate_file
+from supportlens.models import load_classifier
+from supportlens.tracking import fetch_model_dir, runs_table
+from supportlens.train import train
+
+from conftest import fast_overrides
+
+
+def test_train_tfidf_tracks_everything(coded_file, tracking_uri, codebook):
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    result = train(cfg, cv=3, log=lambda m: None)
+    assert result.run_id and result.model_uri == f"runs:/{result.run_id}/model"
+    run = mlflow.get_run(result.run_id)
+    # resolved config as params, data digest, metrics, per-code metrics, cv mean/sd
+    assert run.data.params["model.kind"] == "tfidf_logreg"
+    assert run.data.params["train.epochs"] == "2"
+    assert run.data.tags["data_digest"] == result.data.digest
+    for key in ("macro_f1", "kappa", "alpha", "ece", "accuracy", "f1_push", "precision_none",
+                "recall_co_creation", "cv_macro_f1_mean", "cv_macro_f1_sd", "train_seconds",
+                "val_macro_f1", "review_threshold", "peak_memory_mb"):
+        assert key in run.data.metrics, key
+    # the training data as an MLflow dataset with a digest
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest
+    # artifacts
+    artifacts = mlflow.artifacts.download_artifacts(run_id=result.run_id)
+    from pathlib import Path
+
+    a = Path(artifacts)
+    for rel in ("evaluation/test/confusion_matrix.csv", "evaluation/test/confusion_matrix.png",
+                "evaluation/test/reliability.png", "evaluation/test/misclassified.csv",
+                "evaluation/test/per_code.csv", "evaluation/cv/cv_out_of_fold.csv",
+                "codebook/codebook.yaml", "MODEL_CARD.md", "data/data_report.json"):
+        assert (a / rel).is_file(), rel
+    card = (a / "MODEL_CARD.md").read_text()
+    assert "coding assistant" in card and "by interview" in card
+    # the pyfunc model reloads and predicts one probability per code
+    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
+    out = pyfunc.predict(pd.DataFrame({"text": ["we designed it together as partners",
+                                                "we trained every site on the manual"]}))
+    assert list(out.columns) == ["label", "p_push", "p_pull", "p_co_creation", "p_none", "confidence",
+                                 "needs_review"]
+    assert set(out["label"]) <= set(codebook.labels)
+    assert out[["p_push", "p_pull", "p_co_creation", "p_none"]].sum(axis=1).round(6).eq(1).all()
+    assert pyfunc.metadata.signature is not None
+    # no interview in two splits
+    preds = pd.read_csv(a / "evaluation/test/predictions.csv")
+    val = pd.read_csv(a / "evaluation/validation/predictions.csv")
+    assert not set(preds["group"]) & set(val["group"])
+
+
+def test_register_and_models_uri(coded_file, tracking_uri):
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    result = train(cfg, register="supportlens-test", log=lambda m: None)
+    assert str(result.registered_version) == "1"
+    model_dir = fetch_model_dir("models:/supportlens-test@champion")
+    assert load_classifier(model_dir).kind == "tfidf_logreg"
+
+
+def test_evaluate_any_file_with_logged_model(coded_file, tracking_uri, tmp_path):
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    result = train(cfg, log=lambda m: None)
+    ev = evaluate_file(result.model_uri, str(coded_file), out_dir=str(tmp_path / "ev"))
+    assert ev.metrics["n"] == 80
+    assert (tmp_path / "ev" / "confusion_matrix.png").is_file()
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["macro_f1"] == ev.metrics["macro_f1"]
+    table = runs_table()
+    assert len(table) >= 2  # the training run and the evaluation run
+
+
+def test_finetune_end_to_end_with_tiny_bert(coded_file, tracking_uri, tiny_bert):
+    cfg = load_config(None, fast_overrides(tiny_bert, kind="finetune") + [f"data.path={coded_file}"])
+    result = train(cfg, log=lambda m: None)
+    run = mlflow.get_run(result.run_id)
+    history = mlflow.MlflowClient().get_metric_history(result.run_id, "train_loss")
+    assert [m.step for m in history] == [1, 2]
+    assert run.data.params["model.kind"] == "finetune"
+    out = mlflow.pyfunc.load_model(result.model_uri).predict(pd.DataFrame({"text": ["we trained them"]}))
+    assert out.shape[0] == 1
+
+
+def test_untracked_training_writes_model_folder(coded_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    result = train(cfg, track=False, log=lambda m: None)
+    assert result.run_id is None and result.model_uri is None
+    model = load_classifier(result.model_dir)
+    assert 0 <= model.meta_["review_threshold"] <= 1
+    assert (result.model_dir / "MODEL_CARD.md").is_file()
+
+
+def test_bad_model_uri(tracking_uri):
+    from supportlens.models.base import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="not found"):
+        fetch_model_dir("no/such/folder")
+    with pytest.raises(ModelLoadError, match="cannot fetch model"):
+        fetch_model_dir("models:/nothing-registered@champion")
