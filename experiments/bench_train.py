@@ -49,8 +49,30 @@ def worker(config: str, cv: int, sets: list[str]) -> dict:
                     "dev_accepted_precision": ev.metrics.get("accepted_precision"),
                     "dev_accepted_share": ev.metrics.get("accepted_share")})
         row.update({f"dev_recall_{r.code}": float(r.recall) for r in ev.per_code.itertuples()})
+    row.update(gold_scores(result.model_dir))
     row["peak_memory_mb"] = peak_memory_mb()
     return row
+
+
+def gold_scores(model_dir) -> dict:
+    """Passage-level agreement on the gold-coded sample transcripts, through read -> segment -> label."""
+    import pandas as pd
+    from sklearn.metrics import f1_score
+
+    from supportlens.agreement import cohens_kappa
+    from supportlens.models import load_classifier
+    from supportlens.predict import Labeler, gold_comparison
+
+    labeler = Labeler(load_classifier(model_dir))
+    gold_dir = ROOT / "data" / "transcripts" / "gold"
+    frames = []
+    for gold in sorted(gold_dir.glob("*.jsonl")):
+        source = next((ROOT / "data" / "transcripts").glob(gold.stem + ".*"))
+        frames.append(gold_comparison(labeler, source, gold))
+    frame = pd.concat(frames)
+    return {"gold_passages": len(frame),
+            "gold_macro_f1": float(f1_score(frame["human"], frame["model"], average="macro")),
+            "gold_kappa": cohens_kappa(frame["human"], frame["model"])}
 
 
 def _codebook(cfg):
@@ -105,8 +127,8 @@ def main() -> None:
     info = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "cv": args.cv, "sets": args.sets, "rows": rows}
     out.with_suffix(".json").write_text(json.dumps(info, indent=2))
     lines = [f"Measured {info['date']} on {info['machine']}.", "",
-             "| config | kind | test macro-F1 | test κ | CV macro-F1 | CV κ | dev macro-F1 | dev κ | train s | peak MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| config | kind | test macro-F1 | test κ | CV macro-F1 | CV κ | dev macro-F1 | dev κ | gold macro-F1 | gold κ | train s | peak MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def f(key: str, sd: str | None = None) -> str:
             if key not in r or r[key] is None:
@@ -114,7 +136,8 @@ def main() -> None:
             return f"{r[key]:.3f}" + (f" ± {r[sd]:.3f}" if sd and sd in r else "")
         lines.append(f"| {r['config']} | {r['kind']} | {f('test_macro_f1')} | {f('test_kappa')} | "
                      f"{f('cv_macro_f1_mean', 'cv_macro_f1_sd')} | {f('cv_kappa_mean', 'cv_kappa_sd')} | "
-                     f"{f('dev_macro_f1')} | {f('dev_kappa')} | {r['train_seconds']:.0f} | {r['peak_memory_mb']:.0f} |")
+                     f"{f('dev_macro_f1')} | {f('dev_kappa')} | {f('gold_macro_f1')} | {f('gold_kappa')} | "
+                     f"{r['train_seconds']:.0f} | {r['peak_memory_mb']:.0f} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

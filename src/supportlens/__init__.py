@@ -20,6 +20,9 @@ _EXPORTS = {
     "train": ".train", "cross_validate": ".train",
     "evaluate_model": ".evaluate", "evaluate_file": ".evaluate",
     "cohens_kappa": ".agreement", "krippendorff_alpha": ".agreement",
+    "read_transcript": ".read", "expand_inputs": ".read", "ReadError": ".read",
+    "segment": ".segment", "SpeakerRules": ".segment",
+    "Labeler": ".predict", "predict_files": ".predict",
 }
 
 

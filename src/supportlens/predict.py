@@ -210,7 +210,21 @@ def _adopt_existing(output: Path, journal: Journal) -> int:
     return count
 
 
-def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[str] | None = None) -> int:
+def _arrow_schema(labels: list[str]):
+    """Fixed Parquet types, so a transcript with no timestamps (all nulls) still fits the file."""
+    import pyarrow as pa
+
+    fields = [("source", pa.string()), ("passage_index", pa.int64()), ("speaker", pa.string()),
+              ("role", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
+              ("start_time", pa.float64()), ("end_time", pa.float64()), ("text", pa.string()),
+              ("label", pa.string())]
+    fields += [(f"p_{lab}", pa.float64()) for lab in labels]
+    fields += [("confidence", pa.float64()), ("needs_review", pa.bool_())]
+    return pa.schema(fields)
+
+
+def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[str] | None = None,
+                  schema=None) -> int:
     """Stream frames into ``output`` through a temporary file in the same folder, then rename."""
     suffix = output.suffix.lower()
     fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
@@ -226,13 +240,14 @@ def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[st
             for frame in frames:
                 frame = frame.reindex(columns=columns) if columns is not None else frame
                 n += len(frame)
-                table = pa.Table.from_pandas(frame, preserve_index=False)
+                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp), table.schema)
                 writer.write_table(table.cast(writer.schema))
             if writer is None:
                 empty = pd.DataFrame(columns=columns or ["source"])
-                pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), str(tmp))
+                pq.write_table(schema.empty_table() if schema is not None
+                               else pa.Table.from_pandas(empty, preserve_index=False), str(tmp))
             else:
                 writer.close()
         else:
@@ -355,7 +370,8 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
         flush()
 
     columns = PASSAGE_COLUMNS + ["label"] + [f"p_{lab}" for lab in labeler.labels] + ["confidence", "needs_review"]
-    _write_atomic(journal.iter_frames(), output, columns)
+    _write_atomic(journal.iter_frames(), output, columns,
+                  _arrow_schema(labeler.labels) if output.suffix.lower() == ".parquet" else None)
     if summary is not None:
         summary = Path(summary)
         per_file = (summarise(frame, labeler.labels) for frame in journal.iter_frames())
@@ -370,3 +386,28 @@ def _fail(report: BatchReport, failure: FileFailure, callback) -> None:
     report.failures.append(failure)
     if callback:
         callback(failure)
+
+
+def gold_comparison(labeler: Labeler, transcript: str | Path, gold: str | Path,
+                    rules: SpeakerRules | None = None) -> pd.DataFrame:
+    """Run read -> segment -> label on a gold-coded transcript and pair each gold span with the
+    predicted label of the passage that overlaps it most (passages are split only for long turns)."""
+    text = read_transcript(transcript)
+    passages = segment(text, rules or SpeakerRules(), count_tokens=labeler.count_tokens,
+                       max_tokens=labeler.max_tokens)
+    scores = labeler.score([p.text for p in passages])
+    rows = []
+    with Path(gold).open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            g = json.loads(line)
+            overlaps = [max(0, min(p.end, g["end"]) - max(p.start, g["start"])) for p in passages]
+            best = int(np.argmax(overlaps)) if overlaps else -1
+            found = best >= 0 and overlaps[best] > 0
+            rows.append({"source": str(transcript), "start": g["start"], "end": g["end"], "human": g["label"],
+                         "model": scores["label"].iloc[best] if found else "none",
+                         "confidence": float(scores["confidence"].iloc[best]) if found else 0.0,
+                         "matched": found,
+                         "exact_span": found and passages[best].start == g["start"] and passages[best].end == g["end"]})
+    return pd.DataFrame(rows)

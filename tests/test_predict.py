@@ -1,0 +1,208 @@
+"""Batch prediction: outputs, resume after an interruption, bad files, speakers, the CLI."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from supportlens.cli import app
+from supportlens.models import TfidfLogReg, load_classifier
+from supportlens.predict import Labeler, PredictError, predict_files, summarise
+
+from conftest import ROOT, make_rows
+
+SAMPLES = ROOT / "data" / "transcripts"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    rows = make_rows(6, 2)
+    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit(
+        [r["text"] for r in rows], [r["label"] for r in rows])
+    d = tmp_path_factory.mktemp("model") / "m"
+    model.save(d, extra={"review_threshold": 0.5})
+    return d
+
+
+@pytest.fixture
+def labeler(model_dir):
+    return Labeler(load_classifier(model_dir))
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("smp01_child_welfare.txt", "smp03_schools_teams.vtt", "smp04_behavioural_health.srt",
+                 "smp05_public_health.docx", "smp06_juvenile_justice.md"):
+        shutil.copy(SAMPLES / name, d / name)
+    return d
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_outputs_carry_provenance_and_probabilities(folder, labeler, tmp_path, suffix):
+    out = tmp_path / f"labels{suffix}"
+    report = predict_files([str(folder)], labeler, out, summary=tmp_path / "profile.csv")
+    assert report.files_done == 5 and not report.failures
+    frame = pd.read_csv(out) if suffix == ".csv" else pd.read_json(out, lines=True) if suffix == ".jsonl" \
+        else pd.read_parquet(out)
+    assert len(frame) == report.passages > 50
+    for col in ("source", "passage_index", "speaker", "role", "start", "end", "start_time", "end_time", "text",
+                "label", "p_push", "p_pull", "p_co_creation", "p_none", "confidence", "needs_review"):
+        assert col in frame.columns, col
+    assert (frame["role"] != "interviewer").all()  # interviewer turns are not scored by default
+    probs = frame[["p_push", "p_pull", "p_co_creation", "p_none"]].sum(axis=1)
+    assert probs.round(6).eq(1).all()
+    assert (frame["needs_review"] == (frame["confidence"] < 0.5)).all()
+    # offsets point into the transcript's text (the file itself for .txt/.md)
+    txt = frame[frame["source"].str.endswith(".txt")]
+    source_text = (folder / "smp01_child_welfare.txt").read_text(encoding="utf-8")
+    for row in txt.itertuples():
+        assert source_text[row.start:row.end] == row.text
+    vtt = frame[frame["source"].str.endswith(".vtt")]
+    assert vtt["start_time"].notna().all() and vtt["end_time"].notna().all()
+    profile = pd.read_csv(tmp_path / "profile.csv")
+    assert len(profile) == 5
+    assert set(profile["dominant"]) <= {"push", "pull", "co_creation", "none"}
+    assert profile["n_push"].add(profile["n_pull"]).add(profile["n_co_creation"]).add(profile["n_none"]).eq(
+        profile["passages"]).all()
+    assert not list(tmp_path.glob(".labels*"))  # no journal or temp file left behind
+
+
+def test_speaker_choice(folder, labeler, tmp_path):
+    every = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "a.csv", speaker="all")
+    only_int = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "i.csv",
+                             speaker="interviewer")
+    part = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "p.csv")
+    assert every.passages == only_int.passages + part.passages
+    assert set(pd.read_csv(tmp_path / "i.csv")["role"]) == {"interviewer"}
+
+
+def test_bad_files_do_not_sink_the_batch(folder, labeler, tmp_path):
+    (folder / "empty.txt").write_text("")
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02\x03" * 50)
+    (folder / "broken.vtt").write_text("not a caption file\n\n00:00 --> nonsense\nhello\n")
+    (folder / "only_interviewer.txt").write_text("Interviewer: How are you?\n\nInterviewer: And then?\n")
+    (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4")
+    out = tmp_path / "labels.csv"
+    report = predict_files([str(folder), str(tmp_path / "notes.pdf"), str(tmp_path / "missing.txt")],
+                           labeler, out)
+    reasons = {Path(f.source).name: f.reason for f in report.failures}
+    assert report.files_done == 5
+    assert "empty" in reasons["empty.txt"]
+    assert "binary" in reasons["binary.txt"]
+    assert "broken.vtt" in reasons["broken.vtt"]
+    assert "no participant passages" in reasons["only_interviewer.txt"]
+    assert "unsupported" in reasons["notes.pdf"]
+    assert any("missing.txt" in f.source for f in report.failures)
+    assert all("\n" not in f.reason for f in report.failures)
+    assert pd.read_csv(out)["source"].nunique() == 5
+
+
+def test_interrupted_run_resumes(folder, labeler, tmp_path, monkeypatch):
+    out = tmp_path / "labels.jsonl"
+    calls = {"n": 0}
+    original = labeler.score
+
+    def flaky(texts):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the user presses Ctrl-C during the third transcript
+        return original(texts)
+
+    monkeypatch.setattr(labeler, "score", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        predict_files([str(folder)], labeler, out, chunk_passages=1)
+    assert not out.exists()  # never half-written
+    journal = tmp_path / ".labels.jsonl.parts"
+    assert len(list(journal.glob("*.jsonl"))) == 2  # the two finished transcripts are kept
+    monkeypatch.setattr(labeler, "score", original)
+    report = predict_files([str(folder)], labeler, out, resume=True, chunk_passages=1)
+    assert report.files_skipped == 2 and report.files_done == 3
+    frame = pd.read_json(out, lines=True)
+    assert frame["source"].nunique() == 5
+    assert not frame.duplicated(["source", "passage_index"]).any()
+    # resuming from a finished output skips everything
+    again = predict_files([str(folder)], labeler, out, resume=True)
+    assert again.files_skipped == 5 and again.files_done == 0
+    assert len(pd.read_json(out, lines=True)) == len(frame)
+
+
+def test_bad_options(labeler, tmp_path, folder):
+    with pytest.raises(PredictError, match="--out must end in"):
+        predict_files([str(folder)], labeler, tmp_path / "labels.txt")
+    with pytest.raises(PredictError, match="--speaker"):
+        predict_files([str(folder)], labeler, tmp_path / "l.csv", speaker="everyone")
+    with pytest.raises(PredictError, match="does not exist"):
+        predict_files([str(folder)], labeler, tmp_path / "nope" / "l.csv")
+
+
+def test_review_threshold_override(model_dir):
+    labeler = Labeler(load_classifier(model_dir), review_below=0.99)
+    frame = labeler.score(["we trained every site on the manual", "hello"])
+    assert frame["needs_review"].all()
+
+
+def test_summary_dominant_approach():
+    frame = pd.DataFrame({"source": ["a"] * 3, "text": ["one two three", "four", "five six"],
+                          "label": ["pull", "none", "push"], "needs_review": [False, True, False]})
+    s = summarise(frame, ["push", "pull", "co_creation", "none"])
+    assert s.loc[0, "dominant"] == "pull"
+    assert s.loc[0, "word_share_pull"] == pytest.approx(0.5)
+    assert s.loc[0, "needs_review"] == 1
+
+
+def test_cli_predict(folder, model_dir, tmp_path):
+    (folder / "empty.txt").write_text("")
+    out = tmp_path / "labels.csv"
+    result = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(out),
+                                 "--summary", str(tmp_path / "profile.csv")])
+    assert result.exit_code == 1  # one file failed
+    assert "1 file(s) failed" in result.output and "empty.txt" in result.output
+    assert "5 transcripts labelled" in result.output
+    assert out.is_file() and (tmp_path / "profile.csv").is_file()
+    ok = runner.invoke(app, ["predict", str(folder / "smp06_juvenile_justice.md"), "--model", str(model_dir),
+                             "--out", str(tmp_path / "one.jsonl"), "--speaker", "all"])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, ["predict", str(folder), "--model", str(tmp_path / "no-model"), "--out", str(out)])
+    assert bad.exit_code == 2 and "not found" in bad.output
+
+
+def test_fast_mode_rejected_for_tfidf(model_dir):
+    with pytest.raises(PredictError, match="--fast has no effect"):
+        Labeler(load_classifier(model_dir), fast=True)
+
+
+def test_whole_path_with_tiny_finetuned_model(tiny_bert, tmp_path, folder):
+    from supportlens.models import FineTuneClassifier
+
+    rows = make_rows(4, 1)
+    model = FineTuneClassifier(labels=["push", "pull", "co_creation", "none"], pretrained=str(tiny_bert),
+                               max_length=24, epochs=1, batch_size=8).fit([r["text"] for r in rows],
+                                                                        [r["label"] for r in rows])
+    model.save(tmp_path / "ft", extra={"review_threshold": 0.3})
+    labeler = Labeler(load_classifier(tmp_path / "ft"), fast=True)
+    assert labeler.max_tokens == 22
+    report = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "o.csv")
+    frame = pd.read_csv(tmp_path / "o.csv")
+    # long turns were split under the 22-token window, with exact offsets
+    assert report.passages > 17
+    text = (folder / "smp01_child_welfare.txt").read_text(encoding="utf-8")
+    assert all(text[r.start:r.end] == r.text for r in frame.itertuples())
+
+
+def test_gold_path_on_sample_transcripts(labeler):
+    from supportlens.agreement import cohens_kappa
+    from supportlens.predict import gold_comparison
+
+    frames = [gold_comparison(labeler, SAMPLES / name, SAMPLES / "gold" / (Path(name).stem + ".jsonl"))
+              for name in ("smp01_child_welfare.txt", "smp06_juvenile_justice.md")]
+    frame = pd.concat(frames)
+    assert frame["matched"].all() and frame["exact_span"].all()  # segmentation recovers every gold turn
+    assert len(frame) >= 30
+    assert set(frame["model"]) <= {"push", "pull", "co_creation", "none"}
+    assert -1 <= cohens_kappa(frame["human"], frame["model"]) <= 1
