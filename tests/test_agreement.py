@@ -31,3 +31,222 @@ def test_identical_constant_codings():
 
 def test_empty():
     assert np.isnan(cohens_kappa([], []))
+
+
+# ---------------------------------------------------------------------------------------------
+# coder-facing agreement: statistics with intervals, per code, matching, files, CLI
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+import supportlens.cli_assist  # noqa: F401  (registers the commands on the shared app)
+from supportlens.agreement import (agreement_files, bootstrap_confusions, compare_codings, match_codings,
+                                   read_coding, specific_agreement, stats_from_confusion)
+from supportlens.cli import app
+from supportlens.dataset import DataError
+
+runner = CliRunner()
+CODES = ["push", "pull", "co_creation", "none"]
+
+
+def _pair(n: int = 120, flip: float = 0.25, seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    a = list(rng.choice(CODES, size=n))
+    b = [rng.choice(CODES) if rng.random() < flip else x for x in a]
+    return a, b
+
+
+def _aligned(a, b, **extra):
+    return pd.DataFrame({"code": a, **extra}), pd.DataFrame({"code": b})
+
+
+def test_vectorised_statistics_equal_the_reference_functions():
+    for seed in range(5):
+        a, b = _pair(seed=seed)
+        index = {c: i for i, c in enumerate(CODES)}
+        cm = np.zeros((4, 4), dtype=int)
+        for x, y in zip(a, b):
+            cm[index[x], index[y]] += 1
+        stats = stats_from_confusion(cm)
+        assert stats["percent"][0] == pytest.approx(percent_agreement(a, b))
+        assert stats["kappa"][0] == pytest.approx(cohens_kappa(a, b))
+        assert stats["alpha"][0] == pytest.approx(krippendorff_alpha(a, b))
+    # one code used by both throughout: perfect, as the reference functions say
+    constant = stats_from_confusion(np.array([[5, 0], [0, 0]]))
+    assert constant["kappa"][0] == 1.0 and constant["alpha"][0] == 1.0
+
+
+def test_bootstrap_resamples_units():
+    ia, ib = np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0])
+    tables = bootstrap_confusions(ia, ib, 2, n_boot=7, seed=1)
+    assert tables.shape == (7, 2, 2)
+    assert (tables.sum(axis=(1, 2)) == 5).all()
+    # only observed pairs can be drawn: (1, 0) was observed once, (0, 0) once ...
+    assert tables[:, 0, 0].max() <= 5 and tables.sum(axis=0)[0, 0] > 0
+
+
+def test_compare_codings_intervals_are_seeded_and_bracket_the_estimate():
+    a, b = _pair(200)
+    fa, fb = _aligned(a, b)
+    one = compare_codings(fa, fb, CODES, n_boot=500, seed=3)
+    two = compare_codings(fa, fb, CODES, n_boot=500, seed=3)
+    other = compare_codings(fa, fb, CODES, n_boot=500, seed=4)
+    for name in ("percent", "kappa", "alpha"):
+        est = getattr(one, name)
+        assert est.low < est.value < est.high, name
+        assert (est.low, est.high) == (getattr(two, name).low, getattr(two, name).high)
+    assert (one.kappa.low, one.kappa.high) != (other.kappa.low, other.kappa.high)
+    assert one.kappa.value == pytest.approx(cohens_kappa(a, b))
+    # a bigger sample gives a narrower interval
+    big = compare_codings(*_aligned(a * 4, b * 4), CODES, n_boot=500, seed=3)
+    assert big.kappa.high - big.kappa.low < one.kappa.high - one.kappa.low
+    # no bootstrap: no interval
+    assert np.isnan(compare_codings(fa, fb, CODES, n_boot=0).kappa.low)
+
+
+def test_per_code_agreement_confusion_and_disagreements():
+    a = ["push", "push", "push", "pull", "pull", "none"]
+    b = ["push", "push", "pull", "pull", "none", "none"]
+    fa, fb = _aligned(a, b, unit=[f"u{i}" for i in range(6)], text=[f"t{i}" for i in range(6)])
+    result = compare_codings(fa, fb, CODES, n_boot=0, name_a="ann", name_b="ben")
+    per = result.per_code.set_index("code")
+    # push: a=2 both, b=1 only A, c=0 only B -> 4/5
+    assert per.loc["push", "specific_agreement"] == pytest.approx(4 / 5)
+    assert specific_agreement(a, b, "pull") == pytest.approx(2 / 4)
+    assert per.loc["push", "kappa"] == pytest.approx(cohens_kappa([x == "push" for x in a], [x == "push" for x in b]))
+    assert np.isnan(per.loc["co_creation", "specific_agreement"]) and np.isnan(per.loc["co_creation", "kappa"])
+    assert list(per["n_a"]) == [3, 2, 0, 1] and list(per["n_b"]) == [2, 2, 0, 2]
+    assert result.confusion.loc["push", "pull"] == 1 and result.confusion.loc["push", "push"] == 2
+    assert result.confusion.index.name == "ann" and result.confusion.columns.name == "ben"
+    assert result.disagreements[["unit", "text", "code_a", "code_b"]].values.tolist() == [
+        ["u2", "t2", "push", "pull"], ["u4", "t4", "pull", "none"]]
+
+
+def test_compare_codings_rejects_misaligned_frames():
+    with pytest.raises(ValueError, match="equal length"):
+        compare_codings(pd.DataFrame({"code": ["a"]}), pd.DataFrame({"code": ["a", "b"]}))
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    elif path.suffix == ".xlsx":
+        pd.DataFrame(rows).to_excel(path, index=False)
+    else:
+        pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _coder_files(tmp_path: Path) -> tuple[Path, Path]:
+    a = [{"id": f"x{i}", "text": f"excerpt {i}", "label": CODES[i % 4]} for i in range(12)]
+    b = [{"id": f"x{i}", "text": f"excerpt {i}", "code": CODES[i % 4] if i % 3 else CODES[(i + 1) % 4]}
+         for i in range(2, 14)]
+    b[0]["code"] = ""  # x2: not coded yet
+    return _write(tmp_path / "ann.jsonl", a), _write(tmp_path / "ben.xlsx", b)
+
+
+def test_files_matched_by_id_with_unmatched_and_uncoded_counts(tmp_path, codebook):
+    a, b = _coder_files(tmp_path)
+    result = agreement_files(a, b, codebook, n_boot=200)
+    assert result.matched_by == "id"
+    assert result.n == 9  # x3..x11
+    assert (result.only_a, result.only_b, result.uncoded_a, result.uncoded_b) == (3, 2, 0, 1)
+    # x3, x6, x9 were coded differently by B
+    assert sorted(result.disagreements["unit"]) == ["x3", "x6", "x9"]
+    assert result.percent.value == pytest.approx(6 / 9)
+    assert result.labels == codebook.labels
+    summary = json.loads(json.dumps(result.to_dict()))
+    assert summary["n"] == 9 and summary["kappa"]["low"] <= summary["kappa"]["value"] <= summary["kappa"]["high"]
+
+
+def _spans(source: str, spans: list[tuple[int, int, str]], name="source") -> list[dict]:
+    return [{name: source, "start": s, "end": e, "label": c, "text": f"{s}-{e}"} for s, e, c in spans]
+
+
+def test_span_matching_needs_half_of_the_shorter_span(tmp_path):
+    a = _write(tmp_path / "a.csv", _spans("t.txt", [(0, 100, "push"), (200, 300, "pull"), (400, 500, "none"),
+                                                    (600, 700, "push")]))
+    b = _write(tmp_path / "b.csv", _spans("t.txt", [(10, 90, "push"),  # inside: matched
+                                                    (250, 400, "pull"),  # 50 of 100 shared: matched
+                                                    (451, 560, "none"),  # 49 of 100 shared: not matched
+                                                    (600, 700, "co_creation")])
+               + _spans("other.txt", [(0, 100, "push")]))
+    ca, cb = read_coding(a), read_coding(b)
+    rows_a, rows_b, by, _ = match_codings(ca, cb)
+    assert by == "span"
+    assert rows_a["start"].tolist() == [0, 200, 600] and rows_b["start"].tolist() == [10, 250, 600]
+    result = agreement_files(a, b, n_boot=0)
+    assert (result.n, result.only_a, result.only_b) == (3, 1, 2)
+    assert result.disagreements[["start", "end", "code_a", "code_b"]].values.tolist() == [[600, 700, "push",
+                                                                                        "co_creation"]]
+
+
+def test_span_matching_pairs_each_span_once(tmp_path):
+    # one long B span covers two A spans: it pairs with the one it overlaps most
+    a = _write(tmp_path / "a.csv", _spans("t.txt", [(0, 40, "push"), (50, 150, "pull")]))
+    b = _write(tmp_path / "b.csv", _spans("t.txt", [(0, 150, "pull")]))
+    rows_a, rows_b, _, _ = match_codings(read_coding(a), read_coding(b))
+    assert rows_a["start"].tolist() == [50] and len(rows_b) == 1
+
+
+def test_coder_against_predict_output_by_file_name(tmp_path, codebook):
+    # a gold file names the transcript "file": smp.txt; predict gives a path and labels in "label"
+    gold = _write(tmp_path / "gold.jsonl", _spans("smp.txt", [(0, 50, "push"), (60, 120, "pull")], name="file"))
+    pred = _write(tmp_path / "pred.csv", [
+        {"source": "data/in/smp.txt", "passage_index": i, "speaker": "P", "role": "participant", "start": s,
+         "end": e, "text": "x", "label": lab, "p_push": 0.5, "confidence": 0.5, "needs_review": False}
+        for i, (s, e, lab) in enumerate([(0, 55, "push"), (58, 120, "co_creation"), (130, 170, "none")])])
+    result = agreement_files(gold, pred, codebook, n_boot=0)
+    assert result.matched_by == "span" and result.n == 2 and result.only_b == 1
+    assert any("file name" in note for note in result.notes)
+    assert result.disagreements["code_b"].tolist() == ["co_creation"]
+    # predictions get ids source#passage_index, so a coding sheet with those ids matches by id too
+    assert read_coding(pred).frame["unit"].tolist()[0] == "data/in/smp.txt#0"
+
+
+def test_reading_errors_name_file_row_and_field(tmp_path, codebook):
+    bad_code = _write(tmp_path / "a.csv", [{"id": "1", "label": "push"}, {"id": "2", "label": "pushy"}])
+    with pytest.raises(DataError, match=r"a\.csv: unknown code in field 'label': 'pushy' \(rows 3\)"):
+        read_coding(bad_code, codebook)
+    no_code = _write(tmp_path / "b.csv", [{"id": "1", "category": "push"}])
+    with pytest.raises(DataError, match=r"b\.csv: no code column.*category"):
+        read_coding(no_code)
+    bad_offset = _write(tmp_path / "c.csv", _spans("t.txt", [(0, 10, "push")]) + [
+        {"source": "t.txt", "start": "ten", "end": 20, "label": "push"}])
+    with pytest.raises(DataError, match=r"c\.csv: rows 3: field 'start' must be a whole number"):
+        read_coding(bad_offset)
+    twice = _write(tmp_path / "d.csv", [{"id": "1", "label": "push"}, {"id": "1", "label": "pull"}])
+    with pytest.raises(DataError, match=r"d\.csv: field 'id' repeats ids 1"):
+        agreement_files(twice, twice)
+
+
+def test_cli_agreement_prints_tables_and_writes_disagreements(tmp_path, codebook_path):
+    a, b = _coder_files(tmp_path)
+    out_file = tmp_path / "disagree.csv"
+    result = runner.invoke(app, ["agreement", str(a), str(b), "--out", str(out_file), "--bootstrap", "300",
+                                 "--codebook", str(codebook_path)])
+    assert result.exit_code == 0, result.output
+    for text in ("matched by id", "Cohen's kappa", "Krippendorff's alpha", "95% interval", "per code",
+                 "specific agreement", "confusion", "disagreements (3)", "x6"):
+        assert text in result.output, text
+    written = pd.read_csv(out_file, keep_default_na=False)
+    assert written["id"].tolist() == ["x3", "x6", "x9"]
+    assert {"text", "code_a", "code_b", "resolved_code", "notes"} <= set(written.columns)
+
+
+def test_cli_agreement_bad_inputs_exit_2(tmp_path):
+    a, b = _coder_files(tmp_path)
+    missing = runner.invoke(app, ["agreement", str(a), str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 2 and "nope.csv: file not found" in missing.output
+    bad_by = runner.invoke(app, ["agreement", str(a), str(b), "--by", "row"])
+    assert bad_by.exit_code == 2 and "--by must be one of id, span" in bad_by.output
+    no_spans = runner.invoke(app, ["agreement", str(a), str(b), "--by", "span"])
+    assert no_spans.exit_code == 2 and "matching by span needs columns" in no_spans.output
+    disjoint = _write(tmp_path / "c.jsonl", [{"id": "zz", "label": "push"}])
+    none = runner.invoke(app, ["agreement", str(a), str(disjoint)])
+    assert none.exit_code == 2 and "share no units" in none.output
+    bad_out = runner.invoke(app, ["agreement", str(a), str(b), "--out", str(tmp_path / "d.txt")])
+    assert bad_out.exit_code == 2 and "--out must end in .csv or .xlsx" in bad_out.output

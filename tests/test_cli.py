@@ -73,3 +73,14 @@ def test_help_lists_commands():
     assert result.exit_code == 0
     for command in ("train", "evaluate", "runs", "ui"):
         assert command in result.output
+
+
+def test_ui_starts_mlflow_ui_on_the_store(monkeypatch, tracking_uri):
+    import supportlens.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda args: calls.append(args) or 0)
+    result = runner.invoke(app, ["ui", "--port", "5055"])
+    assert result.exit_code == 0
+    assert calls and calls[0][1:4] == ["-m", "mlflow", "ui"]
+    assert tracking_uri in calls[0] and "5055" in calls[0]

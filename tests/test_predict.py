@@ -173,7 +173,7 @@ def test_cli_predict(folder, model_dir, tmp_path):
 
 
 def test_fast_mode_rejected_for_tfidf(model_dir):
-    with pytest.raises(PredictError, match="--fast has no effect"):
+    with pytest.raises(PredictError, match="--fast is only available for fine-tuned models"):
         Labeler(load_classifier(model_dir), fast=True)
 
 

@@ -105,3 +105,16 @@ def test_bad_model_uri(tracking_uri):
         fetch_model_dir("no/such/folder")
     with pytest.raises(ModelLoadError, match="cannot fetch model"):
         fetch_model_dir("models:/nothing-registered@champion")
+
+
+def test_filled_sheet_with_one_code_adds_to_training(coded_file, tmp_path, monkeypatch):
+    """A partly filled coding sheet may hold a single code; it only adds to the training data."""
+    monkeypatch.chdir(tmp_path)
+    sheet = pd.DataFrame({"id": ["s1", "s2", "s3"], "source": ["new.txt"] * 3, "passage_index": [0, 1, 2],
+                          "text": ["the weather on the visit was grey", "we drove for hours", "lunch was late"],
+                          "suggested_code": ["none", "pull", "none"], "confidence": [0.6, 0.5, 0.7],
+                          "code": ["none", "", "none"], "notes": ["", "", ""]})
+    sheet.to_csv(tmp_path / "sheet.csv", index=False)
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    result = train(cfg, track=False, extra_data=[str(tmp_path / "sheet.csv")], log=lambda m: None)
+    assert len(result.data.frame) == 80 + 2  # the blank-coded row is skipped

@@ -23,6 +23,9 @@ _EXPORTS = {
     "read_transcript": ".read", "expand_inputs": ".read", "ReadError": ".read",
     "segment": ".segment", "SpeakerRules": ".segment",
     "Labeler": ".predict", "predict_files": ".predict",
+    "import_qdpx": ".qda", "export_suggestions": ".qda", "export_codebook": ".qda",
+    "predict_to_qdpx": ".qda", "QdaError": ".qda",
+    "build_report": ".report", "render_report": ".report",
 }
 
 

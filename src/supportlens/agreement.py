@@ -2,15 +2,34 @@
 
 One implementation serves training metrics and the coder-facing agreement command, so a kappa
 reported anywhere in supportlens means the same thing.
+
+The coder-facing part works in three steps, each usable on its own:
+
+1. `read_coding` reads one coder's file (or a `supportlens predict` output) into units with a code;
+2. `match_codings` pairs the units of two codings, by excerpt id or by overlapping spans;
+3. `compare_codings` takes two *aligned* frames (row i of one is row i of the other) and returns an
+   `Agreement`: the statistics with bootstrap intervals, per-code agreement, the confusion table
+   and the disagreements to discuss. Any source of aligned codings (two users in one QDA project,
+   say) only needs this last call.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
 
 import krippendorff
 import numpy as np
+import pandas as pd
 from sklearn.metrics import cohen_kappa_score
+
+MATCH_CHOICES = ("id", "span")
+SOURCE_COLUMNS = ("source", "file")  # `predict` writes source; the gold files name it file
+CODE_COLUMNS = ("code", "label")  # a coding sheet's code wins over a label column beside it
+MIN_SPAN_OVERLAP = 0.5  # share of the shorter span two spans must share to count as one unit
+UNIT_COLUMNS = ["unit", "source", "start", "end", "text", "code", "row"]
 
 
 def percent_agreement(a: Sequence[str], b: Sequence[str]) -> float:
@@ -39,3 +58,385 @@ def krippendorff_alpha(a: Sequence[str], b: Sequence[str]) -> float:
     index = {v: i for i, v in enumerate(values)}
     data = np.array([[index[v] for v in a], [index[v] for v in b]], dtype=float)
     return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics from confusion tables, vectorised over bootstrap resamples
+
+
+def stats_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Percent agreement, Cohen's kappa and nominal alpha from a stack of K x K confusion tables.
+
+    Written out by hand (rather than calling the functions above) so that 2,000 bootstrap
+    resamples cost one array operation; the test suite checks both give the same numbers.
+    """
+    cm = np.asarray(cm, dtype=float)
+    if cm.ndim == 2:
+        cm = cm[None]
+    n = cm.sum(axis=(1, 2))
+    agree = np.trace(cm, axis1=1, axis2=2)
+    rows, cols = cm.sum(axis=2), cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        po = agree / n
+        pe = (rows * cols).sum(axis=1) / n**2
+        # chance agreement 1 means both coders used one and the same code throughout: perfect
+        kappa = np.where(np.isclose(pe, 1.0), 1.0, (po - pe) / (1.0 - pe))
+        # nominal alpha for two coders and no missing values, from the coincidence matrix
+        pairable = 2 * n
+        totals = rows + cols
+        expected = pairable**2 - (totals**2).sum(axis=1)
+        observed = 2 * (n - agree)
+        alpha = np.where(expected > 0, 1.0 - (pairable - 1) * observed / expected, 1.0)
+    empty = n == 0
+    return {name: np.where(empty, np.nan, values)
+            for name, values in (("percent", po), ("kappa", kappa), ("alpha", alpha))}
+
+
+def bootstrap_confusions(ia: np.ndarray, ib: np.ndarray, k: int, n_boot: int, seed: int,
+                         chunk: int = 250) -> np.ndarray:
+    """Confusion tables of ``n_boot`` resamples (with replacement) of the matched units."""
+    rng = np.random.default_rng(seed)
+    pairs = np.asarray(ia) * k + np.asarray(ib)
+    n = len(pairs)
+    tables = []
+    for start in range(0, n_boot, chunk):  # chunks keep memory flat for large codings
+        b = min(chunk, n_boot - start)
+        sample = pairs[rng.integers(0, n, size=(b, n))]
+        flat = (sample + (np.arange(b) * k * k)[:, None]).ravel()
+        tables.append(np.bincount(flat, minlength=b * k * k).reshape(b, k, k))
+    return np.concatenate(tables) if tables else np.zeros((0, k, k))
+
+
+def specific_agreement(a: Sequence[str], b: Sequence[str], code: str) -> float:
+    """Positive specific agreement 2a / (2a + b + c) for one code; nan when neither coder used it."""
+    in_a = np.asarray(a, dtype=object) == code
+    in_b = np.asarray(b, dtype=object) == code
+    both = int((in_a & in_b).sum())
+    denominator = 2 * both + int((in_a & ~in_b).sum()) + int((~in_a & in_b).sum())
+    return 2 * both / denominator if denominator else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# the result
+
+
+@dataclass
+class Estimate:
+    value: float
+    low: float = float("nan")  # bootstrap 95% interval; nan when no bootstrap was run
+    high: float = float("nan")
+
+
+@dataclass
+class Agreement:
+    name_a: str
+    name_b: str
+    labels: list[str]
+    n: int  # matched units
+    percent: Estimate
+    kappa: Estimate
+    alpha: Estimate
+    per_code: pd.DataFrame  # code, n_a, n_b, both, specific_agreement, kappa
+    confusion: pd.DataFrame  # rows: codes of A, columns: codes of B
+    disagreements: pd.DataFrame  # unit, source, start, end, text, code_a, code_b
+    only_a: int = 0  # units of A with no partner in B
+    only_b: int = 0
+    uncoded_a: int = 0  # rows left blank (not coded yet), skipped before matching
+    uncoded_b: int = 0
+    matched_by: str = "aligned"
+    n_boot: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        stats = {name: vars(getattr(self, name)).copy() for name in ("percent", "kappa", "alpha")}
+        return {"a": self.name_a, "b": self.name_b, "n": self.n, "only_a": self.only_a,
+                "only_b": self.only_b, "uncoded_a": self.uncoded_a, "uncoded_b": self.uncoded_b,
+                "matched_by": self.matched_by, "n_boot": self.n_boot, **stats,
+                "per_code": self.per_code.to_dict("records"),
+                "confusion": self.confusion.to_dict(), "notes": list(self.notes)}
+
+
+def compare_codings(a: pd.DataFrame, b: pd.DataFrame, labels: Sequence[str] | None = None,
+                    n_boot: int = 2000, seed: int = 13, name_a: str = "A",
+                    name_b: str = "B") -> Agreement:
+    """Agreement between two aligned codings: row i of ``a`` and of ``b`` are the same unit.
+
+    Both frames need a ``code`` column; ``unit``, ``source``, ``start``, ``end`` and ``text`` are
+    carried into the list of disagreements when present (taken from ``a``, else ``b``).
+    """
+    if len(a) != len(b):
+        raise ValueError(f"aligned codings must have equal length, got {len(a)} and {len(b)}")
+    for name, frame in ((name_a, a), (name_b, b)):
+        if "code" not in frame.columns:
+            raise ValueError(f"{name}: the aligned frame needs a 'code' column")
+    if len(a) == 0:
+        raise ValueError(f"no units in common between {name_a} and {name_b}")
+    codes_a = a["code"].astype(str).to_numpy(dtype=object)
+    codes_b = b["code"].astype(str).to_numpy(dtype=object)
+    labels = list(labels or [])
+    labels += sorted((set(codes_a) | set(codes_b)) - set(labels))
+    index = {lab: i for i, lab in enumerate(labels)}
+    ia = np.array([index[c] for c in codes_a])
+    ib = np.array([index[c] for c in codes_b])
+    k = len(labels)
+
+    table = np.bincount(ia * k + ib, minlength=k * k).reshape(k, k)
+    point = {"percent": percent_agreement(codes_a, codes_b), "kappa": cohens_kappa(codes_a, codes_b),
+             "alpha": krippendorff_alpha(codes_a, codes_b)}
+    estimates = {name: Estimate(value) for name, value in point.items()}
+    if n_boot > 0:
+        boot = stats_from_confusion(bootstrap_confusions(ia, ib, k, n_boot, seed))
+        for name, values in boot.items():
+            if np.isfinite(values).any():
+                low, high = np.nanpercentile(values, [2.5, 97.5])
+                estimates[name] = Estimate(point[name], float(low), float(high))
+
+    per_code = []
+    for code in labels:
+        in_a, in_b = codes_a == code, codes_b == code
+        used = bool(in_a.any() or in_b.any())
+        per_code.append({
+            "code": code, "n_a": int(in_a.sum()), "n_b": int(in_b.sum()), "both": int((in_a & in_b).sum()),
+            "specific_agreement": specific_agreement(codes_a, codes_b, code),
+            "kappa": cohens_kappa(in_a.astype(str), in_b.astype(str)) if used else float("nan"),
+        })
+    confusion = pd.DataFrame(table, index=pd.Index(labels, name=name_a),
+                             columns=pd.Index(labels, name=name_b))
+
+    def column(name: str) -> pd.Series:
+        for frame in (a, b):  # A's provenance, unless A lacks it (ids only) and B has it
+            if name in frame.columns and (frame[name].notna() & (frame[name].astype(str) != "")).any():
+                return frame[name].reset_index(drop=True)
+        return pd.Series([""] * len(a))
+
+    differ = codes_a != codes_b
+    disagreements = pd.DataFrame({name: column(name) for name in ("unit", "source", "start", "end", "text")})
+    disagreements["code_a"], disagreements["code_b"] = codes_a, codes_b
+    disagreements = disagreements.loc[differ].reset_index(drop=True)
+    return Agreement(name_a=name_a, name_b=name_b, labels=labels, n=len(a), percent=estimates["percent"],
+                     kappa=estimates["kappa"], alpha=estimates["alpha"], per_code=pd.DataFrame(per_code),
+                     confusion=confusion, disagreements=disagreements, n_boot=max(0, n_boot))
+
+
+# ---------------------------------------------------------------------------------------------
+# reading a coding and matching two of them
+
+
+def passage_id(source: str, passage_index: int | str) -> str:
+    """The id of a passage of a transcript: shared by coding sheets and prediction files, so a
+    sheet a coder filled in can be matched to predictions by id."""
+    return f"{source}#{passage_index}"
+
+
+def _integers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
+    bad = frame.loc[values.isna() | (values != values.round()), "_row"].tolist()
+    if bad:
+        from .dataset import DataError
+
+        raise DataError(f"{path}: rows {_listing(bad)}: field {column!r} must be a whole number "
+                        "(a character offset)")
+    return values.astype(int)
+
+
+def _listing(rows: list[Any], limit: int = 10) -> str:
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+@dataclass
+class Coding:
+    """One coder's (or model's) units: `frame` has the columns in `UNIT_COLUMNS`."""
+
+    path: str
+    frame: pd.DataFrame
+    uncoded: int = 0  # rows with a blank code, skipped
+    has_spans: bool = False
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
+                id_column: str = "id") -> Coding:
+    """Read a coded file (CSV/TSV/JSONL/XLSX), a filled coding sheet or a `predict` output.
+
+    The code is taken from ``code_column``, else a ``code`` column (coding sheets), else ``label``
+    (coded excerpts and predictions). With a codebook, aliases are mapped to labels and unknown
+    codes are errors naming the rows. Rows with a blank code are counted as not coded and skipped.
+    """
+    from .dataset import DataError, read_table
+
+    path = Path(path)
+    raw = read_table(path)
+    columns = [c for c in raw.columns if c != "_row"]
+    if raw.empty:
+        raise DataError(f"{path}: no rows")
+    if code_column is None:
+        code_column = next((c for c in CODE_COLUMNS if c in raw.columns), None)
+        if code_column is None:
+            raise DataError(f"{path}: no code column (looked for {' or '.join(map(repr, CODE_COLUMNS))});"
+                            f" the file has columns: {', '.join(map(str, columns))}")
+    elif code_column not in raw.columns:
+        raise DataError(f"{path}: missing column {code_column!r}; the file has columns: "
+                        f"{', '.join(map(str, columns))}")
+
+    def text_of(column: str) -> pd.Series:
+        return raw[column].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v))
+                               else str(v).strip())
+
+    frame = pd.DataFrame({"row": raw["_row"].astype(int), "code": text_of(code_column)})
+    source_column = next((c for c in SOURCE_COLUMNS if c in raw.columns), None)
+    frame["source"] = text_of(source_column) if source_column else ""
+    frame["text"] = text_of("text") if "text" in raw.columns else ""
+    has_spans = source_column is not None and {"start", "end"} <= set(raw.columns)
+    if has_spans:
+        frame["start"] = _integers(raw, "start", path).to_numpy()
+        frame["end"] = _integers(raw, "end", path).to_numpy()
+        backwards = frame.loc[frame["end"] <= frame["start"], "row"].tolist()
+        if backwards:
+            raise DataError(f"{path}: rows {_listing(backwards)}: field 'end' must be after 'start'")
+    else:
+        frame["start"] = frame["end"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    if id_column in raw.columns:
+        frame["unit"] = text_of(id_column)
+    elif source_column and "passage_index" in raw.columns:
+        frame["unit"] = [passage_id(s, i) for s, i in zip(frame["source"], text_of("passage_index"))]
+    else:
+        frame["unit"] = ""
+
+    blank = frame["code"] == ""
+    uncoded = int(blank.sum())
+    frame = frame.loc[~blank].copy()
+    if frame.empty:
+        raise DataError(f"{path}: no row has a code in {code_column!r}")
+    if codebook is not None:
+        normalised = frame["code"].map(codebook.normalise)
+        unknown = frame.loc[normalised.isna()]
+        if not unknown.empty:
+            values = sorted(set(unknown["code"]))
+            raise DataError(f"{path}: unknown code{'s' if len(values) > 1 else ''} in field "
+                            f"{code_column!r}: {', '.join(map(repr, values))} (rows "
+                            f"{_listing(unknown['row'].tolist())}). Known codes: "
+                            f"{'; '.join(codebook.known_values())}")
+        frame["code"] = normalised
+    return Coding(path=str(path), frame=frame[UNIT_COLUMNS].reset_index(drop=True), uncoded=uncoded,
+                  has_spans=has_spans)
+
+
+def _source_keys(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series, str | None]:
+    """Keys to pair sources by: the normalised path, or the file name when the two files name
+    the same transcripts by different folders (a gold file says smp01.txt, predict a full path)."""
+    def norm(s: str) -> str:
+        return os.path.normcase(os.path.normpath(s)) if s else s
+
+    full_a, full_b = a.map(norm), b.map(norm)
+    if set(full_a) & set(full_b):
+        return full_a, full_b, None
+    base_a, base_b = a.map(lambda s: Path(s).name), b.map(lambda s: Path(s).name)
+    if set(base_a) & set(base_b):
+        return base_a, base_b, "sources matched by file name (the two files give different folders)"
+    return full_a, full_b, None
+
+
+def _match_spans(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Pair spans of the same source, each span used once: candidate pairs overlap by at least
+    `MIN_SPAN_OVERLAP` of the shorter span; the largest overlaps are paired first, so each span of
+    A gets the B span overlapping it most unless a better-overlapping A span already took it."""
+    key_a, key_b, note = _source_keys(a["source"], b["source"])
+    pairs_a: list[int] = []
+    pairs_b: list[int] = []
+    b_groups = {key: np.asarray(idx) for key, idx in b.groupby(key_b.to_numpy()).indices.items()}
+    for key, ia in a.groupby(key_a.to_numpy()).indices.items():
+        ib = b_groups.get(key)
+        if ib is None:
+            continue
+        sa, ea = a["start"].to_numpy()[ia], a["end"].to_numpy()[ia]
+        sb, eb = b["start"].to_numpy()[ib], b["end"].to_numpy()[ib]
+        overlap = np.minimum(ea[:, None], eb[None, :]) - np.maximum(sa[:, None], sb[None, :])
+        shorter = np.minimum((ea - sa)[:, None], (eb - sb)[None, :])
+        ok = (overlap > 0) & (overlap >= MIN_SPAN_OVERLAP * shorter)
+        rows, cols = np.nonzero(ok)
+        order = np.lexsort((cols, rows, -overlap[rows, cols]))
+        used_a, used_b = set(), set()
+        for r, c in zip(rows[order], cols[order]):
+            if r in used_a or c in used_b:
+                continue
+            used_a.add(r)
+            used_b.add(c)
+            pairs_a.append(int(ia[r]))
+            pairs_b.append(int(ib[c]))
+    order = np.argsort(pairs_a, kind="stable")  # report units in A's order
+    return np.asarray(pairs_a, dtype=int)[order], np.asarray(pairs_b, dtype=int)[order], [note] if note else []
+
+
+def _match_ids(a: Coding, b: Coding) -> tuple[np.ndarray, np.ndarray]:
+    from .dataset import DataError
+
+    for coding in (a, b):
+        units = coding.frame["unit"]
+        if (units == "").all():
+            raise DataError(f"{coding.path}: no id column (nor source and passage_index) to match "
+                            "units by; use --by span with source, start and end columns")
+        repeated = sorted(set(units[units.duplicated() & (units != "")]))
+        if repeated:
+            raise DataError(f"{coding.path}: field 'id' repeats ids {_listing(repeated)}; "
+                            "ids must be unique to match by id")
+    position = {unit: i for i, unit in enumerate(b.frame["unit"]) if unit}
+    ia = [i for i, unit in enumerate(a.frame["unit"]) if unit in position]
+    return np.asarray(ia, dtype=int), np.asarray([position[a.frame["unit"].iloc[i]] for i in ia], dtype=int)
+
+
+def match_codings(a: Coding, b: Coding, by: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str, list[str]]:
+    """Aligned frames of the units both codings share; ``by`` None picks span matching when both
+    files have source, start and end columns, else ids. Returns (a_rows, b_rows, by, notes)."""
+    from .dataset import DataError
+
+    if by is None:
+        by = "span" if a.has_spans and b.has_spans else "id"
+    if by not in MATCH_CHOICES:
+        raise DataError(f"--by must be one of {', '.join(MATCH_CHOICES)}; got {by!r}")
+    notes: list[str] = []
+    if by == "span":
+        for coding in (a, b):
+            if not coding.has_spans:
+                raise DataError(f"{coding.path}: matching by span needs columns source (or file), "
+                                "start and end")
+        ia, ib, notes = _match_spans(a.frame, b.frame)
+    else:
+        ia, ib = _match_ids(a, b)
+    return (a.frame.iloc[ia].reset_index(drop=True), b.frame.iloc[ib].reset_index(drop=True), by, notes)
+
+
+def agreement_files(path_a: str | Path, path_b: str | Path, codebook=None, by: str | None = None,
+                    n_boot: int = 2000, seed: int = 13, code_column_a: str | None = None,
+                    code_column_b: str | None = None) -> Agreement:
+    """Agreement between two coded files (coder vs coder, or coder vs `predict` output)."""
+    from .dataset import DataError
+
+    a = read_coding(path_a, codebook, code_column_a)
+    b = read_coding(path_b, codebook, code_column_b)
+    rows_a, rows_b, by, notes = match_codings(a, b, by)
+    if rows_a.empty:
+        how = "ids" if by == "id" else f"spans overlapping by {MIN_SPAN_OVERLAP:.0%} of the shorter one"
+        raise DataError(f"{a.path} and {b.path} share no units (matched by {how}); are they codings "
+                        "of the same excerpts or transcripts?")
+    labels = codebook.labels if codebook is not None else None
+    name_a, name_b = (a.name, b.name) if a.name != b.name else (str(path_a), str(path_b))
+    result = compare_codings(rows_a, rows_b, labels, n_boot=n_boot, seed=seed, name_a=name_a, name_b=name_b)
+    result.only_a, result.only_b = len(a.frame) - result.n, len(b.frame) - result.n
+    result.uncoded_a, result.uncoded_b = a.uncoded, b.uncoded
+    result.matched_by = by
+    result.notes.extend(notes)
+    return result
+
+
+def write_disagreements(result: Agreement, path: str | Path) -> Path:
+    """Write the disagreements (.csv or .xlsx) for the coders to discuss, atomically."""
+    from .active import write_sheet
+
+    frame = result.disagreements.rename(columns={"unit": "id"})
+    frame["resolved_code"] = ""
+    frame["notes"] = ""
+    return write_sheet(frame, path)

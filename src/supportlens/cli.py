@@ -43,6 +43,7 @@ def train(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")] = None,
     register: Annotated[Optional[str], typer.Option(help="Register the model under this name and set the alias")] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow")] = False,
+    add_data: Annotated[Optional[list[str]], typer.Option("--add-data", help="Extra coded file or filled coding sheet (from `supportlens next`) to train on too; repeatable")] = None,
 ) -> None:
     """Train a model on coded excerpts, evaluate it on held-out interviews, and log the run."""
     from .config import load_config
@@ -52,7 +53,8 @@ def train(
         cfg = load_config(config, set_)
         result = run_training(cfg, data_path=data, codebook_path=codebook, cv=cv,
                               tracking_uri=tracking_uri, register=register,
-                              log=lambda m: console.print(m, highlight=False), track=not no_track)
+                              log=lambda m: console.print(m, highlight=False), track=not no_track,
+                              extra_data=add_data)
     except _user_errors() as exc:
         _fail(str(exc))
         return
@@ -135,7 +137,7 @@ def runs(
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Transcript files, folders (searched recursively) or globs")],
     model: Annotated[str, typer.Option(help="runs:/<id>/model, models:/<name>@<alias> or a model folder")],
-    out_path: Annotated[Path, typer.Option("--out", help="Passages with labels: .csv, .jsonl or .parquet")],
+    out_path: Annotated[Path, typer.Option("--out", help="Passages with labels: .csv, .jsonl or .parquet; or .qdpx for QDA software")],
     summary: Annotated[Optional[Path], typer.Option(help="Per-transcript profile: .csv, .jsonl or .parquet")] = None,
     speaker: Annotated[str, typer.Option(help="Which turns to score: participant, interviewer or all")] = "participant",
     interviewer: Annotated[Optional[list[str]], typer.Option(help="Speaker name (or regex) of the interviewer; repeatable")] = None,
@@ -146,17 +148,27 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Passages per forward pass")] = 64,
     text_column: Annotated[str, typer.Option(help="Text column for .csv/.xlsx inputs")] = "text",
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
+    code_prefix: Annotated[str, typer.Option(help="With .qdpx output: put suggestions under new codes named PREFIX + code name, e.g. 'AI: '")] = "",
+    min_confidence: Annotated[float, typer.Option(help="With .qdpx output: leave out suggestions below this confidence")] = 0.0,
 ) -> None:
-    """Segment transcripts into passages and label each with a code and calibrated confidence."""
+    """Segment transcripts into passages and label each with a code and calibrated confidence.
+
+    With a REFI-QDA project as input, or --out ending in .qdpx, the labels become suggested codings
+    in a .qdpx project (a copy of the input project, or a new one made from the transcripts)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .models import load_classifier
     from .predict import Labeler, PredictError, predict_files
+    from .qda import QdaError
     from .segment import SpeakerRules
     from .tracking import fetch_model_dir
 
+    to_qda = out_path.suffix.lower() == ".qdpx" or any(i.lower().endswith(".qdpx") for i in inputs)
+    if to_qda and (summary is not None or resume):
+        _fail("--summary and --resume are not available with a .qdpx project; label into .csv/.jsonl for them")
     try:
-        loaded = load_classifier(fetch_model_dir(model, tracking_uri))
+        model_dir = fetch_model_dir(model, tracking_uri)
+        loaded = load_classifier(model_dir)
         labeler = Labeler(loaded, review_below=review_below, device=device, fast=fast, batch_size=batch_size)
     except (*_user_errors(), PredictError) as exc:
         _fail(str(exc))
@@ -178,10 +190,22 @@ def predict(
             progress.console.print(f"[yellow]skipped[/] {failure.reason}", highlight=False)
 
         try:
-            report = predict_files(inputs, labeler, out_path, summary=summary, speaker=speaker, resume=resume,
-                                   rules=rules, on_progress=on_progress, on_failure=on_failure,
-                                   text_column=text_column)
-        except PredictError as exc:
+            if to_qda:
+                from .codebook import load_codebook
+                from .qda import predict_to_qdpx
+
+                saved = model_dir / "codebook.yaml"  # names, colours, definitions of the codes
+                report = predict_to_qdpx(inputs, labeler, out_path,
+                                         codebook=load_codebook(saved) if saved.is_file() else None,
+                                         speaker=speaker, rules=rules, code_prefix=code_prefix,
+                                         min_confidence=min_confidence, model_uri=model,
+                                         text_column=text_column, on_progress=on_progress,
+                                         on_failure=on_failure)
+            else:
+                report = predict_files(inputs, labeler, out_path, summary=summary, speaker=speaker, resume=resume,
+                                       rules=rules, on_progress=on_progress, on_failure=on_failure,
+                                       text_column=text_column)
+        except (PredictError, QdaError, *_user_errors()) as exc:
             _fail(str(exc))
             return
     for note in report.notes:
@@ -209,6 +233,9 @@ def ui(
     raise typer.Exit(subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
                                       resolve_uri(tracking_uri), "--host", "127.0.0.1", "--port", str(port)]))
 
+
+# commands defined in their own modules register on `app` when imported
+from . import cli_assist, cli_qda, cli_report  # noqa: E402,F401
 
 def main() -> None:  # pragma: no cover
     app()

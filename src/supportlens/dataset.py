@@ -7,6 +7,7 @@ and the field, before any training starts.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -152,17 +153,20 @@ def _clean(value: Any) -> str:
 
 
 def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = None,
-               skip_blank_labels: bool = False) -> CodedData:
-    """Load, validate and de-duplicate coded excerpts.
+               skip_blank_labels: bool = False, min_codes: int = 2) -> CodedData:
+    """Load, validate and de-duplicate coded excerpts (a table, or a REFI-QDA ``.qdpx`` project
+    whose coded selections are read by `supportlens.qda.import_qdpx`).
 
     ``skip_blank_labels`` is for coding sheets, where an empty code means "not coded yet".
     """
     cfg = cfg or DataConfig()
     path = Path(path)
+    notes: list[str] = []
     if path.suffix.lower() == ".qdpx":
-        raise DataError(f"{path}: REFI-QDA projects are read with `supportlens import` first")
-    frame = read_table(path)
-    report = DataReport(path=str(path), rows_read=len(frame), conflict_policy=cfg.conflicts)
+        frame, cfg, notes = _read_qdpx(path, codebook, cfg)
+    else:
+        frame = read_table(path)
+    report = DataReport(path=str(path), rows_read=len(frame), conflict_policy=cfg.conflicts, notes=notes)
     if frame.empty:
         raise DataError(f"{path}: no rows")
 
@@ -234,9 +238,28 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
     out = _deduplicate(out, report, path)
     report.rows_kept = len(out)
     out = out.drop(columns=["raw_label"]).reset_index(drop=True)
-    if out["label"].nunique() < 2:
+    if out["label"].nunique() < min_codes:  # an extra sheet may hold one code; the training set may not
         raise DataError(f"{path}: all kept excerpts have the same code; a classifier needs two or more")
     return CodedData(dataset=to_dataset(out, codebook), report=report, frame=out)
+
+
+def _read_qdpx(path: Path, codebook: Codebook, cfg: DataConfig) -> tuple[pd.DataFrame, DataConfig, list[str]]:
+    """A REFI-QDA project's coded selections as a table (``_row`` counts excerpts from 1), with
+    the column settings that fit it: its columns have fixed names whatever the config says."""
+    from .qda import QdaError, import_qdpx
+
+    try:
+        frame, qda_report = import_qdpx(path, codebook)
+    except QdaError as exc:
+        raise DataError(str(exc)) from None
+    if frame.empty:
+        raise DataError(f"{path}: no coded selection maps to the codebook ("
+                        + "; ".join(qda_report.summary().splitlines()) + ")")
+    frame = frame.assign(_row=range(1, len(frame) + 1))
+    cfg = dataclasses.replace(cfg, text_column="text", label_column="label", group_column="interview_id",
+                              id_column="id", speaker_column="speaker_role", coder_column="coder")
+    notes = [line.removeprefix("note: ") for line in qda_report.summary().splitlines()[1:]]
+    return frame, cfg, notes
 
 
 def _norm_text(text: str) -> str:

@@ -83,7 +83,8 @@ class Labeler:
             model.to_device(self.device)
         if fast:
             if not hasattr(model, "make_fast"):
-                raise PredictError(f"--fast has no effect on a {model.kind} model (it is already fast)")
+                raise PredictError(f"--fast is only available for fine-tuned models; a {model.kind} "
+                                  "model always runs at full precision")
             model.make_fast()
         tokenizer = getattr(model, "tokenizer_", None)
         self.max_tokens = int(getattr(model, "max_length", 256)) - 2 if tokenizer is not None else 256
@@ -134,6 +135,18 @@ def _rows(source: str, passages: list[Passage], scores: pd.DataFrame) -> list[di
 
 
 # -- journal: one atomically written file per finished transcript -----------------------------
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename into place with ordinary file permissions (mkstemp creates 0600 files)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, target)
+
+
 class Journal:
     def __init__(self, output: Path):
         self.dir = output.parent / f".{output.name}.parts"
@@ -266,7 +279,7 @@ def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[st
                     fh.write(",".join(columns) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, output)
+        _publish(tmp, output)
     finally:
         if tmp.exists():
             tmp.unlink()

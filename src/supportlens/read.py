@@ -328,6 +328,11 @@ def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
 _MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}(?:[ \t]|$)")
 
 
+def read_text(text: str, source: str = "<text>", fmt: str = "txt") -> Transcript:
+    """Parse already-decoded plain text (e.g. a QDA project's source) like a .txt/.md transcript."""
+    return _read_plain(Path(source), text, fmt, "utf-8", [])
+
+
 def _read_plain(path: Path, text: str, fmt: str, encoding: str, notes: list[str]) -> Transcript:
     lines: list[tuple[int, str]] = []  # (offset of line start, line without "\n")
     offset = 0

@@ -20,7 +20,7 @@ from . import tracking
 from .calibration import review_threshold
 from .codebook import Codebook, load_codebook
 from .config import Config
-from .dataset import CodedData, load_coded
+from .dataset import CodedData, DataError, DataReport, load_coded, to_dataset
 from .evaluate import Evaluation, evaluate_model, evaluate_proba, summarise_folds
 from .modelcard import render_model_card
 from .models import TextClassifier, build_model
@@ -96,13 +96,62 @@ def _split(cfg: Config, frame: pd.DataFrame) -> Split:
                          cfg.split.test_size, cfg.split.val_size, cfg.seed)
 
 
+def _norm_text(text: str) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+def add_coded(data: CodedData, paths: list[str], codebook: Codebook, cfg: Config,
+              log: Logger = print) -> CodedData:
+    """The main coded data plus extra coded files or filled coding sheets (blank codes skipped).
+
+    An excerpt already present (same text, whitespace and case ignored) keeps its first coding:
+    a passage offered on two coding sheets is learnt once. The digest covers the combined data.
+    """
+    from .active import sheet_data_config
+
+    frames = [data.frame]
+    seen_text = set(data.frame["text"].map(_norm_text))
+    id_source = {i: data.report.path for i in data.frame["id"]}
+    report = DataReport(**{**data.report.to_dict(), "notes": list(data.report.notes),
+                           "skipped_blank_labels": list(data.report.skipped_blank_labels)})
+    for path in paths:
+        extra = load_coded(path, codebook, sheet_data_config(path, cfg.data), skip_blank_labels=True,
+                           min_codes=1)
+        log(extra.report.summary())
+        frame = extra.frame
+        repeated = frame["text"].map(_norm_text).isin(seen_text)
+        if repeated.any():
+            report.notes.append(f"{path}: {int(repeated.sum())} excerpts already coded in an earlier "
+                                "file were left out (the first coding is kept)")
+        frame = frame.loc[~repeated]
+        clash = [i for i in frame["id"] if i in id_source]
+        if clash:
+            raise DataError(f"{path}: ids {', '.join(clash[:10])} are also used in "
+                            f"{id_source[clash[0]]}; excerpt ids must be unique across all training files")
+        id_source.update({i: path for i in frame["id"]})
+        seen_text.update(frame["text"].map(_norm_text))
+        report.rows_read += extra.report.rows_read
+        report.rows_kept += len(frame)
+        report.notes.append(f"added {len(frame)} coded excerpts from {path} "
+                            f"({len(extra.report.skipped_blank_labels)} rows without a code skipped)")
+        frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True)
+    return CodedData(dataset=to_dataset(combined, codebook), report=report, frame=combined)
+
+
 def train(cfg: Config, data_path: str | None = None, codebook_path: str | None = None,
           cv: int | None = None, tracking_uri: str | None = None, register: str | None = None,
-          log: Logger = print, track: bool = True) -> TrainResult:
-    """Train, evaluate and (by default) track one model as configured."""
+          log: Logger = print, track: bool = True, extra_data: list[str] | None = None) -> TrainResult:
+    """Train, evaluate and (by default) track one model as configured.
+
+    ``extra_data``: coded files or filled coding sheets (`supportlens next`) added to the data
+    before splitting.
+    """
     codebook = load_codebook(codebook_path or cfg.codebook)
     data_path = data_path or cfg.data.path
     data = load_coded(data_path, codebook, cfg.data)
+    if extra_data:
+        data = add_coded(data, list(extra_data), codebook, cfg, log)
     log(data.report.summary())
     frame = data.frame
     labels = codebook.labels
@@ -114,7 +163,7 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     ctx = _tracked(cfg, tracking_uri) if track else _untracked()
     with ctx as run_id:
         if track:
-            _log_inputs(cfg, data, codebook, data_path, split)
+            _log_inputs(cfg, data, codebook, data_path, split, extra_data)
         log(f"training {cfg.model.kind} ({cfg.model.pretrained if cfg.model.kind != 'tfidf_logreg' else 'tf-idf'})")
         model, threshold, seconds = fit_and_calibrate(cfg, labels, frame, split.train, split.val)
         log(f"trained in {seconds:.1f}s; temperature {model.temperature_:.2f}; "
@@ -175,8 +224,11 @@ class _tracked:
         return self._ctx.__exit__(*exc)
 
 
-def _log_inputs(cfg: Config, data: CodedData, codebook: Codebook, data_path: str, split: Split) -> None:
+def _log_inputs(cfg: Config, data: CodedData, codebook: Codebook, data_path: str, split: Split,
+                extra_data: list[str] | None = None) -> None:
     tracking.log_params(cfg.flat())
+    if extra_data:
+        tracking.log_params({"data.extra_paths": ", ".join(map(str, extra_data))})
     tracking.log_params({"data.resolved_path": str(data_path), "codebook.resolved": codebook.source,
                          **{f"split.n_{k}": v for k, v in split.sizes().items()}})
     tracking.set_tags({"model_kind": cfg.model.kind, "data_digest": data.digest,

@@ -46,14 +46,6 @@ class EmbedLogReg(TextClassifier):
         self.encoder_.to(device)
         return self
 
-    def make_fast(self) -> "EmbedLogReg":
-        """int8 dynamic quantisation of the encoder's linear layers (CPU)."""
-        import torch
-        from torch.ao.quantization import quantize_dynamic
-
-        self.encoder_ = quantize_dynamic(self.encoder_, {torch.nn.Linear}, dtype=torch.qint8)
-        return self
-
     def _save(self, path: Path) -> None:
         # the encoder travels with the model so the folder (and the MLflow model) is self-contained
         self.encoder_.save_pretrained(path / "encoder")

@@ -1,0 +1,212 @@
+"""Commands that help coders decide: `agreement`, `next` and `audit` (thin wrappers over
+`supportlens.agreement`, `supportlens.active` and `supportlens.audit`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .cli import _fail, _user_errors, app, console, out
+
+_SHOWN = 20  # rows of a long list printed to the terminal; the file has them all
+
+
+def _clip(text: object, width: int = 90) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _load_codebook(path: Optional[str]):
+    from .codebook import load_codebook
+
+    return load_codebook(path) if path else None
+
+
+@app.command()
+def agreement(
+    a: Annotated[str, typer.Argument(help="First coding: coded excerpts, a filled coding sheet or a predict output")],
+    b: Annotated[str, typer.Argument(help="Second coding, of the same excerpts or transcripts")],
+    by: Annotated[Optional[str], typer.Option(help="Match units by id or span (default: span when both files have source/start/end)")] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the disagreements to discuss (.csv or .xlsx)")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none)")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap")] = 13,
+    codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML: maps aliases to codes and rejects unknown codes")] = None,
+    code_column_a: Annotated[Optional[str], typer.Option(help="Column with A's codes (default: code, else label)")] = None,
+    code_column_b: Annotated[Optional[str], typer.Option(help="Column with B's codes (default: code, else label)")] = None,
+) -> None:
+    """Agreement between two coders, or a coder and a model: kappa, alpha, per-code agreement, disagreements."""
+    from .active import SelectionError
+    from .agreement import agreement_files, write_disagreements
+
+    if bootstrap < 0:
+        _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
+    if out_path is not None and out_path.suffix.lower() not in (".csv", ".xlsx"):
+        _fail(f"--out must end in .csv or .xlsx; got {out_path.name!r}")
+    try:
+        result = agreement_files(a, b, _load_codebook(codebook), by=by, n_boot=bootstrap, seed=seed,
+                                 code_column_a=code_column_a, code_column_b=code_column_b)
+        if out_path is not None:
+            write_disagreements(result, out_path)
+    except (*_user_errors(), SelectionError) as exc:
+        _fail(str(exc))
+        return
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+    out.print(f"A = {a}\nB = {b}", highlight=False)
+    units = Table(title=f"units (matched by {result.matched_by})")
+    for name in ("matched", "only in A", "only in B", "not coded in A", "not coded in B"):
+        units.add_column(name, justify="right")
+    units.add_row(*map(str, (result.n, result.only_a, result.only_b, result.uncoded_a, result.uncoded_b)))
+    out.print(units)
+    interval = f"95% interval ({result.n_boot} bootstrap resamples)" if result.n_boot else "95% interval"
+    stats = Table(title="agreement")
+    for name in ("statistic", "value", interval):
+        stats.add_column(name)
+    for label, est in (("percent agreement", result.percent), ("Cohen's kappa", result.kappa),
+                       ("Krippendorff's alpha (nominal)", result.alpha)):
+        ci = "" if est.low != est.low else f"{est.low:.3f} to {est.high:.3f}"
+        stats.add_row(label, "n/a" if est.value != est.value else f"{est.value:.3f}", ci)
+    out.print(stats)
+    per_code = Table(title="per code")
+    for name in ("code", "A", "B", "both", "specific agreement", "kappa (code vs rest)"):
+        per_code.add_column(name, justify="left" if name == "code" else "right")
+    for r in result.per_code.itertuples(index=False):
+        per_code.add_row(r.code, str(r.n_a), str(r.n_b), str(r.both),
+                         *("n/a" if v != v else f"{v:.3f}" for v in (r.specific_agreement, r.kappa)))
+    out.print(per_code)
+    confusion = Table(title="confusion (rows: A, columns: B)")
+    confusion.add_column("A \\ B")
+    for code in result.labels:
+        confusion.add_column(code, justify="right")
+    for code, row in result.confusion.iterrows():
+        confusion.add_row(str(code), *(f"[bold]{v}[/]" if c == code else str(v) for c, v in row.items()))
+    out.print(confusion)
+    d = result.disagreements
+    if d.empty:
+        out.print("no disagreements")
+        return
+    listing = Table(title=f"disagreements ({len(d)}" + (f", first {_SHOWN}" if len(d) > _SHOWN else "") + ")")
+    for name in ("unit", "A", "B", "text"):
+        listing.add_column(name)
+    for r in d.head(_SHOWN).itertuples(index=False):
+        where = r.unit or (f"{r.source} {r.start}-{r.end}" if r.source else "")
+        listing.add_row(str(where), r.code_a, r.code_b, _clip(r.text))
+    out.print(listing)
+    if out_path is not None:
+        out.print(f"disagreements -> {out_path}", highlight=False)
+
+
+@app.command("next")
+def next_(
+    inputs: Annotated[list[str], typer.Argument(help="Transcript files, folders (searched recursively) or globs")],
+    model: Annotated[str, typer.Option(help="runs:/<id>/model, models:/<name>@<alias> or a model folder")],
+    out_path: Annotated[Path, typer.Option("--out", help="Coding sheet to write: .csv or .xlsx")],
+    n: Annotated[int, typer.Option(help="How many passages to suggest")] = 40,
+    strategy: Annotated[str, typer.Option(help="margin, entropy or random")] = "margin",
+    diversity: Annotated[bool, typer.Option("--diversity/--no-diversity", help="Avoid near-duplicate picks")] = True,
+    speaker: Annotated[str, typer.Option(help="Which turns to consider: participant, interviewer or all")] = "participant",
+    interviewer: Annotated[Optional[list[str]], typer.Option(help="Speaker name (or regex) of the interviewer; repeatable")] = None,
+    skip: Annotated[Optional[list[str]], typer.Option(help="Coded file or earlier sheet whose passages are not offered again; repeatable")] = None,
+    seed: Annotated[int, typer.Option(help="Seed (random strategy)")] = 13,
+    text_column: Annotated[str, typer.Option(help="Text column for .csv/.xlsx transcripts")] = "text",
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
+) -> None:
+    """Suggest the passages to code next (where the model is least sure) as a coding sheet."""
+    from .active import (SHEET_SUFFIXES, STRATEGIES, SelectionError, coding_sheet, drop_seen, read_passages,
+                         select_next, texts_in, write_sheet)
+    from .models import load_classifier
+    from .predict import Labeler, PredictError
+    from .segment import SpeakerRules
+    from .tracking import fetch_model_dir
+
+    if out_path.suffix.lower() not in SHEET_SUFFIXES:
+        _fail(f"--out must end in {' or '.join(SHEET_SUFFIXES)}; got {out_path.name!r}")
+    if strategy not in STRATEGIES:
+        _fail(f"--strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+    if n < 1:
+        _fail(f"--n must be at least 1, got {n}")
+    try:
+        rules = SpeakerRules(interviewer_patterns=list(interviewer or []))
+    except ValueError as exc:  # an invalid --interviewer regular expression
+        _fail(str(exc))
+        return
+    if interviewer:
+        rules.interviewer_names = list(rules.interviewer_names) + [x.lower() for x in interviewer]
+    try:
+        seen = texts_in(skip or [])
+        labeler = Labeler(load_classifier(fetch_model_dir(model, tracking_uri)))
+        passages, problems, notes = read_passages(inputs, labeler, speaker, rules, text_column)
+        for problem in problems:
+            console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+        for note in notes:
+            console.print(f"note: {note}", highlight=False)
+        total = len(passages)
+        passages = drop_seen(passages, seen)
+        if passages.empty:
+            _fail("no passages to choose from" + (f" ({total} already coded or offered)" if total else
+                                                  " (no readable transcript with such turns)"))
+        chosen = select_next(passages, labeler, n=n, strategy=strategy, diversity=diversity, seed=seed)
+        write_sheet(coding_sheet(chosen), out_path)
+    except (*_user_errors(), PredictError, SelectionError) as exc:
+        _fail(str(exc))
+        return
+    table = Table(title=f"{len(chosen)} passages to code next ({strategy}"
+                  + (", spread out" if diversity and strategy != "random" else "") + ")")
+    for name in ("#", "source", "passage", "suggested", "confidence", "text"):
+        table.add_column(name)
+    for r in chosen.head(_SHOWN).itertuples(index=False):
+        table.add_row(str(r.pick), Path(r.source).name, str(r.passage_index), r.suggested_code,
+                      f"{r.confidence:.2f}", _clip(r.text, 70))
+    out.print(table)
+    skipped = total - len(passages)
+    out.print(f"{len(chosen)} of {len(passages)} passages" + (f" ({skipped} already coded left out)" if skipped else "")
+              + f" -> {out_path}\nfill in the 'code' column, then: supportlens train --add-data {out_path} ...",
+              highlight=False)
+
+
+@app.command()
+def audit(
+    data: Annotated[str, typer.Argument(help="Coded excerpts (CSV/TSV/JSONL/XLSX)")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config; k models of its kind are trained")] = Path("configs/tfidf.yaml"),
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the doubtful codes (.csv or .xlsx)")] = None,
+    top: Annotated[Optional[int], typer.Option(help="Keep only the N most doubtful")] = None,
+    cv: Annotated[int, typer.Option(help="Grouped cross-validation folds")] = 5,
+    codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML; overrides the config's")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. data.label_column=code")] = None,
+) -> None:
+    """List coded excerpts whose code looks wrong to a cross-validated model, most doubtful first."""
+    from .active import SelectionError, write_sheet
+    from .audit import audit as run_audit
+    from .config import load_config
+
+    if out_path is not None and out_path.suffix.lower() not in (".csv", ".xlsx"):
+        _fail(f"--out must end in .csv or .xlsx; got {out_path.name!r}")
+    if top is not None and top < 1:
+        _fail(f"--top must be at least 1, got {top}")
+    if cv < 2:
+        _fail(f"--cv must be at least 2, got {cv}")
+    try:
+        cfg = load_config(config, set_)
+        result = run_audit(data, cfg, k=cv, codebook=_load_codebook(codebook or cfg.codebook), top=top,
+                           log=lambda m: console.print(m, highlight=False))
+        if out_path is not None:
+            write_sheet(result, out_path)
+    except (*_user_errors(), SelectionError) as exc:
+        _fail(str(exc))
+        return
+    if result.empty:
+        out.print("no doubtful codes: every excerpt's code is the one the model finds most likely")
+        return
+    table = Table(title=f"doubtful codes ({len(result)}" + (f", first {_SHOWN}" if len(result) > _SHOWN else "") + ")")
+    for name in ("rank", "id", "given", "suggested", "flagged", "text"):
+        table.add_column(name)
+    for r in result.head(_SHOWN).itertuples(index=False):
+        table.add_row(str(r.rank), str(r.id), f"{r.given_code} ({r.given_probability:.2f})",
+                      f"{r.suggested_code} ({r.suggested_probability:.2f})", "yes" if r.flagged else "",
+                      _clip(r.text, 70))
+    out.print(table)
+    if out_path is not None:
+        out.print(f"{len(result)} doubtful codes -> {out_path}", highlight=False)

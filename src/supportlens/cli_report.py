@@ -1,0 +1,34 @@
+"""``supportlens report``: predict's output as one self-contained HTML page to read and review."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli import _fail, _user_errors, app, console, out
+
+
+@app.command()
+def report(
+    predictions: Annotated[Path, typer.Argument(help="Output of supportlens predict: .csv, .jsonl or .parquet")],
+    out_path: Annotated[Path, typer.Option("--out", help="The HTML page to write (.html)")],
+    codebook: Annotated[Optional[Path], typer.Option(help="Codebook YAML (default: the --model's, else configs/codebook.yaml)")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model whose saved codebook to use: a folder, runs:/… or models:/…")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
+    title: Annotated[Optional[str], typer.Option(help="Page title (default: names the predictions file)")] = None,
+) -> None:
+    """Write a self-contained HTML report: transcripts shaded by code and confidence, a legend,
+    per-transcript profiles and the passages flagged for review."""
+    from .report import ReportError, build_report
+
+    try:
+        summary = build_report(predictions, out_path, codebook=codebook, model=model,
+                               tracking_uri=tracking_uri, title=title)
+    except (*_user_errors(), ReportError) as exc:
+        _fail(str(exc))
+        return
+    out.print(f"report: {summary.output} ({summary.transcripts} transcripts, {summary.passages} passages, "
+              f"{summary.needs_review} flagged for review)", highlight=False)
+    console.print(f"open it in a browser: file://{summary.output.resolve()}", highlight=False)

@@ -1,0 +1,263 @@
+"""What to code next: uncertainty ranking, the diversity step, coding sheets, and sheets fed back
+into training."""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import supportlens.cli_assist  # noqa: F401  (registers the commands on the shared app)
+from supportlens.active import (SHEET_COLUMNS, SelectionError, coding_sheet, diverse_order, drop_seen,
+                                is_coding_sheet, read_passages, select_next, sheet_data_config, texts_in,
+                                uncertainty, write_sheet)
+from supportlens.cli import app
+from supportlens.config import DataConfig, load_config
+from supportlens.dataset import DataError, load_coded
+from supportlens.models import TfidfLogReg, load_classifier
+from supportlens.predict import Labeler
+from supportlens.train import train
+
+from conftest import ROOT, fast_overrides, make_rows, write_jsonl
+
+SAMPLES = ROOT / "data" / "transcripts"
+runner = CliRunner()
+
+
+class FixedModel:
+    """Returns preset probabilities per text, so the expected ranking is known exactly."""
+
+    classes_ = np.array(["push", "pull", "co_creation", "none"], dtype=object)
+
+    def __init__(self, table: dict[str, list[float]]):
+        self.table = table
+
+    def predict_proba(self, texts):
+        return np.array([self.table[t] for t in texts], dtype=float)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    rows = make_rows(6, 2)
+    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit(
+        [r["text"] for r in rows], [r["label"] for r in rows])
+    d = tmp_path_factory.mktemp("model") / "m"
+    model.save(d, extra={"review_threshold": 0.5})
+    return d
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("smp01_child_welfare.txt", "smp04_behavioural_health.srt", "smp06_juvenile_justice.md"):
+        shutil.copy(SAMPLES / name, d / name)
+    return d
+
+
+def test_uncertainty_scores():
+    proba = np.array([[0.9, 0.05, 0.05, 0.0], [0.4, 0.35, 0.25, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    assert uncertainty(proba, "margin") == pytest.approx([1 - 0.85, 1 - 0.05, 1.0])
+    entropy = uncertainty(proba, "entropy")
+    assert entropy[2] == pytest.approx(1.0) and entropy[0] < entropy[1] < entropy[2]
+    with pytest.raises(SelectionError, match="strategy must be one of margin, entropy, random"):
+        uncertainty(proba, "confusion")
+
+
+def _frame(texts):
+    return pd.DataFrame({"id": [f"p{i}" for i in range(len(texts))], "text": texts})
+
+
+def test_select_next_ranks_by_uncertainty_without_diversity():
+    table = {"sure": [0.97, 0.01, 0.01, 0.01], "torn": [0.45, 0.44, 0.1, 0.01],
+             "mild": [0.6, 0.3, 0.05, 0.05], "lost": [0.35, 0.3, 0.2, 0.15]}
+    chosen = select_next(_frame(list(table)), FixedModel(table), n=3, diversity=False)
+    assert chosen["text"].tolist() == ["torn", "lost", "mild"]
+    assert chosen["pick"].tolist() == [1, 2, 3] and chosen["id"].tolist() == ["p1", "p3", "p2"]
+    assert chosen["suggested_code"].tolist() == ["push", "push", "push"]
+    assert chosen["confidence"].tolist() == pytest.approx([0.45, 0.35, 0.6])
+    by_entropy = select_next(_frame(list(table)), FixedModel(table), n=1, strategy="entropy", diversity=False)
+    assert by_entropy["text"].tolist() == ["lost"]
+
+
+def test_diversity_avoids_near_duplicates():
+    dupes = [f"we trained every site on the manual and checked fidelity {w}" for w in ("monthly", "weekly", "daily")]
+    others = ["the county asked us for help with referrals", "we designed the plan together with families",
+              "funding ended in the spring and the office moved", "i started as a caseworker"]
+    table = {t: [0.34, 0.33, 0.33, 0.0] for t in dupes}  # the three most uncertain say the same thing
+    table.update({t: [0.5, 0.3, 0.2, 0.0] for t in others})
+    model = FixedModel(table)
+    plain = select_next(_frame(dupes + others), model, n=3, diversity=False)
+    assert set(plain["text"]) == set(dupes)
+    spread = select_next(_frame(dupes + others), model, n=3, diversity=True)
+    assert spread["text"].iloc[0] in dupes  # the most uncertain still comes first
+    assert sum(t in dupes for t in spread["text"]) == 1
+    assert diverse_order(["fidelity checks", "fidelity checks", "county requests"], np.array([1.0, 0.9, 0.1]), 2) == [0, 2]
+
+
+def test_random_strategy_is_seeded():
+    texts = [f"passage number {i}" for i in range(30)]
+    model = FixedModel({t: [0.25] * 4 for t in texts})
+    one = select_next(_frame(texts), model, n=5, strategy="random", seed=1)["text"].tolist()
+    assert one == select_next(_frame(texts), model, n=5, strategy="random", seed=1)["text"].tolist()
+    assert one != select_next(_frame(texts), model, n=5, strategy="random", seed=2)["text"].tolist()
+    assert len(select_next(_frame(texts[:3]), model, n=10, strategy="random")) == 3
+
+
+def test_select_next_bad_inputs():
+    model = FixedModel({"a": [1, 0, 0, 0]})
+    with pytest.raises(SelectionError, match="strategy must be one of"):
+        select_next(_frame(["a"]), model, strategy="smallest")
+    with pytest.raises(SelectionError, match="n must be at least 1"):
+        select_next(_frame(["a"]), model, n=0)
+    with pytest.raises(SelectionError, match="no 'body' column"):
+        select_next(_frame(["a"]), model, text_column="body")
+    with pytest.raises(SelectionError, match="no predict_proba"):
+        select_next(_frame(["a"]), object())
+
+
+def test_passages_from_transcripts_with_a_labeler(folder, model_dir):
+    labeler = Labeler(load_classifier(model_dir))
+    passages, problems, _ = read_passages([str(folder), str(folder / "missing.txt")], labeler)
+    assert problems and "missing.txt" in problems[0]
+    assert passages["id"].is_unique and set(passages["role"]) <= {"participant", "unknown"}
+    assert passages["id"].iloc[0] == f"{passages['source'].iloc[0]}#{passages['passage_index'].iloc[0]}"
+    chosen = select_next(passages, labeler, n=6)
+    assert len(chosen) == 6 and chosen["confidence"].between(0, 1).all()
+    with pytest.raises(SelectionError, match="--speaker must be one of"):
+        read_passages([str(folder)], labeler, speaker="everyone")
+
+
+def _sheet(tmp_path, model_dir, folder, suffix=".csv", n=8) -> Path:
+    labeler = Labeler(load_classifier(model_dir))
+    passages, _, _ = read_passages([str(folder)], labeler)
+    return write_sheet(coding_sheet(select_next(passages, labeler, n=n)), tmp_path / f"sheet{suffix}")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_filled_sheet_loads_as_training_data(tmp_path, model_dir, folder, codebook, suffix):
+    path = _sheet(tmp_path, model_dir, folder, suffix)
+    sheet = pd.read_csv(path, keep_default_na=False) if suffix == ".csv" else pd.read_excel(path, dtype=str).fillna("")
+    assert list(sheet.columns) == SHEET_COLUMNS
+    assert (sheet["code"] == "").all() and (sheet["notes"] == "").all()
+    assert is_coding_sheet(path)
+    with pytest.raises(DataError, match="no row has a code in 'code' yet"):
+        load_coded(path, codebook, DataConfig(label_column="code", group_column="source"), skip_blank_labels=True)
+    sheet.loc[:2, "code"] = ["push", "co-creation", "none"]  # an alias, as coders write it
+    if suffix == ".csv":
+        sheet.to_csv(path, index=False)
+    else:
+        sheet.to_excel(path, index=False)
+    data = load_coded(path, codebook, DataConfig(label_column="code", group_column="source"), skip_blank_labels=True)
+    assert data.frame["label"].tolist() == ["push", "co_creation", "none"]
+    assert len(data.report.skipped_blank_labels) == 5
+    assert set(data.frame["group"]) <= set(sheet["source"])
+    assert sheet_data_config(path, DataConfig()).label_column == "code"
+    assert sheet_data_config(tmp_path / "project.qdpx", DataConfig()).label_column == "label"
+
+
+def test_write_sheet_is_atomic_and_checks_the_path(tmp_path):
+    frame = pd.DataFrame({"text": ["caf\u00e9 \u201cquoted\u201d\x07"]})
+    write_sheet(frame, tmp_path / "s.xlsx")  # a control character Excel rejects is dropped
+    assert pd.read_excel(tmp_path / "s.xlsx")["text"].tolist() == ["caf\u00e9 \u201cquoted\u201d"]
+    write_sheet(frame, tmp_path / "s.csv")
+    assert (tmp_path / "s.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # Excel then reads UTF-8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv", "s.xlsx"]  # no temporary files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "s.csv").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+    with pytest.raises(SelectionError, match="must end in .csv or .xlsx"):
+        write_sheet(frame, tmp_path / "s.parquet")
+    with pytest.raises(SelectionError, match="output folder does not exist"):
+        write_sheet(frame, tmp_path / "nope" / "s.csv")
+
+
+def test_skip_leaves_out_passages_already_coded(tmp_path):
+    passages = _frame(["We trained  everyone.", "Something new"])
+    coded = write_jsonl(tmp_path / "coded.jsonl", [{"id": "1", "text": "we trained everyone.", "label": "push"}])
+    assert drop_seen(passages, texts_in([coded]))["text"].tolist() == ["Something new"]
+    with pytest.raises(DataError, match="missing column 'text'"):
+        texts_in([write_jsonl(tmp_path / "x.jsonl", [{"body": "a"}])])
+
+
+def _filled(tmp_path, model_dir, folder) -> Path:
+    path = _sheet(tmp_path, model_dir, folder, n=10)
+    sheet = pd.read_csv(path, keep_default_na=False)
+    sheet.loc[:5, "code"] = ["push", "pull", "none", "co_creation", "pull", "none"]
+    sheet.to_csv(path, index=False)
+    return path
+
+
+def test_train_with_added_sheet(tmp_path, model_dir, folder, coded_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sheet = _filled(tmp_path, model_dir, folder)
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    logs: list[str] = []
+    base = train(cfg, track=False, log=lambda m: None)
+    result = train(cfg, track=False, log=logs.append, extra_data=[str(sheet)])
+    frame = result.data.frame
+    assert len(frame) == len(base.data.frame) + 6
+    assert result.data.digest != base.data.digest  # the digest covers the combined data
+    assert set(frame["group"]) - set(base.data.frame["group"]) <= set(pd.read_csv(sheet)["source"])
+    assert any(f"added 6 coded excerpts from {sheet}" in line for line in logs)
+    meta = load_classifier(result.model_dir).meta_
+    assert meta["data_digest"] == result.data.digest
+    # the same sheet twice: its excerpts are learnt once
+    twice = train(cfg, track=False, log=lambda m: None, extra_data=[str(sheet), str(sheet)])
+    assert len(twice.data.frame) == len(frame)
+    assert any("already coded in an earlier file" in n for n in twice.data.report.notes)
+
+
+def test_train_extra_file_with_clashing_ids(tmp_path, coded_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rows = make_rows(2, 1)
+    for r in rows:
+        r["text"] += " but different"
+    extra = write_jsonl(tmp_path / "extra.jsonl", rows)  # same ids as coded_file, other texts
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    with pytest.raises(DataError, match=r"extra\.jsonl: ids i00-00.* are also used in .*coded\.jsonl"):
+        train(cfg, track=False, log=lambda m: None, extra_data=[str(extra)])
+
+
+def test_cli_next_then_train_add_data(tmp_path, model_dir, folder, coded_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "to_code.xlsx"
+    result = runner.invoke(app, ["next", str(folder), "--model", str(model_dir), "--n", "5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "5 passages to code next" in result.output and "--add-data" in result.output
+    sheet = pd.read_excel(out, dtype=str).fillna("")
+    assert list(sheet.columns) == SHEET_COLUMNS and len(sheet) == 5
+    # an earlier sheet passed to --skip: none of its passages is offered again
+    again = runner.invoke(app, ["next", str(folder), "--model", str(model_dir), "--n", "5", "--out",
+                                str(tmp_path / "more.csv"), "--skip", str(out), "--strategy", "entropy"])
+    assert again.exit_code == 0, again.output
+    assert not set(pd.read_csv(tmp_path / "more.csv")["id"]) & set(sheet["id"])
+    assert "5 already coded left out" in again.output
+    sheet.loc[:1, "code"] = ["pull", "none"]
+    sheet.to_excel(out, index=False)
+    trained = runner.invoke(app, ["train", "--config", str(ROOT / "configs" / "tfidf.yaml"), "--data",
+                                  str(coded_file), "--add-data", str(out), "--no-track"]
+                            + [x for s in fast_overrides() for x in ("--set", s)])
+    assert trained.exit_code == 0, trained.output
+    assert "added 2 coded excerpts" in trained.output
+
+
+def test_cli_next_bad_inputs_exit_2(tmp_path, model_dir, folder):
+    base = ["next", str(folder), "--model", str(model_dir)]
+    bad_out = runner.invoke(app, base + ["--out", str(tmp_path / "x.parquet")])
+    assert bad_out.exit_code == 2 and "--out must end in .csv or .xlsx" in bad_out.output
+    bad_strategy = runner.invoke(app, base + ["--out", str(tmp_path / "x.csv"), "--strategy", "smallest"])
+    assert bad_strategy.exit_code == 2 and "--strategy must be one of margin, entropy, random" in bad_strategy.output
+    no_model = runner.invoke(app, ["next", str(folder), "--model", str(tmp_path / "nomodel"), "--out",
+                                   str(tmp_path / "x.csv")])
+    assert no_model.exit_code == 2 and "nomodel" in no_model.output
+    nothing = runner.invoke(app, ["next", str(tmp_path / "none.txt"), "--model", str(model_dir), "--out",
+                                  str(tmp_path / "x.csv")])
+    assert nothing.exit_code == 2 and "no passages to choose from" in nothing.output
+    assert "none.txt: no such file or folder" in nothing.output
+    bad_add = runner.invoke(app, ["train", "--config", str(ROOT / "configs" / "tfidf.yaml"), "--add-data",
+                                  str(tmp_path / "nosheet.csv"), "--no-track"])
+    assert bad_add.exit_code == 2 and "nosheet.csv: file not found" in bad_add.output

@@ -1,0 +1,97 @@
+"""Which codes look wrong: flipped labels come out on top of the audit."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import supportlens.cli_assist  # noqa: F401  (registers the commands on the shared app)
+from supportlens.audit import AUDIT_COLUMNS, audit, doubtful_codes
+from supportlens.cli import app
+from supportlens.config import load_config
+from supportlens.dataset import DataError
+
+from conftest import CODEBOOK, fast_overrides, make_rows, write_jsonl
+
+runner = CliRunner()
+LABELS = ["push", "pull", "co_creation", "none"]
+
+
+def _flipped(tmp_path, share=0.1, seed=0):
+    rows = make_rows(12, 3)
+    rng = np.random.default_rng(seed)
+    flipped = rng.choice(len(rows), size=int(round(share * len(rows))), replace=False)
+    for i in flipped:
+        rows[i]["label"] = str(rng.choice([lab for lab in LABELS if lab != rows[i]["label"]]))
+    return write_jsonl(tmp_path / "coded.jsonl", rows), {rows[i]["id"] for i in flipped}
+
+
+def test_flipped_codes_rank_at_the_top(tmp_path, codebook):
+    path, flipped = _flipped(tmp_path)
+    cfg = load_config(None, fast_overrides())
+    result = audit(str(path), cfg, k=5, codebook=codebook, log=lambda m: None)
+    assert list(result.columns) == AUDIT_COLUMNS
+    top = set(result["id"].head(2 * len(flipped)))
+    assert len(top & flipped) >= 0.7 * len(flipped), (len(top & flipped), len(flipped))
+    assert result["rank"].tolist() == list(range(1, len(result) + 1))
+    first = result.iloc[0]
+    assert first["suggested_code"] != first["given_code"]
+    assert first["given_definition"] == codebook.code(first["given_code"]).definition
+    assert first["suggested_definition"] == codebook.code(first["suggested_code"]).definition
+    assert result["flagged"].head(len(flipped)).mean() > 0.5  # cleanlab agrees about most of the top
+    limited = audit(str(path), cfg, k=5, codebook=codebook, top=3, log=lambda m: None)
+    assert limited["id"].tolist() == result["id"].head(3).tolist()
+
+
+def test_ranking_by_margin_on_known_probabilities(codebook):
+    oof = pd.DataFrame({"id": ["ok", "unsure", "wrong"], "group": ["g1", "g2", "g3"], "text": ["a", "b", "c"],
+                        "label": ["push", "pull", "none"],
+                        "p_push": [0.9, 0.45, 0.05], "p_pull": [0.05, 0.40, 0.05],
+                        "p_co_creation": [0.03, 0.1, 0.85], "p_none": [0.02, 0.05, 0.05]})
+    result = doubtful_codes(oof, LABELS, codebook)
+    assert result["id"].tolist() == ["wrong", "unsure"]  # "ok": its code is the most probable
+    assert result[["given_code", "suggested_code"]].values.tolist() == [["none", "co_creation"], ["pull", "push"]]
+    assert result["given_probability"].tolist() == [0.05, 0.4]
+    assert result["suggested_probability"].tolist() == [0.85, 0.45]
+
+
+def test_audit_accepts_a_frame_and_checks_it(codebook):
+    cfg = load_config(None, fast_overrides())
+    rows = pd.DataFrame(make_rows(6, 2)).rename(columns={"interview_id": "group"})
+    assert set(audit(rows, cfg, k=3, codebook=codebook, log=lambda m: None).columns) == set(AUDIT_COLUMNS)
+    with pytest.raises(DataError, match="lacks column group"):
+        audit(rows.drop(columns=["group"]), cfg, k=3, codebook=codebook)
+    with pytest.raises(DataError, match="codes not in the codebook: 'maybe'"):
+        audit(rows.assign(label="maybe"), cfg, k=3, codebook=codebook)
+
+
+def _cli(*args):
+    sets = [x for s in fast_overrides() for x in ("--set", s)]
+    return runner.invoke(app, ["audit", *args, "--config", str(CODEBOOK.parent / "tfidf.yaml"), *sets])
+
+
+def test_cli_audit_writes_the_doubtful_codes(tmp_path):
+    path, flipped = _flipped(tmp_path)
+    out = tmp_path / "doubtful.csv"
+    result = _cli(str(path), "--out", str(out), "--top", "10", "--cv", "4")
+    assert result.exit_code == 0, result.output
+    assert "doubtful codes" in result.output and "grouped 4-fold" in result.output
+    written = pd.read_csv(out)
+    assert list(written.columns) == AUDIT_COLUMNS and len(written) == 10
+    assert len(set(written["id"]) & flipped) >= 7
+
+
+def test_cli_audit_bad_inputs_exit_2(tmp_path):
+    path, _ = _flipped(tmp_path)
+    missing = _cli(str(tmp_path / "nope.jsonl"))
+    assert missing.exit_code == 2 and "nope.jsonl: file not found" in missing.output
+    bad_out = _cli(str(path), "--out", str(tmp_path / "x.json"))
+    assert bad_out.exit_code == 2 and "--out must end in .csv or .xlsx" in bad_out.output
+    too_many = _cli(str(path), "--cv", "20")
+    assert too_many.exit_code == 2 and "cannot make 20 grouped folds from 12 interviews" in too_many.output
+    one_fold = _cli(str(path), "--cv", "1")
+    assert one_fold.exit_code == 2 and "--cv must be at least 2" in one_fold.output
+    unknown = write_jsonl(tmp_path / "bad.jsonl", [{**r, "label": "maybe"} if i == 3 else r
+                                                   for i, r in enumerate(make_rows(4, 1))])
+    bad_label = _cli(str(unknown))
+    assert bad_label.exit_code == 2 and "unknown label" in bad_label.output and "rows 4" in bad_label.output
