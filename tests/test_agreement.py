@@ -250,3 +250,32 @@ def test_cli_agreement_bad_inputs_exit_2(tmp_path):
     assert none.exit_code == 2 and "share no units" in none.output
     bad_out = runner.invoke(app, ["agreement", str(a), str(b), "--out", str(tmp_path / "d.txt")])
     assert bad_out.exit_code == 2 and "--out must end in .csv or .xlsx" in bad_out.output
+
+
+def test_two_users_in_one_qdpx(tmp_path, codebook):
+    from test_qda import ANA, BEN, LABEL_CODE, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+
+    from supportlens.agreement import agreement_files
+
+    text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
+    gold = _gold()
+    flips = {"push": "pull", "pull": "co_creation", "co_creation": "none", "none": "push"}
+    selections = []
+    for i, g in enumerate(gold):
+        selections.append((_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]))
+        ben = flips[g["label"]] if i in (0, 3) else g["label"]  # Ben disagrees twice
+        selections.append((_guid(f"b-{i}"), g["start"], g["end"], BEN, [LABEL_CODE[ben]]))
+    project = build_project(tmp_path / "two.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
+                                                      "text": text, "selections": selections}])
+    result = agreement_files(project, None, codebook, n_boot=200)
+    assert result.n == len(gold)
+    assert len(result.disagreements) == 2
+    assert result.matched_by == "span"
+    result_named = agreement_files(project, project, codebook, n_boot=0, user_a="Ben", user_b="Ana")
+    assert result_named.n == len(gold)
+    import pytest as _pytest
+
+    from supportlens.dataset import DataError
+
+    with _pytest.raises(DataError, match="no user 'Zoe'"):
+        agreement_files(project, None, codebook, user_b="Zoe")

@@ -24,7 +24,7 @@ def test_train_tfidf_tracks_everything(coded_file, tracking_uri, codebook):
     assert run.data.params["model.kind"] == "tfidf_logreg"
     assert run.data.params["train.epochs"] == "2"
     assert run.data.tags["data_digest"] == result.data.digest
-    for key in ("macro_f1", "kappa", "alpha", "ece", "accuracy", "f1_push", "precision_none",
+    for key in ("macro_f1", "kappa", "kappa_ci_low", "alpha_ci_high", "alpha", "ece", "accuracy", "f1_push", "precision_none",
                 "recall_co_creation", "cv_macro_f1_mean", "cv_macro_f1_sd", "train_seconds",
                 "val_macro_f1", "review_threshold", "peak_memory_mb"):
         assert key in run.data.metrics, key

@@ -409,14 +409,58 @@ def match_codings(a: Coding, b: Coding, by: str | None = None) -> tuple[pd.DataF
     return (a.frame.iloc[ia].reset_index(drop=True), b.frame.iloc[ib].reset_index(drop=True), by, notes)
 
 
-def agreement_files(path_a: str | Path, path_b: str | Path, codebook=None, by: str | None = None,
+def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None,
+                 user_b: str | None = None) -> tuple[Coding, Coding]:
+    """Two users' codings inside one REFI-QDA project (default: the two users with most codings).
+
+    Units are matched by span, so each user's selections are paired with the other's overlapping
+    ones, as with two separate files."""
+    from .codebook import load_codebook
+    from .dataset import DataError
+    from .qda import QdaError, import_qdpx
+
+    codebook = codebook or load_codebook(Path(__file__).resolve().parents[2] / "configs" / "codebook.yaml")
+    try:
+        frame, _ = import_qdpx(path, codebook, include_suggestions=True)
+    except QdaError as exc:
+        raise DataError(str(exc)) from None
+    counts = frame["coder"].fillna("").value_counts()
+    users = [u for u in counts.index if u]
+    chosen = [user_a or (users[0] if users else None), user_b]
+    if chosen[1] is None:
+        chosen[1] = next((u for u in users if u != chosen[0]), None)
+    for who in chosen:
+        if who is None or who not in users:
+            raise DataError(f"{path}: needs codings by two users; found {', '.join(users) or 'none'}"
+                            + (f" (no user {who!r})" if who else ""))
+    codings = []
+    for who in chosen:
+        block = frame.loc[frame["coder"] == who]
+        units = pd.DataFrame({"unit": block["id"].astype(str), "source": block["interview_id"].astype(str),
+                              "start": block["start"].astype("Int64"), "end": block["end"].astype("Int64"),
+                              "text": block["text"].astype(str), "code": block["label"].astype(str),
+                              "row": range(1, len(block) + 1)})
+        codings.append(Coding(path=f"{Path(path).name} [{who}]", frame=units[UNIT_COLUMNS].reset_index(drop=True),
+                              has_spans=True))
+    return codings[0], codings[1]
+
+
+def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None, by: str | None = None,
                     n_boot: int = 2000, seed: int = 13, code_column_a: str | None = None,
-                    code_column_b: str | None = None) -> Agreement:
-    """Agreement between two coded files (coder vs coder, or coder vs `predict` output)."""
+                    code_column_b: str | None = None, user_a: str | None = None,
+                    user_b: str | None = None) -> Agreement:
+    """Agreement between two coded files (coder vs coder, or coder vs `predict` output), or
+    between two users of one ``.qdpx`` project (``path_b`` None or the same project)."""
     from .dataset import DataError
 
-    a = read_coding(path_a, codebook, code_column_a)
-    b = read_coding(path_b, codebook, code_column_b)
+    if str(path_a).lower().endswith(".qdpx") and (path_b is None or Path(path_b) == Path(path_a)):
+        a, b = qdpx_codings(path_a, codebook, user_a, user_b)
+        by = by or "span"
+    elif path_b is None:
+        raise DataError("give two coded files, or one .qdpx project with codings by two users")
+    else:
+        a = read_coding(path_a, codebook, code_column_a)
+        b = read_coding(path_b, codebook, code_column_b)
     rows_a, rows_b, by, notes = match_codings(a, b, by)
     if rows_a.empty:
         how = "ids" if by == "id" else f"spans overlapping by {MIN_SPAN_OVERLAP:.0%} of the shorter one"

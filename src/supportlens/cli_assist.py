@@ -28,7 +28,7 @@ def _load_codebook(path: Optional[str]):
 @app.command()
 def agreement(
     a: Annotated[str, typer.Argument(help="First coding: coded excerpts, a filled coding sheet or a predict output")],
-    b: Annotated[str, typer.Argument(help="Second coding, of the same excerpts or transcripts")],
+    b: Annotated[Optional[str], typer.Argument(help="Second coding, of the same excerpts or transcripts (leave out for two users of one .qdpx)")] = None,
     by: Annotated[Optional[str], typer.Option(help="Match units by id or span (default: span when both files have source/start/end)")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the disagreements to discuss (.csv or .xlsx)")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none)")] = 2000,
@@ -36,6 +36,8 @@ def agreement(
     codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML: maps aliases to codes and rejects unknown codes")] = None,
     code_column_a: Annotated[Optional[str], typer.Option(help="Column with A's codes (default: code, else label)")] = None,
     code_column_b: Annotated[Optional[str], typer.Option(help="Column with B's codes (default: code, else label)")] = None,
+    user_a: Annotated[Optional[str], typer.Option(help="In a .qdpx: the first user (default: the one with most codings)")] = None,
+    user_b: Annotated[Optional[str], typer.Option(help="In a .qdpx: the second user")] = None,
 ) -> None:
     """Agreement between two coders, or a coder and a model: kappa, alpha, per-code agreement, disagreements."""
     from .active import SelectionError
@@ -47,7 +49,8 @@ def agreement(
         _fail(f"--out must end in .csv or .xlsx; got {out_path.name!r}")
     try:
         result = agreement_files(a, b, _load_codebook(codebook), by=by, n_boot=bootstrap, seed=seed,
-                                 code_column_a=code_column_a, code_column_b=code_column_b)
+                                 code_column_a=code_column_a, code_column_b=code_column_b,
+                                 user_a=user_a, user_b=user_b)
         if out_path is not None:
             write_disagreements(result, out_path)
     except (*_user_errors(), SelectionError) as exc:

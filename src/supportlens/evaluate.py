@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from .agreement import cohens_kappa, krippendorff_alpha
+from .agreement import compare_codings
 from .calibration import coverage_at_precision, expected_calibration_error, reliability_table
 from .plots import confusion_png, reliability_png
 
@@ -75,12 +75,19 @@ def evaluate_proba(y_true: Sequence[str], proba: np.ndarray, labels: Sequence[st
     correct = y_pred == y_true
     present = [lab for lab in labels if lab in set(y_true) | set(y_pred)]
     ece = expected_calibration_error(confidence, correct)
+    # model vs human agreement with the same implementation (and bootstrap) coders use
+    agreement = compare_codings(pd.DataFrame({"code": y_true}), pd.DataFrame({"code": y_pred}), labels,
+                                n_boot=1000, seed=13)
     metrics: dict[str, Any] = {
         "n": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
-        "kappa": cohens_kappa(y_true, y_pred),
-        "alpha": krippendorff_alpha(y_true, y_pred),
+        "kappa": agreement.kappa.value,
+        "kappa_ci_low": agreement.kappa.low,
+        "kappa_ci_high": agreement.kappa.high,
+        "alpha": agreement.alpha.value,
+        "alpha_ci_low": agreement.alpha.low,
+        "alpha_ci_high": agreement.alpha.high,
         "ece": ece,
         "coverage_at_80": coverage_at_precision(confidence, correct, 0.8),
         "coverage_at_90": coverage_at_precision(confidence, correct, 0.9),

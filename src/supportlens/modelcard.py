@@ -60,7 +60,8 @@ without checking agreement on a coded sample first.
 - {data.report.summary().splitlines()[0]}
 
 ## Evaluation (held-out test interviews)
-Macro-F1 {_fmt(m['macro_f1'])}, accuracy {_fmt(m['accuracy'])}, Cohen's κ {_fmt(m['kappa'])},
+Macro-F1 {_fmt(m['macro_f1'])}, accuracy {_fmt(m['accuracy'])}, Cohen's κ {_fmt(m['kappa'])}
+(bootstrap 95% interval {_fmt(m.get('kappa_ci_low', float('nan')))}–{_fmt(m.get('kappa_ci_high', float('nan')))}),
 Krippendorff's α {_fmt(m['alpha'])}, expected calibration error {_fmt(m['ece'])}, n = {m['n']}.
 Share of passages accepted at the review threshold: {_fmt(m.get('accepted_share', float('nan')))}
 (precision among them {_fmt(m.get('accepted_precision', float('nan')))}).
