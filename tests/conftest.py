@@ -95,6 +95,21 @@ def tiny_bert(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def tfidf_model_dir(tmp_path_factory) -> Path:
+    """A TF-IDF model fitted on the fixture rows and saved like a trained one (review threshold
+    0.5, codebook in its metadata): scoring in tests takes milliseconds."""
+    from supportlens.codebook import load_codebook
+    from supportlens.models import TfidfLogReg
+
+    rows = make_rows(6, 2)
+    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit(
+        [r["text"] for r in rows], [r["label"] for r in rows])
+    d = tmp_path_factory.mktemp("model") / "m"
+    model.save(d, extra={"review_threshold": 0.5, "codebook": load_codebook(CODEBOOK).to_dict()})
+    return d
+
+
 @pytest.fixture
 def tracking_uri(tmp_path: Path, monkeypatch) -> str:
     """A throwaway SQLite store; artifacts land in tmp_path too."""

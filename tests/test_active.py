@@ -17,7 +17,7 @@ from supportlens.active import (SHEET_COLUMNS, SelectionError, coding_sheet, div
 from supportlens.cli import app
 from supportlens.config import DataConfig, load_config
 from supportlens.dataset import DataError, load_coded
-from supportlens.models import TfidfLogReg, load_classifier
+from supportlens.models import load_classifier
 from supportlens.predict import Labeler
 from supportlens.train import train
 
@@ -40,13 +40,8 @@ class FixedModel:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    rows = make_rows(6, 2)
-    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit(
-        [r["text"] for r in rows], [r["label"] for r in rows])
-    d = tmp_path_factory.mktemp("model") / "m"
-    model.save(d, extra={"review_threshold": 0.5})
-    return d
+def model_dir(tfidf_model_dir) -> Path:
+    return tfidf_model_dir
 
 
 @pytest.fixture

@@ -1,4 +1,3 @@
-import json
 
 from typer.testing import CliRunner
 

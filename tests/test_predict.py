@@ -1,6 +1,5 @@
 """Batch prediction: outputs, resume after an interruption, bad files, speakers, the CLI."""
 
-import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from supportlens.cli import app
-from supportlens.models import TfidfLogReg, load_classifier
+from supportlens.models import load_classifier
 from supportlens.predict import Labeler, PredictError, predict_files, summarise
 
 from conftest import ROOT, make_rows
@@ -19,13 +18,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    rows = make_rows(6, 2)
-    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit(
-        [r["text"] for r in rows], [r["label"] for r in rows])
-    d = tmp_path_factory.mktemp("model") / "m"
-    model.save(d, extra={"review_threshold": 0.5})
-    return d
+def model_dir(tfidf_model_dir) -> Path:
+    return tfidf_model_dir
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import supportlens.cli_qda  # noqa: F401 - registers `import` and `export-codebook`
 from supportlens.cli import app
 from supportlens.dataset import DataError, load_coded
-from supportlens.models import TfidfLogReg, load_classifier
+from supportlens.models import load_classifier
 from supportlens.predict import Labeler, predict_files
 from supportlens.qda import (QdaError, export_codebook, export_suggestions, import_qdpx, load_code_map,
                              predict_to_qdpx, source_transcript)
@@ -197,15 +197,8 @@ def _selections(path: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    from supportlens.codebook import load_codebook
-
-    rows = make_rows(6, 2)
-    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit(
-        [r["text"] for r in rows], [r["label"] for r in rows])
-    d = tmp_path_factory.mktemp("model") / "m"
-    model.save(d, extra={"review_threshold": 0.5, "codebook": load_codebook(CODEBOOK).to_dict()})
-    return d
+def model_dir(tfidf_model_dir) -> Path:
+    return tfidf_model_dir
 
 
 @pytest.fixture

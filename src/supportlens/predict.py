@@ -71,7 +71,7 @@ class Labeler:
     """Scores passages with a loaded supportlens model; owns device, speed mode and threshold."""
 
     def __init__(self, model, review_below: float | None = None, device: str = "cpu", fast: bool = False,
-                 batch_size: int = 64):
+                 batch_size: int = 16):
         self.model = model
         self.labels = [str(x) for x in model.classes_]
         self.threshold = float(review_below if review_below is not None

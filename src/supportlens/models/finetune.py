@@ -54,7 +54,7 @@ class FineTuneClassifier(TextClassifier):
                  class_weighted: bool = True, label_smoothing: float = 0.1,
                  freeze_embeddings: bool = True, freeze_layers: int = 0, grad_clip: float = 1.0,
                  threads: int = 0, allow_download: bool = False, seed: int = 13, device: str = "cpu",
-                 predict_batch_size: int = 64):
+                 predict_batch_size: int = 16):
         self.labels = labels
         self.pretrained = pretrained
         self.max_length = max_length
