@@ -96,7 +96,7 @@ def tiny_bert(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tfidf_model_dir(tmp_path_factory) -> Path:
+def model_dir(tmp_path_factory) -> Path:
     """A TF-IDF model fitted on the fixture rows and saved like a trained one (review threshold
     0.5, codebook in its metadata): scoring in tests takes milliseconds."""
     from supportlens.codebook import load_codebook
@@ -108,6 +108,15 @@ def tfidf_model_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("model") / "m"
     model.save(d, extra={"review_threshold": 0.5, "codebook": load_codebook(CODEBOOK).to_dict()})
     return d
+
+
+@pytest.fixture
+def labeler(model_dir):
+    """A fresh Labeler over `model_dir` (tests may monkeypatch it)."""
+    from supportlens.models import load_classifier
+    from supportlens.predict import Labeler
+
+    return Labeler(load_classifier(model_dir))
 
 
 @pytest.fixture

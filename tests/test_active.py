@@ -39,11 +39,6 @@ class FixedModel:
         return np.array([self.table[t] for t in texts], dtype=float)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tfidf_model_dir) -> Path:
-    return tfidf_model_dir
-
-
 @pytest.fixture
 def folder(tmp_path) -> Path:
     d = tmp_path / "in"

@@ -17,16 +17,6 @@ SAMPLES = ROOT / "data" / "transcripts"
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def model_dir(tfidf_model_dir) -> Path:
-    return tfidf_model_dir
-
-
-@pytest.fixture
-def labeler(model_dir):
-    return Labeler(load_classifier(model_dir))
-
-
 @pytest.fixture
 def folder(tmp_path) -> Path:
     d = tmp_path / "in"

@@ -21,8 +21,7 @@ from typer.testing import CliRunner
 import supportlens.cli_qda  # noqa: F401 - registers `import` and `export-codebook`
 from supportlens.cli import app
 from supportlens.dataset import DataError, load_coded
-from supportlens.models import load_classifier
-from supportlens.predict import Labeler, predict_files
+from supportlens.predict import predict_files
 from supportlens.qda import (QdaError, export_codebook, export_suggestions, import_qdpx, load_code_map,
                              predict_to_qdpx, source_transcript)
 from supportlens.read import read_transcript
@@ -194,16 +193,6 @@ def _selections(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as archive:
         root = ET.fromstring(archive.read("project.qde"))
     return {s.get("guid"): ET.tostring(s) for s in root.iter(f"{{{NS}}}PlainTextSelection")}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tfidf_model_dir) -> Path:
-    return tfidf_model_dir
-
-
-@pytest.fixture
-def labeler(model_dir):
-    return Labeler(load_classifier(model_dir))
 
 
 # ---------------------------------------------------------------------------------------------
