@@ -8,9 +8,7 @@ often say the same thing, and ten codings of one idea teach little more than one
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .agreement import passage_id
+from .atomic import write_atomic
 from .config import DataConfig
 
 STRATEGIES = ("margin", "entropy", "random")
@@ -238,10 +237,7 @@ def write_sheet(frame: pd.DataFrame, path: str | Path) -> Path:
         raise SelectionError(f"{path.name}: the output must end in {' or '.join(SHEET_SUFFIXES)}")
     if not path.parent.exists():
         raise SelectionError(f"{path.parent}: output folder does not exist")
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    def write(tmp: Path) -> None:
         if suffix == ".xlsx":
             from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
@@ -251,19 +247,8 @@ def write_sheet(frame: pd.DataFrame, path: str | Path) -> Path:
             clean.to_excel(tmp, index=False, engine="openpyxl")
         else:
             frame.to_csv(tmp, index=False, encoding="utf-8-sig")
-        os.chmod(tmp, _default_mode())  # mkstemp makes the file private; a sheet is for sharing
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
-
-def _default_mode() -> int:
-    """The mode a newly created file would get (0o666 less the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return write_atomic(path, write)
 
 
 def is_coding_sheet(path: str | Path) -> bool:

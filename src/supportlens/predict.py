@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from .atomic import write_atomic
 from .read import ReadError, Transcript, expand_inputs, read_transcript
 from .segment import Passage, SpeakerRules, segment
 
@@ -135,18 +134,6 @@ def _rows(source: str, passages: list[Passage], scores: pd.DataFrame) -> list[di
 
 
 # -- journal: one atomically written file per finished transcript -----------------------------
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    """Rename into place with ordinary file permissions (mkstemp creates 0600 files)."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, target)
-
-
 class Journal:
     def __init__(self, output: Path):
         self.dir = output.parent / f".{output.name}.parts"
@@ -159,15 +146,14 @@ class Journal:
 
     def commit(self, source: str, rows: list[dict]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        target = self._path(source)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"source": source, "rows": len(rows)}) + "\n")
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.write(json.dumps({"source": source, "rows": len(rows)}) + "\n")
+                for row in rows:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+        write_atomic(self._path(source), write)
 
     def done(self) -> set[str]:
         if not self.dir.is_dir():
@@ -238,13 +224,12 @@ def _arrow_schema(labels: list[str]):
 
 def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[str] | None = None,
                   schema=None) -> int:
-    """Stream frames into ``output`` through a temporary file in the same folder, then rename."""
+    """Stream frames into ``output`` through a temporary file (see `supportlens.atomic`)."""
     suffix = output.suffix.lower()
-    fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    n = 0
-    try:
+    written = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal written
         if suffix == ".parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -252,7 +237,7 @@ def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[st
             writer = None
             for frame in frames:
                 frame = frame.reindex(columns=columns) if columns is not None else frame
-                n += len(frame)
+                written += len(frame)
                 table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp), table.schema)
@@ -263,27 +248,23 @@ def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[st
                                else pa.Table.from_pandas(empty, preserve_index=False), str(tmp))
             else:
                 writer.close()
-        else:
-            with tmp.open("w", encoding="utf-8", newline="") as fh:
-                wrote_header = False
-                for frame in frames:
-                    frame = frame.reindex(columns=columns) if columns is not None else frame
-                    n += len(frame)
-                    if suffix == ".csv":
-                        frame.to_csv(fh, index=False, header=not wrote_header)
-                        wrote_header = True
-                    elif len(frame):
-                        text = frame.to_json(orient="records", lines=True, force_ascii=False)
-                        fh.write(text if text.endswith("\n") else text + "\n")
-                if suffix == ".csv" and not wrote_header and columns:
-                    fh.write(",".join(columns) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-        _publish(tmp, output)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return n
+            return
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            wrote_header = False
+            for frame in frames:
+                frame = frame.reindex(columns=columns) if columns is not None else frame
+                written += len(frame)
+                if suffix == ".csv":
+                    frame.to_csv(fh, index=False, header=not wrote_header)
+                    wrote_header = True
+                elif len(frame):
+                    text = frame.to_json(orient="records", lines=True, force_ascii=False)
+                    fh.write(text if text.endswith("\n") else text + "\n")
+            if suffix == ".csv" and not wrote_header and columns:
+                fh.write(",".join(columns) + "\n")
+
+    write_atomic(output, write)
+    return written
 
 
 def summarise(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -59,6 +58,7 @@ import pandas as pd
 import yaml
 
 from .codebook import Code, Codebook
+from .atomic import write_atomic
 from .read import Cue, ReadError, Transcript
 from .segment import SpeakerRules, merge_turns, segment, speaker_roles
 
@@ -580,23 +580,8 @@ def write_excerpts(frame: pd.DataFrame, out_path: str | os.PathLike) -> Path:
         else:
             frame.to_excel(tmp, index=False, engine="openpyxl")
 
-    _atomic(out_path, write)
+    write_atomic(out_path, write)
     return out_path
-
-
-def _atomic(out_path: Path, write: Callable[[Path], None]) -> None:
-    fd, name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the output ordinary rights
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,7 +646,7 @@ def export_codebook(codebook: Codebook, out_path: str | os.PathLike) -> Path:
     for code in codebook.codes:
         _code_element(codes, tag, codebook_guid(codebook, code.label), code.name, code)
     data = _serialise(root, CODEBOOK_NS)
-    _atomic(out_path, lambda tmp: tmp.write_bytes(data))
+    write_atomic(out_path, lambda tmp: tmp.write_bytes(data))
     return out_path
 
 
@@ -915,7 +900,7 @@ def _write_project(project: QdaProject, out_path: Path) -> None:
             for info, payload in project.added:
                 archive.writestr(info, payload)
 
-    _atomic(out_path, write)
+    write_atomic(out_path, write)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import html
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from .atomic import write_atomic
 from .codebook import Code, Codebook, CodebookError, codebook_from_dict, load_codebook
 from .predict import summarise
 
@@ -420,20 +419,7 @@ def write_report(page: str, out: str | Path) -> Path:
         raise ReportError(f"--out must end in .html or .htm; got {out.name!r}")
     if not out.parent.is_dir():
         raise ReportError(f"{out.parent}: output folder does not exist")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would keep a page meant for sharing private
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return write_atomic(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
 def build_report(predictions: str | Path, out: str | Path, codebook: str | Path | None = None,
