@@ -10,7 +10,9 @@ def test_replaces_whole_file_with_ordinary_permissions(tmp_path):
     target.write_text("old\n")
     write_atomic(target, lambda tmp: tmp.write_text("new\n"))
     assert target.read_text() == "new\n"
-    assert os.stat(target).st_mode & 0o044  # readable by others, not mkstemp's 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(target).st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
 
 
