@@ -248,6 +248,14 @@ def _plain_text(project: QdaProject, archive: zipfile.ZipFile | None, element: E
 # code mapping
 
 
+def _known_label(codebook: Codebook, value: object, where: str) -> str:
+    """The codebook label for a code name or alias; a QdaError naming ``where`` otherwise."""
+    label = codebook.normalise(value)
+    if label is None:
+        raise QdaError(f"{where}: {value!r} is not a codebook code; known: {', '.join(codebook.labels)}")
+    return label
+
+
 def load_code_map(path: str | os.PathLike) -> dict[str, str | None]:
     """``{project code name or "Parent > Child" path: codebook label or alias}``; null = ignore."""
     path = Path(path)
@@ -285,12 +293,7 @@ def map_codes(codes: dict[str, QdaCode], codebook: Codebook, code_map: dict[str,
     entries: dict[str, str | None] = {}
     given: dict[str, str] = {}  # normalised key -> as written, for notes
     for key, value in (code_map or {}).items():
-        label = None
-        if value is not None:
-            label = codebook.normalise(value)
-            if label is None:
-                raise QdaError(f"{map_source}: {key!r}: {value!r} is not a codebook code; known: "
-                               f"{', '.join(codebook.labels)}")
+        label = None if value is None else _known_label(codebook, value, f"{map_source}: {key!r}")
         entries[_name_key(key)] = label
         given[_name_key(key)] = key
     used: set[str] = set()
@@ -418,12 +421,7 @@ def import_qdpx(path: str | os.PathLike, codebook: Codebook, code_map: dict[str,
     report.notes.extend(notes)
     report.code_mapping = {codes[g].path: label for g, label in mapping.items()}
     users = project_users(project)
-    uncoded_label = None
-    if uncoded_as is not None:
-        uncoded_label = codebook.normalise(uncoded_as)
-        if uncoded_label is None:
-            raise QdaError(f"uncoded_as: {uncoded_as!r} is not a codebook code; known: "
-                           f"{', '.join(codebook.labels)}")
+    uncoded_label = None if uncoded_as is None else _known_label(codebook, uncoded_as, "uncoded_as")
     rules = rules or SpeakerRules()
 
     sources = text_sources(project)

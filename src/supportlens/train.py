@@ -3,6 +3,7 @@ validation -> evaluate on test (and optionally grouped k-fold CV) -> save -> tra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import shutil
@@ -160,7 +161,7 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     k = cv if cv is not None else cfg.split.cv_folds
 
     tmp = Path(tempfile.mkdtemp(prefix="supportlens-run-"))
-    ctx = _tracked(cfg, tracking_uri) if track else _untracked()
+    ctx = _tracked(cfg, tracking_uri) if track else contextlib.nullcontext()
     with ctx as run_id:
         if track:
             _log_inputs(cfg, data, codebook, data_path, split, extra_data)
@@ -200,14 +201,6 @@ def _evaluate(model: TextClassifier, frame: pd.DataFrame, idx: np.ndarray, name:
     part = frame.iloc[idx]
     return evaluate_model(model, part["text"].tolist(), part["label"].tolist(), part["id"].tolist(),
                           part["group"].tolist(), name=name, review_threshold=threshold)
-
-
-class _untracked:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 class _tracked:
