@@ -24,6 +24,14 @@ class Code:
     do_not_use_when: str = ""
     aliases: tuple[str, ...] = ()
     color: str = "#888888"
+    examples: tuple[str, ...] = ()  # short illustrative passages; the codebook prior embeds them
+
+    def prior_texts(self) -> list[str]:
+        """What a reader learns the code from: its summary, definition sentences and examples."""
+        sentences = [self.short]
+        for part in (self.definition, self.use_when):
+            sentences += [s.strip() for s in re.split(r"(?<=[.;])\s+", part) if len(s.split()) >= 4]
+        return sentences + list(self.examples)
 
 
 def _key(text: str) -> str:
@@ -91,6 +99,7 @@ class Codebook:
                     "label": c.label, "name": c.name, "color": c.color, "short": c.short,
                     "definition": c.definition, "use_when": c.use_when,
                     "do_not_use_when": c.do_not_use_when, "aliases": list(c.aliases),
+                    **({"examples": list(c.examples)} if c.examples else {}),
                 }
                 for c in self.codes
             ],
@@ -122,7 +131,7 @@ def codebook_from_dict(raw: dict[str, Any], source: str | None = None) -> Codebo
             raise CodebookError(f"{where}code {label!r} is defined twice")
         seen.add(label)
         unknown = set(item) - {"label", "name", "short", "definition", "use_when",
-                               "do_not_use_when", "aliases", "color"}
+                               "do_not_use_when", "aliases", "color", "examples"}
         if unknown:
             raise CodebookError(f"{where}codes[{i}] has unknown keys: {', '.join(sorted(unknown))}")
         codes.append(Code(
@@ -134,6 +143,7 @@ def codebook_from_dict(raw: dict[str, Any], source: str | None = None) -> Codebo
             do_not_use_when=" ".join(str(item.get("do_not_use_when") or "").split()),
             aliases=tuple(str(a) for a in item.get("aliases") or ()),
             color=str(item.get("color") or "#888888"),
+            examples=tuple(" ".join(str(e).split()) for e in item.get("examples") or ()),
         ))
     return Codebook(
         codes=codes,

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-MODEL_KINDS = ("tfidf_logreg", "embed_logreg", "finetune")
+MODEL_KINDS = ("tfidf_logreg", "embed_logreg", "finetune", "codebook_prior", "setfit", "ensemble")
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -89,6 +89,59 @@ class EmbedConfig:
 
 
 @dataclass
+class PriorConfig:
+    """The codebook as a prior: each code's summary, definition sentences and examples, embedded.
+
+    Used alone by model.kind = codebook_prior (zero-shot), and by embed_logreg / setfit when
+    ``mode`` is ``features`` (similarities appended to the embedding) or ``product`` (the
+    similarities' softmax multiplied into the supervised probabilities, weighted)."""
+
+    mode: str = "off"  # off | features | product
+    weight: float = 1.0  # features: scale of the z-scored similarities; product: exponent of the prior
+    temperature: float = 0.05  # cosine similarities are divided by this to become logits
+    top_k: int = 3  # a code's similarity: mean of the passage's k best-matching codebook sentences
+
+    def __post_init__(self) -> None:
+        _check_choice("prior.mode", self.mode, ("off", "features", "product"))
+        if self.temperature <= 0 or self.top_k < 1:
+            raise ConfigError("prior.temperature must be > 0 and prior.top_k at least 1")
+
+
+@dataclass
+class SetFitConfig:
+    """Contrastive stage (model.kind = setfit): tune the sentence encoder so that excerpts with the
+    same code embed close together (supervised contrastive loss), then fit the logistic head."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 3.0e-5
+    temperature: float = 0.1
+    freeze_layers: int = 2
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 4:
+            raise ConfigError("setfit.epochs must be at least 1 and setfit.batch_size at least 4")
+
+
+@dataclass
+class EnsembleConfig:
+    """model.kind = ensemble: member configs (YAML paths), each fitted and temperature-calibrated,
+    combined by the mean of their probabilities or a stacked logistic regression fitted on the
+    validation interviews."""
+
+    members: list[str] = field(default_factory=list)
+    method: str = "mean"  # mean | stack
+    weights: list[float] | None = None  # mean only; default equal
+
+    def __post_init__(self) -> None:
+        _check_choice("ensemble.method", self.method, ("mean", "stack"))
+        if self.weights is not None and len(self.weights) != len(self.members):
+            raise ConfigError(f"ensemble.weights has {len(self.weights)} values for "
+                              f"{len(self.members)} members")
+
+
+@dataclass
 class TrainConfig:
     """Fine-tuning hyperparameters (used by model.kind = finetune)."""
 
@@ -145,8 +198,15 @@ class Config:
     tfidf: TfidfConfig = field(default_factory=TfidfConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    setfit: SetFitConfig = field(default_factory=SetFitConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.kind == "ensemble" and len(self.ensemble.members) < 2:
+            raise ConfigError("model.kind ensemble needs at least two ensemble.members (config files)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

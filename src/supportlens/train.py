@@ -4,6 +4,7 @@ validation -> evaluate on test (and optionally grouped k-fold CV) -> save -> tra
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import resource
 import shutil
@@ -24,7 +25,8 @@ from .config import Config
 from .dataset import CodedData, DataError, DataReport, load_coded, to_dataset
 from .evaluate import Evaluation, evaluate_model, evaluate_proba, summarise_folds
 from .modelcard import render_model_card
-from .models import TextClassifier, build_model
+from .models import TextClassifier
+from .models.fitting import fit_calibrated
 from .splits import Split, grouped_folds, grouped_split, inner_validation
 
 Logger = Callable[[str], None]
@@ -56,13 +58,8 @@ def fit_and_calibrate(cfg: Config, labels: list[str], frame: pd.DataFrame, fit_i
                       val_idx: np.ndarray) -> tuple[TextClassifier, float, float]:
     """Fit on ``fit_idx``, early-stop and calibrate on ``val_idx``; returns (model, threshold, seconds)."""
     texts, y = frame["text"].tolist(), frame["label"].to_numpy(dtype=object)
-    started = time.perf_counter()
-    model = build_model(cfg, labels)
-    model.fit([texts[i] for i in fit_idx], y[fit_idx], [texts[i] for i in val_idx], y[val_idx])
-    seconds = time.perf_counter() - started
     val_texts = [texts[i] for i in val_idx]
-    if cfg.calibration.temperature:
-        model.calibrate(val_texts, y[val_idx])
+    model, seconds = fit_calibrated(cfg, labels, [texts[i] for i in fit_idx], y[fit_idx], val_texts, y[val_idx])
     proba = model.predict_proba(val_texts)
     correct = np.asarray(model.classes_)[proba.argmax(1)] == y[val_idx]
     threshold = review_threshold(proba.max(1), correct, cfg.calibration.target_precision)
@@ -148,7 +145,9 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     ``extra_data``: coded files or filled coding sheets (`supportlens next`) added to the data
     before splitting.
     """
-    codebook = load_codebook(codebook_path or cfg.codebook)
+    if codebook_path:  # the codebook prior and the saved model must use the same codebook
+        cfg = dataclasses.replace(cfg, codebook=str(codebook_path))
+    codebook = load_codebook(cfg.codebook)
     data_path = data_path or cfg.data.path
     data = load_coded(data_path, codebook, cfg.data)
     if extra_data:

