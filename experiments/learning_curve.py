@@ -48,11 +48,6 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.chdir(ROOT)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from supportlens.codebook import load_codebook
     from supportlens.compare import Benchmarks, evaluate_config, load_dev
     from supportlens.config import load_config
@@ -80,18 +75,28 @@ def main() -> None:
                                                             "dev_kappa", "dev_macro_f1")},
                                  "seconds": time.perf_counter() - started})
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    info = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folds": args.folds, "seeds": args.seeds,
+            "corpus": str(first.data.path), "corpus_size": len(data.frame)}
+    print(write_outputs(rows, info, Path(args.out)))
+
+
+def write_outputs(rows: list[dict], info: dict, out: Path) -> str:
+    """.json (every draw), .md (means per config and size) and .png (the two curves)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import pandas as pd
 
     table = pd.DataFrame(rows).groupby(["config", "size"], as_index=False).mean(numeric_only=True)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    info = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folds": args.folds, "seeds": args.seeds,
-            "corpus": str(first.data.path), "corpus_size": len(data.frame)}
     out.with_suffix(".json").write_text(json.dumps({**info, "rows": rows}, indent=2))
-    lines = [f"Measured {info['date']} on {info['machine']}; grouped {args.folds}-fold CV; seeds {args.seeds}.", "",
-             "| config | excerpts | CV κ | dev macro-F1 | dev κ |", "|---|---|---|---|---|"]
+    lines = [f"Measured {info['date']} on {info['machine']}; grouped {info['folds']}-fold CV; seeds {info['seeds']}.", "",
+             "| config | excerpts | draws | CV κ | dev macro-F1 | dev κ |", "|---|---|---|---|---|---|"]
+    counts = pd.DataFrame(rows).groupby(["config", "size"]).size()
     for r in table.itertuples():
-        lines.append(f"| {r.config} | {int(r.size)} | {r.cv_kappa_mean:.3f} | {r.dev_macro_f1:.3f} | {r.dev_kappa:.3f} |")
+        lines.append(f"| {r.config} | {int(r.size)} | {counts[(r.config, r.size)]} | {r.cv_kappa_mean:.3f} | "
+                     f"{r.dev_macro_f1:.3f} | {r.dev_kappa:.3f} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for name, block in table.groupby("config"):
@@ -106,7 +111,8 @@ def main() -> None:
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=120)
-    print("\n".join(lines))
+    return "\n".join(lines)
+
 
 
 if __name__ == "__main__":

@@ -4,19 +4,22 @@ import pytest
 
 from supportlens.config import Config, ConfigError, load_config, parse_overrides
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml"))
 
 
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.name != "codebook.yaml"], ids=lambda p: p.name)
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert isinstance(cfg, Config)
-    assert cfg.model.kind in ("tfidf_logreg", "embed_logreg", "finetune")
+    assert cfg.model.kind in ("tfidf_logreg", "embed_logreg", "finetune", "codebook_prior", "setfit", "ensemble")
+    for member in cfg.ensemble.members:  # ensemble members are shipped configs too
+        assert (path.parents[1] / member).is_file() or Path(member).is_file(), member
 
 
-def test_default_config_is_finetune():
+def test_default_and_finetune_configs():
     root = Path(__file__).resolve().parents[1]
-    assert load_config(root / "configs/default.yaml").model.kind == "finetune"
+    assert load_config(root / "configs/default.yaml").model.kind == "ensemble"
+    assert load_config(root / "configs/finetune.yaml").model.kind == "finetune"
 
 
 def test_unknown_key_is_named(tmp_path):

@@ -137,19 +137,21 @@ def runs(
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Transcript files, folders (searched recursively) or globs")],
     model: Annotated[str, typer.Option(help="runs:/<id>/model, models:/<name>@<alias> or a model folder")],
-    out_path: Annotated[Path, typer.Option("--out", help="Passages with labels: .csv, .jsonl or .parquet; or .qdpx for QDA software")],
+    out_path: Annotated[str, typer.Option("--out", help="Passages with labels: .csv, .jsonl or .parquet; or .qdpx for QDA software; with --engine spark a folder or URI for partitioned Parquet")],
     summary: Annotated[Optional[Path], typer.Option(help="Per-transcript profile: .csv, .jsonl or .parquet")] = None,
     speaker: Annotated[str, typer.Option(help="Which turns to score: participant, interviewer or all")] = "participant",
     interviewer: Annotated[Optional[list[str]], typer.Option(help="Speaker name (or regex) of the interviewer; repeatable")] = None,
     review_below: Annotated[Optional[float], typer.Option(help="Flag passages under this confidence (default: the model's threshold)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip transcripts already in --out")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
-    fast: Annotated[bool, typer.Option("--fast", help="int8-quantised CPU inference (see README for its agreement with fp32)")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="int8 CPU inference, re-scoring near-ties in fp32: faster, changes under 1% of labels (see README). CPU runs use ONNX Runtime; SUPPORTLENS_RUNTIME=torch forces torch")] = False,
     batch_size: Annotated[int, typer.Option(help="Passages per forward pass (16 measured fastest on 2 CPU cores)")] = 16,
     text_column: Annotated[str, typer.Option(help="Text column for .csv/.xlsx inputs")] = "text",
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
     code_prefix: Annotated[str, typer.Option(help="With .qdpx output: put suggestions under new codes named PREFIX + code name, e.g. 'AI: '")] = "",
     min_confidence: Annotated[float, typer.Option(help="With .qdpx output: leave out suggestions below this confidence")] = 0.0,
+    engine: Annotated[str, typer.Option(help="local (this process) or spark (needs supportlens[spark] and Java; INPUT may be Parquet of id, text, format)")] = "local",
+    master: Annotated[str, typer.Option(help="With --engine spark: the Spark master, e.g. local[4], yarn, spark://host:7077")] = "local[2]",
 ) -> None:
     """Segment transcripts into passages and label each with a code and calibrated confidence.
 
@@ -163,7 +165,11 @@ def predict(
     from .segment import SpeakerRules
     from .tracking import fetch_model_dir
 
-    to_qda = out_path.suffix.lower() == ".qdpx" or any(i.lower().endswith(".qdpx") for i in inputs)
+    to_qda = Path(out_path).suffix.lower() == ".qdpx" or any(i.lower().endswith(".qdpx") for i in inputs)
+    if engine not in ("local", "spark"):
+        _fail(f"--engine must be local or spark, got {engine!r}")
+    if engine == "spark" and (to_qda or summary is not None or resume):
+        _fail("--engine spark writes partitioned Parquet: .qdpx, --summary and --resume need --engine local")
     if to_qda and (summary is not None or resume):
         _fail("--summary and --resume are not available with a .qdpx project; label into .csv/.jsonl for them")
     try:
@@ -176,6 +182,21 @@ def predict(
     rules = SpeakerRules(interviewer_patterns=list(interviewer or []))
     if interviewer:
         rules.interviewer_names = list(rules.interviewer_names) + [n.lower() for n in interviewer]
+    if engine == "spark":
+        from .spark import LabelerSettings, predict_spark
+
+        try:
+            done = predict_spark(inputs, model_dir, out_path, master=master, speaker=speaker, rules=rules,
+                                 settings=LabelerSettings(review_below, fast, batch_size, device),
+                                 table_text_column=text_column)
+        except (PredictError, *_user_errors()) as exc:
+            _fail(str(exc))
+            return
+        console.print(f"{done.transcripts} transcripts labelled on Spark ({done.passages} passages, "
+                      f"{done.passages_per_second:.1f}/s) -> {done.output}", highlight=False)
+        for failure in done.failures:
+            console.print(f"[bold red]failed:[/] {failure.reason}", highlight=False)
+        raise typer.Exit(1 if done.failures else 0)
     started = __import__("time").perf_counter()
     with Progress(TextColumn("[bold]labelling"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                   TextColumn("{task.fields[passages]} passages, {task.fields[rate]:.1f}/s"),

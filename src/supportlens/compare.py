@@ -146,7 +146,7 @@ def compare(configs: list[str | Path], folds: int = 5, benchmarks: Benchmarks | 
         with embedding_cache(embedding_dir), reuse_fits():
             for path, cfg in zip(configs, cfgs):
                 name = Path(path).stem
-                log(f"== {name} ({cfg.model.kind}, {cfg.model.pretrained if cfg.model.kind != 'tfidf_logreg' else 'tf-idf'})")
+                log(f"== {name} ({cfg.model.kind}, {cfg.describe_model()})")
                 started = time.perf_counter()
                 with tracking.run(name, tags={"model_kind": cfg.model.kind, "data_digest": data.digest},
                                   nested=True):
@@ -154,7 +154,7 @@ def compare(configs: list[str | Path], folds: int = 5, benchmarks: Benchmarks | 
                     row = evaluate_config(cfg, data.frame, labels, folds, benchmarks, dev, log)
                     row["wall_seconds"] = time.perf_counter() - started
                     tracking.log_metrics(row)
-                rows.append({"config": name, "kind": cfg.model.kind, "encoder": _encoder(cfg), **row})
+                rows.append({"config": name, "kind": cfg.model.kind, "encoder": cfg.describe_model(), **row})
                 log("   " + _brief(rows[-1]))
         table = pd.DataFrame(rows)
         with tempfile_dir() as tmp:
@@ -164,14 +164,6 @@ def compare(configs: list[str | Path], folds: int = 5, benchmarks: Benchmarks | 
             tracking.log_artifact(tmp / "comparison.md", "comparison")
         tracking.log_metrics({"peak_memory_mb": peak_memory_mb()})
     return table
-
-
-def _encoder(cfg: Config) -> str:
-    if cfg.model.kind == "tfidf_logreg":
-        return "tf-idf"
-    if cfg.model.kind == "ensemble":
-        return " + ".join(Path(m).stem for m in cfg.ensemble.members)
-    return cfg.model.pretrained.split("/")[-1]
 
 
 def _brief(row: dict) -> str:

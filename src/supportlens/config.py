@@ -208,6 +208,14 @@ class Config:
         if self.model.kind == "ensemble" and len(self.ensemble.members) < 2:
             raise ConfigError("model.kind ensemble needs at least two ensemble.members (config files)")
 
+    def describe_model(self) -> str:
+        """The encoder, 'tf-idf', or an ensemble's member configs (for logs and tables)."""
+        if self.model.kind == "tfidf_logreg":
+            return "tf-idf"
+        if self.model.kind == "ensemble":
+            return " + ".join(Path(m).stem for m in self.ensemble.members)
+        return self.model.pretrained.split("/")[-1]
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

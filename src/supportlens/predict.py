@@ -70,7 +70,9 @@ class Labeler:
     """Scores passages with a loaded supportlens model; owns device, speed mode and threshold."""
 
     def __init__(self, model, review_below: float | None = None, device: str = "cpu", fast: bool = False,
-                 batch_size: int = 16):
+                 batch_size: int = 16, runtime: str | None = None):
+        """``runtime``: for fine-tuned models, ``auto`` (ONNX Runtime on CPU when possible), ``onnx``
+        or ``torch``; None defers to ``$SUPPORTLENS_RUNTIME`` (see FineTuneClassifier.use_runtime)."""
         self.model = model
         self.labels = [str(x) for x in model.classes_]
         self.threshold = float(review_below if review_below is not None
@@ -80,11 +82,22 @@ class Labeler:
             model.predict_batch_size = batch_size
         if hasattr(model, "to_device"):
             model.to_device(self.device)
-        if fast:
-            if not hasattr(model, "make_fast"):
-                raise PredictError(f"--fast is only available for fine-tuned models; a {model.kind} "
-                                  "model always runs at full precision")
-            model.make_fast()
+        if fast and not hasattr(model, "make_fast"):
+            raise PredictError(f"--fast is only available for fine-tuned models; a {model.kind} "
+                               "model always runs at full precision")
+        self.runtime: str | None = None  # "onnx" or "torch" for fine-tuned models
+        if hasattr(model, "use_runtime"):
+            from .models.onnx_runtime import OnnxUnavailable
+
+            try:  # choose (and on first use, export) before the first batch, not in the middle of it
+                model.use_runtime(runtime)
+                if fast:
+                    model.make_fast()
+                self.runtime = model.use_runtime()
+            except OnnxUnavailable as exc:
+                raise PredictError(f"ONNX Runtime asked for but unavailable: {exc}") from exc
+            except ValueError as exc:
+                raise PredictError(str(exc)) from exc
         tokenizer = getattr(model, "tokenizer_", None)
         self.max_tokens = int(getattr(model, "max_length", 256)) - 2 if tokenizer is not None else 256
 

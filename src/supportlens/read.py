@@ -90,12 +90,38 @@ def read_transcript(path: str | os.PathLike, text_column: str = "text",
     if suffix not in SUPPORTED_SUFFIXES:
         raise ReadError(path, f"unsupported file type {suffix or '(no suffix)'!r}; "
                               f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    raw = _read_bytes(path)
-    fmt = suffix[1:]
+    return _parse(path, _read_bytes(path), suffix[1:], text_column, speaker_column)
+
+
+def parse_transcript(content: str | bytes, fmt: str, source: str = "<text>", text_column: str = "text",
+                     speaker_column: str | None = "speaker") -> Transcript:
+    """Parse a transcript held in memory (a Spark row, a database field) exactly as
+    `read_transcript` parses a file of format `fmt` (``"txt"``, ``".vtt"``, ...) with that content.
+
+    `content` is the file's bytes, or for the text formats its decoded text; the binary formats
+    (docx, xlsx) need bytes. Offsets, cues and notes are those `read_transcript` would give, and
+    ``Transcript.source`` is `source` unchanged (an id or URI, which `Path` would alter)."""
+    fmt = str(fmt).strip().lower().lstrip(".")
+    if f".{fmt}" not in SUPPORTED_SUFFIXES:
+        raise ReadError(source, f"unsupported format {fmt or '(none)'!r}; "
+                                f"supported: {', '.join(s[1:] for s in SUPPORTED_SUFFIXES)}")
+    if isinstance(content, str):
+        if fmt in ("docx", "xlsx"):
+            raise ReadError(source, f"a .{fmt} transcript is binary: give the file's bytes, not text")
+        content = content.encode("utf-8")  # one decoding path: BOM, line endings, emptiness checks
+    try:
+        transcript = _parse(Path(source), bytes(content), fmt, text_column, speaker_column)
+    except ReadError as exc:  # name the source as given, not as Path rewrote it ("s3://" -> "s3:/")
+        raise ReadError(source, exc.reason) from None
+    transcript.source = source
+    return transcript
+
+
+def _parse(path: Path, raw: bytes, fmt: str, text_column: str, speaker_column: str | None) -> Transcript:
     if fmt == "docx":
         return _read_docx(path, raw)
     if fmt == "xlsx":
-        return _read_table(path, None, "xlsx", text_column, speaker_column, "utf-8", [])
+        return _read_table(path, None, "xlsx", text_column, speaker_column, "utf-8", [], raw=raw)
     text, encoding, notes = _decode(path, raw)
     if fmt in ("txt", "md"):
         return _read_plain(path, text, fmt, encoding, notes)
@@ -507,7 +533,7 @@ def _read_docx(path: Path, raw: bytes) -> Transcript:
 
 
 def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speaker_column: str | None,
-                encoding: str, notes: list[str]) -> Transcript:
+                encoding: str, notes: list[str], raw: bytes | None = None) -> Transcript:
     import pandas as pd
 
     try:
@@ -516,7 +542,7 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
             sep = ";" if ("," not in first and ";" in first) else "\t" if ("," not in first and "\t" in first) else ","
             frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
         else:
-            frame = pd.read_excel(path, dtype=str, engine="openpyxl")
+            frame = pd.read_excel(io.BytesIO(raw), dtype=str, engine="openpyxl")
     except Exception as exc:  # pandas/openpyxl raise many parser and zip error types
         what = "CSV" if fmt == "csv" else "an Excel workbook"
         raise ReadError(path, f"cannot read as {what}: {type(exc).__name__}: {exc}") from None

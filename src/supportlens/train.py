@@ -26,6 +26,7 @@ from .dataset import CodedData, DataError, DataReport, load_coded, to_dataset
 from .evaluate import Evaluation, evaluate_model, evaluate_proba, summarise_folds
 from .modelcard import render_model_card
 from .models import TextClassifier
+from .models.encoders import embedding_cache
 from .models.fitting import fit_calibrated
 from .splits import Split, grouped_folds, grouped_split, inner_validation
 
@@ -161,10 +162,11 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
 
     tmp = Path(tempfile.mkdtemp(prefix="supportlens-run-"))
     ctx = _tracked(cfg, tracking_uri) if track else contextlib.nullcontext()
-    with ctx as run_id:
+    # members of an ensemble (and the CV folds) share one frozen encoder: embed each text once
+    with ctx as run_id, embedding_cache():
         if track:
             _log_inputs(cfg, data, codebook, data_path, split, extra_data)
-        log(f"training {cfg.model.kind} ({cfg.model.pretrained if cfg.model.kind != 'tfidf_logreg' else 'tf-idf'})")
+        log(f"training {cfg.model.kind} ({cfg.describe_model()})")
         model, threshold, seconds = fit_and_calibrate(cfg, labels, frame, split.train, split.val)
         log(f"trained in {seconds:.1f}s; temperature {model.temperature_:.2f}; "
             f"review below confidence {threshold:.2f}")

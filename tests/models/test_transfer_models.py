@@ -242,3 +242,18 @@ def test_packaged_mpnet_errors_are_actionable(tmp_path, monkeypatch):
     monkeypatch.setattr(packaged, "_part_file", missing)
     with pytest.raises(ModelLoadError, match=r"supportlens\[mpnet\]"):
         encoders.resolve_pretrained("sentence-transformers/all-mpnet-base-v2")
+
+
+def test_ensemble_labels_transcripts(tmp_path, tiny_bert):
+    """An ensemble folder scores a transcript end to end, like any other model folder."""
+    from supportlens.predict import Labeler, predict_files
+
+    a, b = _member_configs(tmp_path, tiny_bert)
+    cfg = load_config(None, fast_overrides() + ["model.kind=ensemble", f"ensemble.members=[{a}, {b}]"])
+    X, y = _xy(8)
+    model = build_model(cfg, LABELS).fit(X[:48], y[:48], X[48:], y[48:])
+    model.save(tmp_path / "ens", extra={"review_threshold": 0.5})
+    labeler = Labeler(load_classifier(tmp_path / "ens"))
+    report = predict_files([str(ROOT / "data" / "transcripts" / "smp01_child_welfare.txt")], labeler,
+                           tmp_path / "labels.csv")
+    assert report.passages > 5 and not report.failures

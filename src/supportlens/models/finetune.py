@@ -8,7 +8,9 @@ validation macro-F1), and the loop stays deterministic for a given seed.
 from __future__ import annotations
 
 import copy
+import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -17,8 +19,14 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from .base import ModelLoadError, TextClassifier
+from .base import ModelLoadError, TextClassifier, softmax
 from .encoders import batched_apply, resolve_pretrained, set_threads
+from .onnx_runtime import OnnxEngine, OnnxUnavailable
+
+log = logging.getLogger("supportlens")
+
+RUNTIMES = ("auto", "onnx", "torch")
+RECHECK_MARGIN = 0.2  # fast mode: re-score in fp32 when the top two probabilities are this close
 
 
 def seed_everything(seed: int) -> None:
@@ -54,7 +62,7 @@ class FineTuneClassifier(TextClassifier):
                  class_weighted: bool = True, label_smoothing: float = 0.1,
                  freeze_embeddings: bool = True, freeze_layers: int = 0, grad_clip: float = 1.0,
                  threads: int = 0, allow_download: bool = False, seed: int = 13, device: str = "cpu",
-                 predict_batch_size: int = 16):
+                 predict_batch_size: int = 16, runtime: str = "auto"):
         self.labels = labels
         self.pretrained = pretrained
         self.max_length = max_length
@@ -75,6 +83,7 @@ class FineTuneClassifier(TextClassifier):
         self.seed = seed
         self.device = device
         self.predict_batch_size = predict_batch_size
+        self.runtime = runtime
 
     # -- building ---------------------------------------------------------------------------
     def _build(self):
@@ -131,6 +140,8 @@ class FineTuneClassifier(TextClassifier):
     def _fit(self, X, y, X_val, y_val) -> None:
         set_threads(self.threads)
         seed_everything(self.seed)
+        # new weights: neither a cached ONNX graph nor an earlier int8 copy applies
+        self.model_dir_, self.runtime_, self.fast_model_ = None, None, None
         self.tokenizer_, self.model_ = self._build()
         model = self.model_.to(self.device)
         self._freeze(model)
@@ -193,47 +204,112 @@ class FineTuneClassifier(TextClassifier):
             model.load_state_dict(best_state)  # keep the best checkpoint, not the last
         model.eval()
 
+    # -- inference --------------------------------------------------------------------------
     def _logits(self, X: list[str]) -> np.ndarray:
-        fast = getattr(self, "fast_model_", None)
-        logits = batched_apply(fast if fast is not None else self.model_, self.tokenizer_, X,
-                               self.predict_batch_size, self.max_length, lambda m, b: m(**b).logits,
-                               device=self.device).astype(np.float64)
-        if fast is not None and len(X):
-            z = logits / getattr(self, "temperature_", 1.0)
-            p = np.exp(z - z.max(1, keepdims=True))
-            p /= p.sum(1, keepdims=True)
-            top2 = np.sort(p, axis=1)[:, -2:]
-            close = np.flatnonzero(top2[:, 1] - top2[:, 0] < self.recheck_margin_)
+        self.use_runtime()
+        quick = getattr(self, "fast_", False) and self.device == "cpu"
+        logits = self._score(X, quick).astype(np.float64)
+        if quick and len(X):
+            close = self._near_ties(logits)
             self.last_rechecked_ = len(close)
             if len(close):
-                logits[close] = batched_apply(self.model_, self.tokenizer_, [X[i] for i in close],
-                                              self.predict_batch_size, self.max_length,
-                                              lambda m, b: m(**b).logits, device=self.device)
+                logits[close] = self._score([X[i] for i in close], False)
         return logits
 
+    def _score(self, X: list[str], int8: bool) -> np.ndarray:
+        """Raw logits from the chosen engine, at full precision or (``int8``) quantised."""
+        if self.onnx_ is not None:
+            return self.onnx_.logits(self.tokenizer_, X, self.predict_batch_size, self.max_length, int8=int8)
+        model = self.fast_model_ if int8 else self.model_
+        return batched_apply(model, self.tokenizer_, X, self.predict_batch_size, self.max_length,
+                             lambda m, b: m(**b).logits, device=self.device)
+
+    def _near_ties(self, logits: np.ndarray) -> np.ndarray:
+        """Rows whose top two calibrated probabilities lie within ``recheck_margin_``."""
+        p = softmax(logits / getattr(self, "temperature_", 1.0))
+        top2 = np.sort(p, axis=1)[:, -2:]
+        return np.flatnonzero(top2[:, 1] - top2[:, 0] < self.recheck_margin_)
+
+    def use_runtime(self, runtime: str | None = None) -> str:
+        """Pick the inference engine now and return it: ``"onnx"`` or ``"torch"``.
+
+        ``runtime`` (else the ``runtime`` parameter, else ``$SUPPORTLENS_RUNTIME``) is ``auto``,
+        ``onnx`` or ``torch``. ``auto`` uses ONNX Runtime for a model loaded from a folder and
+        scored on CPU, exporting its graph on first use (models/onnx_runtime.py), and torch when
+        that is impossible (with a one-line warning); ``onnx`` raises instead of falling back.
+        A model fitted in this process, or one on CUDA, always runs in torch."""
+        if runtime is not None:
+            if runtime not in RUNTIMES:
+                raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
+            self.runtime = runtime
+            self.runtime_ = None
+        if getattr(self, "runtime_", None) is None:
+            self.runtime_, self.onnx_ = self._open_runtime()
+            if getattr(self, "fast_", False):
+                self._prepare_fast()
+        return self.runtime_
+
+    def _wanted_runtime(self) -> str:
+        wanted = self.runtime
+        source = "runtime"
+        if wanted == "auto" and os.environ.get("SUPPORTLENS_RUNTIME"):
+            wanted, source = os.environ["SUPPORTLENS_RUNTIME"].strip().lower(), "SUPPORTLENS_RUNTIME"
+        if wanted not in RUNTIMES:
+            raise ValueError(f"{source} must be one of {', '.join(RUNTIMES)}; got {wanted!r}")
+        return wanted
+
+    def _open_runtime(self) -> tuple[str, OnnxEngine | None]:
+        wanted = self._wanted_runtime()
+        model_dir = getattr(self, "model_dir_", None)
+        if wanted == "torch" or self.device != "cpu" or model_dir is None:
+            return "torch", None  # no folder: fitted in this process, its weights not saved as-is
+        try:
+            engine = OnnxEngine.for_model(self.model_, self.tokenizer_, model_dir, self.max_length,
+                                          torch.get_num_threads())
+        except OnnxUnavailable as exc:
+            if wanted == "onnx":
+                raise
+            log.warning("scoring with torch, not ONNX Runtime: %s", exc)
+            return "torch", None
+        return "onnx", engine
+
     def to_device(self, device: str) -> "FineTuneClassifier":
+        if device != self.device:
+            self.runtime_ = None  # CUDA keeps torch; back on CPU, choose again
         self.device = device
         self.model_.to(device)
         return self
 
-    def make_fast(self, recheck_margin: float = 0.2) -> "FineTuneClassifier":
-        """Faster CPU inference: an int8 copy (dynamic quantisation of the linear layers) scores
-        every passage, and passages whose top two calibrated probabilities lie within
-        ``recheck_margin`` are scored again in fp32. int8 alone flipped 2-4% of labels in our
-        measurements, all near the decision boundary; the re-check keeps flips under 1%
-        (experiments/bench_predict.py)."""
+    def make_fast(self, recheck_margin: float = RECHECK_MARGIN) -> "FineTuneClassifier":
+        """Faster CPU inference: an int8 graph (ONNX Runtime's dynamic quantisation, or torch's
+        when ONNX Runtime is not used) scores every passage, and passages whose top two calibrated
+        probabilities lie within ``recheck_margin`` are scored again in fp32. int8 alone changed
+        0.5-4% of labels in our measurements, nearly all near the decision boundary; the re-check
+        keeps changes under 1% (experiments/bench_predict.py). No effect on CUDA."""
         if self.device != "cpu":
             return self
-        import warnings
-
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notice that eager quantisation moves to torchao
-            self.fast_model_ = quantize_dynamic(copy.deepcopy(self.model_),
-                                                {torch.nn.Linear: per_channel_dynamic_qconfig})
-        self.recheck_margin_ = recheck_margin
+        self.fast_, self.recheck_margin_ = True, recheck_margin
+        self.use_runtime()
+        self._prepare_fast()
         return self
+
+    def _prepare_fast(self) -> None:
+        if self.onnx_ is not None:
+            try:
+                self.onnx_.enable_int8()
+                return
+            except OnnxUnavailable as exc:
+                log.warning("fast mode uses torch int8, not ONNX Runtime: %s", exc)
+                self.runtime_, self.onnx_ = "torch", None
+        if getattr(self, "fast_model_", None) is None:
+            import warnings
+
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notice that eager quantisation moves to torchao
+                self.fast_model_ = quantize_dynamic(copy.deepcopy(self.model_),
+                                                    {torch.nn.Linear: per_channel_dynamic_qconfig})
 
     def _save(self, path: Path) -> None:
         self.model_.save_pretrained(path / "hf")
@@ -245,3 +321,5 @@ class FineTuneClassifier(TextClassifier):
         self.tokenizer_ = AutoTokenizer.from_pretrained(path / "hf")
         self.model_ = AutoModelForSequenceClassification.from_pretrained(path / "hf").to(self.device)
         self.model_.eval()
+        self.model_dir_ = path  # where the ONNX graph of these weights is cached
+        self.runtime_ = None

@@ -1,0 +1,229 @@
+"""ONNX Runtime engine for fine-tuned models: parity with torch, the int8 fast path, the graph
+cache (reuse, corruption, read-only folders) and every fallback to torch.
+
+One tiny fine-tuned model is exported once for the module (the export is the slow part)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from supportlens.models import FineTuneClassifier, load_classifier
+from supportlens.models import onnx_runtime
+from supportlens.models.base import softmax
+from supportlens.models.onnx_runtime import FP32_FILE, INT8_FILE, GraphCache
+from supportlens.predict import Labeler, PredictError
+
+from conftest import PASSAGES, make_rows
+
+LABELS = ["push", "pull", "co_creation", "none"]
+
+
+def _texts() -> list[str]:
+    rows = make_rows(6, 2)
+    extra = [" ".join(t for texts in PASSAGES.values() for t in texts),  # longer than max_length
+             "ok", "unseen words everywhere here", "we we we we"]
+    return [r["text"] for r in rows] + extra
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    """Never write to the real user cache."""
+    monkeypatch.setenv("SUPPORTLENS_CACHE_DIR", str(tmp_path / "user-cache"))
+    monkeypatch.delenv("SUPPORTLENS_RUNTIME", raising=False)
+    return tmp_path / "user-cache"
+
+
+@pytest.fixture(scope="module")
+def saved(tiny_bert, tmp_path_factory):
+    """A tiny fine-tuned model folder whose ONNX graph was exported once, next to it."""
+    root = tmp_path_factory.mktemp("onnx")
+    rows = make_rows(4, 1)
+    model = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, epochs=2,
+                               batch_size=8).fit([r["text"] for r in rows], [r["label"] for r in rows])
+    model.save(root / "ft")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SUPPORTLENS_CACHE_DIR", str(root / "user-cache"))
+        mp.delenv("SUPPORTLENS_RUNTIME", raising=False)
+        loaded = load_classifier(root / "ft")
+        assert loaded.use_runtime() == "onnx"
+        assert loaded.onnx_.exported
+    assert not (root / "user-cache").exists()
+    return root / "ft"
+
+
+def _cached(folder, name=FP32_FILE):
+    found = list((folder / "onnx").glob(f"*/{name}"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_graph_is_cached_next_to_the_model_with_a_checksum(saved):
+    path = _cached(saved)
+    record = json.loads(path.with_name(path.name + ".json").read_text())
+    assert record["bytes"] == path.stat().st_size and len(record["sha256"]) == 64
+
+
+def test_onnx_fp32_matches_torch(saved):
+    texts = _texts()
+    ours = load_classifier(saved)
+    theirs = load_classifier(saved)
+    assert ours.use_runtime() == "onnx" and theirs.use_runtime("torch") == "torch"
+    p_ours, p_theirs = ours.predict_proba(texts), theirs.predict_proba(texts)
+    assert np.abs(p_ours - p_theirs).max() < 1e-4
+    assert (ours.predict(texts) == theirs.predict(texts)).all()
+    assert not np.allclose(p_ours, p_ours[0])  # a model that separates passages, so the check means something
+
+
+def test_second_load_reuses_the_cache(saved, monkeypatch):
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although a cached graph exists")
+
+    monkeypatch.setattr(onnx_runtime, "export_fp32", no_export)
+    model = load_classifier(saved)
+    assert model.use_runtime() == "onnx" and not model.onnx_.exported
+    assert model.onnx_.fp32_path == _cached(saved)
+
+
+def test_fast_path_uses_int8_and_rechecks_near_ties(saved):
+    texts = _texts() * 3
+    fp32 = load_classifier(saved).decision_function(texts)
+    model = load_classifier(saved)
+    labeler = Labeler(model, fast=True)
+    assert labeler.runtime == "onnx" and model.onnx_.int8 is not None
+    assert _cached(saved, INT8_FILE).is_file()
+    model.recheck_margin_ = 0.0
+    raw = model.decision_function(texts)  # the int8 graph alone
+    assert np.abs(raw - fp32).max() > 1e-4
+    top2 = np.sort(softmax(raw / model.temperature_), axis=1)[:, -2:]
+    gap = top2[:, 1] - top2[:, 0]
+    model.recheck_margin_ = float(np.median(gap))  # the tiny model's margins are small: split them in half
+    mixed = model.decision_function(texts)
+    close = gap < model.recheck_margin_
+    assert 0 < model.last_rechecked_ == close.sum() < len(texts)
+    assert np.abs(mixed[close] - fp32[close]).max() < 1e-4  # near-ties: fp32's answer
+    assert np.abs(mixed[~close] - raw[~close]).max() < 1e-6  # the rest: int8's
+    changed = mixed.argmax(1) != fp32.argmax(1)
+    assert not changed[close].any() and changed.mean() <= 0.05
+
+
+def test_corrupt_cached_graph_is_detected_and_rebuilt(saved, tmp_path, caplog):
+    folder = tmp_path / "copy"
+    shutil.copytree(saved, folder)
+    Labeler(load_classifier(folder), fast=True)  # make sure an int8 graph is cached in the copy
+    int8 = _cached(folder, INT8_FILE)
+    int8.write_bytes(int8.read_bytes()[: int8.stat().st_size // 2])  # a truncated file
+    model = load_classifier(folder)
+    with caplog.at_level(logging.WARNING, logger="supportlens"):
+        Labeler(model, fast=True)
+    assert "corrupt" in caplog.text and str(int8) in caplog.text
+    assert model.onnx_.int8_path == int8 and onnx_runtime._verify(int8) is None
+
+
+def test_cache_detects_partial_and_corrupt_files(tmp_path, caplog):
+    cache = GraphCache(tmp_path / "model", "k1")
+    path = cache.store("g.onnx", lambda tmp: tmp.write_bytes(b"graph bytes"))
+    assert path == tmp_path / "model" / "onnx" / "k1" / "g.onnx"
+    assert cache.find("g.onnx") == path
+    path.write_bytes(b"graph bytez")  # same size, different content
+    with caplog.at_level(logging.WARNING, logger="supportlens"):
+        assert cache.find("g.onnx") is None
+    assert "checksum mismatch" in caplog.text and not path.exists()
+    path = cache.store("g.onnx", lambda tmp: tmp.write_bytes(b"graph bytes"))
+    path.with_name("g.onnx.json").unlink()  # an export interrupted before its checksum was written
+    assert cache.find("g.onnx") is None
+    assert "incomplete" in caplog.text
+
+
+def test_unwritable_model_folder_falls_back_to_the_user_cache(tmp_path, user_cache):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "onnx").write_text("a file where the cache folder should be")
+    cache = GraphCache(tmp_path / "model", "k1")
+    path = cache.store("g.onnx", lambda tmp: tmp.write_bytes(b"graph"))
+    assert path == user_cache / "onnx" / "k1" / "g.onnx"
+    assert GraphCache(tmp_path / "model", "k1").find("g.onnx") == path
+
+
+def test_without_onnxruntime_falls_back_to_torch_with_one_warning(saved, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    model = load_classifier(saved)
+    with caplog.at_level(logging.WARNING, logger="supportlens"):
+        labeler = Labeler(model, fast=True)
+    assert labeler.runtime == "torch" and model.fast_model_ is not None
+    warnings = [r for r in caplog.records if r.name == "supportlens"]
+    assert len(warnings) == 1 and "onnxruntime is not installed" in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+    assert len(labeler.score(_texts())) == len(_texts())
+    with pytest.raises(PredictError, match="onnxruntime is not installed"):
+        Labeler(load_classifier(saved), runtime="onnx")
+
+
+def test_export_that_disagrees_with_torch_is_not_used(saved, tmp_path, monkeypatch, caplog):
+    folder = tmp_path / "copy"
+    shutil.copytree(saved, folder, ignore=shutil.ignore_patterns("onnx"))
+    good = _cached(saved)
+    monkeypatch.setattr(onnx_runtime, "export_fp32", lambda model, tok, n, dest: shutil.copy(good, dest))
+    monkeypatch.setattr(onnx_runtime.OnnxEngine, "max_error_vs", lambda self, *a: 0.5)
+    model = load_classifier(folder)
+    with caplog.at_level(logging.WARNING, logger="supportlens"):
+        assert model.use_runtime() == "torch"
+    assert "disagrees with torch" in caplog.text
+    assert not list((folder / "onnx").glob(f"*/{FP32_FILE}"))  # the bad graph is not kept
+
+
+def test_runtime_choice_env_and_devices(saved, monkeypatch, tiny_bert):
+    monkeypatch.setenv("SUPPORTLENS_RUNTIME", "torch")
+    assert Labeler(load_classifier(saved)).runtime == "torch"
+    monkeypatch.setenv("SUPPORTLENS_RUNTIME", "tensorrt")
+    with pytest.raises(PredictError, match="SUPPORTLENS_RUNTIME must be one of auto, onnx, torch"):
+        Labeler(load_classifier(saved))
+    monkeypatch.delenv("SUPPORTLENS_RUNTIME")
+    with pytest.raises(PredictError, match="runtime must be one of"):
+        Labeler(load_classifier(saved), runtime="fastest")
+    model = load_classifier(saved)
+    model.device = "cuda"  # CUDA keeps torch (only the choice is tested: no GPU here)
+    assert model.use_runtime() == "torch"
+    rows = make_rows(2, 1)
+    fresh = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=16, epochs=1).fit(
+        [r["text"] for r in rows], [r["label"] for r in rows])
+    assert fresh.use_runtime() == "torch"  # fitted here, not loaded: no folder to cache a graph in
+
+
+def test_intact_but_unloadable_graph_is_exported_again(saved, tmp_path, monkeypatch, caplog):
+    folder = tmp_path / "copy"
+    shutil.copytree(saved, folder)
+    path = _cached(folder)
+    GraphCache(folder, path.parent.name).store(FP32_FILE, lambda tmp: tmp.write_bytes(b"not a graph"))
+    good = _cached(saved)
+    monkeypatch.setattr(onnx_runtime, "export_fp32", lambda model, tok, n, dest: shutil.copy(good, dest))
+    model = load_classifier(folder)
+    with caplog.at_level(logging.WARNING, logger="supportlens"):
+        assert model.use_runtime() == "onnx"
+    assert "cannot load it" in caplog.text and model.onnx_.exported
+    assert path.read_bytes() == good.read_bytes()
+
+
+def test_first_token_classifier_gives_the_same_logits(tiny_bert):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DistilBertConfig
+    from transformers import DistilBertForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=4).eval()
+    with torch.no_grad():  # peaked attention, so that a wrong mask or scale would show
+        for layer in model.bert.encoder.layer:
+            layer.attention.self.query.weight.mul_(8)
+            layer.attention.self.key.weight.mul_(8)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    batch = tokenizer(_texts()[:6], padding=True, truncation=True, max_length=32, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**batch).logits
+        got = onnx_runtime.first_token_classifier(model)(**batch)
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
+    other = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2,
+                                                                 hidden_dim=20, num_labels=4))
+    assert onnx_runtime.first_token_classifier(other) is None  # exported as it is
