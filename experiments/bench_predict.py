@@ -211,7 +211,7 @@ def report_lines(result: dict) -> list[str]:
               ""]
     single = result.get("throughput_single_thread")
     if single:
-        lines += [f"Work per path, independent of other load: every path on one thread ({single['passages']} "
+        lines += [f"Work per path, less sensitive to other load: every path on one thread ({single['passages']} "
                   "passages, interleaved), CPU-seconds of the process:", "",
                   "| path | CPU-s per 100 passages | pipeline's CPU ÷ this path's | labels changed vs pipeline |",
                   "|---|---|---|---|"]
@@ -273,7 +273,7 @@ def main() -> None:
             raise SystemExit("benchmark worker failed")
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    from bench_train import machine
+    from harness import machine
 
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "model": args.model,
               "load_note": args.load_note}
