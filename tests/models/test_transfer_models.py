@@ -257,3 +257,10 @@ def test_ensemble_labels_transcripts(tmp_path, tiny_bert):
     report = predict_files([str(ROOT / "data" / "transcripts" / "smp01_child_welfare.txt")], labeler,
                            tmp_path / "labels.csv")
     assert report.passages > 5 and not report.failures
+
+
+def test_zero_shot_from_config_carries_codebook_but_combines_nothing(tiny_bert):
+    cfg = load_config(None, fast_overrides(tiny_bert, "codebook_prior"))
+    model = build_model(cfg, LABELS)
+    assert isinstance(model, CodebookPrior)
+    assert model.prior_mode == "off" and set(model.prior_texts) == set(LABELS)

@@ -20,10 +20,12 @@ MODEL_CLASSES: dict[str, type[TextClassifier]] = {
 
 
 def _prior_params(cfg: Config, codebook=None, mode: str | None = None) -> dict:
-    """Keyword arguments for the codebook prior; the codebook's sentences travel in the params."""
+    """Keyword arguments for the codebook prior; the codebook's sentences travel in the params.
+    ``mode`` overrides ``prior.mode``; the zero-shot model passes "off" (it combines nothing) but
+    still needs the sentences."""
     mode = cfg.prior.mode if mode is None else mode
     texts = None
-    if mode != "off":
+    if mode != "off" or cfg.model.kind == "codebook_prior":
         if codebook is None:
             from ..codebook import load_codebook
 
@@ -60,7 +62,7 @@ def build_model(cfg: Config, labels: list[str], codebook=None) -> TextClassifier
                       class_weight=e.class_weight, allow_download=cfg.model.allow_download, seed=cfg.seed)
         if kind == "codebook_prior":
             return CodebookPrior(max_length=cfg.model.max_length,
-                                 **common, **_prior_params(cfg, codebook, mode="features"))
+                                 **common, **_prior_params(cfg, codebook, mode="off"))
         if kind == "setfit":
             s = cfg.setfit
             return SetFitClassifier(max_length=s.max_length, contrastive_epochs=s.epochs,
