@@ -46,3 +46,19 @@ def test_roundtrip(tmp_path, codebook):
     again = load_codebook(tmp_path / "cb.yaml")
     assert again.labels == codebook.labels
     assert again.code("pull").definition == codebook.code("pull").definition
+
+
+@pytest.mark.parametrize("examples", ['"one passage, not a list"', "[1, 2]", '["ok", ""]'])
+def test_examples_must_be_a_list_of_passages(tmp_path, examples):
+    path = tmp_path / "cb.yaml"
+    path.write_text("codes:\n  - label: a\n    short: s\n    definition: d\n"
+                    f"    examples: {examples}\n  - label: b\n    short: s\n    definition: d\n")
+    with pytest.raises(CodebookError, match=r"codes\[0\].examples must be a list of non-empty passages"):
+        load_codebook(path)
+
+
+def test_examples_feed_the_prior_and_roundtrip(tmp_path, codebook):
+    assert all(c.examples for c in codebook.codes)
+    assert codebook.code("pull").prior_texts()[-len(codebook.code("pull").examples):] == list(codebook.code("pull").examples)
+    codebook.save(tmp_path / "cb.yaml")
+    assert load_codebook(tmp_path / "cb.yaml").code("push").examples == codebook.code("push").examples

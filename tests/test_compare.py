@@ -76,3 +76,10 @@ def test_markdown_table_shows_missing_figures_as_dashes():
     table = pd.DataFrame([{"config": "x", "kind": "tfidf_logreg", "encoder": "tf-idf", "test_kappa": 0.5}])
     line = markdown_table(table).splitlines()[-1]
     assert line.startswith("| x | tfidf_logreg | tf-idf | – | – | 0.500 |")
+
+
+def test_compare_rejects_configs_on_different_data(tmp_path, tracking_uri):
+    a = _config(tmp_path / "a.yaml", "data: {path: one.jsonl}\n")
+    b = _config(tmp_path / "b.yaml", "data: {path: two.jsonl}\n")
+    with pytest.raises(ValueError, match="configs use different data"):
+        compare([a, b], folds=0, tracking_uri=tracking_uri, log=lambda m: None)

@@ -134,6 +134,9 @@ def codebook_from_dict(raw: dict[str, Any], source: str | None = None) -> Codebo
                                "do_not_use_when", "aliases", "color", "examples"}
         if unknown:
             raise CodebookError(f"{where}codes[{i}] has unknown keys: {', '.join(sorted(unknown))}")
+        examples = item.get("examples") or []
+        if not isinstance(examples, list) or not all(isinstance(e, str) and e.strip() for e in examples):
+            raise CodebookError(f"{where}codes[{i}].examples must be a list of non-empty passages (strings)")
         codes.append(Code(
             label=label,
             name=str(item.get("name") or label),
@@ -143,7 +146,7 @@ def codebook_from_dict(raw: dict[str, Any], source: str | None = None) -> Codebo
             do_not_use_when=" ".join(str(item.get("do_not_use_when") or "").split()),
             aliases=tuple(str(a) for a in item.get("aliases") or ()),
             color=str(item.get("color") or "#888888"),
-            examples=tuple(" ".join(str(e).split()) for e in item.get("examples") or ()),
+            examples=tuple(" ".join(e.split()) for e in examples),
         ))
     return Codebook(
         codes=codes,

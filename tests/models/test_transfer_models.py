@@ -264,3 +264,11 @@ def test_zero_shot_from_config_carries_codebook_but_combines_nothing(tiny_bert):
     model = build_model(cfg, LABELS)
     assert isinstance(model, CodebookPrior)
     assert model.prior_mode == "off" and set(model.prior_texts) == set(LABELS)
+
+
+def test_ensemble_without_validation_data_is_an_error(tmp_path, tiny_bert):
+    a, b = _member_configs(tmp_path, tiny_bert)
+    cfg = load_config(None, fast_overrides() + ["model.kind=ensemble", f"ensemble.members=[{a}, {b}]"])
+    X, y = _xy()
+    with pytest.raises(ValueError, match="needs validation data to calibrate its members"):
+        build_model(cfg, LABELS).fit(X, y)
