@@ -119,6 +119,12 @@ def labeler(model_dir):
     return Labeler(load_classifier(model_dir))
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory, monkeypatch) -> None:
+    """Tests never read or fill the user's supportlens cache (graphs, downloaded models)."""
+    monkeypatch.setenv("SUPPORTLENS_CACHE", str(tmp_path_factory.getbasetemp() / "supportlens-cache"))
+
+
 @pytest.fixture
 def tracking_uri(tmp_path: Path, monkeypatch) -> str:
     """A throwaway SQLite store; artifacts land in tmp_path too."""

@@ -66,6 +66,27 @@ def test_register_and_models_uri(coded_file, tracking_uri):
     assert load_classifier(model_dir).kind == "tfidf_logreg"
 
 
+def test_logged_models_are_downloaded_once(coded_file, tracking_uri, tmp_path, monkeypatch):
+    """A run's model and a numbered version never change: fetched once into the cache (so the ONNX
+    graph exported next to it is reused); an alias is followed to its current version."""
+    from supportlens.tracking import register
+
+    monkeypatch.setenv("SUPPORTLENS_CACHE", str(tmp_path / "cache"))
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    first = train(cfg, register="supportlens-cached", log=lambda m: None)
+    by_run = fetch_model_dir(first.model_uri)
+    assert by_run.is_relative_to(tmp_path / "cache" / "models")
+    (by_run / "marker").write_text("kept")
+    assert fetch_model_dir(first.model_uri) == by_run and (by_run / "marker").is_file()
+    by_alias = fetch_model_dir("models:/supportlens-cached@champion")
+    assert by_alias == fetch_model_dir("models:/supportlens-cached/1") != by_run
+    second = train(cfg, log=lambda m: None)
+    register(second.model_uri, "supportlens-cached", "champion")
+    moved = fetch_model_dir("models:/supportlens-cached@champion")
+    assert moved != by_alias and moved == fetch_model_dir("models:/supportlens-cached/2")
+    assert not list((tmp_path / "cache" / "models").glob(".partial-*"))  # no half-written download left
+
+
 def test_evaluate_any_file_with_logged_model(coded_file, tracking_uri, tmp_path):
     cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
     result = train(cfg, log=lambda m: None)

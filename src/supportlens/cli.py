@@ -144,7 +144,8 @@ def predict(
     review_below: Annotated[Optional[float], typer.Option(help="Flag passages under this confidence (default: the model's threshold)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip transcripts already in --out")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
-    fast: Annotated[bool, typer.Option("--fast", help="int8 CPU inference, re-scoring near-ties in fp32: faster, changes under 1% of labels (see README). CPU runs use ONNX Runtime; SUPPORTLENS_RUNTIME=torch forces torch")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="int8 CPU inference, re-scoring near-ties in fp32: faster, changes under 1% of labels (see README)")] = False,
+    runtime: Annotated[Optional[str], typer.Option(help="Fine-tuned models on CPU: auto (ONNX Runtime when it loads, else torch), onnx or torch (default: $SUPPORTLENS_RUNTIME, else auto)")] = None,
     batch_size: Annotated[int, typer.Option(help="Passages per forward pass (16 measured fastest on 2 CPU cores)")] = 16,
     text_column: Annotated[str, typer.Option(help="Text column for .csv/.xlsx inputs")] = "text",
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
@@ -168,6 +169,8 @@ def predict(
     to_qda = Path(out_path).suffix.lower() == ".qdpx" or any(i.lower().endswith(".qdpx") for i in inputs)
     if engine not in ("local", "spark"):
         _fail(f"--engine must be local or spark, got {engine!r}")
+    if runtime is not None and runtime not in ("auto", "onnx", "torch"):
+        _fail(f"--runtime must be auto, onnx or torch, got {runtime!r}")
     if engine == "spark" and (to_qda or summary is not None or resume):
         _fail("--engine spark writes partitioned Parquet: .qdpx, --summary and --resume need --engine local")
     if to_qda and (summary is not None or resume):
@@ -175,7 +178,8 @@ def predict(
     try:
         model_dir = fetch_model_dir(model, tracking_uri)
         loaded = load_classifier(model_dir)
-        labeler = Labeler(loaded, review_below=review_below, device=device, fast=fast, batch_size=batch_size)
+        labeler = Labeler(loaded, review_below=review_below, device=device, fast=fast, batch_size=batch_size,
+                          runtime=runtime)
     except (*_user_errors(), PredictError) as exc:
         _fail(str(exc))
         return

@@ -7,7 +7,9 @@ without a tracking server, and an MLflow API change is fixed in one place.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -19,6 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from .cache import cache_root
 from .models.base import META_FILE, ModelLoadError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -184,13 +187,63 @@ def fetch_model_dir(uri: str, tracking_uri: str | None = None) -> Path:
             "models:/<name>@<alias>"
         )
     setup(tracking_uri)
-    target = Path(tempfile.mkdtemp(prefix="supportlens-model-"))
+    key = _immutable_key(uri)
+    if key is None:  # e.g. a bucket path: its contents may change, so fetch afresh every time
+        scratch = Path(tempfile.mkdtemp(prefix="supportlens-model-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        return _find_model_dir(_download(uri, scratch, tracking_uri))
+    folder = cache_root() / "models" / hashlib.sha256(f"{resolve_uri(tracking_uri)}|{key}".encode()).hexdigest()[:20]
+    if (folder / DOWNLOAD_MARK).is_file():
+        return _find_model_dir(folder / "model")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder.parent))
     try:
-        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
+        _download(uri, staging / "model", tracking_uri)
+        (staging / DOWNLOAD_MARK).write_text(f"{key}\n", encoding="utf-8")
+        try:
+            staging.rename(folder)  # atomic: a folder is either complete or absent
+        except OSError:  # another process finished the same download first
+            if not (folder / DOWNLOAD_MARK).is_file():
+                shutil.rmtree(folder, ignore_errors=True)
+                staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _find_model_dir(folder / "model")
+
+
+DOWNLOAD_MARK = "complete.txt"
+
+
+def _immutable_key(uri: str) -> str | None:
+    """A name for what ``uri`` points at that never points elsewhere, or None.
+
+    A run's artifacts and a numbered model version do not change, so they are downloaded once
+    and reused (with the ONNX graph exported next to them); an alias is resolved to its version
+    first, so moving ``@champion`` to a new version fetches the new one."""
+    if uri.startswith("runs:/"):
+        return uri.rstrip("/")
+    if uri.startswith("models:/"):
+        rest = uri[len("models:/"):].rstrip("/")
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            try:
+                version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+            except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a missing alias
+                raise ModelLoadError(f"cannot fetch model {uri!r} from {resolve_uri()}: {exc}") from exc
+            return f"models:/{name}/{version}"
+        name, _, version = rest.rpartition("/")
+        if name and version.isdigit():
+            return f"models:/{rest}"
+    return None
+
+
+def _download(uri: str, target: Path, tracking_uri: str | None) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
     except Exception as exc:  # MLflow raises several types for a missing run/model
         shutil.rmtree(target, ignore_errors=True)
         raise ModelLoadError(f"cannot fetch model {uri!r} from {resolve_uri(tracking_uri)}: {exc}") from exc
-    return _find_model_dir(path)
 
 
 def list_runs(experiment: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:

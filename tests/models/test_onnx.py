@@ -11,6 +11,7 @@ import shutil
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from supportlens.models import FineTuneClassifier, load_classifier
@@ -34,7 +35,7 @@ def _texts() -> list[str]:
 @pytest.fixture(autouse=True)
 def user_cache(tmp_path, monkeypatch):
     """Never write to the real user cache."""
-    monkeypatch.setenv("SUPPORTLENS_CACHE_DIR", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("SUPPORTLENS_CACHE", str(tmp_path / "user-cache"))
     monkeypatch.delenv("SUPPORTLENS_RUNTIME", raising=False)
     return tmp_path / "user-cache"
 
@@ -48,7 +49,7 @@ def saved(tiny_bert, tmp_path_factory):
                                batch_size=8).fit([r["text"] for r in rows], [r["label"] for r in rows])
     model.save(root / "ft")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SUPPORTLENS_CACHE_DIR", str(root / "user-cache"))
+        mp.setenv("SUPPORTLENS_CACHE", str(root / "user-cache"))
         mp.delenv("SUPPORTLENS_RUNTIME", raising=False)
         loaded = load_classifier(root / "ft")
         assert loaded.use_runtime() == "onnx"
@@ -227,3 +228,33 @@ def test_first_token_classifier_gives_the_same_logits(tiny_bert):
     other = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2,
                                                                  hidden_dim=20, num_labels=4))
     assert onnx_runtime.first_token_classifier(other) is None  # exported as it is
+
+
+def test_cli_runtime_option_picks_the_runtime(saved, tmp_path, monkeypatch):
+    """``--runtime torch`` and ``--runtime onnx`` give the same labels; a bad value is refused by name."""
+    from typer.testing import CliRunner
+
+    from supportlens.cli import app
+
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("Interviewer: How did it go?\nP1: we trained them on the manual and then we listened.\n"
+                          "P1: we designed it together with the families.\n", encoding="utf-8")
+    runner, outputs, chosen = CliRunner(), {}, []
+    original = Labeler.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        chosen.append(self.runtime)
+
+    monkeypatch.setattr(Labeler, "__init__", spy)
+    for runtime in ("torch", "onnx"):
+        out = tmp_path / f"{runtime}.csv"
+        result = runner.invoke(app, ["predict", str(transcript), "--model", str(saved), "--out", str(out),
+                                     "--runtime", runtime])
+        assert result.exit_code == 0, result.output
+        outputs[runtime] = pd.read_csv(out)
+    assert chosen == ["torch", "onnx"]
+    assert list(outputs["torch"]["label"]) == list(outputs["onnx"]["label"])
+    bad = runner.invoke(app, ["predict", str(transcript), "--model", str(saved), "--out", str(tmp_path / "x.csv"),
+                              "--runtime", "tensorrt"])
+    assert bad.exit_code == 2 and "--runtime must be auto, onnx or torch" in bad.output

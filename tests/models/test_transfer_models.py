@@ -272,3 +272,35 @@ def test_ensemble_without_validation_data_is_an_error(tmp_path, tiny_bert):
     X, y = _xy()
     with pytest.raises(ValueError, match="needs validation data to calibrate its members"):
         build_model(cfg, LABELS).fit(X, y)
+
+
+def test_loaded_ensemble_embeds_each_passage_once(tmp_path, tiny_bert):
+    """Members saved with identical encoder copies share one embedding per passage; a member whose
+    encoder differs (another folder, other weights) never receives the other's vectors."""
+    _, b = _member_configs(tmp_path, tiny_bert)
+    z = tmp_path / "z.yaml"
+    z.write_text(f"model: {{kind: codebook_prior, pretrained: {tiny_bert}, max_length: 32}}\ncodebook: {CODEBOOK}\n")
+    cfg = load_config(None, fast_overrides() + ["model.kind=ensemble", f"ensemble.members=[{b}, {z}]"])
+    X, y = _xy(8)
+    model = build_model(cfg, LABELS).fit(X[:48], y[:48], X[48:], y[48:])
+    model.save(tmp_path / "ens")
+    loaded = load_classifier(tmp_path / "ens")
+    first, second = loaded.members_
+    assert first.cache_key_ == second.cache_key_ and first.cache_key_.startswith("sha256:")
+    calls = []
+    for member in loaded.members_:
+        encode = member._encode
+        member._encode = lambda texts, encode=encode: calls.append(len(texts)) or encode(texts)
+    proba = loaded.predict_proba(X)
+    assert sum(calls) == len(set(X))
+    separate = (first.predict_proba(X) + second.predict_proba(X)) / 2
+    assert np.allclose(proba, separate, atol=1e-6)
+    # other weights behind the same file names: a different key, so no shared vectors
+    import torch
+    from transformers import AutoModel
+
+    other = AutoModel.from_pretrained(tiny_bert)
+    with torch.no_grad():
+        next(other.parameters()).add_(0.5)
+    other.save_pretrained(tmp_path / "ens" / "members" / "1" / "encoder")
+    assert load_classifier(tmp_path / "ens").members_[1].cache_key_ != first.cache_key_

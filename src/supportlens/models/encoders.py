@@ -7,6 +7,7 @@ the Hugging Face cache; and only if the user allowed it, a download.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -118,6 +119,28 @@ def mean_pool(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.T
     mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digest(folder: str | os.PathLike, salt: str = "") -> str:
+    """Hash of every file in ``folder`` (relative names and contents).
+
+    Two saved encoders with the same digest give the same vectors, wherever they are saved: an
+    ensemble's members, each saved with its own copy of MiniLM, can then share one embedding of
+    each passage instead of embedding it once per member."""
+    digest = hashlib.sha256(salt.encode())
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()[:24]
 
 
 def load_encoder(name: str, allow_download: bool = False):

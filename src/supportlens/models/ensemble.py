@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from .base import TextClassifier, expand_columns
+from .encoders import embedding_cache
 
 
 class EnsembleClassifier(TextClassifier):
@@ -56,6 +57,11 @@ class EnsembleClassifier(TextClassifier):
         return np.hstack([np.log(np.clip(m.predict_proba(X), 1e-9, 1.0)) for m in self.members_])
 
     def _logits(self, X: list[str]) -> np.ndarray:
+        # members with the same frozen encoder embed each passage once between them
+        with embedding_cache():
+            return self._mixed_logits(X)
+
+    def _mixed_logits(self, X: list[str]) -> np.ndarray:
         if self.stacker_ is not None:
             log_p = self.stacker_.predict_log_proba(self._stack_features(X))
             return expand_columns(log_p, list(self.stacker_.classes_), self.labels, fill=-np.inf)

@@ -8,7 +8,7 @@ in flight as torch has threads, and for ``--fast`` int8 MatMuls (dynamic quantis
 
 The ONNX graph is exported lazily, the first time a model folder is scored on CPU, and cached:
 - where: ``<model folder>/onnx/<key>/``; if the model folder cannot be written, the user cache
-  (``$SUPPORTLENS_CACHE_DIR``, else ``$XDG_CACHE_HOME/supportlens`` or ``~/.cache/supportlens``),
+  (``$SUPPORTLENS_CACHE``, else ``$XDG_CACHE_HOME/supportlens`` or ``~/.cache/supportlens``),
   under ``onnx/<key>/``. ``key`` hashes the saved weights, config and tokenizer files plus
   :data:`EXPORT_VERSION`, so a changed model never meets a stale graph;
 - how: every file is written atomically next to a ``.json`` sidecar (size and SHA-256), written
@@ -26,11 +26,9 @@ copied from elsewhere, get it too; training runs and their MLflow artifacts stay
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -42,7 +40,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..atomic import write_atomic
-from .encoders import length_sorted_batches
+from ..cache import cache_root
+from .encoders import file_sha256, folder_digest, length_sorted_batches
 
 log = logging.getLogger("supportlens")
 
@@ -74,31 +73,14 @@ def onnx_runtime_installed() -> bool:
 # -- cache ------------------------------------------------------------------------------------
 def user_cache_dir() -> Path:
     """Where graphs go when the model folder is read-only."""
-    explicit = os.environ.get("SUPPORTLENS_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "supportlens"
+    return cache_root()
 
 
 def weights_key(hf_dir: Path) -> str:
     """Hash of every file of the saved transformers model (weights, config, tokenizer)."""
-    digest = hashlib.sha256(f"supportlens-onnx-v{EXPORT_VERSION}".encode())
-    files = sorted(p for p in Path(hf_dir).rglob("*") if p.is_file())
-    if not files:
+    if not any(p.is_file() for p in Path(hf_dir).rglob("*")):
         raise OnnxUnavailable(f"{hf_dir}: no saved model files to export")
-    for path in files:
-        digest.update(str(path.relative_to(hf_dir)).encode("utf-8") + b"\0")
-        digest.update(_file_sha256(path).encode())
-    return digest.hexdigest()[:24]
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return folder_digest(hf_dir, salt=f"supportlens-onnx-v{EXPORT_VERSION}")
 
 
 class GraphCache:
@@ -132,7 +114,7 @@ class GraphCache:
                 errors.append(f"{root}: {exc.strerror or exc}")
                 continue
             path = write_atomic(root / name, write)
-            size, sha = path.stat().st_size, _file_sha256(path)
+            size, sha = path.stat().st_size, file_sha256(path)
             write_atomic(_sidecar(path), lambda tmp: tmp.write_text(
                 json.dumps({"file": name, "bytes": size, "sha256": sha, "key": self.key}), encoding="utf-8"))
             return path
@@ -159,7 +141,7 @@ def _verify(path: Path) -> str | None:
         return "unreadable (bad checksum file)"
     if not path.is_file():
         return "missing"
-    if path.stat().st_size != record.get("bytes") or _file_sha256(path) != record.get("sha256"):
+    if path.stat().st_size != record.get("bytes") or file_sha256(path) != record.get("sha256"):
         return "corrupt (checksum mismatch)"
     return None
 

