@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--dev", default=str(DEV))
     parser.add_argument("--out", default="experiments/results/learning_curve")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the draws already in --out's .json (same config, size and seed are replaced)")
     parser.add_argument("--embedding-cache", default=None, help="folder keeping frozen-encoder vectors between runs")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -77,6 +79,14 @@ def main() -> None:
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     info = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folds": args.folds, "seeds": args.seeds,
             "corpus": str(first.data.path), "corpus_size": len(data.frame)}
+    previous = Path(args.out).with_suffix(".json")
+    if args.merge and previous.is_file():
+        old = json.loads(previous.read_text())
+        if old.get("folds") != args.folds or old.get("corpus_size") != len(data.frame):
+            raise SystemExit(f"{previous}: measured with other folds or another corpus; not merging")
+        new = {(r["config"], r["size"], r["seed"]) for r in rows}
+        rows = [r for r in old["rows"] if (r["config"], r["size"], r["seed"]) not in new] + rows
+        info["seeds"] = sorted({r["seed"] for r in rows})
     print(write_outputs(rows, info, Path(args.out)))
 
 

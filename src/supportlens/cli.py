@@ -18,6 +18,14 @@ console = Console(stderr=True, soft_wrap=True)  # never break an error message m
 out = Console() if Console().is_terminal else Console(width=240)
 
 
+@app.callback()
+def _quiet_libraries() -> None:
+    """Our own progress bars only: transformers' per-load "Loading weights" bars are noise here."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)

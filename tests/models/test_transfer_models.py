@@ -122,6 +122,28 @@ def test_embedding_cache_embeds_each_text_once():
     assert len(calls) == 4
 
 
+def test_embedding_cache_belongs_to_one_thread():
+    """A model server's threads never see (or leave behind) each other's cache."""
+    import threading
+
+    calls = []
+
+    def compute(texts):
+        calls.append(list(texts))
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+    def other_thread():
+        encoders.cached_embed(("enc", 32), ["ab"], compute)
+        encoders.cached_embed(("enc", 32), ["ab"], compute)
+
+    with encoders.embedding_cache():
+        encoders.cached_embed(("enc", 32), ["ab"], compute)
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+    assert calls == [["ab"], ["ab"], ["ab"]]  # the other thread had no cache: it embedded twice
+
+
 def test_embedding_cache_persists_to_a_folder(tmp_path):
     calls = []
 

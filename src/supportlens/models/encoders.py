@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,13 +157,17 @@ def load_encoder(name: str, allow_download: bool = False):
     return tokenizer, model
 
 
-_EMBEDDINGS: dict[tuple[str, int], dict[str, np.ndarray]] | None = None
-_EMBEDDING_DIR: Path | None = None
+class _CacheState(threading.local):
+    """Per thread, so that concurrent predictions (e.g. a model server's threads) never share or
+    leave behind each other's cache."""
+    store: dict[tuple[str, int], dict[str, np.ndarray]] | None = None
+    directory: Path | None = None
+
+
+_STATE = _CacheState()
 
 
 def _store_file(directory: Path, key: tuple[str, int]) -> Path:
-    import hashlib
-
     return directory / (hashlib.sha1(f"{key[0]}|{key[1]}".encode()).hexdigest()[:16] + ".joblib")
 
 
@@ -171,41 +176,42 @@ def embedding_cache(directory: str | os.PathLike | None = None) -> Iterator[None
     """Inside this block a frozen encoder embeds each distinct text once.
 
     Cross-validation and the experiment harness fit many models on the same corpus with the same
-    frozen encoder; re-embedding it for every fold would dominate their run time. With
-    ``directory``, vectors are also kept on disk between runs (keyed by encoder name and
-    max_length: clear the folder if the weights behind a name change)."""
-    global _EMBEDDINGS, _EMBEDDING_DIR
-    outer, outer_dir = _EMBEDDINGS, _EMBEDDING_DIR
-    _EMBEDDINGS = {} if outer is None else outer
-    _EMBEDDING_DIR = Path(directory) if directory is not None else outer_dir
+    frozen encoder; re-embedding it for every fold would dominate their run time. An ensemble's
+    members share one embedding of each passage the same way. With ``directory``, vectors are also
+    kept on disk between runs (keyed by encoder name and max_length: clear the folder if the
+    weights behind a name change)."""
+    outer, outer_dir = _STATE.store, _STATE.directory
+    _STATE.store = {} if outer is None else outer
+    _STATE.directory = Path(directory) if directory is not None else outer_dir
     try:
         yield
     finally:
-        if _EMBEDDING_DIR is not None and _EMBEDDING_DIR != outer_dir:
+        if _STATE.directory is not None and _STATE.directory != outer_dir:
             import joblib
 
             from ..atomic import write_atomic
 
-            _EMBEDDING_DIR.mkdir(parents=True, exist_ok=True)
-            for key, store in _EMBEDDINGS.items():
-                write_atomic(_store_file(_EMBEDDING_DIR, key), lambda tmp, st=store: joblib.dump(st, tmp))
-        _EMBEDDINGS, _EMBEDDING_DIR = outer, outer_dir
+            _STATE.directory.mkdir(parents=True, exist_ok=True)
+            for key, store in _STATE.store.items():
+                write_atomic(_store_file(_STATE.directory, key), lambda tmp, st=store: joblib.dump(st, tmp))
+        _STATE.store, _STATE.directory = outer, outer_dir
 
 
 def cached_embed(key: tuple[str, int], texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]
                  ) -> np.ndarray:
     """``compute(texts)``, served from the active :func:`embedding_cache` where possible."""
-    if _EMBEDDINGS is None:
+    cache = _STATE.store
+    if cache is None:
         return compute(list(texts))
-    if key not in _EMBEDDINGS:
-        saved = _store_file(_EMBEDDING_DIR, key) if _EMBEDDING_DIR is not None else None
+    if key not in cache:
+        saved = _store_file(_STATE.directory, key) if _STATE.directory is not None else None
         if saved is not None and saved.is_file():
             import joblib
 
-            _EMBEDDINGS[key] = joblib.load(saved)
+            cache[key] = joblib.load(saved)
         else:
-            _EMBEDDINGS[key] = {}
-    store = _EMBEDDINGS[key]
+            cache[key] = {}
+    store = cache[key]
     missing = list(dict.fromkeys(t for t in texts if t not in store))
     if missing:
         for text, vector in zip(missing, compute(missing)):
@@ -218,10 +224,9 @@ def cached_embed(key: tuple[str, int], texts: Sequence[str], compute: Callable[[
 @contextmanager
 def suspend_embedding_cache() -> Iterator[None]:
     """Embed for real inside this block (to time inference while a cache is active)."""
-    global _EMBEDDINGS
-    outer = _EMBEDDINGS
-    _EMBEDDINGS = None
+    outer = _STATE.store
+    _STATE.store = None
     try:
         yield
     finally:
-        _EMBEDDINGS = outer
+        _STATE.store = outer
