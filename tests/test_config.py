@@ -85,3 +85,30 @@ def test_flat_has_dotted_keys():
     flat = load_config(None).flat()
     assert flat["train.epochs"] == 4
     assert "model.pretrained" in flat
+
+
+def test_config_paths_work_from_any_directory(tmp_path, monkeypatch):
+    """Paths written from the project root (configs/…, data/…) still resolve when the config is
+    named from elsewhere; paths that exist from the working directory are kept as written."""
+    project = tmp_path / "study"
+    (project / "configs").mkdir(parents=True)
+    (project / "data").mkdir()
+    (project / "configs" / "codebook.yaml").write_text("codes: []\n")
+    (project / "data" / "coded.csv").write_text("text,label\n")
+    for name in ("a", "b"):
+        (project / "configs" / f"{name}.yaml").write_text("model: {kind: tfidf_logreg}\n")
+    main = project / "configs" / "main.yaml"
+    main.write_text("codebook: configs/codebook.yaml\ndata: {path: data/coded.csv}\nmodel: {kind: ensemble}\n"
+                    "ensemble: {members: [configs/a.yaml, b.yaml]}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(main)
+    assert Path(cfg.codebook) == project / "configs" / "codebook.yaml"
+    assert Path(cfg.data.path) == project / "data" / "coded.csv"
+    assert [Path(m) for m in cfg.ensemble.members] == [project / "configs" / "a.yaml", project / "configs" / "b.yaml"]
+    monkeypatch.chdir(project)
+    at_root = load_config(main)
+    assert at_root.codebook == "configs/codebook.yaml" and at_root.ensemble.members[0] == "configs/a.yaml"
+    missing = load_config(main, ["codebook=nowhere.yaml"])
+    assert missing.codebook == "nowhere.yaml"  # left as written, for the error that names it

@@ -343,12 +343,33 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     raw = _merge(raw, parse_overrides(overrides))
     try:
-        return _build(Config, raw)
+        cfg = _build(Config, raw)
+        return _anchor_paths(cfg, path.parent) if path is not None else cfg
     except ConfigError as exc:
         where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{exc}") from None
     except TypeError as exc:  # pragma: no cover - dataclass signature mismatch
         raise ConfigError(str(exc)) from exc
+
+
+def _anchored(value: str, folder: Path) -> str:
+    """``value`` as it is when it exists from the working directory; else the first of the config's
+    folder and the folder above it (the project root, for configs/…) under which it exists."""
+    if not value or Path(value).is_absolute() or Path(value).exists():
+        return value
+    for base in (folder, folder.parent):
+        if (base / value).exists():
+            return str(base / value)
+    return value  # reported as missing where it is used, under the name the user wrote
+
+
+def _anchor_paths(cfg: Config, folder: Path) -> Config:
+    """Paths in a config work from the project root and from anywhere else: ``supportlens train
+    --config ~/study/configs/default.yaml`` run elsewhere finds its codebook, data and members."""
+    cfg.codebook = _anchored(cfg.codebook, folder)
+    cfg.data.path = _anchored(cfg.data.path, folder)
+    cfg.ensemble.members = [_anchored(m, folder) for m in cfg.ensemble.members]
+    return cfg
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from .base import TextClassifier, expand_columns
-from .encoders import batched_apply, cached_embed, folder_digest, load_encoder, mean_pool
+from .encoders import batched_apply, cached_embed, encoder_digest, load_encoder, mean_pool
 from .prior import PRIOR_MODES, CodebookSimilarity
 
 
@@ -112,7 +112,7 @@ class EmbedLogReg(TextClassifier):
         self.tokenizer_, self.encoder_ = load_encoder(str(path / "encoder"))
         # vectors are shared by content, never by name: a saved copy may differ from the name it came
         # from, while identical copies (an ensemble's members) embed each passage once between them
-        self.cache_key_ = "sha256:" + folder_digest(path / "encoder")
+        self.cache_key_ = "sha256:" + encoder_digest(path / "encoder")
         saved = joblib.load(path / "head.joblib")
         if isinstance(saved, dict):
             self.head_, self.prior_ = saved["head"], saved["prior"]

@@ -131,16 +131,33 @@ def file_sha256(path: Path) -> str:
 
 
 def folder_digest(folder: str | os.PathLike, salt: str = "") -> str:
-    """Hash of every file in ``folder`` (relative names and contents).
-
-    Two saved encoders with the same digest give the same vectors, wherever they are saved: an
-    ensemble's members, each saved with its own copy of MiniLM, can then share one embedding of
-    each passage instead of embedding it once per member."""
+    """Hash of every file in ``folder`` (relative names and contents)."""
     digest = hashlib.sha256(salt.encode())
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
-    for path in files:
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
         digest.update(file_sha256(path).encode())
+    return digest.hexdigest()[:24]
+
+
+def encoder_digest(folder: str | os.PathLike) -> str:
+    """What a saved encoder computes: its files' hash, less the state a fast tokenizer remembers
+    from its last call (truncation and padding, which supportlens always sets explicitly).
+
+    Two saved encoders with the same digest give the same vectors, wherever they are saved: an
+    ensemble's members, each saved with its own copy of MiniLM, then share one embedding of each
+    passage instead of embedding it once per member."""
+    digest = hashlib.sha256(b"supportlens-encoder-v1")
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
+        if path.name == "tokenizer.json":
+            import json
+
+            spec = json.loads(path.read_text(encoding="utf-8"))
+            spec.pop("truncation", None)
+            spec.pop("padding", None)
+            digest.update(hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest().encode())
+        else:
+            digest.update(file_sha256(path).encode())
     return digest.hexdigest()[:24]
 
 
