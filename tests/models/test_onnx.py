@@ -110,7 +110,11 @@ def test_fast_path_uses_int8_and_rechecks_near_ties(saved):
     assert np.abs(mixed[close] - fp32[close]).max() < 1e-4  # near-ties: fp32's answer
     assert np.abs(mixed[~close] - raw[~close]).max() < 1e-6  # the rest: int8's
     changed = mixed.argmax(1) != fp32.argmax(1)
-    assert not changed[close].any() and changed.mean() <= 0.05
+    # a label can differ from fp32 only where int8 alone decided it and int8 alone differed; how
+    # often that happens is a property of a real model (experiments/bench_predict.py), not of
+    # this random tiny one, whose margins are all small
+    assert not changed[close].any()
+    assert (changed[~close] == (raw.argmax(1) != fp32.argmax(1))[~close]).all()
 
 
 def test_corrupt_cached_graph_is_detected_and_rebuilt(saved, tmp_path, caplog):
