@@ -20,10 +20,14 @@ out = Console() if Console().is_terminal else Console(width=240)
 
 @app.callback()
 def _quiet_libraries() -> None:
-    """Our own progress bars only: transformers' per-load "Loading weights" bars are noise here."""
+    """Our own progress bars only: transformers' per-load "Loading weights" bars and MLflow's
+    per-file download bars are noise here (a user's explicit setting wins for MLflow's)."""
+    import os
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _fail(message: str, code: int = 2) -> None:
