@@ -316,6 +316,7 @@ def test_loaded_ensemble_embeds_each_passage_once(tmp_path, tiny_bert):
     loaded = load_classifier(tmp_path / "ens")
     first, second = loaded.members_
     assert first.cache_key_ == second.cache_key_ and first.cache_key_.startswith("sha256:")
+    assert first.encoder_ is second.encoder_  # and one copy in memory
     calls = []
     for member in loaded.members_:
         encode = member._encode
@@ -332,4 +333,6 @@ def test_loaded_ensemble_embeds_each_passage_once(tmp_path, tiny_bert):
     with torch.no_grad():
         next(other.parameters()).add_(0.5)
     other.save_pretrained(tmp_path / "ens" / "members" / "1" / "encoder")
-    assert load_classifier(tmp_path / "ens").members_[1].cache_key_ != first.cache_key_
+    reloaded = load_classifier(tmp_path / "ens")
+    assert reloaded.members_[1].cache_key_ != first.cache_key_
+    assert reloaded.members_[1].encoder_ is not reloaded.members_[0].encoder_

@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -159,6 +160,28 @@ def encoder_digest(folder: str | os.PathLike) -> str:
         else:
             digest.update(file_sha256(path).encode())
     return digest.hexdigest()[:24]
+
+
+class LoadedEncoder:
+    """A tokenizer and encoder loaded once and held by every model that uses the same weights."""
+
+    def __init__(self, tokenizer, model):
+        self.tokenizer, self.model = tokenizer, model
+
+
+_LOADED: "weakref.WeakValueDictionary[str, LoadedEncoder]" = weakref.WeakValueDictionary()
+_LOADING = threading.Lock()
+
+
+def shared_encoder(digest: str, folder: str | os.PathLike) -> LoadedEncoder:
+    """The frozen encoder saved in ``folder`` (whose :func:`encoder_digest` is ``digest``), loaded
+    once while any model holds it: an ensemble's members keep one copy in memory, not one each."""
+    with _LOADING:
+        held = _LOADED.get(digest)
+        if held is None:
+            held = LoadedEncoder(*load_encoder(str(folder)))
+            _LOADED[digest] = held
+        return held
 
 
 def load_encoder(name: str, allow_download: bool = False):
