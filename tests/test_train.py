@@ -72,6 +72,7 @@ def test_logged_models_are_downloaded_once(coded_file, tracking_uri, tmp_path, m
     from supportlens.tracking import register
 
     monkeypatch.setenv("SUPPORTLENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")  # relative, as by default
     cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
     first = train(cfg, register="supportlens-cached", log=lambda m: None)
     by_run = fetch_model_dir(first.model_uri)
@@ -85,6 +86,13 @@ def test_logged_models_are_downloaded_once(coded_file, tracking_uri, tmp_path, m
     moved = fetch_model_dir("models:/supportlens-cached@champion")
     assert moved != by_alias and moved == fetch_model_dir("models:/supportlens-cached/2")
     assert not list((tmp_path / "cache" / "models").glob(".partial-*"))  # no half-written download left
+    # two projects' stores can both hold a models:/supportlens-cached/1 under the same URI text
+    # (sqlite:///mlflow.db in two folders): a version is cached under the run it came from
+    from supportlens.tracking import _immutable_key
+
+    assert first.run_id in _immutable_key("models:/supportlens-cached/1")
+    assert second.run_id in _immutable_key("models:/supportlens-cached@champion")
+    assert _immutable_key("models:/supportlens-cached/Production") is None  # a stage moves: never cached
 
 
 def test_evaluate_any_file_with_logged_model(coded_file, tracking_uri, tmp_path):

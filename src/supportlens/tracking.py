@@ -219,22 +219,26 @@ def _immutable_key(uri: str) -> str | None:
 
     A run's artifacts and a numbered model version do not change, so they are downloaded once
     and reused (with the ONNX graph exported next to them); an alias is resolved to its version
-    first, so moving ``@champion`` to a new version fetches the new one."""
+    first, so moving ``@champion`` to a new version fetches the new one. A version is named by the
+    run it came from and when it was made, since two projects' stores (``sqlite:///mlflow.db`` in
+    two folders) can both have a ``models:/supportlens/1``; run ids are unique."""
     if uri.startswith("runs:/"):
         return uri.rstrip("/")
-    if uri.startswith("models:/"):
-        rest = uri[len("models:/"):].rstrip("/")
+    if not uri.startswith("models:/"):
+        return None
+    rest = uri[len("models:/"):].rstrip("/")
+    name, _, version = rest.rpartition("/")
+    if "@" not in rest and not (name and version.isdigit()):
+        return None  # e.g. a stage name, which moves: fetch afresh
+    client = mlflow.MlflowClient()
+    try:
         if "@" in rest:
-            name, alias = rest.split("@", 1)
-            try:
-                version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
-            except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a missing alias
-                raise ModelLoadError(f"cannot fetch model {uri!r} from {resolve_uri()}: {exc}") from exc
-            return f"models:/{name}/{version}"
-        name, _, version = rest.rpartition("/")
-        if name and version.isdigit():
-            return f"models:/{rest}"
-    return None
+            found = client.get_model_version_by_alias(*rest.split("@", 1))
+        else:
+            found = client.get_model_version(name, version)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a missing model
+        raise ModelLoadError(f"cannot fetch model {uri!r} from {resolve_uri()}: {exc}") from exc
+    return f"models:/{found.name}/{found.version}|{found.run_id or found.source}|{found.creation_timestamp}"
 
 
 def _download(uri: str, target: Path, tracking_uri: str | None) -> Path:
