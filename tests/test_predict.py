@@ -54,7 +54,8 @@ def test_outputs_carry_provenance_and_probabilities(folder, labeler, tmp_path, s
     assert set(profile["dominant"]) <= {"push", "pull", "co_creation", "none"}
     assert profile["n_push"].add(profile["n_pull"]).add(profile["n_co_creation"]).add(profile["n_none"]).eq(
         profile["passages"]).all()
-    assert not list(tmp_path.glob(".labels*"))  # no journal or temp file left behind
+    # no journal or temp file left behind; only the record of what made the output
+    assert [p.name for p in tmp_path.glob(".labels*")] == [f".labels{suffix}.run.json"]
 
 
 def test_speaker_choice(folder, labeler, tmp_path):
@@ -114,6 +115,33 @@ def test_interrupted_run_resumes(folder, labeler, tmp_path, monkeypatch):
     again = predict_files([str(folder)], labeler, out, resume=True)
     assert again.files_skipped == 5 and again.files_done == 0
     assert len(pd.read_json(out, lines=True)) == len(frame)
+
+
+def test_resume_relabels_edited_files_and_never_mixes_settings(folder, model_dir, tmp_path):
+    out = tmp_path / "labels.csv"
+    first = predict_files([str(folder)], Labeler(load_classifier(model_dir)), out)
+    edited = sorted(p for p in folder.iterdir() if p.suffix == ".txt")[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nP1: We wrote the new guide together with the families.\n",
+                      encoding="utf-8")
+    again = predict_files([str(folder)], Labeler(load_classifier(model_dir)), out, resume=True)
+    assert again.files_done == 1 and again.files_skipped == first.files_done - 1
+    assert any("changed since the earlier run" in n for n in again.notes)
+    frame = pd.read_csv(out)
+    assert frame["text"].str.contains("together with the families").any()
+    assert not frame.duplicated(["source", "passage_index"]).any()
+    # another review threshold (or model, or speaker choice) would mix two kinds of rows
+    with pytest.raises(PredictError, match="other settings .*review_below.*write to a new --out"):
+        predict_files([str(folder)], Labeler(load_classifier(model_dir), review_below=0.99), out, resume=True)
+    with pytest.raises(PredictError, match="speaker participant there, all now"):
+        predict_files([str(folder)], Labeler(load_classifier(model_dir)), out, resume=True, speaker="all")
+    other = load_classifier(model_dir)
+    other.meta_ = {**other.meta_, "temperature": 123.0}  # a differently trained model
+    with pytest.raises(PredictError, match="model "):
+        predict_files([str(folder)], Labeler(other), out, resume=True)
+    # an output without its record (e.g. copied elsewhere) is resumed, with a note saying so
+    (tmp_path / ".labels.csv.run.json").unlink()
+    legacy = predict_files([str(folder)], Labeler(load_classifier(model_dir)), out, resume=True)
+    assert legacy.files_done == 0 and any("no record of the model" in n for n in legacy.notes)
 
 
 def test_bad_options(labeler, tmp_path, folder):

@@ -3,7 +3,9 @@
 Built for folders of hundreds of transcripts on a laptop:
 - streaming: a few transcripts are held at a time, so memory stays flat in the number of files;
 - resumable: each finished transcript is committed atomically to a journal folder beside the
-  output; ``resume=True`` skips transcripts already in the journal or the output;
+  output; ``resume=True`` skips transcripts already in the journal or the output, labels again
+  those whose file changed since, and refuses to mix the labels of another model, review
+  threshold or speaker choice (recorded in ``.<output>.run.json`` beside the output);
 - atomic: the output file is assembled from the journal into a temporary file and renamed into
   place, so it is never half-written;
 - forgiving: a bad file is reported in one line and the batch goes on.
@@ -101,6 +103,15 @@ class Labeler:
         tokenizer = getattr(model, "tokenizer_", None)
         self.max_tokens = int(getattr(model, "max_length", 256)) - 2 if tokenizer is not None else 256
 
+    @property
+    def settings(self) -> dict:
+        """What decides the rows of an output: the trained model (its saved metadata holds its
+        parameters, calibration and metrics) and the review threshold."""
+        meta = json.dumps(getattr(self.model, "meta_", {}), sort_keys=True, default=str)
+        return {"model": hashlib.sha256(meta.encode("utf-8")).hexdigest()[:16],
+                "kind": getattr(self.model, "kind", type(self.model).__name__),
+                "review_below": round(self.threshold, 6)}
+
     def count_tokens(self, text: str) -> int:
         tokenizer = getattr(self.model, "tokenizer_", None)
         if tokenizer is None:
@@ -148,6 +159,9 @@ def _rows(source: str, passages: list[Passage], scores: pd.DataFrame) -> list[di
 
 # -- journal: one atomically written file per finished transcript -----------------------------
 class Journal:
+    """Finished transcripts of the run in progress, each with the content hash of its file and
+    the settings (model, threshold, speakers) that labelled it."""
+
     def __init__(self, output: Path):
         self.dir = output.parent / f".{output.name}.parts"
 
@@ -157,25 +171,31 @@ class Journal:
     def reset(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def commit(self, source: str, rows: list[dict]) -> None:
+    def commit(self, source: str, rows: list[dict], sha256: str | None = None, settings: dict | None = None) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
 
         def write(tmp: Path) -> None:
             with tmp.open("w", encoding="utf-8") as fh:
-                fh.write(json.dumps({"source": source, "rows": len(rows)}) + "\n")
+                fh.write(json.dumps({"source": source, "rows": len(rows), "sha256": sha256,
+                                     "settings": settings}) + "\n")
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
         write_atomic(self._path(source), write)
 
-    def done(self) -> set[str]:
+    def headers(self) -> dict[str, dict]:
+        """source -> header of its finished entry."""
         if not self.dir.is_dir():
-            return set()
-        out = set()
+            return {}
+        out = {}
         for path in self.dir.glob("*.jsonl"):
             with path.open(encoding="utf-8") as fh:
-                out.add(json.loads(fh.readline())["source"])
+                header = json.loads(fh.readline())
+            out[header["source"]] = header
         return out
+
+    def done(self) -> set[str]:
+        return set(self.headers())
 
     def iter_frames(self) -> Iterator[pd.DataFrame]:
         """Per transcript, in source order (stable output regardless of processing order)."""
@@ -192,6 +212,28 @@ class Journal:
             yield pd.DataFrame(rows)
 
 
+def _record_path(output: Path) -> Path:
+    """Beside each output: the settings that made it and the hash of each transcript it holds."""
+    return output.parent / f".{output.name}.run.json"
+
+
+def file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None  # unreadable: reported when it is read
+
+
+def _check_settings(where: str, recorded: dict | None, settings: dict) -> None:
+    if not recorded:
+        return
+    differ = [k for k in settings if recorded.get(k) != settings[k]]
+    if differ:
+        what = ", ".join(f"{k} {recorded.get(k)} there, {settings[k]} now" for k in differ)
+        raise PredictError(f"{where} was labelled with other settings ({what}); --resume would mix "
+                           "them in one output: write to a new --out, or run without --resume to start over")
+
+
 def _read_output(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -201,10 +243,26 @@ def _read_output(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def _adopt_existing(output: Path, journal: Journal) -> int:
-    """On resume, move rows of a finished earlier output into the journal, per source."""
+def _adopt_existing(output: Path, journal: Journal, settings: dict) -> tuple[int, list[str]]:
+    """On resume, move rows of a finished earlier output into the journal, per source, after
+    checking that the same settings made it. Returns (transcripts adopted, notes)."""
+    notes = []
+    for header in journal.headers().values():  # an interrupted run's finished transcripts
+        _check_settings(f"{output}: the interrupted run", header.get("settings"), settings)
     if not output.exists():
-        return 0
+        return 0, notes
+    record_file = _record_path(output)
+    record: dict = {}
+    if record_file.is_file():
+        try:
+            record = json.loads(record_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = {}
+    if record:
+        _check_settings(str(output), record.get("settings"), settings)
+    else:
+        notes.append(f"{output.name} has no record of the model that labelled it "
+                     f"({record_file.name} is missing); its rows are kept as they are")
     try:
         frame = _read_output(output)
     except Exception as exc:  # noqa: BLE001 - any unreadable earlier output
@@ -213,13 +271,15 @@ def _adopt_existing(output: Path, journal: Journal) -> int:
     if "source" not in frame.columns:
         raise PredictError(f"{output}: has no 'source' column, so it is not a supportlens output")
     done = journal.done()
+    hashes = record.get("sources", {})
     count = 0
     for source, block in frame.groupby("source", sort=False):
         if source not in done:
             block = block.astype(object).where(block.notna(), None)
-            journal.commit(str(source), block.to_dict("records"))
+            journal.commit(str(source), block.to_dict("records"), hashes.get(str(source)),
+                           record.get("settings") or None)
             count += 1
-    return count
+    return count, notes
 
 
 def _arrow_schema(labels: list[str]):
@@ -318,43 +378,53 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
     report = BatchReport(output=output)
     started = time.perf_counter()
     journal = Journal(output)
+    settings = {**labeler.settings, "speaker": speaker}
     if resume:
-        adopted = _adopt_existing(output, journal)
+        adopted, notes = _adopt_existing(output, journal, settings)
+        report.notes.extend(notes)
         if adopted:
             report.notes.append(f"resumed: {adopted} transcripts taken from the earlier {output.name}")
     else:
         journal.reset()
-    done = journal.done()
+    done = journal.headers()
 
     paths, problems = expand_inputs(list(inputs))
     for given, reason in problems:
-        _fail(report, FileFailure(given, reason), on_failure)
-    todo = []
+        _fail(report, FileFailure(given, f"{given}: {reason}"), on_failure)
+    todo: list[tuple[Path, str | None]] = []
+    changed = 0
     for path in paths:
-        if str(path) in done:
-            report.files_skipped += 1
+        sha = file_sha256(path)
+        header = done.get(str(path))
+        if header is None:
+            todo.append((path, sha))
+        elif header.get("sha256") and sha and header["sha256"] != sha:
+            todo.append((path, sha))  # edited since it was labelled: label it again
+            changed += 1
         else:
-            todo.append(path)
+            report.files_skipped += 1
+    if changed:
+        report.notes.append(f"{changed} transcript(s) changed since the earlier run: labelled again")
 
-    pending: list[tuple[str, list[Passage]]] = []
+    pending: list[tuple[str, str | None, list[Passage]]] = []
     pending_n = 0
 
     def flush() -> None:
         nonlocal pending, pending_n
-        texts = [p.text for _, ps in pending for p in ps]
+        texts = [p.text for _, _, ps in pending for p in ps]
         scores = labeler.score(texts)
         offset = 0
-        for source, ps in pending:
+        for source, sha, ps in pending:
             block = scores.iloc[offset:offset + len(ps)].reset_index(drop=True)
             offset += len(ps)
-            journal.commit(source, _rows(source, ps, block))
+            journal.commit(source, _rows(source, ps, block), sha, settings)
             report.files_done += 1
             report.passages += len(ps)
         if on_progress:
             on_progress(report.files_done + report.files_skipped + len(report.failures), report.passages)
         pending, pending_n = [], 0
 
-    for path in todo:
+    for path, sha in todo:
         source = str(path)
         try:
             transcript = read_transcript(path, text_column=text_column)
@@ -369,7 +439,7 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
             _fail(report, FileFailure(source, f"{source}: {type(exc).__name__}: {exc}"), on_failure)
             continue
         report.notes.extend(f"{source}: {note}" for note in transcript.notes)
-        pending.append((source, passages))
+        pending.append((source, sha, passages))
         pending_n += len(passages)
         if pending_n >= chunk_passages:
             flush()
@@ -377,8 +447,12 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
         flush()
 
     columns = PASSAGE_COLUMNS + ["label"] + [f"p_{lab}" for lab in labeler.labels] + ["confidence", "needs_review"]
+    record = {"settings": settings,
+              "sources": {source: h.get("sha256") for source, h in journal.headers().items()}}
     _write_atomic(journal.iter_frames(), output, columns,
                   _arrow_schema(labeler.labels) if output.suffix.lower() == ".parquet" else None)
+    write_atomic(_record_path(output),
+                 lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1), encoding="utf-8"))
     if summary is not None:
         summary = Path(summary)
         per_file = (summarise(frame, labeler.labels) for frame in journal.iter_frames())

@@ -134,7 +134,8 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
     """Turn files, folders and glob patterns into a sorted list of unique file paths.
 
     A file is kept whatever its suffix (an unsupported one is reported when it is read). A folder
-    is searched recursively for `SUPPORTED_SUFFIXES`, skipping hidden files and folders. A pattern
+    is searched recursively for `SUPPORTED_SUFFIXES`, skipping hidden files and folders; its other
+    files come back as problems, one each. A pattern
     is expanded with ``glob.glob(..., recursive=True)``. Inputs that match nothing come back as
     ``(input, reason)`` problems instead of raising, so a batch can report them all at once.
     """
@@ -149,11 +150,14 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
         if p.is_file():
             add(p)
         elif p.is_dir():
-            hits = _supported_files_under(p)
+            hits, others = _files_under(p)
             if not hits:
                 problems.append((item, f"folder has no transcripts ({', '.join(SUPPORTED_SUFFIXES)})"))
             for hit in hits:
                 add(hit)
+            for other in others:  # said once per file, so no interview is missed without a word
+                problems.append((str(other), f"unsupported file type {other.suffix.lower() or '(none)'!r} "
+                                             f"(supported: {', '.join(SUPPORTED_SUFFIXES)}); skipped"))
         elif glob.has_magic(item):
             hits = [Path(m) for m in glob.glob(os.path.expanduser(item), recursive=True)]
             files = [h for h in hits if h.is_file()]
@@ -166,14 +170,17 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
     return sorted(found.values(), key=str), problems
 
 
-def _supported_files_under(folder: Path) -> list[Path]:
-    hits = []
+def _files_under(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(transcripts, other files) under ``folder``, skipping hidden files and folders."""
+    hits, others = [], []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
-                hits.append(Path(root) / name)
-    return hits
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            (hits if path.suffix.lower() in SUPPORTED_SUFFIXES else others).append(path)
+    return hits, others
 
 
 # ---------------------------------------------------------------------------------------------
