@@ -218,3 +218,21 @@ def test_gold_path_on_sample_transcripts(labeler):
     assert len(frame) >= 30
     assert set(frame["model"]) <= {"push", "pull", "co_creation", "none"}
     assert -1 <= cohens_kappa(frame["human"], frame["model"]) <= 1
+
+
+def test_other_files_in_a_folder_are_named_not_failed(folder, labeler, tmp_path):
+    (folder / "consent-form.pdf").write_bytes(b"%PDF-1.4")
+    report = predict_files([str(folder)], labeler, tmp_path / "l.csv")
+    assert not report.failures and report.files_done == 5
+    assert any(n.startswith(str(folder / "consent-form.pdf")) and "not a transcript (.pdf" in n for n in report.notes)
+
+
+def test_cli_checks_options_before_loading_the_model(tmp_path):
+    """A typo in --out, --summary or --speaker is reported at once, not after the model loads."""
+    runner = CliRunner()
+    for extra, message in ((["--out", str(tmp_path / "z.txt")], "--out must end in"),
+                           (["--out", str(tmp_path / "z.csv"), "--summary", str(tmp_path / "s.txt")],
+                            "--summary must end in"),
+                           (["--out", str(tmp_path / "z.csv"), "--speaker", "everyone"], "--speaker must be one of")):
+        result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(tmp_path / "no-such-model"), *extra])
+        assert result.exit_code == 2 and message in result.output, result.output

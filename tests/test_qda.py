@@ -578,6 +578,13 @@ def test_cli_predict_project_into_suggestions(project, model_dir, tmp_path):
     names = {c.get("name") for c in root.iter(f"{{{NS}}}Code")}
     assert {"Push", "Pull"} <= names and any(n.startswith("AI: ") for n in names)
     assert "4 transcripts labelled" in result.output
+    # labelling the labelled project again replaces its suggestions instead of doubling them
+    before = sum(1 for s in root.iter(f"{{{NS}}}PlainTextSelection"))
+    again = tmp_path / "again.qdpx"
+    result = runner.invoke(app, ["predict", str(out), "--model", str(model_dir), "--out", str(again),
+                                 "--code-prefix", "AI: ", "--min-confidence", "0.3"])
+    assert result.exit_code == 0 and "earlier supportlens suggestions replaced" in result.output, result.output
+    assert sum(1 for s in ET.fromstring(assert_valid_project(again)).iter(f"{{{NS}}}PlainTextSelection")) == before
     result = runner.invoke(app, ["predict", str(project), "--model", str(model_dir), "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 2 and "a .qdpx project is labelled into a .qdpx output" in result.output
     result = runner.invoke(app, ["predict", str(project), str(SAMPLES / "smp01_child_welfare.txt"),

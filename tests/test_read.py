@@ -371,11 +371,12 @@ def test_expand_folder_recursively_skipping_hidden_and_unsupported(tmp_path):
     for rel in ["a.txt", "sub/b.vtt", "sub/deeper/c.docx", ".hidden.txt", ".git/d.txt", "sub/e.pdf"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
-    paths, problems = expand_inputs([str(tmp_path)])
+    skipped: list = []
+    paths, problems = expand_inputs([str(tmp_path)], skipped=skipped)
+    assert problems == []
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == ["a.txt", "sub/b.vtt", "sub/deeper/c.docx"]
-    # a stray .pdf is named, not silently passed over; hidden files are not the researcher's
-    assert len(problems) == 1 and problems[0][0] == str(tmp_path / "sub" / "e.pdf")
-    assert problems[0][1].startswith("unsupported file type '.pdf'") and ".txt" in problems[0][1]
+    # a stray .pdf is handed back to be named, not silently passed over; hidden files are not the researcher's
+    assert skipped == [tmp_path / "sub" / "e.pdf"]
 
 
 def test_expand_glob_files_and_missing(tmp_path):

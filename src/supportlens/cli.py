@@ -173,7 +173,7 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .models import load_classifier
-    from .predict import Labeler, PredictError, predict_files
+    from .predict import Labeler, PredictError, check_options, predict_files
     from .qda import QdaError
     from .segment import SpeakerRules
     from .tracking import fetch_model_dir
@@ -188,6 +188,8 @@ def predict(
     if to_qda and (summary is not None or resume):
         _fail("--summary and --resume are not available with a .qdpx project; label into .csv/.jsonl for them")
     try:
+        if engine == "local" and not to_qda:
+            check_options(out_path, summary, speaker)  # before the model takes seconds to load
         model_dir = fetch_model_dir(model, tracking_uri)
         loaded = load_classifier(model_dir)
         labeler = Labeler(loaded, review_below=review_below, device=device, fast=fast, batch_size=batch_size,

@@ -171,10 +171,11 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
         raise DataError(f"{path}: no rows")
 
     columns = [c for c in frame.columns if c != "_row"]
-    for key, column in (("data.text_column", cfg.text_column), ("data.label_column", cfg.label_column)):
+    for key, column in (("--text-column or data.text_column", cfg.text_column),
+                        ("--label-column or data.label_column", cfg.label_column)):
         if column not in frame.columns:
             raise DataError(
-                f"{path}: missing column {column!r} (set by {key}); the file has columns: "
+                f"{path}: missing column {column!r} (choose it with {key}); the file has columns: "
                 f"{', '.join(map(str, columns))}"
             )
     optional = {"group": cfg.group_column, "id": cfg.id_column, "speaker": cfg.speaker_column,

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_atomic
-from .read import ReadError, Transcript, expand_inputs, read_transcript
+from .read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, read_transcript
 from .segment import Passage, SpeakerRules, segment
 
 OUTPUT_SUFFIXES = (".csv", ".jsonl", ".parquet")
@@ -360,6 +360,21 @@ def summarise(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def check_options(output: str | Path, summary: str | Path | None = None, speaker: str = "participant") -> None:
+    """Refuse a bad --out, --summary or --speaker before any model is loaded or file is read."""
+    output = Path(output)
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise PredictError(f"--out must end in one of {', '.join(OUTPUT_SUFFIXES)} (or .qdpx for QDA "
+                           f"software); got {output.name!r}")
+    if summary is not None and Path(summary).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise PredictError(f"--summary must end in one of {', '.join(OUTPUT_SUFFIXES)}; got {Path(summary).name!r}")
+    if speaker not in SPEAKER_CHOICES:
+        raise PredictError(f"--speaker must be one of {', '.join(SPEAKER_CHOICES)}; got {speaker!r}")
+    for path in (output, Path(summary) if summary is not None else None):
+        if path is not None and not path.parent.exists():
+            raise PredictError(f"{path.parent}: output folder does not exist")
+
+
 def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
                   summary: str | Path | None = None, speaker: str = "participant",
                   resume: bool = False, rules: SpeakerRules | None = None,
@@ -368,12 +383,7 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
                   text_column: str = "text") -> BatchReport:
     """Label every passage of every readable transcript in ``inputs``; see the module docstring."""
     output = Path(output)
-    if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise PredictError(f"--out must end in one of {', '.join(OUTPUT_SUFFIXES)}; got {output.name!r}")
-    if speaker not in SPEAKER_CHOICES:
-        raise PredictError(f"--speaker must be one of {', '.join(SPEAKER_CHOICES)}; got {speaker!r}")
-    if not output.parent.exists():
-        raise PredictError(f"{output.parent}: output folder does not exist")
+    check_options(output, summary, speaker)
     rules = rules or SpeakerRules()
     report = BatchReport(output=output)
     started = time.perf_counter()
@@ -388,9 +398,12 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
         journal.reset()
     done = journal.headers()
 
-    paths, problems = expand_inputs(list(inputs))
+    others: list[Path] = []
+    paths, problems = expand_inputs(list(inputs), skipped=others)
     for given, reason in problems:
         _fail(report, FileFailure(given, f"{given}: {reason}"), on_failure)
+    report.notes.extend(f"{p}: not a transcript ({p.suffix.lower() or 'no suffix'}; reads "
+                        f"{', '.join(SUPPORTED_SUFFIXES)}); skipped" for p in others)
     todo: list[tuple[Path, str | None]] = []
     changed = 0
     for path in paths:

@@ -594,9 +594,12 @@ class ExportReport:
     below_confidence: int = 0
     none_skipped: int = 0
     codes_created: list[str] = field(default_factory=list)
+    replaced: int = 0  # earlier supportlens suggestions of the same user, removed first
 
     def summary(self) -> str:
         parts = [f"{self.suggestions} suggestions in {self.sources} sources -> {self.output}"]
+        if self.replaced:
+            parts.append(f"{self.replaced} earlier supportlens suggestions replaced")
         if self.below_confidence:
             parts.append(f"{self.below_confidence} below the minimum confidence left out")
         if self.none_skipped:
@@ -739,7 +742,7 @@ def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.D
     """Write model labels as suggested codings into a ``.qdpx`` project.
 
     With ``project_path`` the project is copied and suggestions are added (human codings are left
-    exactly as they are); ``predictions.source`` names a text source by guid or by its (unique)
+    exactly as they are; suggestions an earlier run made for the same ``user`` are replaced); ``predictions.source`` names a text source by guid or by its (unique)
     name. Without a project, a new one is made from ``sources`` (name -> plain text, written as
     given, UTF-8) and ``predictions.source`` names its keys. ``predictions`` needs ``source``,
     ``start``, ``end``, ``label`` and ``confidence``; with a ``text`` column each row is checked
@@ -759,6 +762,7 @@ def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.D
         texts = {s.guid: s for s in text_sources(project)}
         keys = dict(_source_keys(list(texts.values())))
         report.sources = len(texts)
+        report.replaced = _drop_earlier_suggestions(project, texts, user)
     else:
         project, guids = _new_project(out_path.stem, sources, user)
         elements = {e.get("guid"): e for e in project.root.iter(project.tag("TextSource"))}
@@ -769,6 +773,22 @@ def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.D
                      model_uri, include_none, report)
     _write_project(project, out_path)
     return report
+
+
+def _drop_earlier_suggestions(project: QdaProject, texts: dict[str, "QdaSource"], user: str) -> int:
+    """Remove the suggestions an earlier run made in this project, so that labelling a project
+    again replaces them instead of doubling every span. Only selections made by the suggestion
+    user and marked as suggestions go; the coders' own codings are never touched."""
+    users = {u.get("guid") for u in project.root.iter(project.tag("User")) if u.get("name") == user}
+    dropped = 0
+    for source in texts.values():
+        for selection in list(source.element.findall(project.tag("PlainTextSelection"))):
+            description = selection.find(project.tag("Description"))
+            if (selection.get("creatingUser") in users and description is not None
+                    and (description.text or "").startswith(SUGGESTION_MARK)):
+                source.element.remove(selection)
+                dropped += 1
+    return dropped
 
 
 def _source_keys(sources: list[QdaSource]) -> list[tuple[str, str]]:

@@ -130,12 +130,14 @@ def _parse(path: Path, raw: bytes, fmt: str, text_column: str, speaker_column: s
     return _read_table(path, text, "csv", text_column, speaker_column, encoding, notes)
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+def expand_inputs(inputs: list[str], skipped: list[Path] | None = None
+                  ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Turn files, folders and glob patterns into a sorted list of unique file paths.
 
     A file is kept whatever its suffix (an unsupported one is reported when it is read). A folder
     is searched recursively for `SUPPORTED_SUFFIXES`, skipping hidden files and folders; its other
-    files come back as problems, one each. A pattern
+    files (a stray .pdf, gold codings) are appended to ``skipped`` when given: not failures, since
+    folders often hold other files, but worth a line each. A pattern
     is expanded with ``glob.glob(..., recursive=True)``. Inputs that match nothing come back as
     ``(input, reason)`` problems instead of raising, so a batch can report them all at once.
     """
@@ -155,9 +157,8 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
                 problems.append((item, f"folder has no transcripts ({', '.join(SUPPORTED_SUFFIXES)})"))
             for hit in hits:
                 add(hit)
-            for other in others:  # said once per file, so no interview is missed without a word
-                problems.append((str(other), f"unsupported file type {other.suffix.lower() or '(none)'!r} "
-                                             f"(supported: {', '.join(SUPPORTED_SUFFIXES)}); skipped"))
+            if skipped is not None:  # a caller that reports them, so no interview is missed unsaid
+                skipped.extend(others)
         elif glob.has_magic(item):
             hits = [Path(m) for m in glob.glob(os.path.expanduser(item), recursive=True)]
             files = [h for h in hits if h.is_file()]
@@ -558,7 +559,7 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
     if text_col is None:
         columns = ", ".join(repr(str(c)) for c in frame.columns) or "none"
         raise ReadError(path, f"no {text_column!r} column (columns: {columns}); "
-                              "choose the text column with text_column=")
+                              "choose the text column with --text-column (text_column= from Python)")
     speaker_col = _find_column(frame.columns, speaker_column) if speaker_column else None
 
     utterances: list[_Utterance] = []

@@ -14,6 +14,7 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -98,26 +99,43 @@ def _pip_requirements() -> list[str]:
     return reqs
 
 
-class SupportlensModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper: DataFrame with a ``text`` column -> label, one probability per code,
-    confidence and needs_review. The model folder and supportlens' code travel inside it."""
+# MLflow warns, when this class is defined, that predict lacks type hints for its data validation;
+# the model is logged with an explicit signature instead, so users should not see the advice on
+# every command. MLflow resets the warning filters around that check, so the one message is
+# dropped where warnings are shown, for the class definition only.
+_show_warning = warnings.showwarning
 
-    def load_context(self, context) -> None:
-        from supportlens.models import load_classifier
 
-        self.model = load_classifier(context.artifacts["model_dir"])
-        self.threshold = float(self.model.meta_.get("review_threshold", 0.0))
+def _without_type_hint_advice(message, category, filename, lineno, file=None, line=None):
+    if "Add type hints to the `predict` method" not in str(message):
+        _show_warning(message, category, filename, lineno, file, line)
 
-    def predict(self, context, model_input, params=None):
-        if isinstance(model_input, pd.Series):
-            texts = model_input.astype(str).tolist()
-        elif isinstance(model_input, pd.DataFrame):
-            if "text" not in model_input.columns:
-                raise ValueError(f"input needs a 'text' column; got columns {list(model_input.columns)}")
-            texts = model_input["text"].astype(str).tolist()
-        else:
-            texts = [str(t) for t in model_input]
-        return predictions_frame(self.model, texts, self.threshold)
+
+warnings.showwarning = _without_type_hint_advice
+try:
+
+    class SupportlensModel(mlflow.pyfunc.PythonModel):
+        """Pyfunc wrapper: DataFrame with a ``text`` column -> label, one probability per code,
+        confidence and needs_review. The model folder and supportlens' code travel inside it."""
+
+        def load_context(self, context) -> None:
+            from supportlens.models import load_classifier
+
+            self.model = load_classifier(context.artifacts["model_dir"])
+            self.threshold = float(self.model.meta_.get("review_threshold", 0.0))
+
+        def predict(self, context, model_input, params=None):
+            if isinstance(model_input, pd.Series):
+                texts = model_input.astype(str).tolist()
+            elif isinstance(model_input, pd.DataFrame):
+                if "text" not in model_input.columns:
+                    raise ValueError(f"input needs a 'text' column; got columns {list(model_input.columns)}")
+                texts = model_input["text"].astype(str).tolist()
+            else:
+                texts = [str(t) for t in model_input]
+            return predictions_frame(self.model, texts, self.threshold)
+finally:
+    warnings.showwarning = _show_warning
 
 
 def predictions_frame(model, texts: list[str], threshold: float) -> pd.DataFrame:
