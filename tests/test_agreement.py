@@ -279,3 +279,23 @@ def test_two_users_in_one_qdpx(tmp_path, codebook):
 
     with _pytest.raises(DataError, match="no user 'Zoe'"):
         agreement_files(project, None, codebook, user_b="Zoe")
+
+
+def test_cli_names_the_two_users_it_compared(tmp_path):
+    """On a .qdpx the header says which coders were compared, not the file twice."""
+    from test_qda import ANA, BEN, LABEL_CODE, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+    from typer.testing import CliRunner
+
+    from supportlens.cli import app
+
+    text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
+    selections = []
+    for i, g in enumerate(_gold()):
+        selections.append((_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]))
+        selections.append((_guid(f"b-{i}"), g["start"], g["end"], BEN, [LABEL_CODE[g["label"]]]))
+    project = build_project(tmp_path / "two.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
+                                                      "text": text, "selections": selections}])
+    result = CliRunner().invoke(app, ["agreement", str(project), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    header = [line for line in result.output.splitlines() if line.startswith(("A = ", "B = "))]
+    assert len(header) == 2 and {h[4:] for h in header} == {"two.qdpx [Ana]", "two.qdpx [Ben]"}

@@ -1,6 +1,7 @@
 """The whole workflow on tiny data: train -> evaluate -> reload the logged pyfunc -> predict."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -134,6 +135,9 @@ def test_bad_model_uri(tracking_uri):
         fetch_model_dir("no/such/folder")
     with pytest.raises(ModelLoadError, match="cannot fetch model"):
         fetch_model_dir("models:/nothing-registered@champion")
+    with pytest.raises(ModelLoadError, match="no MLflow store at .*pass --tracking-uri"):
+        fetch_model_dir("models:/supportlens@champion", "sqlite:///elsewhere.db")
+    assert not (Path.cwd() / "elsewhere.db").exists()  # no empty store left behind
 
 
 def test_filled_sheet_with_one_code_adds_to_training(coded_file, tmp_path, monkeypatch):

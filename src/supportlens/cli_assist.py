@@ -58,7 +58,7 @@ def agreement(
         return
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
-    out.print(f"A = {a}\nB = {b}", highlight=False)
+    out.print(f"A = {result.name_a}\nB = {result.name_b}", highlight=False)
     units = Table(title=f"units (matched by {result.matched_by})")
     for name in ("matched", "only in A", "only in B", "not coded in A", "not coded in B"):
         units.add_column(name, justify="right")

@@ -204,6 +204,12 @@ def fetch_model_dir(uri: str, tracking_uri: str | None = None) -> Path:
             f"model {uri!r} not found: give a local model folder, runs:/<run_id>/model or "
             "models:/<name>@<alias>"
         )
+    store = resolve_uri(tracking_uri)
+    if store.startswith("sqlite:///") and uri.startswith(("runs:/", "models:/")):
+        db = Path(store[len("sqlite:///"):])
+        if not db.is_file():  # never leave an empty store behind where none was meant to be
+            raise ModelLoadError(f"cannot fetch model {uri!r}: there is no MLflow store at {db.resolve()} "
+                                 "(run from the project folder that holds it, or pass --tracking-uri)")
     setup(tracking_uri)
     key = _immutable_key(uri)
     if key is None:  # e.g. a bucket path: its contents may change, so fetch afresh every time
