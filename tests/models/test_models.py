@@ -68,7 +68,7 @@ def test_finetune_tiny_bert_learns_and_is_deterministic(tiny_bert, tmp_path):
     b = FineTuneClassifier(**kwargs).fit(X, y, X, y)
     assert np.allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-5)
     losses = [h["train_loss"] for h in a.history_]
-    assert losses[-1] < 0.8 * losses[0]  # it learns...
+    assert losses[-1] < 0.9 * losses[0]  # it learns (0.78 with the fixture's seeded weights)...
     assert a.score(X, y) > 0.35  # ...beyond the 0.25 of chance on four balanced codes
     assert [h["epoch"] for h in a.history_] == list(range(1, 9))
     assert "val_macro_f1" in a.history_[0]
