@@ -21,12 +21,12 @@ out = Console() if Console().is_terminal else Console(width=240)
 @app.callback()
 def _quiet_libraries() -> None:
     """Our own progress bars only: transformers' per-load "Loading weights" bars and MLflow's
-    per-file download bars are noise here (a user's explicit setting wins for MLflow's)."""
+    per-file download bars are noise here. Set through the libraries' environment variables
+    (a user's explicit setting wins), read when they are first imported: importing transformers
+    here would add more than a second to every command, --help included."""
     import os
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars follow the hub's
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 

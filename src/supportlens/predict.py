@@ -217,9 +217,11 @@ def _record_path(output: Path) -> Path:
     return output.parent / f".{output.name}.run.json"
 
 
-def file_sha256(path: Path) -> str | None:
+def _content_hash(path: Path) -> str | None:
+    from .models.encoders import file_sha256
+
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None  # unreadable: reported when it is read
 
@@ -407,7 +409,7 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
     todo: list[tuple[Path, str | None]] = []
     changed = 0
     for path in paths:
-        sha = file_sha256(path)
+        sha = _content_hash(path)
         header = done.get(str(path))
         if header is None:
             todo.append((path, sha))

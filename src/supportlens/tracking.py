@@ -211,7 +211,7 @@ def fetch_model_dir(uri: str, tracking_uri: str | None = None) -> Path:
             raise ModelLoadError(f"cannot fetch model {uri!r}: there is no MLflow store at {db.resolve()} "
                                  "(run from the project folder that holds it, or pass --tracking-uri)")
     setup(tracking_uri)
-    key = _immutable_key(uri)
+    key = _immutable_key(uri, tracking_uri)
     if key is None:  # e.g. a bucket path: its contents may change, so fetch afresh every time
         scratch = Path(tempfile.mkdtemp(prefix="supportlens-model-"))
         atexit.register(shutil.rmtree, scratch, True)
@@ -238,7 +238,7 @@ def fetch_model_dir(uri: str, tracking_uri: str | None = None) -> Path:
 DOWNLOAD_MARK = "complete.txt"
 
 
-def _immutable_key(uri: str) -> str | None:
+def _immutable_key(uri: str, tracking_uri: str | None = None) -> str | None:
     """A name for what ``uri`` points at that never points elsewhere, or None.
 
     A run's artifacts and a numbered model version do not change, so they are downloaded once
@@ -261,7 +261,7 @@ def _immutable_key(uri: str) -> str | None:
         else:
             found = client.get_model_version(name, version)
     except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a missing model
-        raise ModelLoadError(f"cannot fetch model {uri!r} from {resolve_uri()}: {exc}") from exc
+        raise ModelLoadError(f"cannot fetch model {uri!r} from {resolve_uri(tracking_uri)}: {exc}") from exc
     return f"models:/{found.name}/{found.version}|{found.run_id or found.source}|{found.creation_timestamp}"
 
 

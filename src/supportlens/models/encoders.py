@@ -131,13 +131,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def folder_digest(folder: str | os.PathLike, salt: str = "") -> str:
-    """Hash of every file in ``folder`` (relative names and contents)."""
+def folder_digest(folder: str | os.PathLike, salt: str = "",
+                  content: Callable[[Path], str] = file_sha256) -> str:
+    """Hash of every file in ``folder``: its relative name and ``content(path)`` (a hex digest)."""
     digest = hashlib.sha256(salt.encode())
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
-        digest.update(file_sha256(path).encode())
+        digest.update(content(path).encode())
     return digest.hexdigest()[:24]
+
+
+def _tokenizer_blind_sha256(path: Path) -> str:
+    """``file_sha256``, except that tokenizer.json is hashed without the truncation and padding a
+    fast tokenizer remembers from its last call."""
+    if path.name != "tokenizer.json":
+        return file_sha256(path)
+    import json
+
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec.pop("truncation", None)
+    spec.pop("padding", None)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 def encoder_digest(folder: str | os.PathLike) -> str:
@@ -147,19 +161,7 @@ def encoder_digest(folder: str | os.PathLike) -> str:
     Two saved encoders with the same digest give the same vectors, wherever they are saved: an
     ensemble's members, each saved with its own copy of MiniLM, then share one embedding of each
     passage instead of embedding it once per member."""
-    digest = hashlib.sha256(b"supportlens-encoder-v1")
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
-        if path.name == "tokenizer.json":
-            import json
-
-            spec = json.loads(path.read_text(encoding="utf-8"))
-            spec.pop("truncation", None)
-            spec.pop("padding", None)
-            digest.update(hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest().encode())
-        else:
-            digest.update(file_sha256(path).encode())
-    return digest.hexdigest()[:24]
+    return folder_digest(folder, salt="supportlens-encoder-v1", content=_tokenizer_blind_sha256)
 
 
 class LoadedEncoder:
