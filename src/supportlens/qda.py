@@ -742,8 +742,8 @@ def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.D
     """Write model labels as suggested codings into a ``.qdpx`` project.
 
     With ``project_path`` the project is copied and suggestions are added (human codings are left
-    exactly as they are; suggestions an earlier run made for the same ``user`` are replaced); ``predictions.source`` names a text source by guid or by its (unique)
-    name. Without a project, a new one is made from ``sources`` (name -> plain text, written as
+    exactly as they are; suggestions an earlier run made for the same ``user`` are replaced);
+    ``predictions.source`` names a text source by guid or by its (unique) name. Without a project, a new one is made from ``sources`` (name -> plain text, written as
     given, UTF-8) and ``predictions.source`` names its keys. ``predictions`` needs ``source``,
     ``start``, ``end``, ``label`` and ``confidence``; with a ``text`` column each row is checked
     against ``plain_text[start:end]``. Passages labelled ``none`` are not suggested unless
