@@ -62,3 +62,9 @@ def test_examples_feed_the_prior_and_roundtrip(tmp_path, codebook):
     assert codebook.code("pull").prior_texts()[-len(codebook.code("pull").examples):] == list(codebook.code("pull").examples)
     codebook.save(tmp_path / "cb.yaml")
     assert load_codebook(tmp_path / "cb.yaml").code("push").examples == codebook.code("push").examples
+
+
+def test_missing_relative_codebook_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CodebookError, match=f"relative to {tmp_path}: run from the project folder, or give --codebook"):
+        load_codebook("configs/codebook.yaml")

@@ -112,3 +112,12 @@ def test_config_paths_work_from_any_directory(tmp_path, monkeypatch):
     assert at_root.codebook == "configs/codebook.yaml" and at_root.ensemble.members[0] == "configs/a.yaml"
     missing = load_config(main, ["codebook=nowhere.yaml"])
     assert missing.codebook == "nowhere.yaml"  # left as written, for the error that names it
+
+
+def test_missing_relative_config_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=f"relative to {tmp_path}: run from the project folder, or give --config"):
+        load_config("configs/default.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "absent.yaml")
+    assert "relative to" not in str(err.value)  # an absolute path needs no hint

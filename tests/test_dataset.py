@@ -52,6 +52,7 @@ def test_missing_column_names_file_and_columns(tmp_path, codebook):
         load_coded(path, codebook)
     msg = str(err.value)
     assert str(path) in msg and "'text'" in msg and "excerpt" in msg
+    assert "--text-column or data.text_column" in msg
 
 
 def test_unknown_labels_listed_with_known_ones(tmp_path, codebook):

@@ -349,6 +349,7 @@ def test_csv_custom_columns_and_no_speaker(tmp_path):
 def test_csv_missing_text_column_lists_columns(tmp_path):
     message = read_error(write(tmp_path, "t.csv", "who,said\nA,hi\n"))
     assert "'text'" in message and "'who'" in message and "'said'" in message
+    assert "--text-column" in message  # the option a command-line user can set
 
 
 def test_xlsx_rows(tmp_path):
