@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 import supportlens.cli_assist  # noqa: F401  (registers the commands on the shared app)
-from supportlens.audit import AUDIT_COLUMNS, audit, doubtful_codes
+from supportlens.audit import AUDIT_COLUMNS, FLAGGED_MEANING, audit, code_legend, doubtful_codes
 from supportlens.cli import app
 from supportlens.config import load_config
 from supportlens.dataset import DataError
@@ -55,6 +55,13 @@ def test_ranking_by_margin_on_known_probabilities(codebook):
     assert result["suggested_probability"].tolist() == [0.85, 0.45]
 
 
+def test_legend_names_the_codes_in_the_table(codebook):
+    result = pd.DataFrame({"given_code": ["none", "pull"], "suggested_code": ["co_creation", "push"]})
+    assert code_legend(result.head(1), codebook) == [("co_creation", codebook.code("co_creation").short),
+                                                     ("none", codebook.code("none").short)]
+    assert [code for code, _ in code_legend(result, codebook)] == LABELS  # codebook order
+
+
 def test_audit_accepts_a_frame_and_checks_it(codebook):
     cfg = load_config(None, fast_overrides())
     rows = pd.DataFrame(make_rows(6, 2)).rename(columns={"interview_id": "group"})
@@ -70,13 +77,19 @@ def _cli(*args):
     return runner.invoke(app, ["audit", *args, "--config", str(CODEBOOK.parent / "tfidf.yaml"), *sets])
 
 
-def test_cli_audit_writes_the_doubtful_codes(tmp_path):
+def test_cli_audit_writes_the_doubtful_codes(tmp_path, codebook):
     path, flipped = _flipped(tmp_path)
     out = tmp_path / "doubtful.csv"
     result = _cli(str(path), "--out", str(out), "--top", "10", "--cv", "4")
     assert result.exit_code == 0, result.output
     assert "doubtful codes" in result.output and "grouped 4-fold" in result.output
     written = pd.read_csv(out)
+    # a coder reading the console learns what "flagged" means and what each code shown stands for
+    flat = " ".join(result.output.split())
+    assert FLAGGED_MEANING in flat
+    for code in set(written["given_code"].head(20)) | set(written["suggested_code"].head(20)):
+        assert f"{code} {codebook.code(code).short}" in flat, code
+    assert f"full definitions: given_definition and suggested_definition in {out}" in flat
     assert list(written.columns) == AUDIT_COLUMNS and len(written) == 10
     assert len(set(written["id"]) & flipped) >= 7
 

@@ -58,6 +58,62 @@ def test_outputs_carry_provenance_and_probabilities(folder, labeler, tmp_path, s
     assert [p.name for p in tmp_path.glob(".labels*")] == [f".labels{suffix}.run.json"]
 
 
+TABLE = pd.DataFrame({
+    "id": ["q1", "007", "a2"],
+    "speaker_role": ["interviewer", "participant", "participant"],
+    "text": ["How did you support the county?",
+             "we trained every site on the manual and checked fidelity each month",
+             "we designed the plan together with the families and staff and shared decisions"]})
+COLUMNS = ["source", "passage_index", "speaker", "role", "start", "end", "start_time", "end_time", "text",
+           "label", "p_push", "p_pull", "p_co_creation", "p_none", "confidence", "needs_review"]
+
+
+def _read(out: Path) -> pd.DataFrame:
+    if out.suffix == ".csv":
+        return pd.read_csv(out, dtype={"row_id": str})
+    return pd.read_json(out, lines=True, dtype={"row_id": str}) if out.suffix == ".jsonl" else pd.read_parquet(out)
+
+
+@pytest.mark.parametrize("table, out_suffix", [(".csv", ".csv"), (".xlsx", ".parquet"), (".csv", ".jsonl")])
+def test_table_rows_keep_their_id_and_role(folder, labeler, tmp_path, table, out_suffix):
+    path = tmp_path / f"rows{table}"
+    if table == ".csv":
+        TABLE.to_csv(path, index=False)
+    else:
+        TABLE.to_excel(path, index=False)
+    out = tmp_path / f"labels{out_suffix}"
+    predict_files([str(path)], labeler, out)
+    frame = _read(out)
+    assert list(frame.columns) == COLUMNS + ["row_id"]  # the existing columns first, in their order
+    assert frame["row_id"].tolist() == ["007", "a2"]  # the interviewer's row is not scored
+    assert frame["role"].tolist() == ["participant", "participant"]
+    asked = _read(predict_files([str(path)], labeler, tmp_path / f"i{out_suffix}", speaker="interviewer").output)
+    assert asked["row_id"].tolist() == ["q1"] and asked["role"].tolist() == ["interviewer"]
+    # beside a transcript, whose rows have no id; other outputs keep the columns they had
+    both = _read(predict_files([str(path), str(folder / "smp01_child_welfare.txt")], labeler,
+                               tmp_path / f"both{out_suffix}").output)
+    assert both.loc[both["source"] == str(path), "row_id"].tolist() == ["007", "a2"]
+    assert both.loc[both["source"] != str(path), "row_id"].isna().all()
+    alone = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / f"txt{out_suffix}")
+    assert list(_read(alone.output).columns) == COLUMNS
+    # resuming keeps the ids as written
+    again = predict_files([str(path), str(folder / "smp01_child_welfare.txt")], labeler,
+                          tmp_path / f"both{out_suffix}", resume=True)
+    assert again.files_skipped == 2
+    assert _read(again.output).loc[lambda f: f["source"] == str(path), "row_id"].tolist() == ["007", "a2"]
+
+
+def test_progress_counts_only_the_files_that_are_read(folder, labeler, tmp_path):
+    (folder / "empty.txt").write_text("")
+    totals, counted = [], []
+    report = predict_files([str(folder), str(tmp_path / "missing.txt")], labeler, tmp_path / "l.csv",
+                           on_total=totals.append, on_progress=lambda files, passages: counted.append(files),
+                           chunk_passages=1)
+    assert totals == [6]  # five transcripts and the empty file; not the path that names no file
+    assert counted[-1] == 6 and counted == sorted(counted)
+    assert sorted(Path(f.source).name for f in report.failures) == ["empty.txt", "missing.txt"]
+
+
 def test_speaker_choice(folder, labeler, tmp_path):
     every = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "a.csv", speaker="all")
     only_int = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "i.csv",
@@ -171,10 +227,12 @@ def test_summary_dominant_approach():
 def test_cli_predict(folder, model_dir, tmp_path):
     (folder / "empty.txt").write_text("")
     out = tmp_path / "labels.csv"
-    result = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(out),
-                                 "--summary", str(tmp_path / "profile.csv")])
-    assert result.exit_code == 1  # one file failed
-    assert "1 file(s) failed" in result.output and "empty.txt" in result.output
+    result = runner.invoke(app, ["predict", str(folder), str(tmp_path / "missing.txt"), "--model", str(model_dir),
+                                 "--out", str(out), "--summary", str(tmp_path / "profile.csv")])
+    assert result.exit_code == 1  # two inputs failed
+    assert "2 file(s) failed" in result.output and "empty.txt" in result.output
+    assert "missing.txt: no such file or folder" in result.output
+    assert "6/6 files" in result.output  # the bar counts the files read, not the path that names none
     assert "5 transcripts labelled" in result.output
     assert out.is_file() and (tmp_path / "profile.csv").is_file()
     ok = runner.invoke(app, ["predict", str(folder / "smp06_juvenile_justice.md"), "--model", str(model_dir),

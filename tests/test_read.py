@@ -340,6 +340,15 @@ def test_csv_rows_become_cues(tmp_path):
     assert_offsets(t)
 
 
+def test_table_rows_carry_their_id_and_given_role(tmp_path):
+    path = write(tmp_path, "t.csv", "id,speaker_role,text\nq1,Interviewer,Why?\n007,participant,Because.\n,,Later.\n")
+    t = read_transcript(path)
+    assert [(c.row_id, c.role, c.text) for c in t.cues] == [("q1", "Interviewer", "Why?"),
+                                                            ("007", "participant", "Because."), (None, None, "Later.")]
+    plain = read_transcript(write(tmp_path, "p.csv", "text\nOne.\n"))
+    assert (plain.cues[0].row_id, plain.cues[0].role) == (None, None)
+
+
 def test_csv_custom_columns_and_no_speaker(tmp_path):
     path = write(tmp_path, "t.csv", "who;utterance\nA;One.\nB;Two.\n")
     t = read_transcript(path, text_column="utterance", speaker_column=None)

@@ -111,6 +111,17 @@ def test_paragraphs_without_speakers_stay_apart():
     assert [p.text for p in segment(joined)] == ["Caption one continues."]
 
 
+def test_table_rows_with_ids_stay_passages_of_their_own_with_the_given_role():
+    t = transcript([("Dana", "We asked the county."), ("Dana", "Then we planned it together.")])
+    t.cues[0].row_id, t.cues[1].row_id = "r1", "r2"
+    t.cues[0].role = t.cues[1].role = "Moderator"
+    passages = segment(t)
+    assert [(p.row_id, p.role) for p in passages] == [("r1", "interviewer"), ("r2", "interviewer")]
+    t.cues[1].role = "document"  # any role that names no interviewer is a participant's
+    assert [p.role for p in segment(t)] == ["interviewer", "participant"]
+    assert_invariants(t, passages)
+
+
 def test_text_between_cues_prevents_merging():
     text = "Dana: One.\nNOTE\nDana: Two."
     t = Transcript("m.txt", text, [Cue("Dana", "One.", 6, 10), Cue("Dana", "Two.", 22, 26)], "txt")

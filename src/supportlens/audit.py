@@ -22,6 +22,10 @@ from .dataset import DataError, load_coded
 
 AUDIT_COLUMNS = ["id", "group", "text", "given_code", "given_probability", "suggested_code",
                  "suggested_probability", "rank", "given_definition", "suggested_definition", "flagged"]
+# what the ``flagged`` column means, for a table's caption: an unflagged row is listed only
+# because another code is more probable, a flagged one is also among cleanlab's estimated errors
+FLAGGED_MEANING = ("flagged = cleanlab's confident learning counts the given code among the likely "
+                   "coding errors; unflagged rows are listed because another code is more probable")
 
 
 def _frame_of(data: str | Path | pd.DataFrame, cfg: Config, codebook: Codebook) -> pd.DataFrame:
@@ -76,6 +80,14 @@ def doubtful_codes(oof: pd.DataFrame, labels: list[str], codebook: Codebook) -> 
                      "suggested_definition": definition(labels[suggested[i]]),
                      "flagged": bool(flagged[i])})
     return pd.DataFrame(rows, columns=AUDIT_COLUMNS)
+
+
+def code_legend(result: pd.DataFrame, codebook: Codebook) -> list[tuple[str, str]]:
+    """(code, one-line summary) for each code given or suggested in ``result`` (rows of
+    `doubtful_codes`), in codebook order: what a coder needs beside a shortened table, whose
+    full definitions are the ``given_definition`` and ``suggested_definition`` columns."""
+    used = set(result["given_code"]) | set(result["suggested_code"])
+    return [(code.label, code.short) for code in codebook.codes if code.label in used]
 
 
 def audit(data: str | Path | pd.DataFrame, cfg: Config, k: int = 5, codebook: Codebook | None = None,

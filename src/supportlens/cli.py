@@ -85,23 +85,27 @@ def evaluate(
     codebook: Annotated[Optional[str], typer.Option(help="Codebook (default: the one saved with the model)")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write metrics, confusion matrix, plots here")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI")] = None,
-    text_column: Annotated[str, typer.Option(help="Name of the text column")] = "text",
-    label_column: Annotated[str, typer.Option(help="Name of the code column")] = "label",
-    group_column: Annotated[Optional[str], typer.Option(help="Interview/document id column")] = "interview_id",
+    text_column: Annotated[Optional[str], typer.Option(help="Name of the text column (default: text)")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Name of the code column (default: label; code in a coding sheet)")] = None,
+    group_column: Annotated[Optional[str], typer.Option(help="Interview/document id column (default: interview_id; source in a coding sheet)")] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log this evaluation to MLflow")] = False,
 ) -> None:
-    """Evaluate any model on any coded file: accuracy, macro-F1, per-code scores, kappa, alpha, ECE."""
+    """Evaluate any model on any coded file: accuracy, macro-F1, per-code scores, kappa, alpha, ECE.
+
+    Rows left without a code (a coding sheet not filled in yet) are skipped, with a note."""
     from .config import DataConfig
     from .evaluate import evaluate_file
 
+    given = {name: value for name, value in (("text_column", text_column), ("label_column", label_column),
+                                             ("group_column", group_column)) if value is not None}
     try:
         result = evaluate_file(model, data, codebook, str(out_dir) if out_dir else None, tracking_uri,
-                               log_run=not no_log,
-                               data_cfg=DataConfig(text_column=text_column, label_column=label_column,
-                                                   group_column=group_column))
+                               log_run=not no_log, data_cfg=DataConfig(**given) if given else None)
     except _user_errors() as exc:
         _fail(str(exc))
         return
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
     m = result.metrics
     table = Table(title=f"{result.name} (n={m['n']})")
     for name in ("accuracy", "macro_f1", "kappa", "alpha", "ece"):
@@ -221,6 +225,9 @@ def predict(
                   TimeElapsedColumn(), console=console, transient=False) as progress:
         task = progress.add_task("predict", total=None, passages=0, rate=0.0)
 
+        def on_total(files: int) -> None:  # the files that will be read, not inputs that name none
+            progress.update(task, total=files)
+
         def on_progress(files: int, passages: int) -> None:
             elapsed = __import__("time").perf_counter() - started
             progress.update(task, completed=files, passages=passages, rate=passages / max(elapsed, 1e-9))
@@ -239,11 +246,11 @@ def predict(
                                          speaker=speaker, rules=rules, code_prefix=code_prefix,
                                          min_confidence=min_confidence, model_uri=model,
                                          text_column=text_column, on_progress=on_progress,
-                                         on_failure=on_failure)
+                                         on_failure=on_failure, on_total=on_total)
             else:
                 report = predict_files(inputs, labeler, out_path, summary=summary, speaker=speaker, resume=resume,
                                        rules=rules, on_progress=on_progress, on_failure=on_failure,
-                                       text_column=text_column)
+                                       text_column=text_column, on_total=on_total)
         except (PredictError, QdaError, *_user_errors()) as exc:
             _fail(str(exc))
             return

@@ -182,7 +182,9 @@ def audit(
 ) -> None:
     """List coded excerpts whose code looks wrong to a cross-validated model, most doubtful first."""
     from .active import SelectionError, write_sheet
+    from .audit import FLAGGED_MEANING, code_legend
     from .audit import audit as run_audit
+    from .codebook import load_codebook
     from .config import load_config
 
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".xlsx"):
@@ -193,7 +195,8 @@ def audit(
         _fail(f"--cv must be at least 2, got {cv}")
     try:
         cfg = load_config(config, set_)
-        result = run_audit(data, cfg, k=cv, codebook=_load_codebook(codebook or cfg.codebook), top=top,
+        book = load_codebook(codebook or cfg.codebook)
+        result = run_audit(data, cfg, k=cv, codebook=book, top=top,
                            log=lambda m: console.print(m, highlight=False))
         if out_path is not None:
             write_sheet(result, out_path)
@@ -203,13 +206,24 @@ def audit(
     if result.empty:
         out.print("no doubtful codes: every excerpt's code is the one the model finds most likely")
         return
-    table = Table(title=f"doubtful codes ({len(result)}" + (f", first {_SHOWN}" if len(result) > _SHOWN else "") + ")")
+    shown = result.head(_SHOWN)
+    table = Table(title=f"doubtful codes ({len(result)}" + (f", first {_SHOWN}" if len(result) > _SHOWN else "") + ")",
+                  caption=f"given / suggested: code (out-of-fold probability); {FLAGGED_MEANING}",
+                  caption_justify="left")
     for name in ("rank", "id", "given", "suggested", "flagged", "text"):
         table.add_column(name)
-    for r in result.head(_SHOWN).itertuples(index=False):
+    for r in shown.itertuples(index=False):
         table.add_row(str(r.rank), str(r.id), f"{r.given_code} ({r.given_probability:.2f})",
                       f"{r.suggested_code} ({r.suggested_probability:.2f})", "yes" if r.flagged else "",
                       _clip(r.text, 70))
     out.print(table)
+    legend = Table(title="codes in the table", title_justify="left", box=None, show_header=False)
+    legend.add_column("code", style="bold")
+    legend.add_column("in short")
+    for label, short in code_legend(shown, book):
+        legend.add_row(label, short)
+    out.print(legend)
+    out.print("full definitions: given_definition and suggested_definition "
+              + (f"in {out_path}" if out_path is not None else "columns of --out FILE"), highlight=False)
     if out_path is not None:
         out.print(f"{len(result)} doubtful codes -> {out_path}", highlight=False)

@@ -26,6 +26,7 @@ class Evaluation:
     reliability: list[dict[str, float]]
     misclassified: pd.DataFrame
     predictions: pd.DataFrame = field(repr=False)
+    notes: list[str] = field(default_factory=list)  # what loading the coded file left out, and why
 
     def flat_metrics(self, prefix: str | None = None) -> dict[str, float]:
         """Metrics plus per-code precision/recall/F1, ready for ``mlflow.log_metrics``."""
@@ -136,21 +137,34 @@ def summarise_folds(fold_metrics: list[dict[str, float]], keys: Sequence[str] = 
 def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = None,
                   out_dir: str | None = None, tracking_uri: str | None = None, log_run: bool = True,
                   data_cfg=None) -> Evaluation:
-    """Evaluate any saved or logged model on any coded file; optionally log it as an MLflow run."""
+    """Evaluate any saved or logged model on any coded file; optionally log it as an MLflow run.
+
+    ``data_cfg`` names the file's columns; by default those of coded excerpts, or for a filled
+    coding sheet (`supportlens next`) its ``code`` and ``source`` columns. Rows with no code (not
+    coded yet) are skipped, as ``train --add-data`` skips them, and ``notes`` says how many; a
+    code that is not in the codebook is still an error that names its row."""
     from . import tracking
+    from .active import sheet_data_config
     from .codebook import codebook_from_dict, load_codebook
-    from .dataset import load_coded
+    from .config import DataConfig
+    from .dataset import _listing, load_coded
     from .models import load_classifier
 
     model_dir = tracking.fetch_model_dir(model_uri, tracking_uri)
     model = load_classifier(model_dir)
     codebook = (load_codebook(codebook_path) if codebook_path
                 else codebook_from_dict(model.meta_["codebook"], source=f"{model_dir}/codebook.yaml"))
-    data = load_coded(data_path, codebook, data_cfg)
+    data_cfg = data_cfg or sheet_data_config(data_path, DataConfig())
+    # one code is enough to score a model on (a classifier needs two only to learn)
+    data = load_coded(data_path, codebook, data_cfg, skip_blank_labels=True, min_codes=1)
     frame = data.frame
     threshold = model.meta_.get("review_threshold")
     result = evaluate_model(model, frame["text"].tolist(), frame["label"].tolist(), frame["id"].tolist(),
                             frame["group"].tolist(), name=Path(data_path).stem, review_threshold=threshold)
+    skipped = data.report.skipped_blank_labels
+    if skipped:
+        result.notes.append(f"{len(skipped)} row{'s' if len(skipped) > 1 else ''} with no code in "
+                            f"{data_cfg.label_column!r} skipped (not coded yet): rows {_listing(skipped)}")
     if out_dir:
         result.write(out_dir)
     if log_run:

@@ -32,6 +32,9 @@ OUTPUT_SUFFIXES = (".csv", ".jsonl", ".parquet")
 SPEAKER_CHOICES = ("participant", "interviewer", "all")
 PASSAGE_COLUMNS = ["source", "passage_index", "speaker", "role", "start", "end", "start_time",
                    "end_time", "text"]
+# the id of a csv/xlsx input's row (its `read.ID_COLUMN`): the last column, and only in outputs
+# that hold such a row, so the columns of every other output stay as they were
+ROW_ID_COLUMN = "row_id"
 
 
 class PredictError(ValueError):
@@ -153,6 +156,8 @@ def _rows(source: str, passages: list[Passage], scores: pd.DataFrame) -> list[di
                "text": p.text}
         row.update({k: (bool(v) if k == "needs_review" else float(v) if k.startswith("p_") or k == "confidence"
                         else v) for k, v in s.items()})
+        if p.row_id is not None:
+            row[ROW_ID_COLUMN] = p.row_id
         rows.append(row)
     return rows
 
@@ -175,9 +180,10 @@ class Journal:
         self.dir.mkdir(parents=True, exist_ok=True)
 
         def write(tmp: Path) -> None:
+            row_ids = any(row.get(ROW_ID_COLUMN) is not None for row in rows)
             with tmp.open("w", encoding="utf-8") as fh:
                 fh.write(json.dumps({"source": source, "rows": len(rows), "sha256": sha256,
-                                     "settings": settings}) + "\n")
+                                     "settings": settings, "row_ids": row_ids}) + "\n")
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -196,6 +202,10 @@ class Journal:
 
     def done(self) -> set[str]:
         return set(self.headers())
+
+    def has_row_ids(self) -> bool:
+        """Whether any finished transcript carries table row ids (so the output needs the column)."""
+        return any(header.get("row_ids") for header in self.headers().values())
 
     def iter_frames(self) -> Iterator[pd.DataFrame]:
         """Per transcript, in source order (stable output regardless of processing order)."""
@@ -238,10 +248,11 @@ def _check_settings(where: str, recorded: dict | None, settings: dict) -> None:
 
 def _read_output(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
+    as_text = {ROW_ID_COLUMN: str}  # ids such as "007" stay as written, not numbers
     if suffix == ".csv":
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=as_text)
     if suffix == ".jsonl":
-        return pd.read_json(path, lines=True)
+        return pd.read_json(path, lines=True, dtype=as_text)
     return pd.read_parquet(path)
 
 
@@ -284,7 +295,7 @@ def _adopt_existing(output: Path, journal: Journal, settings: dict) -> tuple[int
     return count, notes
 
 
-def _arrow_schema(labels: list[str]):
+def _arrow_schema(labels: list[str], row_ids: bool = False):
     """Fixed Parquet types, so a transcript with no timestamps (all nulls) still fits the file."""
     import pyarrow as pa
 
@@ -294,6 +305,7 @@ def _arrow_schema(labels: list[str]):
               ("label", pa.string())]
     fields += [(f"p_{lab}", pa.float64()) for lab in labels]
     fields += [("confidence", pa.float64()), ("needs_review", pa.bool_())]
+    fields += [(ROW_ID_COLUMN, pa.string())] if row_ids else []
     return pa.schema(fields)
 
 
@@ -382,8 +394,12 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
                   resume: bool = False, rules: SpeakerRules | None = None,
                   chunk_passages: int = 256, on_progress: Callable[[int, int], None] | None = None,
                   on_failure: Callable[[FileFailure], None] | None = None,
-                  text_column: str = "text") -> BatchReport:
-    """Label every passage of every readable transcript in ``inputs``; see the module docstring."""
+                  text_column: str = "text", on_total: Callable[[int], None] | None = None) -> BatchReport:
+    """Label every passage of every readable transcript in ``inputs``; see the module docstring.
+
+    Progress counts the files that are read: ``on_total(n)`` is called once, before the first
+    is read, with their number; ``on_progress(files, passages)`` as they are labelled or fail.
+    An input that names no file and a transcript already done (resume) are not among them."""
     output = Path(output)
     check_options(output, summary, speaker)
     rules = rules or SpeakerRules()
@@ -420,9 +436,16 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
             report.files_skipped += 1
     if changed:
         report.notes.append(f"{changed} transcript(s) changed since the earlier run: labelled again")
+    if on_total:
+        on_total(len(todo))
 
     pending: list[tuple[str, str | None, list[Passage]]] = []
     pending_n = 0
+    unreadable = 0  # files of `todo` that failed
+
+    def progress() -> None:
+        if on_progress:
+            on_progress(report.files_done + unreadable, report.passages)
 
     def flush() -> None:
         nonlocal pending, pending_n
@@ -435,8 +458,7 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
             journal.commit(source, _rows(source, ps, block), sha, settings)
             report.files_done += 1
             report.passages += len(ps)
-        if on_progress:
-            on_progress(report.files_done + report.files_skipped + len(report.failures), report.passages)
+        progress()
         pending, pending_n = [], 0
 
     for path, sha in todo:
@@ -449,9 +471,13 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
                                 .replace("  ", " "))
         except ReadError as exc:
             _fail(report, FileFailure(source, str(exc)), on_failure)
+            unreadable += 1
+            progress()
             continue
         except (OSError, ValueError) as exc:  # a reader bug or odd file must not sink the batch
             _fail(report, FileFailure(source, f"{source}: {type(exc).__name__}: {exc}"), on_failure)
+            unreadable += 1
+            progress()
             continue
         report.notes.extend(f"{source}: {note}" for note in transcript.notes)
         pending.append((source, sha, passages))
@@ -461,11 +487,13 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
     if pending:
         flush()
 
-    columns = PASSAGE_COLUMNS + ["label"] + [f"p_{lab}" for lab in labeler.labels] + ["confidence", "needs_review"]
+    row_ids = journal.has_row_ids()
+    columns = (PASSAGE_COLUMNS + ["label"] + [f"p_{lab}" for lab in labeler.labels] + ["confidence", "needs_review"]
+               + ([ROW_ID_COLUMN] if row_ids else []))
     record = {"settings": settings,
               "sources": {source: h.get("sha256") for source, h in journal.headers().items()}}
     _write_atomic(journal.iter_frames(), output, columns,
-                  _arrow_schema(labeler.labels) if output.suffix.lower() == ".parquet" else None)
+                  _arrow_schema(labeler.labels, row_ids) if output.suffix.lower() == ".parquet" else None)
     write_atomic(_record_path(output),
                  lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1), encoding="utf-8"))
     if summary is not None:

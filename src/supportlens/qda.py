@@ -942,12 +942,14 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
                     min_confidence: float = 0.0, model_uri: str = "", user: str = DEFAULT_USER,
                     text_column: str = "text", include_none: bool = False,
                     on_progress: Callable[[int, int], None] | None = None,
-                    on_failure: Callable[[Any], None] | None = None):
+                    on_failure: Callable[[Any], None] | None = None,
+                    on_total: Callable[[int], None] | None = None):
     """Label transcripts, or the text sources of one ``.qdpx`` project, into a ``.qdpx`` of suggestions.
 
     A project input is copied with suggestions added; transcript inputs (files, folders, globs)
     become a new project with one text source per transcript, named by file name. Passages are
-    made and scored exactly as by `supportlens.predict.predict_files`. Returns its `BatchReport`.
+    made and scored exactly as by `supportlens.predict.predict_files`, with progress counted as
+    there (files read, not inputs that name none). Returns its `BatchReport`.
     """
     from .predict import SPEAKER_CHOICES, BatchReport, FileFailure, passages_of
     from .read import expand_inputs, read_transcript
@@ -975,27 +977,37 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
 
     # (key naming the source in predictions, Transcript) per readable input
     transcripts: list[tuple[str, Transcript]] = []
+    unreadable = 0  # sources or files that were read and failed (progress counts them)
     if projects:
         project_path = projects[0]
-        for source in text_sources(open_project(project_path)):
+        project_sources = text_sources(open_project(project_path))
+        if on_total:
+            on_total(len(project_sources))
+        for source in project_sources:
             try:
                 transcripts.append((source.guid, source_transcript(source.name, source.text)))
             except ReadError as exc:
                 fail(source.name, f"{project_path}: source {source.name!r}: {exc.reason}")
+                unreadable += 1
     else:
         project_path = None
         paths, problems = expand_inputs(list(inputs))
         for given, reason in problems:
             fail(given, f"{given}: {reason}")
+        if on_total:
+            on_total(len(paths))
         names = Counter(p.name for p in paths)
         for path in paths:
             try:
                 transcript = read_transcript(path, text_column=text_column)
             except ReadError as exc:
                 fail(str(path), str(exc))
+                unreadable += 1
                 continue
             report.notes.extend(f"{path}: {note}" for note in transcript.notes)
             transcripts.append((path.name if names[path.name] == 1 else str(path), transcript))
+    if on_progress and unreadable:
+        on_progress(unreadable, 0)
 
     rows = []
     for key, transcript in transcripts:
@@ -1007,7 +1019,7 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
         report.files_done += 1
         report.passages += len(passages)
         if on_progress:
-            on_progress(report.files_done + len(report.failures), report.passages)
+            on_progress(report.files_done + unreadable, report.passages)
     predictions = pd.DataFrame(rows, columns=["source", "start", "end", "text", "label", "confidence"])
     sources = None if projects else {key: t.text for key, t in transcripts}
     exported = export_suggestions(project_path, predictions, sources, out_path, codebook, user=user,

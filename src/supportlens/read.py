@@ -16,7 +16,9 @@ on the format:
   one VTT/SRT cue become single spaces.) Offsets refer to this rendering, which is also the text
   exported to QDA software, so codings made on it line up there.
 * **csv / xlsx** -- one cue per non-empty row; ``Transcript.text`` is the row texts joined by
-  ``"\\n\\n"``.
+  ``"\\n\\n"``. A row's ``id`` cell (when the table has an ``id`` column) becomes
+  ``Cue.row_id`` and its ``speaker_role`` cell ``Cue.role``, so each row can be traced back and
+  its role need not be guessed.
 
 Speaker labels in txt/md/docx/Zoom-VTT/SRT are written as ``Name: text`` at the start of a line
 (optionally after a ``[hh:mm:ss]`` timestamp and inside Markdown bold/italics: ``**Name:**``). A
@@ -41,6 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".vtt", ".srt", ".csv", ".xlsx")
+# optional columns of a csv/xlsx transcript (matched like the text column: case and edge spaces
+# ignored): a row id to trace each passage back to its row, and the speaker's role, which the
+# coded-excerpt files already call speaker_role
+ID_COLUMN = "id"
+ROLE_COLUMN = "speaker_role"
 
 
 class ReadError(ValueError):
@@ -66,6 +73,8 @@ class Cue:
     end: int
     start_time: float | None = None  # seconds
     end_time: float | None = None
+    row_id: str | None = None  # csv/xlsx: the row's `ID_COLUMN` cell, carried into predictions
+    role: str | None = None  # csv/xlsx: the row's `ROLE_COLUMN` cell as written ("interviewer", ...)
 
 
 @dataclass
@@ -561,25 +570,28 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
         raise ReadError(path, f"no {text_column!r} column (columns: {columns}); "
                               "choose the text column with --text-column (text_column= from Python)")
     speaker_col = _find_column(frame.columns, speaker_column) if speaker_column else None
+    id_col = _find_column(frame.columns, ID_COLUMN)
+    role_col = _find_column(frame.columns, ROLE_COLUMN)
 
-    utterances: list[_Utterance] = []
+    def optional(row, column) -> str | None:
+        return (_cell(row[column]).strip() or None) if column is not None else None
+
+    parts: list[str] = []
+    cues: list[Cue] = []
+    pos = 0
     for _, row in frame.iterrows():
         body = _cell(row[text_col]).strip()
         if not body:
             continue
-        speaker = (_cell(row[speaker_col]).strip() or None) if speaker_col is not None else None
-        utterances.append(_Utterance(speaker, body))
-    if not utterances:
-        raise ReadError(path, f"empty file: no text in column {str(text_col)!r}")
-
-    parts, cues, pos = [], [], 0
-    for u in utterances:
         if parts:
             parts.append("\n\n")
             pos += 2
-        cues.append(Cue(u.speaker, u.text, pos, pos + len(u.text)))
-        parts.append(u.text)
-        pos += len(u.text)
+        cues.append(Cue(optional(row, speaker_col), body, pos, pos + len(body),
+                        row_id=optional(row, id_col), role=optional(row, role_col)))
+        parts.append(body)
+        pos += len(body)
+    if not cues:
+        raise ReadError(path, f"empty file: no text in column {str(text_col)!r}")
     return Transcript(str(path), "".join(parts), cues, fmt, encoding, notes)
 
 

@@ -5,7 +5,7 @@ The pipeline is three pure steps, each usable on its own:
 1. `merge_turns` joins consecutive cues of the same speaker into one turn (caption files cut a
    turn into one-sentence cues; a paragraph break inside a turn does not end it).
 2. `speaker_roles` marks which speaker is the interviewer: by name (`SpeakerRules`), or else by
-   who mostly asks questions.
+   who mostly asks questions. A role given with the text (a table's ``speaker_role`` column) wins.
 3. `split_long` cuts a turn that is over the token limit at sentence boundaries (pysbd), packing
    sentences greedily, and a single over-long sentence at word boundaries.
 
@@ -69,6 +69,7 @@ class Passage:
     end: int
     start_time: float | None = None
     end_time: float | None = None
+    row_id: str | None = None  # the id of the table row it comes from (csv/xlsx with an id column)
 
 
 def estimate_tokens(text: str) -> int:
@@ -85,7 +86,8 @@ def merge_turns(transcript: Transcript) -> list[Cue]:
     Cues are merged when only whitespace lies between them. A cue with no speaker in a transcript
     that has speakers continues the speaker before it (captions often name the speaker only when
     it changes). In a transcript without any speakers, paragraphs stay apart: cues merge only when
-    no blank line separates them (caption fragments of one paragraph).
+    no blank line separates them (caption fragments of one paragraph). A table row with an id is
+    never merged, so its passages keep that id, and cues with different given roles stay apart.
     """
     text = transcript.text
     turns: list[Cue] = []
@@ -97,12 +99,14 @@ def merge_turns(transcript: Transcript) -> list[Cue]:
             last = turns[-1]
             gap = text[last.end:cue.start]
             if (last.speaker == speaker and cue.start >= last.end and not gap.strip()
-                    and (speaker is not None or "\n\n" not in gap)):
+                    and (speaker is not None or "\n\n" not in gap)
+                    and last.row_id is None and cue.row_id is None and last.role == cue.role):
                 end_time = cue.end_time if cue.end_time is not None else last.end_time
                 turns[-1] = Cue(speaker, text[last.start:cue.end], last.start, cue.end,
-                                last.start_time, end_time)
+                                last.start_time, end_time, role=last.role)
                 continue
-        turns.append(Cue(speaker, cue.text, cue.start, cue.end, cue.start_time, cue.end_time))
+        turns.append(Cue(speaker, cue.text, cue.start, cue.end, cue.start_time, cue.end_time,
+                         row_id=cue.row_id, role=cue.role))
     return turns
 
 
@@ -242,20 +246,27 @@ def segment(transcript: Transcript, rules: SpeakerRules | None = None,
     """Passages of a transcript: one per turn, or several for a turn over `max_tokens`.
 
     `count_tokens` defaults to `estimate_tokens`; the predictor passes its tokenizer's count so
-    passages fit the model. Times of a passage come from the cues it overlaps.
+    passages fit the model. Times of a passage come from the cues it overlaps. A turn whose role
+    is given (a table's ``speaker_role`` cell) is the interviewer's when `rules` would take that
+    value for an interviewer's name ("interviewer", "moderator", ...), else a participant's
+    (``participant``, ``respondent``, ``document``, ...).
     """
     count_tokens = count_tokens or estimate_tokens
+    rules = rules or SpeakerRules()
     turns = merge_turns(transcript)
     roles = speaker_roles(turns, rules)
     cue_starts = [c.start for c in transcript.cues]
 
     passages: list[Passage] = []
     for turn in turns:
-        role = roles.get(turn.speaker, "participant") if turn.speaker is not None else "unknown"
+        if turn.role is not None:  # given with the text: interviewer if it names one, else participant
+            role = "interviewer" if rules.names_interviewer(turn.role) else "participant"
+        else:
+            role = roles.get(turn.speaker, "participant") if turn.speaker is not None else "unknown"
         for s, e in split_long(turn.text, turn.start, count_tokens, max_tokens):
             t0, t1 = _times(transcript.cues, cue_starts, s, e)
             passages.append(Passage(transcript.source, len(passages), turn.speaker, role,
-                                    transcript.text[s:e], s, e, t0, t1))
+                                    transcript.text[s:e], s, e, t0, t1, row_id=turn.row_id))
     return passages
 
 

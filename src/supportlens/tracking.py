@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import hashlib
 import importlib.metadata
+import logging
 import os
 import shutil
 import tempfile
@@ -37,11 +38,37 @@ def resolve_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+# Loggers whose INFO records are a store's housekeeping, news to nobody running `train`: creating
+# and migrating a new SQLite store's tables ("Creating initial MLflow database tables...",
+# alembic's "Running upgrade ..."). Nothing else logs there, so they stay at WARNING once set.
+_STORE_HOUSEKEEPING = ("mlflow.store.db", "alembic")
+# Where MLflow announces the experiment it creates on first use. The same logger later says
+# where to view a run on a tracking server, which is worth reading, so only setup() quiets it.
+_EXPERIMENT_NOTICE = "mlflow.tracking.fluent"
+
+
+def _raise_to_warning(names: tuple[str, ...]) -> list[logging.Logger]:
+    """Show only warnings and errors from these loggers; returns those changed (a level that a
+    user set on one is left as it is)."""
+    changed = [logging.getLogger(name) for name in names if logging.getLogger(name).level == logging.NOTSET]
+    for logger in changed:
+        logger.setLevel(logging.WARNING)
+    return changed
+
+
 def setup(uri: str | None = None, experiment: str | None = None) -> str:
+    """Point MLflow at the store (see `resolve_uri`) and the experiment, without MLflow's
+    first-run INFO notices (a new store's tables, a new experiment); warnings still show."""
     resolved = resolve_uri(uri)
+    _raise_to_warning(_STORE_HOUSEKEEPING)
     mlflow.set_tracking_uri(resolved)
     if experiment:
-        mlflow.set_experiment(experiment)
+        quieted = _raise_to_warning((_EXPERIMENT_NOTICE,))
+        try:
+            mlflow.set_experiment(experiment)
+        finally:
+            for logger in quieted:
+                logger.setLevel(logging.NOTSET)
     return resolved
 
 

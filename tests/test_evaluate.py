@@ -1,0 +1,49 @@
+"""Evaluating a saved model on a coded file: blank codes of a coding sheet, unknown codes."""
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from supportlens.cli import app
+from supportlens.dataset import DataError
+from supportlens.evaluate import evaluate_file
+
+from conftest import make_rows
+
+runner = CliRunner()
+
+
+def _sheet(tmp_path, codes):
+    """A coding sheet as `supportlens next` writes it, with the coder's codes filled in."""
+    rows = make_rows(3, 1)[: len(codes)]
+    sheet = pd.DataFrame({"id": [r["id"] for r in rows], "source": [r["interview_id"] + ".txt" for r in rows],
+                          "passage_index": range(len(rows)), "start": 0, "end": 1, "speaker": "P1",
+                          "text": [r["text"] for r in rows], "suggested_code": [r["label"] for r in rows],
+                          "confidence": 0.5, "code": codes, "notes": ""})
+    path = tmp_path / "sheet.csv"
+    sheet.to_csv(path, index=False)
+    return path
+
+
+def test_blank_codes_of_a_sheet_are_skipped_with_a_note(model_dir, tmp_path):
+    path = _sheet(tmp_path, ["push", "", "co_creation", "none", "", "pull"])
+    result = evaluate_file(str(model_dir), str(path), log_run=False)
+    assert result.metrics["n"] == 4
+    assert result.notes == ["2 rows with no code in 'code' skipped (not coded yet): rows 3, 6"]
+
+
+def test_a_code_not_in_the_codebook_is_still_an_error_naming_its_row(model_dir, tmp_path):
+    path = _sheet(tmp_path, ["push", "", "sort of pull"])
+    with pytest.raises(DataError, match=r"unknown label in field 'code': 'sort of pull' \(rows 4\)"):
+        evaluate_file(str(model_dir), str(path), log_run=False)
+
+
+def test_cli_evaluate_a_partly_filled_sheet(model_dir, tmp_path):
+    path = _sheet(tmp_path, ["push", "", "co_creation", "none"])
+    result = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(path), "--no-log"])
+    assert result.exit_code == 0, result.output
+    assert "note: 1 row with no code in 'code' skipped (not coded yet): rows 3" in result.output
+    assert "(n=3)" in result.output
+    unknown = _sheet(tmp_path, ["push", "maybe"])
+    bad = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(unknown), "--no-log"])
+    assert bad.exit_code == 2 and "'maybe' (rows 3)" in bad.output
