@@ -11,8 +11,13 @@
 4. The --fast re-check margin: share of passages re-scored in fp32 and of labels changed.
 5. Scaling: ``predict_files`` over N transcripts made by repeating the samples (N = 100, 300,
    1000 by default), each in a fresh process: wall time and peak memory.
+6. With ``--student-model`` (the same model with a distilled --fast student, from
+   experiments/distil_student.py), one more path: ``--fast`` through the student cascade.
 
     python experiments/bench_predict.py --model outputs/<run_id> --out experiments/results/predict_bench
+
+``--rerun NAME`` runs only the throughput worker and records it under NAME in the existing results
+(for a rerun on a quieter machine, or with a student added).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 
 PATHS = ("pipeline", "torch_fp32", "torch_fast", "onnx_fp32", "onnx_fast")
+STUDENT_PATH = "onnx_student"
 TITLES = {
+    STUDENT_PATH: "supportlens `--fast` with a distilled 3-layer student (int8), unsure passages to the full model",
     "pipeline": "transformers `pipeline(\"text-classification\")`, defaults",
     "torch_fp32": "supportlens, torch fp32",
     "torch_fast": "supportlens `--fast`, torch int8 + fp32 re-check",
@@ -50,7 +57,11 @@ def bench_texts(n_passages: int) -> list[str]:
     return texts[:n_passages]
 
 
-def make_scorer(path: str, model_dir: str):
+def paths_for(student_dir: str | None) -> tuple[str, ...]:
+    return PATHS + ((STUDENT_PATH,) if student_dir else ())
+
+
+def make_scorer(path: str, model_dir: str, student_dir: str | None = None):
     """A function texts -> labels for one path, plus the Labeler (None for the pipeline)."""
     import numpy as np
 
@@ -63,13 +74,16 @@ def make_scorer(path: str, model_dir: str):
         hf_dir = str(Path(model_dir) / "hf")
         pipe = pipeline("text-classification", model=hf_dir, tokenizer=hf_dir, device=-1)
         return (lambda texts: np.array([r["label"] for r in pipe(texts)])), None
+    if path == STUDENT_PATH:
+        path, model_dir = "onnx_fast", student_dir
     runtime, mode = path.split("_")
     labeler = Labeler(load_classifier(model_dir), fast=mode == "fast", runtime=runtime)
     assert labeler.runtime == runtime, f"{path}: asked for {runtime}, got {labeler.runtime}"
     return (lambda texts: labeler.score(texts)["label"].to_numpy()), labeler
 
 
-def throughput(model_dir: str, n_passages: int, chunks: int, threads: int = 0) -> dict:
+def throughput(model_dir: str, n_passages: int, chunks: int, threads: int = 0,
+               student_dir: str | None = None) -> dict:
     """Passages/s (wall) and CPU-seconds per path. With ``threads=1`` every path runs on one
     thread, so CPU-seconds measure the work each path does whatever else loads the machine."""
     import numpy as np
@@ -80,22 +94,24 @@ def throughput(model_dir: str, n_passages: int, chunks: int, threads: int = 0) -
     texts = bench_texts(n_passages)
     out: dict = {"passages": len(texts), "threads": torch.get_num_threads(), "chunks": chunks}
     scorers = {}
-    for path in PATHS:
-        scorers[path] = make_scorer(path, model_dir)
+    paths = paths_for(student_dir)
+    for path in paths:
+        scorers[path] = make_scorer(path, model_dir, student_dir)
         scorers[path][0](texts[:32])  # warm-up
     bounds = np.linspace(0, len(texts), chunks + 1).astype(int)
-    seconds = dict.fromkeys(PATHS, 0.0)
-    cpu = dict.fromkeys(PATHS, 0.0)
-    labels: dict[str, list] = {p: [] for p in PATHS}
+    seconds = dict.fromkeys(paths, 0.0)
+    cpu = dict.fromkeys(paths, 0.0)
+    labels: dict[str, list] = {p: [] for p in paths}
     for k in range(chunks):
         part = texts[bounds[k]:bounds[k + 1]]
-        for path in PATHS[k % len(PATHS):] + PATHS[:k % len(PATHS)]:  # rotate who goes first
+        for path in paths[k % len(paths):] + paths[:k % len(paths)]:  # rotate who goes first
             started, cpu_started = time.perf_counter(), time.process_time()
             labels[path].append(scorers[path][0](part))
             seconds[path] += time.perf_counter() - started
             cpu[path] += time.process_time() - cpu_started
     labels = {p: np.concatenate(v) for p, v in labels.items()}
-    for path in PATHS:
+    out["paths"] = list(paths)
+    for path in paths:
         out[path] = {
             "per_s": len(texts) / seconds[path],
             "seconds": seconds[path],
@@ -107,7 +123,11 @@ def throughput(model_dir: str, n_passages: int, chunks: int, threads: int = 0) -
         }
         labeler = scorers[path][1]
         if labeler is not None and getattr(labeler.model, "fast_", False):
-            out[path]["rechecked_last_chunk"] = int(labeler.model.last_rechecked_)
+            out[path]["rechecked_last_chunk"] = int(getattr(labeler.model, "last_rechecked_", 0))
+        if path == STUDENT_PATH:
+            out[path]["student_gate"] = labeler.model.student_report_.gate
+            out[path]["to_full_model_last_chunk"] = int(labeler.model.last_student_rescored_)
+            out[path]["last_chunk"] = len(part)
     out["margins"] = margin_sweep(scorers["onnx_fast"][1].model, texts)
     return out
 
@@ -235,6 +255,25 @@ def report_lines(result: dict) -> list[str]:
         for r in result["scaling"]:
             lines.append(f"| {r['files']} | {r['passages']} | {r['seconds']:.0f} | {r['passages_per_s']:.1f} | "
                          f"{r['peak_memory_mb']:.0f} |")
+    for name, rerun in result.get("reruns", {}).items():
+        lines += ["", *rerun_lines(name, rerun)]
+    return lines
+
+
+def rerun_lines(name: str, rerun: dict) -> list[str]:
+    t = rerun["throughput"]
+    lines = [f"Rerun `{name}` ({rerun['date']}, {rerun['machine']}; {t['passages']} passages, "
+             f"{t['chunks']} interleaved chunks): {rerun['note']}", "",
+             "| path | passages/s | vs pipeline | labels changed vs pipeline | vs torch fp32 |",
+             "|---|---|---|---|---|"]
+    for path in t.get("paths", PATHS):
+        r = t[path]
+        lines.append(f"| {TITLES[path]} | {r['per_s']:.1f} | {r['speedup_vs_pipeline']:.2f}× | "
+                     f"{r['labels_changed_vs_pipeline']:.2%} | {r['labels_changed_vs_torch_fp32']:.2%} |")
+    if STUDENT_PATH in t:
+        r = t[STUDENT_PATH]
+        lines += ["", f"Student gate {r['student_gate']:.2f}: in the last chunk it left "
+                  f"{r['to_full_model_last_chunk']} of {r['last_chunk']} passages to the full model."]
     return lines
 
 
@@ -250,10 +289,13 @@ def main() -> None:
     parser.add_argument("--path", choices=PATHS)
     parser.add_argument("--threads", type=int, default=0, help="throughput worker: torch/ONNX threads (0: default)")
     parser.add_argument("--n", type=int, default=0)
+    parser.add_argument("--student-model", help="the same model with a --fast student (experiments/distil_student.py)")
+    parser.add_argument("--rerun", help="run only the throughput worker; record it under this name")
+    parser.add_argument("--rerun-note", default="", help="--rerun: what the rerun is, for the report")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.worker == "throughput":
-        print(json.dumps(throughput(args.model, args.passages, args.chunks, args.threads)))
+        print(json.dumps(throughput(args.model, args.passages, args.chunks, args.threads, args.student_model)))
         return
     if args.worker == "memory":
         print(json.dumps(memory_worker(args.model, args.path, args.passages)))
@@ -275,6 +317,24 @@ def main() -> None:
 
     from harness import machine
 
+    out = Path(args.out)
+    if args.rerun:
+        result = json.loads(out.with_suffix(".json").read_text())
+        extra = ("--student-model", args.student_model) if args.student_model else ()
+        rerun = run("--worker", "throughput", *extra)
+        result.setdefault("reruns", {})[args.rerun] = {
+            "note": args.rerun_note, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+            "model": args.model, "student_model": args.student_model, "throughput": rerun}
+        out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+        block = rerun_lines(args.rerun, result["reruns"][args.rerun])
+        report = out.with_suffix(".md").read_text()  # keeps the hand-written notes of earlier runs
+        start, end = f"<!-- rerun {args.rerun} -->", f"<!-- /rerun {args.rerun} -->"
+        if start in report:
+            report = report[:report.index(start)].rstrip("\n") + report[report.index(end) + len(end):]
+        out.with_suffix(".md").write_text(report.rstrip("\n") + "\n\n" + "\n".join([start, *block, end]) + "\n")
+        print("\n".join(block))
+        return
+
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "model": args.model,
               "load_note": args.load_note}
     result["first_use"] = run("--worker", "first_use")  # on a copy: the model folder's own cache stays
@@ -288,7 +348,6 @@ def main() -> None:
         row = run("--worker", "scaling", "--n", str(n))
         result["scaling"].append(row)
         print(json.dumps(row), file=sys.stderr)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     lines = report_lines(result)

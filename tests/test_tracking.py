@@ -31,3 +31,26 @@ def test_a_first_run_shows_no_store_housekeeping_but_warnings_still_show(trackin
     assert "WARNING a real problem" in collect.messages
     # the logger that later links to a run on a tracking server is left as it was
     assert logging.getLogger("mlflow.tracking.fluent").level == logging.NOTSET
+
+
+def test_logging_the_training_data_shows_no_source_notice_and_records_the_digest(tracking_uri, tmp_path):
+    import warnings
+
+    import mlflow
+    import pandas as pd
+
+    source = tmp_path / "coded.jsonl"
+    source.write_text("{}\n", encoding="utf-8")
+    frame = pd.DataFrame({"id": ["a", "b"], "text": ["we trained them", "they asked us"],
+                          "label": ["push", "pull"]})
+    tracking.setup(tracking_uri, "datasets")
+    with tracking.run("data"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tracking.log_training_data(frame, str(source), "coded", "abc123")
+        run_id = tracking.active_run_id()
+    assert [str(w.message) for w in caught if "interpreted in multiple ways" in str(w.message)] == []
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["data_digest_training"] == "abc123"
+    inputs = run.inputs.dataset_inputs
+    assert [i.dataset.name for i in inputs] == ["coded"]
+    assert str(source) in inputs[0].dataset.source

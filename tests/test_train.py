@@ -53,6 +53,10 @@ def test_train_tfidf_tracks_everything(coded_file, tracking_uri, codebook):
     assert set(out["label"]) <= set(codebook.labels)
     assert out[["p_push", "p_pull", "p_co_creation", "p_none"]].sum(axis=1).round(6).eq(1).all()
     assert pyfunc.metadata.signature is not None
+    # logged from code (supportlens' own source), not as a pickled object
+    logged = Path(mlflow.artifacts.download_artifacts(result.model_uri))
+    assert not list(logged.rglob("*.pkl"))
+    assert (logged / "pyfunc_entry.py").is_file() and (logged / "code" / "supportlens").is_dir()
     # no interview in two splits
     preds = pd.read_csv(a / "evaluation/test/predictions.csv")
     val = pd.read_csv(a / "evaluation/validation/predictions.csv")
@@ -116,6 +120,22 @@ def test_finetune_end_to_end_with_tiny_bert(coded_file, tracking_uri, tiny_bert)
     assert run.data.params["model.kind"] == "finetune"
     out = mlflow.pyfunc.load_model(result.model_uri).predict(pd.DataFrame({"text": ["we trained them"]}))
     assert out.shape[0] == 1
+
+
+def test_finetune_with_a_fast_student_logs_it_and_describes_it(coded_file, tracking_uri, tiny_bert):
+    cfg = load_config(None, fast_overrides(tiny_bert, kind="finetune") + [
+        f"data.path={coded_file}", "train.student_layers=1", "train.student_epochs=1"])
+    result = train(cfg, log=lambda m: None)
+    metrics = mlflow.get_run(result.run_id).data.metrics
+    assert metrics["student_layers"] == 1.0 and 0.0 <= metrics["student_val_changed"] <= 0.005
+    assert 0.0 <= metrics["student_val_rescored"] <= 1.0
+    report = json.loads((result.model_dir / "student" / "report.json").read_text())
+    assert [row["gate"] for row in report["gates"]][:3] == [0.0, 0.05, 0.1]
+    card = (result.model_dir / "MODEL_CARD.md").read_text()
+    assert "distilled student (teacher layers [1]" in card and f"within {report['gate']:.2f}" in card
+    # the logged model carries the student, and --fast finds it there
+    logged = load_classifier(fetch_model_dir(result.model_uri))
+    assert logged.has_student() and logged.student_report_.gate == report["gate"]
 
 
 def test_untracked_training_writes_model_folder(coded_file, tmp_path, monkeypatch):

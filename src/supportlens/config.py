@@ -158,10 +158,19 @@ class TrainConfig:
     freeze_layers: int = 0  # also freeze the lowest N transformer layers
     grad_clip: float = 1.0
     threads: int = 0  # 0 = all physical cores
+    # --fast: distil a smaller student (this many layers; 0 = none) whose unsure passages go to the
+    # full model; its gate keeps the share of labels it changes on validation under student_max_changed
+    student_layers: int = 0
+    student_epochs: int = 3
+    student_max_changed: float = 0.005
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("train.epochs and train.batch_size must be at least 1")
+        if self.student_layers < 0 or self.student_epochs < 1:
+            raise ConfigError("train.student_layers must be 0 (no student) or more, train.student_epochs at least 1")
+        if not 0.0 <= self.student_max_changed < 1.0:
+            raise ConfigError(f"train.student_max_changed must be in [0, 1), got {self.student_max_changed}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
 

@@ -16,7 +16,8 @@ def _fmt(value: float) -> str:
 
 def render_model_card(cfg: Config, codebook: Codebook, data: CodedData, test: Evaluation,
                       val: Evaluation, cv_metrics: dict[str, float], run_info: dict[str, Any],
-                      threshold: float, temperature: float) -> str:
+                      threshold: float, temperature: float, student: Any = None) -> str:
+    """``student``: the model's distil.StudentReport when it has a ``--fast`` student."""
     m = test.metrics
     per_code = "\n".join(
         f"| {r.code} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.f1)} | {r.support} |"
@@ -29,6 +30,15 @@ def render_model_card(cfg: Config, codebook: Codebook, data: CodedData, test: Ev
         cv_line = (f"\nGrouped cross-validation: macro-F1 {_fmt(cv_metrics['cv_macro_f1_mean'])} ± "
                    f"{_fmt(cv_metrics['cv_macro_f1_sd'])}, Cohen's κ {_fmt(cv_metrics['cv_kappa_mean'])} ± "
                    f"{_fmt(cv_metrics['cv_kappa_sd'])}.\n")
+    student_line = ""
+    if student is not None:
+        student_line = (f"\n- `predict --fast` scores with a distilled student (teacher layers {student.layers}, "
+                        f"{student.texts} distillation texts) "
+                        f"and sends passages whose top two probabilities lie within {student.gate:.2f} to this model")
+        if student.val_changed is not None:
+            student_line += (f"; on {student.val_passages} validation passages that sent "
+                             f"{student.val_rescored:.0%} to this model and changed "
+                             f"{student.val_changed:.2%} of labels")
     authored = "starter.jsonl" in str(data.report.path)
     provenance = (
         "The bundled starter corpus: **authored, illustrative excerpts written for supportlens, not "
@@ -50,7 +60,7 @@ without checking agreement on a coded sample first.
 - probabilities calibrated by temperature scaling on validation interviews (T = {temperature:.2f})
 - passages with confidence below **{threshold:.3f}** are flagged `needs_review`; this threshold
   reached precision ≥ {cfg.calibration.target_precision:.2f} on the validation interviews
-- run: `{run_info.get('run_id')}`; seed {cfg.seed}; training time {run_info.get('train_seconds', 0):.1f}s
+- run: `{run_info.get('run_id')}`; seed {cfg.seed}; training time {run_info.get('train_seconds', 0):.1f}s{student_line}
 
 ## Training data
 {provenance}

@@ -96,10 +96,16 @@ def set_tags(tags: dict[str, Any]) -> None:
 def log_training_data(frame: pd.DataFrame, source: str, name: str, digest: str,
                       context: str = "training") -> None:
     """Log the coded excerpts as an MLflow dataset (with its digest) and tag our own digest."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.pandas_dataset import from_pandas
 
     columns = [c for c in ("id", "group", "speaker", "text", "label") if c in frame.columns]
-    dataset = from_pandas(frame[columns], source=str(source), name=name, targets="label")
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source class twice and warns, on every run, that a path
+        # "can be interpreted in multiple ways" between the two identical candidates
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
+        resolved = resolve_dataset_source(str(source))
+    dataset = from_pandas(frame[columns], source=resolved, name=name, targets="label")
     mlflow.log_input(dataset, context=context)
     set_tags({f"data_digest_{context}": digest})
 
@@ -187,15 +193,20 @@ def log_model(model_dir: str | Path, example_texts: list[str]) -> Any:
     example = pd.DataFrame({"text": example_texts[:3]})
     output = predictions_frame(model, example["text"].tolist(), float(model.meta_.get("review_threshold", 0.0)))
     signature = infer_signature(example, output)
-    return mlflow.pyfunc.log_model(
-        name=MODEL_ARTIFACT,
-        python_model=SupportlensModel(),
-        artifacts={"model_dir": str(model_dir)},
-        code_paths=[str(_PACKAGE_DIR)],
-        signature=signature,
-        input_example=example,
-        pip_requirements=_pip_requirements(),
-    )
+    quieted = _raise_to_warning(("mlflow.pyfunc",))  # its INFO "Validating input example ..." on every run
+    try:
+        return mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=str(_PACKAGE_DIR / "pyfunc_entry.py"),  # from code: no pickled object to trust
+            artifacts={"model_dir": str(model_dir)},
+            code_paths=[str(_PACKAGE_DIR)],
+            signature=signature,
+            input_example=example,
+            pip_requirements=_pip_requirements(),
+        )
+    finally:
+        for logger in quieted:
+            logger.setLevel(logging.NOTSET)
 
 
 def register(model_uri: str, name: str, alias: str | None) -> Any:

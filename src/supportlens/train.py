@@ -72,6 +72,8 @@ def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
     """Grouped k-fold CV: per fold, an inner grouped validation split for early stopping and
     calibration. Returns mean/sd metrics and the out-of-fold predictions."""
     y, groups = frame["label"].to_numpy(dtype=object), frame["group"].to_numpy()
+    # a --fast student changes no CV figure (it serves the final model's scoring): skip it per fold
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, student_layers=0))
     oof = np.zeros((len(frame), len(labels)))
     fold_metrics = []
     for fold, (train_idx, test_idx) in enumerate(grouped_folds(y, groups, k, cfg.seed), start=1):
@@ -170,6 +172,11 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
         model, threshold, seconds = fit_and_calibrate(cfg, labels, frame, split.train, split.val)
         log(f"trained in {seconds:.1f}s; temperature {model.temperature_:.2f}; "
             f"review below confidence {threshold:.2f}")
+        student = student_metrics(model)
+        if student.get("student_val_rescored") is not None:
+            log(f"--fast student: {student['student_layers']:.0f} layers, gate {student['student_gate']:.2f}; on "
+                f"validation it leaves {student['student_val_rescored']:.0%} of passages to the full model and "
+                f"changes {student['student_val_changed']:.2%} of labels")
         val = _evaluate(model, frame, split.val, "validation", threshold)
         test = _evaluate(model, frame, split.test, "test", threshold)
         cv_metrics: dict[str, float] = {}
@@ -196,6 +203,17 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
                        split_sizes=split.sizes(), train_seconds=seconds, review_threshold=threshold,
                        temperature=model.temperature_, cv=cv_metrics, data=data,
                        registered_version=version)
+
+
+def student_metrics(model: TextClassifier) -> dict[str, float]:
+    """The --fast student's size, gate and validation figures, if the model has one."""
+    report = getattr(model, "student_report_", None)
+    if report is None:
+        return {}
+    values = {"student_layers": len(report.layers), "student_gate": report.gate,
+              "student_seconds": report.seconds, "student_val_agreement": report.val_agreement,
+              "student_val_rescored": report.val_rescored, "student_val_changed": report.val_changed}
+    return {k: float(v) for k, v in values.items() if v is not None}
 
 
 def _evaluate(model: TextClassifier, frame: pd.DataFrame, idx: np.ndarray, name: str, threshold: float) -> Evaluation:
@@ -251,7 +269,7 @@ def _save(model: TextClassifier, cfg: Config, codebook: Codebook, data: CodedDat
     model.save(model_dir, extra=extra)
     codebook.save(model_dir / "codebook.yaml")
     card = render_model_card(cfg, codebook, data, test, val, cv_metrics, run_info, threshold,
-                             model.temperature_)
+                             model.temperature_, getattr(model, "student_report_", None))
     (model_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     return model_dir
 
@@ -265,7 +283,8 @@ def _log_outputs(model: TextClassifier, val: Evaluation, test: Evaluation, cv_me
         tracking.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=step)
     tracking.log_metrics({**test.flat_metrics(), **val.flat_metrics("val"), **cv_metrics,
                           "train_seconds": seconds, "review_threshold": threshold,
-                          "temperature": model.temperature_, "peak_memory_mb": peak_memory_mb()})
+                          "temperature": model.temperature_, "peak_memory_mb": peak_memory_mb(),
+                          **student_metrics(model)})
     for evaluation in (val, test):
         out = tmp / evaluation.name
         evaluation.write(out)

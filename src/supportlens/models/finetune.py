@@ -8,6 +8,7 @@ validation macro-F1), and the loop stays deterministic for a given seed.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import os
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from . import distil
 from .base import ModelLoadError, TextClassifier, softmax
 from .encoders import batched_apply, resolve_pretrained, set_threads
 from .onnx_runtime import OnnxEngine, OnnxUnavailable
@@ -27,6 +29,8 @@ log = logging.getLogger("supportlens")
 
 RUNTIMES = ("auto", "onnx", "torch")
 RECHECK_MARGIN = 0.2  # fast mode: re-score in fp32 when the top two probabilities are this close
+STUDENT_DIR = "student"  # in a model folder: the distilled --fast student, if one was trained
+STUDENT_REPORT = "report.json"
 
 
 def seed_everything(seed: int) -> None:
@@ -62,7 +66,8 @@ class FineTuneClassifier(TextClassifier):
                  class_weighted: bool = True, label_smoothing: float = 0.1,
                  freeze_embeddings: bool = True, freeze_layers: int = 0, grad_clip: float = 1.0,
                  threads: int = 0, allow_download: bool = False, seed: int = 13, device: str = "cpu",
-                 predict_batch_size: int = 16, runtime: str = "auto"):
+                 predict_batch_size: int = 16, runtime: str = "auto", student_layers: int = 0,
+                 student_epochs: int = 3, student_max_changed: float = 0.005):
         self.labels = labels
         self.pretrained = pretrained
         self.max_length = max_length
@@ -84,6 +89,9 @@ class FineTuneClassifier(TextClassifier):
         self.device = device
         self.predict_batch_size = predict_batch_size
         self.runtime = runtime
+        self.student_layers = student_layers  # >0: also distil a student with this many layers for --fast
+        self.student_epochs = student_epochs
+        self.student_max_changed = student_max_changed  # the gate keeps changed labels under this share
 
     # -- building ---------------------------------------------------------------------------
     def _build(self):
@@ -142,6 +150,7 @@ class FineTuneClassifier(TextClassifier):
         seed_everything(self.seed)
         # new weights: neither a cached ONNX graph nor an earlier int8 copy applies
         self.model_dir_, self.runtime_, self.fast_model_ = None, None, None
+        self._drop_student()
         self.tokenizer_, self.model_ = self._build()
         model = self.model_.to(self.device)
         self._freeze(model)
@@ -203,17 +212,123 @@ class FineTuneClassifier(TextClassifier):
         if best_state is not None:
             model.load_state_dict(best_state)  # keep the best checkpoint, not the last
         model.eval()
+        if self.student_layers:
+            self.fit_student(X, X_val)
+
+    # -- the --fast student -----------------------------------------------------------------
+    def fit_student(self, X, X_val=None, per_text: float = 2.5) -> "FineTuneClassifier":
+        """Distil a student with ``student_layers`` layers from this (fitted) model.
+
+        ``X``: texts to distil on (no labels needed: the student learns this model's logits).
+        ``X_val``: passages the student does not see, on which its gate margin is chosen
+        (models/distil.py); without them the gate is :data:`distil.DEFAULT_GATE`.
+        ``per_text``: variations (sentences, sentence pairs) added per text of ``X``."""
+        started = time.perf_counter()
+        self.use_runtime()
+        texts = distil.distillation_texts(list(X), self.seed, per_text)
+        teacher_logits = self._score(texts, False)
+        seed_everything(self.seed)
+        student, keep = distil.student_of(self.model_, self.student_layers or 3)
+        history = distil.distil(student.to("cpu"), self.tokenizer_, texts, teacher_logits, self.max_length,
+                                epochs=self.student_epochs, seed=self.seed)
+        report = distil.StudentReport(layers=keep, texts=len(texts), seconds=0.0, gate=distil.DEFAULT_GATE,
+                                      target_changed=self.student_max_changed, history=history)
+        self._drop_student()
+        self.student_, self.student_report_ = student, report
+        if X_val is not None and len(X_val):
+            self.gate_student(X_val)
+        report.seconds = time.perf_counter() - started
+        return self
+
+    def gate_student(self, X_val) -> distil.StudentReport:
+        """Choose the student's gate margin on passages it never saw; returns the updated report.
+
+        The passages are extended by their sentences and sentence pairs (more of them, and of the
+        lengths predict meets) and the student scores them in int8, as ``--fast`` runs it; the
+        gate is the smallest margin whose share of labels changed against this model stays
+        within ``student_max_changed``."""
+        if not self.has_student():
+            raise ValueError("this model has no student: fit_student first")
+        self.use_runtime()
+        self._load_student()
+        report = self.student_report_
+        X_val = distil.distillation_texts(list(X_val), self.seed + 1)
+        ours = self._student_torch_logits(_quantized(self.student_), X_val)
+        theirs = self._score(X_val, False)
+        report.target_changed = self.student_max_changed
+        report.gate = distil.choose_gate(ours, theirs, self.student_max_changed)
+        report.val_passages = len(X_val)
+        report.val_agreement = float((ours.argmax(1) == theirs.argmax(1)).mean())
+        report.val_rescored, report.val_changed = distil.gate_effect(ours, theirs, report.gate)
+        report.gates = distil.gate_table(ours, theirs)
+        return report
+
+    def _drop_student(self) -> None:
+        self.student_, self.student_report_, self.student_dir_ = None, None, None
+        self.student_onnx_, self.fast_student_ = None, None
+
+    def has_student(self) -> bool:
+        return getattr(self, "student_report_", None) is not None
+
+    def _student_torch_logits(self, student, X: list[str]) -> np.ndarray:
+        return batched_apply(student, self.tokenizer_, X, self.predict_batch_size, self.max_length,
+                             lambda m, b: m(**b).logits, device="cpu")
+
+    def _load_student(self) -> None:
+        """The student's weights, from the model folder unless already in memory."""
+        if getattr(self, "student_", None) is None:
+            from transformers import AutoModelForSequenceClassification
+
+            self.student_ = AutoModelForSequenceClassification.from_pretrained(self.student_dir_ / "hf").eval()
+
+    def _prepare_student(self) -> None:
+        """Load the saved student (if not in memory) and open its int8 engine."""
+        self._load_student()
+        if self.student_onnx_ is not None or self.fast_student_ is not None:
+            return
+        if getattr(self, "onnx_", None) is not None and self.student_dir_ is not None:
+            try:
+                engine = OnnxEngine.for_model(self.student_, self.tokenizer_, self.student_dir_,
+                                              self.max_length, torch.get_num_threads())
+                engine.enable_int8()
+                self.student_onnx_ = engine
+                return
+            except OnnxUnavailable as exc:
+                log.warning("fast mode scores its student with torch int8, not ONNX Runtime: %s", exc)
+        self.fast_student_ = _quantized(self.student_)
+
+    def _student_scores(self, X: list[str]) -> np.ndarray:
+        if self.student_onnx_ is not None:
+            return self.student_onnx_.logits(self.tokenizer_, X, self.predict_batch_size, self.max_length,
+                                             int8=True)
+        return self._student_torch_logits(self.fast_student_, X)
 
     # -- inference --------------------------------------------------------------------------
     def _logits(self, X: list[str]) -> np.ndarray:
         self.use_runtime()
         quick = getattr(self, "fast_", False) and self.device == "cpu"
+        if quick and len(X) and self.has_student():
+            return self._cascade_logits(X)
+        return self._fast_or_full(X, quick)
+
+    def _fast_or_full(self, X: list[str], quick: bool) -> np.ndarray:
+        """fp32 logits, or (``quick``) int8 logits with near-ties re-scored in fp32."""
         logits = self._score(X, quick).astype(np.float64)
         if quick and len(X):
             close = self._near_ties(logits)
             self.last_rechecked_ = len(close)
             if len(close):
                 logits[close] = self._score([X[i] for i in close], False)
+        return logits
+
+    def _cascade_logits(self, X: list[str]) -> np.ndarray:
+        """The student (int8) scores every passage; the teacher's fast path those it is unsure of."""
+        self._prepare_student()
+        logits = self._student_scores(X).astype(np.float64)
+        unsure = np.flatnonzero(distil.margins(logits) < self.student_report_.gate)
+        self.last_student_rescored_ = len(unsure)
+        if len(unsure):
+            logits[unsure] = self._fast_or_full([X[i] for i in unsure], True)
         return logits
 
     def _score(self, X: list[str], int8: bool) -> np.ndarray:
@@ -302,18 +417,17 @@ class FineTuneClassifier(TextClassifier):
                 log.warning("fast mode uses torch int8, not ONNX Runtime: %s", exc)
                 self.runtime_, self.onnx_ = "torch", None
         if getattr(self, "fast_model_", None) is None:
-            import warnings
-
-            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch's notice that eager quantisation moves to torchao
-                self.fast_model_ = quantize_dynamic(copy.deepcopy(self.model_),
-                                                    {torch.nn.Linear: per_channel_dynamic_qconfig})
+            self.fast_model_ = _quantized(self.model_)
 
     def _save(self, path: Path) -> None:
         self.model_.save_pretrained(path / "hf")
         self.tokenizer_.save_pretrained(path / "hf")
+        if self.has_student():
+            self._load_student()  # a loaded model reads its student only when needed
+            self.student_.save_pretrained(path / STUDENT_DIR / "hf")
+            self.tokenizer_.save_pretrained(path / STUDENT_DIR / "hf")
+            (path / STUDENT_DIR / STUDENT_REPORT).write_text(
+                json.dumps(self.student_report_.to_dict(), indent=2), encoding="utf-8")
 
     def _load(self, path: Path) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -323,3 +437,19 @@ class FineTuneClassifier(TextClassifier):
         self.model_.eval()
         self.model_dir_ = path  # where the ONNX graph of these weights is cached
         self.runtime_ = None
+        self._drop_student()
+        report = path / STUDENT_DIR / STUDENT_REPORT
+        if report.is_file():  # the student itself loads on first --fast use
+            self.student_report_ = distil.StudentReport(**json.loads(report.read_text(encoding="utf-8")))
+            self.student_dir_ = path / STUDENT_DIR
+
+
+def _quantized(model):
+    """torch's dynamic int8 copy of ``model`` (every Linear, one scale per output channel)."""
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notice that eager quantisation moves to torchao
+        return quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear: per_channel_dynamic_qconfig})
