@@ -122,6 +122,19 @@ def test_table_rows_with_ids_stay_passages_of_their_own_with_the_given_role():
     assert_invariants(t, passages)
 
 
+def test_table_rows_are_one_passage_each_even_without_ids():
+    rows = transcript([("Dana", "We asked the county."), ("Dana", "Then we planned it together."),
+                       (None, "And we kept meeting.")])
+    rows.format = "csv"
+    passages = segment(rows)
+    assert [(p.speaker, p.text) for p in passages] == [("Dana", "We asked the county."),
+                                                       ("Dana", "Then we planned it together."),
+                                                       ("Dana", "And we kept meeting.")]  # blank cell: same speaker
+    assert_invariants(rows, passages)
+    rows.format = "txt"  # the same cues as paragraphs of a text file form one turn
+    assert len(segment(rows)) == 1
+
+
 def test_text_between_cues_prevents_merging():
     text = "Dana: One.\nNOTE\nDana: Two."
     t = Transcript("m.txt", text, [Cue("Dana", "One.", 6, 10), Cue("Dana", "Two.", 22, 26)], "txt")

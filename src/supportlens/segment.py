@@ -80,22 +80,28 @@ def estimate_tokens(text: str) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+TABLE_FORMATS = ("csv", "xlsx")  # one passage per row, as the user laid them out
+
+
 def merge_turns(transcript: Transcript) -> list[Cue]:
     """Merge consecutive cues of one speaker into turns.
 
     Cues are merged when only whitespace lies between them. A cue with no speaker in a transcript
     that has speakers continues the speaker before it (captions often name the speaker only when
     it changes). In a transcript without any speakers, paragraphs stay apart: cues merge only when
-    no blank line separates them (caption fragments of one paragraph). A table row with an id is
-    never merged, so its passages keep that id, and cues with different given roles stay apart.
+    no blank line separates them (caption fragments of one paragraph). A row of a table
+    (csv/xlsx) is never merged: the table says one passage per row, so each row keeps its own
+    label (and its id and given role, if it has them); a blank speaker cell continues the speaker
+    above, as elsewhere. Cues with an id or different given roles stay apart in any format.
     """
     text = transcript.text
+    table = transcript.format in TABLE_FORMATS
     turns: list[Cue] = []
     current = None  # the speaker in effect
     for cue in transcript.cues:
         speaker = cue.speaker if cue.speaker is not None else current
         current = speaker
-        if turns:
+        if turns and not table:
             last = turns[-1]
             gap = text[last.end:cue.start]
             if (last.speaker == speaker and cue.start >= last.end and not gap.strip()
