@@ -121,6 +121,20 @@ def test_passages_from_transcripts_with_a_labeler(folder, model_dir):
         read_passages([str(folder)], labeler, speaker="everyone")
 
 
+def test_sheet_rows_from_a_table_with_ids_carry_the_row_id(tmp_path, model_dir, folder):
+    (folder / "rows.csv").write_text("id,text\nA-7,We designed the rollout with the county together.\n"
+                                     "A-8,They asked us for help with their data.\n", encoding="utf-8")
+    labeler = Labeler(load_classifier(model_dir))
+    passages, _, _ = read_passages([str(folder)], labeler)
+    sheet = coding_sheet(select_next(passages, labeler, n=len(passages)))
+    assert list(sheet.columns) == SHEET_COLUMNS + ["row_id"]
+    from_table = sheet[sheet["source"].str.endswith("rows.csv")]
+    assert sorted(from_table["row_id"]) == ["A-7", "A-8"]
+    assert (sheet.loc[~sheet["source"].str.endswith("rows.csv"), "row_id"] == "").all()
+    plain = coding_sheet(select_next(passages[passages["row_id"].isna()], labeler, n=4))
+    assert list(plain.columns) == SHEET_COLUMNS  # no table rows with ids: no row_id column
+
+
 def _sheet(tmp_path, model_dir, folder, suffix=".csv", n=8) -> Path:
     labeler = Labeler(load_classifier(model_dir))
     passages, _, _ = read_passages([str(folder)], labeler)

@@ -181,8 +181,8 @@ def read_passages(inputs: list[str], labeler, speaker: str = "participant", rule
         for p in passages:
             rows.append({"id": passage_id(source, p.index), "source": source, "passage_index": p.index,
                          "start": p.start, "end": p.end, "speaker": p.speaker or "", "role": p.role,
-                         "text": p.text})
-    columns = ["id", "source", "passage_index", "start", "end", "speaker", "role", "text"]
+                         "text": p.text, "row_id": p.row_id})
+    columns = ["id", "source", "passage_index", "start", "end", "speaker", "role", "text", "row_id"]
     return pd.DataFrame(rows, columns=columns), problems, notes
 
 
@@ -216,12 +216,17 @@ def drop_seen(passages: pd.DataFrame, seen: set[str]) -> pd.DataFrame:
 
 
 def coding_sheet(selected: pd.DataFrame) -> pd.DataFrame:
-    """The sheet a coder fills in: `SHEET_COLUMNS`, with ``code`` and ``notes`` left empty."""
+    """The sheet a coder fills in: `SHEET_COLUMNS`, with ``code`` and ``notes`` left empty.
+
+    Passages from table rows with an id (csv/xlsx inputs) also get ``row_id``, the last column,
+    as in ``supportlens predict``'s output, so a coded row can be matched to the input table."""
     sheet = pd.DataFrame({column: selected[column] if column in selected.columns else ""
                           for column in SHEET_COLUMNS})
     sheet["confidence"] = selected["confidence"].astype(float).round(3)
     sheet["code"] = ""
     sheet["notes"] = ""
+    if "row_id" in selected.columns and selected["row_id"].notna().any():
+        sheet["row_id"] = selected["row_id"].fillna("")
     return sheet
 
 
