@@ -56,6 +56,17 @@ def _raise_to_warning(names: tuple[str, ...]) -> list[logging.Logger]:
     return changed
 
 
+@contextlib.contextmanager
+def _quieted(names: tuple[str, ...]) -> Iterator[None]:
+    """Within the block, only warnings and errors from these loggers (see `_raise_to_warning`)."""
+    quieted = _raise_to_warning(names)
+    try:
+        yield
+    finally:
+        for logger in quieted:
+            logger.setLevel(logging.NOTSET)
+
+
 def setup(uri: str | None = None, experiment: str | None = None) -> str:
     """Point MLflow at the store (see `resolve_uri`) and the experiment, without MLflow's
     first-run INFO notices (a new store's tables, a new experiment); warnings still show."""
@@ -63,12 +74,8 @@ def setup(uri: str | None = None, experiment: str | None = None) -> str:
     _raise_to_warning(_STORE_HOUSEKEEPING)
     mlflow.set_tracking_uri(resolved)
     if experiment:
-        quieted = _raise_to_warning((_EXPERIMENT_NOTICE,))
-        try:
+        with _quieted((_EXPERIMENT_NOTICE,)):
             mlflow.set_experiment(experiment)
-        finally:
-            for logger in quieted:
-                logger.setLevel(logging.NOTSET)
     return resolved
 
 
@@ -193,8 +200,7 @@ def log_model(model_dir: str | Path, example_texts: list[str]) -> Any:
     example = pd.DataFrame({"text": example_texts[:3]})
     output = predictions_frame(model, example["text"].tolist(), float(model.meta_.get("review_threshold", 0.0)))
     signature = infer_signature(example, output)
-    quieted = _raise_to_warning(("mlflow.pyfunc",))  # its INFO "Validating input example ..." on every run
-    try:
+    with _quieted(("mlflow.pyfunc",)):  # its INFO "Validating input example ..." on every run
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(_PACKAGE_DIR / "pyfunc_entry.py"),  # from code: no pickled object to trust
@@ -204,9 +210,6 @@ def log_model(model_dir: str | Path, example_texts: list[str]) -> Any:
             input_example=example,
             pip_requirements=_pip_requirements(),
         )
-    finally:
-        for logger in quieted:
-            logger.setLevel(logging.NOTSET)
 
 
 def register(model_uri: str, name: str, alias: str | None) -> Any:

@@ -94,6 +94,27 @@ def test_train_config_checks_the_student_settings():
         TrainConfig(student_layers=-1)
     with pytest.raises(ConfigError, match="student_max_changed"):
         TrainConfig(student_max_changed=1.5)
+    with pytest.raises(ConfigError, match="student_epochs at least 1"):
+        TrainConfig(student_layers=3, student_epochs=0)
+
+
+def test_a_student_needs_an_encoder_with_layers_and_a_gate_needs_a_student(tiny_bert):
+    import torch
+
+    class Flat(torch.nn.Module):  # a classifier without transformer layers to keep
+        base_model_prefix = "flat"
+
+        def __init__(self):
+            super().__init__()
+            self.flat = torch.nn.Linear(4, 4)
+
+    with pytest.raises(ValueError, match="cannot make a student of Flat: no encoder layers found"):
+        distil.student_of(Flat(), 1)
+    model = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, epochs=1, batch_size=8)
+    rows = make_rows(2, 1)
+    model.fit([r["text"] for r in rows], [r["label"] for r in rows])
+    with pytest.raises(ValueError, match="this model has no student: fit_student first"):
+        model.gate_student(["We planned it together."])
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ def distil(student, tokenizer, texts: Sequence[str], teacher_logits: np.ndarray,
     teacher's scale, so the teacher's calibration temperature stays valid for the student."""
     import torch
 
-    from .finetune import length_grouped_order
+    from .finetune import length_grouped_order, padded_batch, warmup_then_linear_decay
 
     order = order or length_grouped_order
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
@@ -118,16 +118,14 @@ def distil(student, tokenizer, texts: Sequence[str], teacher_logits: np.ndarray,
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
     steps = epochs * int(np.ceil(len(texts) / batch_size))
-    warmup = max(1, int(0.06 * steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
+    schedule = warmup_then_linear_decay(optimizer, max(1, int(0.06 * steps)), steps)
     rng = np.random.default_rng(seed)
     history = []
     student.train()
     for epoch in range(1, epochs + 1):
         started, running = time.perf_counter(), 0.0
         for idx in order(lengths, batch_size, rng):
-            batch = tokenizer.pad([{k: encoded[k][i] for k in encoded.keys()} for i in idx], return_tensors="pt")
+            batch = padded_batch(tokenizer, encoded, idx)
             logits = student(**batch).logits
             target = targets[idx]
             kl = torch.nn.functional.kl_div(torch.log_softmax(logits / temperature, 1),
@@ -168,9 +166,12 @@ def gate_table(student_logits: np.ndarray, teacher_logits: np.ndarray) -> list[d
     return rows
 
 
+def chosen_row(table: list[dict[str, float]], target_changed: float) -> dict[str, float]:
+    """The row of a :func:`gate_table` with the smallest margin whose changed share is within the
+    target (the widest margin if none is)."""
+    return next((row for row in table if row["changed"] <= target_changed), table[-1])
+
+
 def choose_gate(student_logits: np.ndarray, teacher_logits: np.ndarray, target_changed: float) -> float:
     """The smallest margin on :data:`GATE_MARGINS` whose changed-label share is within the target."""
-    for gate in GATE_MARGINS:
-        if gate_effect(student_logits, teacher_logits, gate)[1] <= target_changed:
-            return gate
-    return GATE_MARGINS[-1]
+    return chosen_row(gate_table(student_logits, teacher_logits), target_changed)["gate"]

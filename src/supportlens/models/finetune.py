@@ -21,7 +21,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from . import distil
-from .base import ModelLoadError, TextClassifier, softmax
+from .base import ModelLoadError, TextClassifier
 from .encoders import batched_apply, resolve_pretrained, set_threads
 from .onnx_runtime import OnnxEngine, OnnxUnavailable
 
@@ -37,6 +37,18 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def warmup_then_linear_decay(optimizer, warmup: int, total: int):
+    """Learning rate rising linearly over ``warmup`` steps, then falling linearly to 0 at ``total``."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup
+        else max(0.0, (total - s) / max(1, total - warmup)))
+
+
+def padded_batch(tokenizer, encoded, idx) -> dict:
+    """Rows ``idx`` of a tokenised corpus, padded to the longest of them (dynamic padding)."""
+    return tokenizer.pad([{k: encoded[k][i] for k in encoded.keys()} for i in idx], return_tensors="pt")
 
 
 def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -173,9 +185,7 @@ class FineTuneClassifier(TextClassifier):
         total = steps_per_epoch * self.epochs
         warmup = int(self.warmup_ratio * total)
         optimizer = self._optimizer(model)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup
-            else max(0.0, (total - s) / max(1, total - warmup)))
+        schedule = warmup_then_linear_decay(optimizer, warmup, total)
 
         best_f1, best_state, stale = -1.0, None, 0
         self.best_epoch_ = self.epochs
@@ -183,8 +193,7 @@ class FineTuneClassifier(TextClassifier):
             model.train()
             started, running = time.perf_counter(), 0.0
             for batch_idx in length_grouped_order(lengths, self.batch_size, rng):
-                features = [{k: encoded[k][i] for k in encoded.keys()} for i in batch_idx]
-                batch = self.tokenizer_.pad(features, return_tensors="pt")
+                batch = padded_batch(self.tokenizer_, encoded, batch_idx)
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 logits = model(**batch).logits
                 loss = loss_fn(logits, targets[batch_idx].to(self.device))
@@ -256,11 +265,11 @@ class FineTuneClassifier(TextClassifier):
         ours = self._student_torch_logits(_quantized(self.student_), X_val)
         theirs = self._score(X_val, False)
         report.target_changed = self.student_max_changed
-        report.gate = distil.choose_gate(ours, theirs, self.student_max_changed)
+        report.gates = distil.gate_table(ours, theirs)
+        chosen = distil.chosen_row(report.gates, self.student_max_changed)
+        report.gate, report.val_rescored, report.val_changed = chosen["gate"], chosen["rescored"], chosen["changed"]
         report.val_passages = len(X_val)
         report.val_agreement = float((ours.argmax(1) == theirs.argmax(1)).mean())
-        report.val_rescored, report.val_changed = distil.gate_effect(ours, theirs, report.gate)
-        report.gates = distil.gate_table(ours, theirs)
         return report
 
     def _drop_student(self) -> None:
@@ -341,9 +350,7 @@ class FineTuneClassifier(TextClassifier):
 
     def _near_ties(self, logits: np.ndarray) -> np.ndarray:
         """Rows whose top two calibrated probabilities lie within ``recheck_margin_``."""
-        p = softmax(logits / getattr(self, "temperature_", 1.0))
-        top2 = np.sort(p, axis=1)[:, -2:]
-        return np.flatnonzero(top2[:, 1] - top2[:, 0] < self.recheck_margin_)
+        return np.flatnonzero(distil.margins(logits / getattr(self, "temperature_", 1.0)) < self.recheck_margin_)
 
     def use_runtime(self, runtime: str | None = None) -> str:
         """Pick the inference engine now and return it: ``"onnx"`` or ``"torch"``.
