@@ -124,6 +124,25 @@ def test_embedding_cache_embeds_each_text_once():
     assert len(calls) == 4
 
 
+def test_suspended_cache_does_not_read_the_saved_vectors(tmp_path):
+    """Timing inference inside a comparison: a nested cache (an ensemble's) must embed for real."""
+    calls = []
+
+    def compute(texts):
+        calls.append(list(texts))
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+    with encoders.embedding_cache(tmp_path):
+        encoders.cached_embed(("enc", 32), ["ab", "abc"], compute)
+    assert list(tmp_path.glob("*.joblib"))  # saved for the next comparison
+    with encoders.embedding_cache(tmp_path):
+        encoders.cached_embed(("enc", 32), ["ab"], compute)  # served from disk
+        assert len(calls) == 1
+        with encoders.suspend_embedding_cache(), encoders.embedding_cache():
+            encoders.cached_embed(("enc", 32), ["ab", "abc"], compute)
+    assert calls[1:] == [["ab", "abc"]]
+
+
 def test_embedding_cache_belongs_to_one_thread():
     """A model server's threads never see (or leave behind) each other's cache."""
     import threading

@@ -265,10 +265,12 @@ def cached_embed(key: tuple[str, int], texts: Sequence[str], compute: Callable[[
 
 @contextmanager
 def suspend_embedding_cache() -> Iterator[None]:
-    """Embed for real inside this block (to time inference while a cache is active)."""
-    outer = _STATE.store
-    _STATE.store = None
+    """Embed for real inside this block (to time inference while a cache is active). The on-disk
+    folder is suspended too: an ensemble opens its own cache for its members, and that cache must
+    not read vectors saved by the comparison around it."""
+    outer, outer_dir = _STATE.store, _STATE.directory
+    _STATE.store, _STATE.directory = None, None
     try:
         yield
     finally:
-        _STATE.store = outer
+        _STATE.store, _STATE.directory = outer, outer_dir
