@@ -4,10 +4,11 @@
         --folds 5 --out experiments/results/harness
 
 For each config: grouped k-fold CV on the corpus (macro-F1, κ), the grouped test split, the
-real-quote development set (macro-F1, κ with a bootstrap CI, per-code recall, how the review
-threshold chosen on validation interviews holds, coverage at 80% and 90% precision), the
-gold-coded sample transcripts (read -> segment -> label), train time and predict speed. One
-MLflow parent run holds a nested run per config. The development set
+real-quote development set (macro-F1, κ with a bootstrap CI, κ minus the reference config's
+with a paired bootstrap CI, per-code recall, how the review threshold chosen on validation
+interviews holds, coverage at 80% and 90% precision), the gold-coded sample transcripts
+(read -> segment -> label), train time and predict speed. One MLflow parent run holds a nested run
+per config; the dev predictions (ids and codes) go to <out>_dev_predictions.csv. The development set
 (../shared/eval/real_quotes_dev.jsonl) is only scored, never trained or tuned on.
 """
 
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("--experiment", default="supportlens-harness")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--out", default="experiments/results/harness")
+    parser.add_argument("--reference", default=None,
+                        help="config name the others' dev κ is compared with, paired (default: default, else the first)")
     parser.add_argument("--embedding-cache", default=None,
                         help="folder keeping frozen-encoder vectors between runs (e.g. .cache/embeddings)")
     args = parser.parse_args()
@@ -62,7 +65,8 @@ def main() -> None:
     started = time.perf_counter()
     table = compare(args.configs, folds=args.folds, benchmarks=benchmarks, overrides=args.sets,
                     data_path=args.data, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                    log=lambda m: print(m, file=sys.stderr, flush=True), embedding_dir=args.embedding_cache)
+                    log=lambda m: print(m, file=sys.stderr, flush=True), embedding_dir=args.embedding_cache,
+                    reference=args.reference)
     info = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folds": args.folds,
             "overrides": " ".join(args.sets) or "none", "dev_set": str(benchmarks.dev),
             "gold": ", ".join(str(g[1].name) for g in benchmarks.gold),

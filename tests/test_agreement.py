@@ -107,6 +107,30 @@ def test_compare_codings_intervals_are_seeded_and_bracket_the_estimate():
     assert np.isnan(compare_codings(fa, fb, CODES, n_boot=0).kappa.low)
 
 
+def test_paired_kappa_difference_is_the_difference_with_a_paired_interval():
+    from supportlens.agreement import paired_kappa_difference
+
+    rng = np.random.default_rng(0)
+    truth = list(rng.choice(CODES, size=40))
+    better = [t if rng.random() < 0.8 else CODES[0] for t in truth]
+    worse = [t if rng.random() < 0.4 else CODES[0] for t in truth]
+    est = paired_kappa_difference(truth, worse, better, CODES, n_boot=800, seed=5)
+    assert est.value == pytest.approx(cohens_kappa(truth, better) - cohens_kappa(truth, worse))
+    assert est.low < est.value < est.high and est.low > 0  # clearly better on these units
+    # a model against itself: no difference, and no width, in every replicate
+    same = paired_kappa_difference(truth, better, better, CODES, n_boot=200)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
+    # paired is narrower than two separate intervals would suggest for near-identical models
+    nearly = list(better)
+    nearly[0] = CODES[(CODES.index(nearly[0]) + 1) % len(CODES)]
+    close = paired_kappa_difference(truth, better, nearly, CODES, n_boot=800, seed=5)
+    assert close.high - close.low < 0.15
+    with pytest.raises(ValueError, match=r"codes \['maybe'\] are not among the labels"):
+        paired_kappa_difference(truth, better, ["maybe"] * 40, CODES)
+    with pytest.raises(ValueError, match="equal length"):
+        paired_kappa_difference(truth, better[:-1], better, CODES)
+
+
 def test_per_code_agreement_confusion_and_disagreements():
     a = ["push", "push", "push", "pull", "pull", "none"]
     b = ["push", "push", "pull", "pull", "none", "none"]

@@ -54,12 +54,29 @@ def test_compare_two_configs_tracks_parent_and_nested_runs(tmp_path, tracking_ur
     assert (children["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert children["metrics.dev_kappa"].notna().all()
     artifacts = {f.path for f in mlflow.MlflowClient().list_artifacts(parents["run_id"].iloc[0], "comparison")}
-    assert artifacts == {"comparison/comparison.csv", "comparison/comparison.md"}
+    assert {"comparison/comparison.csv", "comparison/comparison.md"} <= artifacts
+
+    # b's dev κ is compared with a's (the first config), paired on the same quotes
+    assert table.attrs["reference"] == "a"
+    assert table.loc[0, "dev_kappa_delta"] == 0.0
+    assert table.loc[1, "dev_kappa_delta"] == pytest.approx(table.loc[1, "dev_kappa"] - table.loc[0, "dev_kappa"])
+    assert table.loc[1, "dev_kappa_delta_ci_low"] <= table.loc[1, "dev_kappa_delta"] <= table.loc[1, "dev_kappa_delta_ci_high"]
+    assert "comparison/dev_predictions.csv" in artifacts
 
     json_path, md_path = write_results(table, tmp_path / "out" / "harness", {"machine": "test box"})
     assert json.loads(json_path.read_text())["rows"][1]["config"] == "b"
+    assert json.loads(json_path.read_text())["reference"] == "a"
     text = md_path.read_text()
     assert "machine: test box" in text and "| a | tfidf_logreg |" in text
+    assert "dev κ minus a's [paired 95% CI]" in text and "(reference)" in text
+    preds = pd.read_csv(tmp_path / "out" / "harness_dev_predictions.csv")
+    assert list(preds.columns) == ["id", "a", "b"] and len(preds) == 8 and preds["id"].iloc[0] == "d0"
+
+
+def test_compare_rejects_an_unknown_reference_before_training(tmp_path, tracking_uri):
+    a = _config(tmp_path / "a.yaml")
+    with pytest.raises(ValueError, match="reference config 'default' is not among the configs compared \\(a\\)"):
+        compare([a], folds=0, tracking_uri=tracking_uri, log=lambda m: None, reference="default")
 
 
 def test_compare_rejects_mixed_codebooks_before_training(tmp_path, tracking_uri):
@@ -75,7 +92,7 @@ def test_compare_rejects_mixed_codebooks_before_training(tmp_path, tracking_uri)
 def test_markdown_table_shows_missing_figures_as_dashes():
     table = pd.DataFrame([{"config": "x", "kind": "tfidf_logreg", "encoder": "tf-idf", "test_kappa": 0.5}])
     line = markdown_table(table).splitlines()[-1]
-    assert line.startswith("| x | tfidf_logreg | tf-idf | – | – | 0.500 |")
+    assert line.startswith("| x | tfidf_logreg | tf-idf | – | – | 0.500 | – | – | – |")
 
 
 def test_compare_rejects_configs_on_different_data(tmp_path, tracking_uri):
