@@ -84,3 +84,27 @@ def test_transcript_interviews_are_not_in_the_corpus(corpus):
     sample = (TRANSCRIPTS / "smp01_child_welfare.txt").read_text(encoding="utf-8")
     for text in corpus["text"].head(200):
         assert text[:80] not in sample
+
+
+DEV_QUOTES = ROOT.parent / "shared" / "eval" / "real_quotes_dev.jsonl"
+
+
+def _word_runs(text: str, n: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+@pytest.mark.skipif(not DEV_QUOTES.is_file(), reason="the real-quote development set is not beside the project")
+def test_no_authored_text_copies_a_dev_quote(corpus, codebook):
+    """Authored text must never carry the dev quotes' wording: a run of 8 words in common is a copy
+    (shorter runs occur by chance: "I didn't know what to ..."). Paraphrase cannot be caught this
+    way; the data card says how the writers were kept away from the quotes."""
+    quotes = [json.loads(line)["text"] for line in DEV_QUOTES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    quoted = set().union(*(_word_runs(q, 8) for q in quotes))
+    texts = {f"corpus {r.id}": r.text for r in corpus.itertuples()}
+    texts.update({f"codebook {c.label} example {i}": e for c in codebook.codes for i, e in enumerate(c.examples)})
+    texts.update({f"transcript {p.name}": p.read_text(encoding="utf-8", errors="replace")
+                  for p in TRANSCRIPTS.glob("smp*") if p.suffix != ".docx"})
+    copies = {name: " ".join(sorted(_word_runs(text, 8) & quoted)[0]) for name, text in texts.items()
+              if _word_runs(text, 8) & quoted}
+    assert not copies, copies
