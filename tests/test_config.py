@@ -121,3 +121,13 @@ def test_missing_relative_config_says_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "absent.yaml")
     assert "relative to" not in str(err.value)  # an absolute path needs no hint
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.rdrop_alpha=-1", r"train\.rdrop_alpha must be 0 \(off\) or more, got -1"),
+    ("train.layer_decay=0", r"train\.layer_decay must be in \(0, 1\], got 0"),
+    ("train.layer_decay=1.5", r"train\.layer_decay must be in \(0, 1\], got 1.5"),
+])
+def test_regularisation_settings_are_checked(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])

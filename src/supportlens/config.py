@@ -157,6 +157,12 @@ class TrainConfig:
     freeze_embeddings: bool = True  # saves a third of the optimizer state and overfits less
     freeze_layers: int = 0  # also freeze the lowest N transformer layers
     grad_clip: float = 1.0
+    # R-drop: two dropout passes per batch, plus rdrop_alpha x their symmetric KL (0 = off); keeps
+    # the model's predictions stable under dropout instead of fitting each authored phrasing
+    rdrop_alpha: float = 0.0
+    # layer-wise learning-rate decay: each encoder layer below the top learns layer_decay times as
+    # fast as the one above it (1.0 = one rate for all), so the general lower layers move least
+    layer_decay: float = 1.0
     threads: int = 0  # 0 = all physical cores
     # --fast: distil a smaller student (this many layers; 0 = none) whose unsure passages go to the
     # full model; its gate keeps the share of labels it changes on validation under student_max_changed
@@ -173,6 +179,10 @@ class TrainConfig:
             raise ConfigError(f"train.student_max_changed must be in [0, 1), got {self.student_max_changed}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.rdrop_alpha < 0.0:
+            raise ConfigError(f"train.rdrop_alpha must be 0 (off) or more, got {self.rdrop_alpha}")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(f"train.layer_decay must be in (0, 1], got {self.layer_decay}")
 
 
 @dataclass

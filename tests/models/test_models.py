@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from supportlens.config import load_config
 from supportlens.models import EmbedLogReg, FineTuneClassifier, TfidfLogReg, build_model, load_classifier
@@ -85,6 +86,48 @@ def test_finetune_early_stopping_keeps_best_epoch(tiny_bert):
     # with a learning rate of ~0 nothing improves: stop after 1 + patience epochs
     assert len(model.history_) == 2
     assert model.best_epoch_ == 1
+
+
+def test_layer_decay_slows_lower_layers_and_leaves_the_head(tiny_bert):
+    model = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), learning_rate=1e-3,
+                               head_learning_rate=1e-2, layer_decay=0.5, freeze_embeddings=False)
+    _, net = model._build()
+    rates = {}
+    for group in model._optimizer(net).param_groups:
+        for p in group["params"]:
+            rates[id(p)] = group["lr"]
+    by_name = {name: rates[id(p)] for name, p in net.named_parameters()}
+    assert by_name["classifier.weight"] == pytest.approx(1e-2)
+    assert by_name["bert.encoder.layer.1.output.dense.weight"] == pytest.approx(1e-3)  # the top layer
+    assert by_name["bert.encoder.layer.0.output.dense.weight"] == pytest.approx(5e-4)
+    assert by_name["bert.embeddings.word_embeddings.weight"] == pytest.approx(2.5e-4)
+    # without decay, one rate for the whole encoder (as before)
+    flat = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), learning_rate=1e-3, freeze_embeddings=False)
+    assert {g["lr"] for g in flat._optimizer(net).param_groups} == {1e-3, flat.head_learning_rate}
+
+
+def test_rdrop_adds_a_consistency_term_only_under_dropout(tiny_bert):
+    X, y = _xy(4, 1)
+    model = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, rdrop_alpha=4.0, seed=3)
+    tokenizer, net = model._build()
+    batch = dict(tokenizer(X, padding=True, return_tensors="pt"))
+    target = torch.tensor([LABELS.index(v) for v in y])
+    loss_fn = torch.nn.CrossEntropyLoss()
+    net.eval()  # no dropout: both passes agree, so R-drop is plain cross-entropy
+    with torch.no_grad():
+        plain = loss_fn(net(**batch).logits, target)
+        assert model._batch_loss(net, batch, target, loss_fn) == pytest.approx(float(plain), abs=1e-6)
+    net.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        two = float(model._batch_loss(net, batch, target, loss_fn))
+        torch.manual_seed(0)
+        first, second = net(**batch).logits, net(**batch).logits
+    assert not torch.allclose(first, second)  # two dropout masks
+    assert two > 0.5 * float(loss_fn(first, target) + loss_fn(second, target))  # plus a KL term > 0
+    fitted = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, epochs=2, batch_size=8,
+                                rdrop_alpha=1.0, layer_decay=0.8, seed=3).fit(*_xy(6, 2))
+    assert len(fitted.history_) == 2 and np.isfinite(fitted.history_[-1]["train_loss"])
 
 
 def test_embed_logreg_with_tiny_encoder(tiny_bert, tmp_path):

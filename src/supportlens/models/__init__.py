@@ -83,7 +83,8 @@ def build_model(cfg: Config, labels: list[str], codebook=None) -> TextClassifier
             head_learning_rate=t.head_learning_rate, weight_decay=t.weight_decay,
             warmup_ratio=t.warmup_ratio, patience=t.patience, class_weighted=t.class_weighted,
             label_smoothing=t.label_smoothing, freeze_embeddings=t.freeze_embeddings,
-            freeze_layers=t.freeze_layers, grad_clip=t.grad_clip, threads=t.threads,
+            freeze_layers=t.freeze_layers, grad_clip=t.grad_clip, rdrop_alpha=t.rdrop_alpha,
+            layer_decay=t.layer_decay, threads=t.threads,
             allow_download=cfg.model.allow_download, seed=cfg.seed, student_layers=t.student_layers,
             student_epochs=t.student_epochs, student_max_changed=t.student_max_changed)
     raise ValueError(f"unknown model kind {kind!r}")

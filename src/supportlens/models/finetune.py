@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class FineTuneClassifier(TextClassifier):
                  weight_decay: float = 0.01, warmup_ratio: float = 0.1, patience: int = 2,
                  class_weighted: bool = True, label_smoothing: float = 0.1,
                  freeze_embeddings: bool = True, freeze_layers: int = 0, grad_clip: float = 1.0,
-                 threads: int = 0, allow_download: bool = False, seed: int = 13, device: str = "cpu",
+                 rdrop_alpha: float = 0.0, layer_decay: float = 1.0, threads: int = 0, allow_download: bool = False, seed: int = 13, device: str = "cpu",
                  predict_batch_size: int = 16, runtime: str = "auto", student_layers: int = 0,
                  student_epochs: int = 3, student_max_changed: float = 0.005):
         self.labels = labels
@@ -95,6 +96,8 @@ class FineTuneClassifier(TextClassifier):
         self.freeze_embeddings = freeze_embeddings
         self.freeze_layers = freeze_layers
         self.grad_clip = grad_clip
+        self.rdrop_alpha = rdrop_alpha  # >0: R-drop consistency between two dropout passes
+        self.layer_decay = layer_decay  # <1: lower encoder layers learn more slowly
         self.threads = threads
         self.allow_download = allow_download
         self.seed = seed
@@ -140,21 +143,46 @@ class FineTuneClassifier(TextClassifier):
                 for p in layer.parameters():
                     p.requires_grad = False
 
+    def _learning_rate(self, name: str, base_prefix: str, n_layers: int) -> float:
+        """The head's rate for the head; for the encoder, learning_rate times layer_decay to the power
+        of the layer's distance below the top one (the embeddings sit one below the first layer)."""
+        if not name.startswith(base_prefix):
+            return self.head_learning_rate
+        if self.layer_decay == 1.0:
+            return self.learning_rate
+        found = re.search(r"\.layer\.(\d+)\.", name)
+        if found:
+            depth = n_layers - 1 - int(found.group(1))  # the top layer learns at learning_rate
+        elif ".embeddings." in name:
+            depth = n_layers
+        else:  # pooler and other parts above the layers
+            depth = 0
+        return self.learning_rate * self.layer_decay ** depth
+
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         base_prefix = model.base_model_prefix + "."
-        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+        layers = getattr(getattr(getattr(model, model.base_model_prefix, None), "encoder", None), "layer", None)
+        n_layers = len(layers) if layers is not None else 0
+        groups: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
-            is_head = not name.startswith(base_prefix)
             no_decay = p.ndim < 2  # biases and LayerNorm weights
-            groups.setdefault((is_head, no_decay), []).append(p)
-        params = [
-            {"params": ps, "lr": self.head_learning_rate if is_head else self.learning_rate,
-             "weight_decay": 0.0 if no_decay else self.weight_decay}
-            for (is_head, no_decay), ps in groups.items()
-        ]
+            groups.setdefault((self._learning_rate(name, base_prefix, n_layers), no_decay), []).append(p)
+        params = [{"params": ps, "lr": lr, "weight_decay": 0.0 if no_decay else self.weight_decay}
+                  for (lr, no_decay), ps in groups.items()]
         return torch.optim.AdamW(params)
+
+    def _batch_loss(self, model: torch.nn.Module, batch: dict, target: torch.Tensor, loss_fn) -> torch.Tensor:
+        """Cross-entropy; with R-drop, the mean over two dropout passes plus their symmetric KL."""
+        logits = model(**batch).logits
+        if not self.rdrop_alpha:
+            return loss_fn(logits, target)
+        other = model(**batch).logits  # another dropout mask
+        p, q = torch.log_softmax(logits, -1), torch.log_softmax(other, -1)
+        kl = 0.5 * (torch.nn.functional.kl_div(p, q, log_target=True, reduction="batchmean")
+                    + torch.nn.functional.kl_div(q, p, log_target=True, reduction="batchmean"))
+        return 0.5 * (loss_fn(logits, target) + loss_fn(other, target)) + self.rdrop_alpha * kl
 
     # -- training ---------------------------------------------------------------------------
     def _fit(self, X, y, X_val, y_val) -> None:
@@ -195,8 +223,7 @@ class FineTuneClassifier(TextClassifier):
             for batch_idx in length_grouped_order(lengths, self.batch_size, rng):
                 batch = padded_batch(self.tokenizer_, encoded, batch_idx)
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                logits = model(**batch).logits
-                loss = loss_fn(logits, targets[batch_idx].to(self.device))
+                loss = self._batch_loss(model, batch, targets[batch_idx].to(self.device), loss_fn)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.grad_clip:
