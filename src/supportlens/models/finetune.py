@@ -69,6 +69,9 @@ def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Ge
     return batches
 
 
+_LAYER = re.compile(r"\.layer\.(\d+)\.")  # a transformer block's parameters: ...layer.<index>....
+
+
 class FineTuneClassifier(TextClassifier):
     kind = "finetune"
 
@@ -78,7 +81,8 @@ class FineTuneClassifier(TextClassifier):
                  weight_decay: float = 0.01, warmup_ratio: float = 0.1, patience: int = 2,
                  class_weighted: bool = True, label_smoothing: float = 0.1,
                  freeze_embeddings: bool = True, freeze_layers: int = 0, grad_clip: float = 1.0,
-                 rdrop_alpha: float = 0.0, layer_decay: float = 1.0, threads: int = 0, allow_download: bool = False, seed: int = 13, device: str = "cpu",
+                 rdrop_alpha: float = 0.0, layer_decay: float = 1.0, threads: int = 0,
+                 allow_download: bool = False, seed: int = 13, device: str = "cpu",
                  predict_batch_size: int = 16, runtime: str = "auto", student_layers: int = 0,
                  student_epochs: int = 3, student_max_changed: float = 0.005):
         self.labels = labels
@@ -150,7 +154,7 @@ class FineTuneClassifier(TextClassifier):
             return self.head_learning_rate
         if self.layer_decay == 1.0:
             return self.learning_rate
-        found = re.search(r"\.layer\.(\d+)\.", name)
+        found = _LAYER.search(name)
         if found:
             depth = n_layers - 1 - int(found.group(1))  # the top layer learns at learning_rate
         elif ".embeddings." in name:
@@ -161,8 +165,9 @@ class FineTuneClassifier(TextClassifier):
 
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         base_prefix = model.base_model_prefix + "."
-        layers = getattr(getattr(getattr(model, model.base_model_prefix, None), "encoder", None), "layer", None)
-        n_layers = len(layers) if layers is not None else 0
+        # counted from the names, so BERT's encoder.layer.N and DistilBERT's transformer.layer.N both work
+        n_layers = 1 + max((int(m.group(1)) for name, _ in model.named_parameters()
+                            if (m := _LAYER.search(name))), default=-1)
         groups: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
         for name, p in model.named_parameters():
             if not p.requires_grad:
