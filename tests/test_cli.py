@@ -1,4 +1,5 @@
 
+import pytest
 from typer.testing import CliRunner
 
 from supportlens.cli import app
@@ -83,3 +84,26 @@ def test_ui_starts_mlflow_ui_on_the_store(monkeypatch, tracking_uri):
     assert result.exit_code == 0
     assert calls and calls[0][1:4] == ["-m", "mlflow", "ui"]
     assert tracking_uri in calls[0] and "5055" in calls[0]
+
+
+def test_evaluate_against_a_second_model_reports_the_paired_difference(coded_file, tracking_uri, tmp_path):
+    import json
+
+    first = _train(coded_file)
+    second = _train(coded_file, "--set", "tfidf.C=0.01")
+    uris = [r.output.split("model URI:")[1].split()[0] for r in (first, second)]
+    ev = runner.invoke(app, ["evaluate", "--model", uris[0], "--data", str(coded_file), "--against", uris[1],
+                             "--out", str(tmp_path / "ev"), "--no-log"])
+    assert ev.exit_code == 0, ev.output
+    assert "paired 95% interval" in ev.output and f"({uris[1]})" in ev.output
+    saved = json.loads((tmp_path / "ev" / "against.json").read_text())
+    assert saved["against"] == uris[1]
+    assert saved["kappa_difference"] == pytest.approx(saved["kappa_a"] - saved["kappa_b"])
+    assert saved["kappa_difference_ci_low"] <= saved["kappa_difference"] <= saved["kappa_difference_ci_high"]
+    assert saved["both_right"] + saved["only_a_right"] + saved["only_b_right"] <= saved["n"]
+    # a model against itself: no difference at all
+    same = runner.invoke(app, ["evaluate", "--model", uris[0], "--data", str(coded_file), "--against", uris[0],
+                               "--no-log"])
+    assert same.exit_code == 0 and "difference +0.000" in same.output and "no measurable difference" in same.output
+    missing = runner.invoke(app, ["evaluate", "--model", uris[0], "--data", str(coded_file), "--against", "nowhere"])
+    assert missing.exit_code == 2 and "--against nowhere" in missing.output

@@ -47,3 +47,27 @@ def test_cli_evaluate_a_partly_filled_sheet(model_dir, tmp_path):
     unknown = _sheet(tmp_path, ["push", "maybe"])
     bad = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(unknown), "--no-log"])
     assert bad.exit_code == 2 and "'maybe' (rows 3)" in bad.output
+
+
+def test_paired_difference_needs_the_same_excerpts_and_codes():
+    import numpy as np
+
+    from supportlens.evaluate import evaluate_proba, paired_difference
+
+    labels = ["push", "pull", "co_creation", "none"]
+    y = ["push", "pull", "none", "none"]
+    sure = np.eye(4)[[0, 1, 3, 3]]
+    unsure = np.eye(4)[[0, 0, 3, 1]]
+    a = evaluate_proba(y, sure, labels, ids=["a", "b", "c", "d"])
+    b = evaluate_proba(y, unsure, labels, ids=["a", "b", "c", "d"])
+    result = paired_difference(a, b, n_boot=300)
+    assert result["kappa_a"] == pytest.approx(1.0)
+    assert result["kappa_difference"] == pytest.approx(1.0 - result["kappa_b"])
+    assert (result["both_right"], result["only_a_right"], result["only_b_right"]) == (2, 2, 0)
+    other_rows = evaluate_proba(y, unsure, labels, ids=["a", "b", "c", "e"])
+    with pytest.raises(ValueError, match="not of the same coded excerpts"):
+        paired_difference(a, other_rows)
+    other_codes = evaluate_proba(y, unsure[:, [1, 0, 2, 3]], ["pull", "push", "co_creation", "none"],
+                                 ids=["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="different codebooks"):
+        paired_difference(a, other_codes)

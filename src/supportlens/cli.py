@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -89,12 +90,15 @@ def evaluate(
     label_column: Annotated[Optional[str], typer.Option(help="Name of the code column (default: label; code in a coding sheet)")] = None,
     group_column: Annotated[Optional[str], typer.Option(help="Interview/document id column (default: interview_id; source in a coding sheet)")] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log this evaluation to MLflow")] = False,
+    against: Annotated[Optional[str], typer.Option(help="A second model: also report its kappa and the paired difference")] = None,
 ) -> None:
     """Evaluate any model on any coded file: accuracy, macro-F1, per-code scores, kappa, alpha, ECE.
 
-    Rows left without a code (a coding sheet not filled in yet) are skipped, with a note."""
+    Rows left without a code (a coding sheet not filled in yet) are skipped, with a note. With
+    --against, a second model is scored on the same rows and kappa's difference gets a paired
+    bootstrap interval: is one model measurably better on this file?"""
     from .config import DataConfig
-    from .evaluate import evaluate_file
+    from .evaluate import evaluate_file, paired_difference
 
     given = {name: value for name, value in (("text_column", text_column), ("label_column", label_column),
                                              ("group_column", group_column)) if value is not None}
@@ -104,6 +108,20 @@ def evaluate(
     except _user_errors() as exc:
         _fail(str(exc))
         return
+    other = None
+    if against:
+        try:
+            other = evaluate_file(against, data, codebook, None, tracking_uri, log_run=not no_log,
+                                  data_cfg=DataConfig(**given) if given else None)
+            paired = paired_difference(result, other)
+        except (*_user_errors(), ValueError) as exc:
+            _fail(f"--against {against}: {exc}")
+            return
+        if out_dir:
+            from .atomic import write_atomic
+
+            write_atomic(out_dir / "against.json", lambda tmp: Path(tmp).write_text(
+                json.dumps({"model": model, "against": against, **paired}, indent=2), encoding="utf-8"))
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     m = result.metrics
@@ -118,6 +136,16 @@ def evaluate(
     for r in result.per_code.itertuples(index=False):
         codes.add_row(r.code, f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", str(r.support))
     out.print(codes)
+    if other is not None:
+        verdict = ("no measurable difference on this file" if paired["kappa_difference_ci_low"] <= 0
+                   <= paired["kappa_difference_ci_high"] else
+                   "the first model agrees better" if paired["kappa_difference"] > 0 else
+                   "the second model agrees better")
+        out.print(f"kappa {paired['kappa_a']:.3f} ({model}) vs {paired['kappa_b']:.3f} ({against}): "
+                  f"difference {paired['kappa_difference']:+.3f}, paired 95% interval "
+                  f"[{paired['kappa_difference_ci_low']:+.3f}, {paired['kappa_difference_ci_high']:+.3f}] over "
+                  f"{int(paired['n'])} excerpts ({int(paired['only_a_right'])} right only by the first, "
+                  f"{int(paired['only_b_right'])} only by the second): {verdict}", highlight=False)
 
 
 @app.command()

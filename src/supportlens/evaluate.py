@@ -116,6 +116,28 @@ def evaluate_proba(y_true: Sequence[str], proba: np.ndarray, labels: Sequence[st
                       predictions=predictions)
 
 
+def paired_difference(a: Evaluation, b: Evaluation, n_boot: int = 2000, seed: int = 13) -> dict[str, float]:
+    """κ of ``a`` minus κ of ``b`` on the same coded excerpts, with a paired bootstrap 95% interval.
+
+    On a small hand-coded sample two separate κ intervals nearly always overlap; the paired one
+    asks whether one model agrees with the coders better than the other on these excerpts."""
+    from .agreement import paired_kappa_difference
+
+    if a.labels != b.labels:
+        raise ValueError(f"the models code with different codebooks ({a.labels} and {b.labels}): compare like with like")
+    pa, pb = a.predictions, b.predictions
+    if list(pa["id"]) != list(pb["id"]) or list(pa["human"]) != list(pb["human"]):
+        raise ValueError("the two evaluations are not of the same coded excerpts")
+    est = paired_kappa_difference(pa["human"].tolist(), pb["model"].tolist(), pa["model"].tolist(),
+                                  a.labels, n_boot=n_boot, seed=seed)
+    return {"n": float(len(pa)), "kappa_a": float(a.metrics["kappa"]), "kappa_b": float(b.metrics["kappa"]),
+            "kappa_difference": est.value, "kappa_difference_ci_low": est.low,
+            "kappa_difference_ci_high": est.high,
+            "both_right": float(((pa["model"] == pa["human"]) & (pb["model"] == pb["human"])).sum()),
+            "only_a_right": float(((pa["model"] == pa["human"]) & (pb["model"] != pb["human"])).sum()),
+            "only_b_right": float(((pa["model"] != pa["human"]) & (pb["model"] == pb["human"])).sum())}
+
+
 def evaluate_model(model, texts: Sequence[str], y_true: Sequence[str], ids=None, groups=None,
                    name: str = "test", review_threshold: float | None = None) -> Evaluation:
     """Score ``texts`` with any fitted supportlens model and evaluate."""
