@@ -83,7 +83,8 @@ Share of passages accepted at the review threshold: {_fmt(m.get('accepted_share'
 ## Known limits
 - Trained on few interviews; per-code figures on a small test split have wide uncertainty.
 - Authored or single-project training text transfers imperfectly to other interviews' language:
-  measure agreement with a human coder on a sample of your own transcripts before relying on it.
+  measure agreement with a human coder on a sample of your own transcripts before relying on it
+  (`supportlens evaluate --data your_sample.csv`; `--against` compares two models on it, paired).
 - Passages that mention several approaches are coded by the codebook's rule
   ("{codebook.multiple_approaches_rule[:160]}…"); the model will be least reliable there.
 - Interviewer talk, very short turns and non-English text are outside what it was trained on.
