@@ -129,6 +129,8 @@ def test_paired_kappa_difference_is_the_difference_with_a_paired_interval():
         paired_kappa_difference(truth, better, ["maybe"] * 40, CODES)
     with pytest.raises(ValueError, match="equal length"):
         paired_kappa_difference(truth, better[:-1], better, CODES)
+    with pytest.raises(ValueError, match="no units to compare"):
+        paired_kappa_difference([], [], [], CODES)
 
 
 def test_per_code_agreement_confusion_and_disagreements():

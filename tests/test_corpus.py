@@ -105,6 +105,9 @@ def test_no_authored_text_copies_a_dev_quote(corpus, codebook):
     texts.update({f"codebook {c.label} example {i}": e for c in codebook.codes for i, e in enumerate(c.examples)})
     texts.update({f"transcript {p.name}": p.read_text(encoding="utf-8", errors="replace")
                   for p in TRANSCRIPTS.glob("smp*") if p.suffix != ".docx"})
-    copies = {name: " ".join(sorted(_word_runs(text, 8) & quoted)[0]) for name, text in texts.items()
-              if _word_runs(text, 8) & quoted}
+    copies = {}
+    for name, text in texts.items():
+        shared = _word_runs(text, 8) & quoted
+        if shared:
+            copies[name] = " ".join(min(shared))
     assert not copies, copies

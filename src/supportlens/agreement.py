@@ -116,7 +116,8 @@ def paired_kappa_difference(truth: Sequence[str], a: Sequence[str], b: Sequence[
     always; the paired one says whether one model is better on these units at all.
     """
     codes = {c: i for i, c in enumerate(labels)}
-    unknown = sorted({str(x) for x in (*truth, *a, *b)} - set(codes))
+    truth, a, b = ([str(x) for x in v] for v in (truth, a, b))
+    unknown = sorted(set(truth + a + b) - set(codes))
     if unknown:
         raise ValueError(f"codes {unknown} are not among the labels {list(labels)}")
     if not len(truth) == len(a) == len(b):
@@ -124,18 +125,11 @@ def paired_kappa_difference(truth: Sequence[str], a: Sequence[str], b: Sequence[
     if len(truth) == 0:
         raise ValueError("no units to compare")
     k = len(codes)
-    t, ia, ib = (np.array([codes[str(x)] for x in v]) for v in (truth, a, b))
-    point = (stats_from_confusion(np.bincount(t * k + ib, minlength=k * k).reshape(k, k))["kappa"][0]
-             - stats_from_confusion(np.bincount(t * k + ia, minlength=k * k).reshape(k, k))["kappa"][0])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(t), size=(n_boot, len(t)))
-    offsets = (np.arange(n_boot) * k * k)[:, None]
-
-    def tables(pred: np.ndarray) -> np.ndarray:
-        flat = ((t * k + pred)[idx] + offsets).ravel()
-        return np.bincount(flat, minlength=n_boot * k * k).reshape(n_boot, k, k)
-
-    diffs = stats_from_confusion(tables(ib))["kappa"] - stats_from_confusion(tables(ia))["kappa"]
+    t, ia, ib = (np.array([codes[x] for x in v]) for v in (truth, a, b))
+    point = cohens_kappa(truth, b) - cohens_kappa(truth, a)
+    # the same seed draws the same resamples of the units for both models: that is the pairing
+    diffs = (stats_from_confusion(bootstrap_confusions(t, ib, k, n_boot, seed))["kappa"]
+             - stats_from_confusion(bootstrap_confusions(t, ia, k, n_boot, seed))["kappa"])
     diffs = diffs[np.isfinite(diffs)]
     low, high = (np.percentile(diffs, [2.5, 97.5]) if len(diffs) else (np.nan, np.nan))
     return Estimate(float(point), float(low), float(high))

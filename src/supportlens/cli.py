@@ -103,8 +103,9 @@ def evaluate(
     given = {name: value for name, value in (("text_column", text_column), ("label_column", label_column),
                                              ("group_column", group_column)) if value is not None}
     try:
+        data_cfg = DataConfig(**given) if given else None
         result = evaluate_file(model, data, codebook, str(out_dir) if out_dir else None, tracking_uri,
-                               log_run=not no_log, data_cfg=DataConfig(**given) if given else None)
+                               log_run=not no_log, data_cfg=data_cfg)
     except _user_errors() as exc:
         _fail(str(exc))
         return
@@ -112,7 +113,7 @@ def evaluate(
     if against:
         try:
             other = evaluate_file(against, data, codebook, None, tracking_uri, log_run=not no_log,
-                                  data_cfg=DataConfig(**given) if given else None)
+                                  data_cfg=data_cfg)
             paired = paired_difference(result, other)
         except (*_user_errors(), ValueError) as exc:
             _fail(f"--against {against}: {exc}")
