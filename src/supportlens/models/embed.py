@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from .base import TextClassifier, expand_columns
 from .encoders import (batched_apply, cached_embed, encoder_digest, load_encoder, mean_pool,
-                       shared_encoder)
+                       saved_encoder, shared_encoder)
 from .prior import PRIOR_MODES, CodebookSimilarity
 
 
@@ -112,13 +112,14 @@ class EmbedLogReg(TextClassifier):
     def _load(self, path: Path) -> None:
         # vectors are shared by content, never by name: a saved copy may differ from the name it came
         # from, while identical copies (an ensemble's members) embed each passage once between them
-        digest = encoder_digest(path / "encoder")
+        folder = saved_encoder(path)
+        digest = encoder_digest(folder)
         self.cache_key_ = "sha256:" + digest
         if self.frozen_encoder:  # identical frozen copies are also loaded once
-            self._shared_encoder = shared_encoder(digest, path / "encoder")
+            self._shared_encoder = shared_encoder(digest, folder)
             self.tokenizer_, self.encoder_ = self._shared_encoder.tokenizer, self._shared_encoder.model
         else:
-            self.tokenizer_, self.encoder_ = load_encoder(str(path / "encoder"))
+            self.tokenizer_, self.encoder_ = load_encoder(str(folder))
         saved = joblib.load(path / "head.joblib")
         if isinstance(saved, dict):
             self.head_, self.prior_ = saved["head"], saved["prior"]

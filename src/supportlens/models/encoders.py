@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import shutil
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -162,6 +163,48 @@ def encoder_digest(folder: str | os.PathLike) -> str:
     ensemble's members, each saved with its own copy of MiniLM, then share one embedding of each
     passage instead of embedding it once per member."""
     return folder_digest(folder, salt="supportlens-encoder-v1", content=_tokenizer_blind_sha256)
+
+
+ENCODER_LINK = "encoder.link"
+
+
+def saved_encoder(model_folder: str | os.PathLike) -> Path:
+    """The encoder folder a saved model uses: its own ``encoder/``, or, in an ensemble, the identical
+    copy another member holds, named by ``encoder.link`` (a path relative to the member's folder).
+
+    An ensemble stores each distinct encoder once, so its folder and its MLflow model are not twice
+    the size of one member for the same weights."""
+    folder = Path(model_folder)
+    own = folder / "encoder"
+    link = folder / ENCODER_LINK
+    if own.is_dir() or not link.is_file():
+        return own
+    relative = link.read_text(encoding="utf-8").strip()
+    target = (folder / relative).resolve()
+    if not target.is_dir():
+        raise ModelLoadError(f"{link}: the shared encoder it names ({relative}) is missing; copy the "
+                             "whole ensemble folder, not one member")
+    return target
+
+
+def share_identical_encoders(member_folders: Sequence[Path]) -> int:
+    """Replace each member's ``encoder/`` that computes the same as an earlier member's (same
+    :func:`encoder_digest`) by an ``encoder.link`` to it. Returns how many copies were removed."""
+    first: dict[str, Path] = {}
+    removed = 0
+    for folder in member_folders:
+        own = folder / "encoder"
+        if not own.is_dir():
+            continue
+        digest = encoder_digest(own)
+        if digest not in first:
+            first[digest] = own
+            continue
+        (folder / ENCODER_LINK).write_text(Path(os.path.relpath(first[digest], folder)).as_posix() + "\n",
+                                           encoding="utf-8")
+        shutil.rmtree(own)
+        removed += 1
+    return removed
 
 
 class LoadedEncoder:

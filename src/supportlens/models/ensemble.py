@@ -5,7 +5,8 @@ combination transfers better than any one of them. Each member is a full support
 fitted on the same training interviews and temperature-calibrated on the validation interviews.
 ``mean`` averages the calibrated probabilities (optionally weighted); ``stack`` fits a small
 logistic regression on the members' validation log-probabilities. Members are saved in
-sub-folders, so the ensemble folder is self-contained like every other model folder.
+sub-folders, so the ensemble folder is self-contained like every other model folder; members whose
+frozen encoders are identical keep one copy of it between them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from .base import TextClassifier, expand_columns
-from .encoders import embedding_cache
+from .encoders import embedding_cache, share_identical_encoders
 
 
 class EnsembleClassifier(TextClassifier):
@@ -77,8 +78,10 @@ class EnsembleClassifier(TextClassifier):
         return self
 
     def _save(self, path: Path) -> None:
-        for i, member in enumerate(self.members_):
-            member.save(path / "members" / str(i))
+        folders = [path / "members" / str(i) for i in range(len(self.members_))]
+        for member, folder in zip(self.members_, folders):
+            member.save(folder)
+        share_identical_encoders(folders)  # the default's two MiniLM members: one copy on disk
         joblib.dump(self.stacker_, path / "stacker.joblib")
 
     def _load(self, path: Path) -> None:
