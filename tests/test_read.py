@@ -277,6 +277,58 @@ def test_clock_times_and_urls_are_not_labels(tmp_path):
     assert t.cues[2].text == "At 10:30 we met.\nhttps://example.org: see it."
 
 
+OTTER = ("Interview 07\nMon, Dec 04, 2023 10:12AM \u2022 45:10\n\nSUMMARY KEYWORDS\ncoaching, rollout\n\n"
+         "SPEAKERS\nSpeaker 1, Dana Lee\n\n"
+         "Speaker 1  0:00\nWhat did the first year look like?\n\n"
+         "Dana Lee  0:04\nWe ran the training.\nThen we left.\n\n"
+         "Speaker 1  1:02:03\nAnd now?\n\nDana Lee  1:02:05\nWe plan it with them.\n")
+
+
+@pytest.mark.parametrize("body", [
+    OTTER,  # Otter.ai: name, two spaces, time; text below
+    "Speaker 1 (00:00):\nWhat did the first year look like?\n\nDana Lee (00:04):\nWe ran the training.\n"
+    "Then we left.\n\nSpeaker 1 (01:02:03):\nAnd now?\n\nDana Lee (01:02:05):\nWe plan it with them.\n",
+    # Rev: name (time):, text below
+    "Speaker 1 (00:00): What did the first year look like?\n\nDana Lee (00:04): We ran the training.\n"
+    "Then we left.\n\nSpeaker 1 [01:02:03]: And now?\nDana Lee (01:02:05): We plan it with them.\n",
+    # the same with the text after the colon
+    "00:00:00 Speaker 1\nWhat did the first year look like?\n\n[00:00:04] Dana Lee\nWe ran the training.\n"
+    "Then we left.\n\n01:02:03 Speaker 1\nAnd now?\n\n[01:02:05] Dana Lee\nWe plan it with them.\n",
+    # time first (Word's Transcribe and others)
+], ids=["otter", "rev", "rev-inline", "time-first"])
+def test_transcription_service_exports(tmp_path, body):
+    """The label lines of common transcription services give speakers and start times, and the
+    text below them (not the label) is the turn."""
+    t = read_transcript(write(tmp_path, "export.txt", body))
+    assert [(c.speaker, c.text, c.start_time) for c in t.cues] == [
+        ("Speaker 1", "What did the first year look like?", 0.0),
+        ("Dana Lee", "We ran the training.\nThen we left.", 4.0),
+        ("Speaker 1", "And now?", 3723.0), ("Dana Lee", "We plan it with them.", 3725.0)]
+    assert_offsets(t)
+
+
+def test_times_in_running_text_are_not_labels(tmp_path):
+    """A line of words ending in a time, even twice, opens no turn unless a blank line precedes it."""
+    body = ("Interviewer: When?\nDana: It started\nWe met at 10:30\nand again at 14:00.\n"
+            "Interviewer: And then?\nDana: Then\nWe met at 10:30\n")
+    t = read_transcript(write(tmp_path, "t.txt", body))
+    assert [c.speaker for c in t.cues] == ["Interviewer", "Dana", "Interviewer", "Dana"]
+    assert t.cues[1].text == "It started\nWe met at 10:30\nand again at 14:00."
+
+
+def test_docx_transcription_service_export(tmp_path):
+    path = make_docx(tmp_path / "otter.docx", [(None, "Interview 07"), (None, "Speaker 1  0:00"),
+                                                (None, "What changed?"), (None, "Dana Lee  0:04"),
+                                                (None, "We stopped lecturing."), (None, "We co-designed."),
+                                                (None, "Speaker 1  0:09"), (None, "How?"),
+                                                (None, "Dana Lee  0:10"), (None, "Together.")])
+    t = read_transcript(path)
+    assert [(c.speaker, c.text, c.start_time) for c in t.cues] == [
+        ("Speaker 1", "What changed?", 0.0), ("Dana Lee", "We stopped lecturing.\nWe co-designed.", 4.0),
+        ("Speaker 1", "How?", 9.0), ("Dana Lee", "Together.", 10.0)]
+    assert_offsets(t)
+
+
 # --- captions ---------------------------------------------------------------------------------
 
 

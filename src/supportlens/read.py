@@ -296,6 +296,20 @@ _SPEAKER_LINE = re.compile(
     r"[ \t]*(?P<mid>\*\*|__|\*|_)?[ \t]*:(?P<close>\*\*|__|\*|_)?"
     r"(?=\s|$)[ \t]*"
 )
+# Exports of transcription services put the time beside the name and often the turn's text on the
+# lines below: "Speaker 1  0:00" (Otter.ai), "Jane Doe (00:01:02):" (Rev, also with text after the
+# colon), "00:01:02 Speaker 1" or "[00:01:02] Jane Doe" (Word's Transcribe and others). Without a
+# colon the line must hold nothing but the name and the time.
+_NAME = rf"(?P<name>[^\W\d_]{_NAME_CHAR}{{0,44}}?)"
+_NAME_THEN_TIME = re.compile(
+    rf"^[ \t]*{_NAME}[ \t]*"
+    rf"(?:\((?P<t1>{_TIME})\)|\[(?P<t2>{_TIME})\]|(?<=[ \t])(?P<t3>{_TIME}))"
+    r"[ \t]*(?:(?P<colon>:)(?=\s|$)[ \t]*|$)"
+)
+_TIME_THEN_NAME = re.compile(
+    rf"^[ \t]*(?:\[(?P<t1>{_TIME})\]|\((?P<t2>{_TIME})\)|(?P<t3>{_TIME}))[ \t]+(?:[-\u2013\u2014|][ \t]*)?"
+    rf"{_NAME}[ \t]*$"
+)
 # Names that label an interview role even when used only once.
 _ROLE_NAME = re.compile(
     r"(?:interviewer|interviewee|participant|respondent|moderator|facilitator|researcher|speaker"
@@ -310,22 +324,28 @@ class _Label:
     name: str
     rest_start: int  # index in the line where the utterance starts
     time: float | None
+    bare: bool = False  # a name and a time with no colon: in plain text, only at the start of a block
 
 
 def _parse_label(line: str) -> _Label | None:
-    """A syntactically valid ``[time] **Name:** text`` prefix, or None."""
+    """A syntactically valid ``[time] **Name:** text`` prefix, a transcription service's
+    ``Name  time`` / ``Name (time):`` / ``time Name`` label, or None."""
     m = _SPEAKER_LINE.match(line)
-    if not m:
-        return None
+    if m:
+        opener, closer = m["open"], m["mid"] or m["close"]
+        if opener != closer or (m["mid"] and m["close"]):
+            return None
+    else:
+        m = _NAME_THEN_TIME.match(line) or _TIME_THEN_NAME.match(line)
+        if not m:
+            return None
     name = m["name"].strip()
-    opener, closer = m["open"], m["mid"] or m["close"]
-    if opener != closer or (m["mid"] and m["close"]):
-        return None
     if (len(name) > 40 or len(name.split()) > 5 or not any(ch.isalpha() for ch in name)
             or name.count("(") != name.count(")")):
         return None
     time = m["t1"] or m["t2"] or m["t3"]
-    return _Label(name, m.end(), _seconds(time) if time else None)
+    bare = m.re is not _SPEAKER_LINE and not m.groupdict().get("colon")
+    return _Label(name, m.end(), _seconds(time) if time else None, bare)
 
 
 def _seconds(stamp: str) -> float:
@@ -384,6 +404,10 @@ def _read_plain(path: Path, text: str, fmt: str, encoding: str, notes: list[str]
         offset += len(line) + 1
 
     labels = [(i, _parse_label(line)) for i, (_, line) in enumerate(lines)]
+    # "Name  0:04" with no colon opens a turn only after a blank line, as the services lay it out;
+    # elsewhere it is a line of running text that happens to end with a time
+    labels = [(i, None if lab is not None and lab.bare and i > 0 and lines[i - 1][1].strip() else lab)
+              for i, lab in labels]
     accepted = _accepted_speakers([lab for _, lab in labels if lab is not None])
     starts = [(i, lab) for i, lab in labels if lab is not None and lab.name in accepted]
 
