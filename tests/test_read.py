@@ -375,6 +375,31 @@ def test_docx_labels_and_continuation_paragraphs(tmp_path):
     assert_offsets(t)
 
 
+def test_docx_transcript_laid_out_as_tables(tmp_path):
+    """Rows of (speaker, text) or (time, speaker, text) cells are turns, in document order with
+    the paragraphs around them; a header row is skipped."""
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("Interview 12, transcribed 2024")
+    table = document.add_table(rows=0, cols=2)
+    for cells in [("Speaker", "Text"), ("Interviewer", "What changed?"), ("P12", "We stopped lecturing.")]:
+        row = table.add_row().cells
+        row[0].text, row[1].text = cells
+    document.add_paragraph("We co-designed the rest.")  # continues the last turn
+    timed = document.add_table(rows=0, cols=3)
+    for cells in [("Time", "Speaker", "Text"), ("00:01:05", "Interviewer", "How?"), ("[00:01:09]", "P12", "Together.")]:
+        row = timed.add_row().cells
+        row[0].text, row[1].text, row[2].text = cells
+    document.save(tmp_path / "table.docx")
+    t = read_transcript(tmp_path / "table.docx")
+    assert [(c.speaker, c.text, c.start_time) for c in t.cues] == [
+        ("Interviewer", "What changed?", None), ("P12", "We stopped lecturing.\nWe co-designed the rest.", None),
+        ("Interviewer", "How?", 65.0), ("P12", "Together.", 69.0)]
+    assert t.notes == ["1 paragraph(s) before the first speaker label are a header, not cues"]
+    assert_offsets(t)
+
+
 def test_docx_without_labels(tmp_path):
     t = read_transcript(make_docx(tmp_path / "p.docx", [(None, "First idea."), (None, "Second idea.")]))
     assert [(c.speaker, c.text) for c in t.cues] == [(None, "First idea."), (None, "Second idea.")]

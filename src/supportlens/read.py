@@ -537,11 +537,10 @@ def _read_docx(path: Path, raw: bytes) -> Transcript:
         document = docx.Document(io.BytesIO(raw))
     except Exception as exc:  # python-docx raises zipfile/KeyError/PackageNotFoundError variants
         raise ReadError(path, f"not a readable .docx file ({type(exc).__name__}: {exc})") from None
-    paragraphs = [p.text.replace("\r", "\n").strip() for p in document.paragraphs]
+    paragraphs = [p.replace("\r", "\n").strip() for p in _docx_blocks(document)]
     paragraphs = [p for p in paragraphs if p]
     if not paragraphs:
-        raise ReadError(path, "empty file: the document has no paragraph text"
-                        + (" (text in tables is not read)" if document.tables else ""))
+        raise ReadError(path, "empty file: the document has no paragraph or table text")
     labels = [_parse_label(p) for p in paragraphs]
     accepted = _accepted_speakers([lab for lab in labels if lab is not None])
     notes: list[str] = []
@@ -567,6 +566,44 @@ def _read_docx(path: Path, raw: bytes) -> Transcript:
         raise ReadError(path, "empty file: no transcript text found")
     rendered, cues = _render(utterances, join_unlabelled=False)
     return Transcript(str(path), rendered, cues, "docx", "utf-8", notes)
+
+
+# Header cells of a transcript laid out as a table ("Speaker | Text", "Time | Speaker | Text").
+_TABLE_HEADERS = {"speaker", "name", "who", "time", "timestamp", "timecode", "start", "text",
+                  "transcript", "utterance", "content", "dialogue", "speech"}
+_CLOCK = re.compile(rf"^[\[(]?(?P<t>{_TIME})[\])]?$")
+
+
+def _docx_blocks(document) -> list[str]:
+    """The body's paragraphs and table rows in document order. Some transcription services lay a
+    transcript out as a table; a row of (speaker, text) or (time, speaker, text) cells becomes a
+    ``[time] Speaker: text`` line, any other row its cells' text joined."""
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    blocks: list[str] = []
+    for child in document.element.body.iterchildren():
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag == "p":
+            blocks.append(Paragraph(child, document).text)
+        elif tag == "tbl":
+            for row in Table(child, document).rows:
+                cells, seen = [], set()
+                for cell in row.cells:  # a merged cell appears once per grid column it spans
+                    if id(cell._tc) not in seen:
+                        seen.add(id(cell._tc))
+                        cells.append(cell.text.strip())
+                cells = [c for c in cells if c]
+                if cells and all(c.casefold().rstrip(":") in _TABLE_HEADERS for c in cells):
+                    continue
+                clock = _CLOCK.match(cells[0]) if cells else None
+                if len(cells) == 3 and clock:
+                    blocks.append(f"[{clock['t']}] {cells[1].rstrip(':')}: {cells[2]}")
+                elif len(cells) == 2 and not _CLOCK.match(cells[0]) and len(cells[0]) <= 40:
+                    blocks.append(f"{cells[0].rstrip(':')}: {cells[1]}")
+                else:
+                    blocks.append("\n".join(cells))
+    return blocks
 
 
 # ---------------------------------------------------------------------------------------------
