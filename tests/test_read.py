@@ -295,7 +295,10 @@ OTTER = ("Interview 07\nMon, Dec 04, 2023 10:12AM \u2022 45:10\n\nSUMMARY KEYWOR
     "00:00:00 Speaker 1\nWhat did the first year look like?\n\n[00:00:04] Dana Lee\nWe ran the training.\n"
     "Then we left.\n\n01:02:03 Speaker 1\nAnd now?\n\n[01:02:05] Dana Lee\nWe plan it with them.\n",
     # time first (Word's Transcribe and others)
-], ids=["otter", "rev", "rev-inline", "time-first"])
+    "[Speaker 1] 00:00:00\nWhat did the first year look like?\n\n[Dana Lee] 00:00:04\nWe ran the training.\n"
+    "Then we left.\n\n[Speaker 1] 01:02:03\nAnd now?\n\n[Dana Lee] 01:02:05\nWe plan it with them.\n",
+    # Zoom's saved transcript
+], ids=["otter", "rev", "rev-inline", "time-first", "zoom"])
 def test_transcription_service_exports(tmp_path, body):
     """The label lines of common transcription services give speakers and start times, and the
     text below them (not the label) is the turn."""

@@ -297,14 +297,18 @@ _SPEAKER_LINE = re.compile(
     r"(?=\s|$)[ \t]*"
 )
 # Exports of transcription services put the time beside the name and often the turn's text on the
-# lines below: "Speaker 1  0:00" (Otter.ai), "Jane Doe (00:01:02):" (Rev, also with text after the
-# colon), "00:01:02 Speaker 1" or "[00:01:02] Jane Doe" (Word's Transcribe and others). Without a
+# lines below: "Speaker 1  0:00" (Otter.ai, Teams), "Jane Doe (00:01:02):" (Rev, also with text after
+# the colon), "[Jane Doe] 10:32:15" (Zoom), "00:01:02 Speaker 1" or "[00:01:02] Jane Doe" (Word's
+# Transcribe and others). Without a
 # colon the line must hold nothing but the name and the time.
 _NAME = rf"(?P<name>[^\W\d_]{_NAME_CHAR}{{0,44}}?)"
 _NAME_THEN_TIME = re.compile(
     rf"^[ \t]*{_NAME}[ \t]*"
     rf"(?:\((?P<t1>{_TIME})\)|\[(?P<t2>{_TIME})\]|(?<=[ \t])(?P<t3>{_TIME}))"
     r"[ \t]*(?:(?P<colon>:)(?=\s|$)[ \t]*|$)"
+)
+_BRACKETED_NAME_THEN_TIME = re.compile(  # Zoom's saved transcript: "[Jane Doe] 10:32:15"
+    rf"^[ \t]*\[{_NAME}\][ \t]+(?P<t1>{_TIME})(?P<t2>)(?P<t3>)[ \t]*$"
 )
 _TIME_THEN_NAME = re.compile(
     rf"^[ \t]*(?:\[(?P<t1>{_TIME})\]|\((?P<t2>{_TIME})\)|(?P<t3>{_TIME}))[ \t]+(?:[-\u2013\u2014|][ \t]*)?"
@@ -336,7 +340,8 @@ def _parse_label(line: str) -> _Label | None:
         if opener != closer or (m["mid"] and m["close"]):
             return None
     else:
-        m = _NAME_THEN_TIME.match(line) or _TIME_THEN_NAME.match(line)
+        m = (_NAME_THEN_TIME.match(line) or _BRACKETED_NAME_THEN_TIME.match(line)
+             or _TIME_THEN_NAME.match(line))
         if not m:
             return None
     name = m["name"].strip()
