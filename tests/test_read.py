@@ -378,6 +378,18 @@ def test_docx_labels_and_continuation_paragraphs(tmp_path):
     assert_offsets(t)
 
 
+def test_docx_speech_ending_in_a_time_is_not_a_label(tmp_path):
+    """In a document labelled "Name: text", a paragraph of words ending in a time stays speech,
+    even when it occurs twice."""
+    path = make_docx(tmp_path / "t.docx", [("Interviewer: ", "When?"), ("Dana: ", "It started."),
+                                           (None, "We met at 10:30"), ("Interviewer: ", "And then?"),
+                                           ("Dana: ", "Then"), (None, "We met at 10:30")])
+    t = read_transcript(path)
+    assert [(c.speaker, c.text) for c in t.cues] == [
+        ("Interviewer", "When?"), ("Dana", "It started.\nWe met at 10:30"),
+        ("Interviewer", "And then?"), ("Dana", "Then\nWe met at 10:30")]
+
+
 def test_docx_transcript_laid_out_as_tables(tmp_path):
     """Rows of (speaker, text) or (time, speaker, text) cells are turns, in document order with
     the paragraphs around them; a header row is skipped."""

@@ -547,6 +547,11 @@ def _read_docx(path: Path, raw: bytes) -> Transcript:
     if not paragraphs:
         raise ReadError(path, "empty file: the document has no paragraph or table text")
     labels = [_parse_label(p) for p in paragraphs]
+    # paragraphs have no blank line to mark where a turn may open, so a colon-less "Name  0:04"
+    # counts only in documents laid out that way: at least half of their labels are of that kind
+    bare = sum(1 for lab in labels if lab is not None and lab.bare)
+    if bare and 2 * bare < sum(1 for lab in labels if lab is not None):
+        labels = [None if lab is not None and lab.bare else lab for lab in labels]
     accepted = _accepted_speakers([lab for lab in labels if lab is not None])
     notes: list[str] = []
     utterances: list[_Utterance] = []
