@@ -123,6 +123,15 @@ def test_speaker_choice(folder, labeler, tmp_path):
     assert set(pd.read_csv(tmp_path / "i.csv")["role"]) == {"interviewer"}
 
 
+def test_no_passages_of_a_role_says_how_roles_were_found(labeler, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("Speaker 1  0:00\nHello, we rolled it out.\n\nSpeaker 2  0:05\nWe co-designed it.\n")
+    report = predict_files([str(short)], labeler, tmp_path / "labels.csv", speaker="interviewer")
+    assert [f.reason for f in report.failures] == [
+        f"{short}: no interviewer passages to score (no interviewer found among 2 speakers, by name or by "
+        "questions (at least 3 turns each): all are scored as participants; pass --interviewer NAME)"]
+
+
 def test_bad_files_do_not_sink_the_batch(folder, labeler, tmp_path):
     (folder / "empty.txt").write_text("")
     (folder / "binary.txt").write_bytes(b"\x00\x01\x02\x03" * 50)

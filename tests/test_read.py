@@ -310,6 +310,38 @@ def test_transcription_service_exports(tmp_path, body):
     assert_offsets(t)
 
 
+def test_a_speaker_who_talks_once_in_a_service_export_is_a_speaker(tmp_path):
+    """In a file laid out with unmistakable labels, a third person who speaks once is their own
+    turn, not part of the turn above; display names keep commas and pronouns."""
+    otter = ("Speaker 1  0:00\nWhat did the first year look like?\n\nDoe, Jane  0:04\nWe ran the training.\n\n"
+             "Tom Reyes  0:30\nThe funder required it.\n\nSpeaker 1  0:41\nAnd now?\n\n"
+             "Doe, Jane  0:45\nWe plan it with them.\n\nTranscribed by https://otter.ai\n")
+    t = read_transcript(write(tmp_path, "otter.txt", otter))
+    assert [(c.speaker, c.text) for c in t.cues] == [
+        ("Speaker 1", "What did the first year look like?"), ("Doe, Jane", "We ran the training."),
+        ("Tom Reyes", "The funder required it."), ("Speaker 1", "And now?"), ("Doe, Jane", "We plan it with them.")]
+    assert any("footer" in note for note in t.notes)
+    assert_offsets(t)
+    rev = ("Interviewer (00:00:01):\nYour role?\n\nPriya Nair (00:00:10):\nI lead the hub.\n\n"
+           "Interviewer (00:00:30):\nThanks.\n")
+    t = read_transcript(write(tmp_path, "rev.txt", rev))
+    assert [c.speaker for c in t.cues] == ["Interviewer", "Priya Nair", "Interviewer"]
+    # Zoom's saved transcript, pronouns in the name and no blank line between turns
+    zoom = ("[Jane Doe (she/her)] 10:32:15\nHow did it start?\n[Sam Lee] 10:32:20\nWith a manual.\n"
+            "[Jane Doe (she/her)] 10:32:41\nAnd now?\n[Sam Lee] 10:32:44\nTogether.\n")
+    t = read_transcript(write(tmp_path, "zoom.txt", zoom))
+    assert [(c.speaker, c.text, c.start_time) for c in t.cues] == [
+        ("Jane Doe (she/her)", "How did it start?", 37935.0), ("Sam Lee", "With a manual.", 37940.0),
+        ("Jane Doe (she/her)", "And now?", 37961.0), ("Sam Lee", "Together.", 37964.0)]
+
+
+def test_a_once_used_plain_label_is_still_text(tmp_path):
+    """Without a file laid out in unmistakable labels, "Name: text" used once stays text."""
+    body = "Interviewer: Why?\nDana: Because the answer is: yes.\nInterviewer: Then?\nDana: Fine.\n"
+    t = read_transcript(write(tmp_path, "t.txt", body))
+    assert [c.speaker for c in t.cues] == ["Interviewer", "Dana", "Interviewer", "Dana"]
+
+
 def test_times_in_running_text_are_not_labels(tmp_path):
     """A line of words ending in a time, even twice, opens no turn unless a blank line precedes it."""
     body = ("Interviewer: When?\nDana: It started\nWe met at 10:30\nand again at 14:00.\n"
@@ -390,6 +422,26 @@ def test_docx_speech_ending_in_a_time_is_not_a_label(tmp_path):
         ("Interviewer", "And then?"), ("Dana", "Then\nWe met at 10:30")]
 
 
+def test_docx_label_and_text_in_one_paragraph_and_footer(tmp_path):
+    """A label ending the paragraph's first line (a line break, not a new paragraph, before the
+    text) opens a turn; a closing "Transcribed by" paragraph is not speech."""
+    import docx
+
+    document = docx.Document()
+    for label, text in [("Speaker 1  0:00", "What changed?"), ("Dana Lee  0:04", "We stopped lecturing."),
+                        ("Speaker 1  0:09", "How?"), ("Dana Lee  0:10", "Together.")]:
+        run = document.add_paragraph().add_run(label)
+        run.add_break()
+        run.add_text(text)
+    document.add_paragraph("Transcribed by https://otter.ai")
+    document.save(tmp_path / "soft.docx")
+    t = read_transcript(tmp_path / "soft.docx")
+    assert [(c.speaker, c.text, c.start_time) for c in t.cues] == [
+        ("Speaker 1", "What changed?", 0.0), ("Dana Lee", "We stopped lecturing.", 4.0),
+        ("Speaker 1", "How?", 9.0), ("Dana Lee", "Together.", 10.0)]
+    assert any("footer" in note for note in t.notes)
+
+
 def test_docx_transcript_laid_out_as_tables(tmp_path):
     """Rows of (speaker, text) or (time, speaker, text) cells are turns, in document order with
     the paragraphs around them; a header row is skipped."""
@@ -403,14 +455,16 @@ def test_docx_transcript_laid_out_as_tables(tmp_path):
         row[0].text, row[1].text = cells
     document.add_paragraph("We co-designed the rest.")  # continues the last turn
     timed = document.add_table(rows=0, cols=3)
-    for cells in [("Time", "Speaker", "Text"), ("00:01:05", "Interviewer", "How?"), ("[00:01:09]", "P12", "Together.")]:
+    for cells in [("Time", "Speaker", "Text"), ("00:01:05", "Interviewer", "How?"), ("[00:01:09]", "P12", "Together."),
+                  ("00:01:20", "Omar Haddad, observer", "Can I add one thing?")]:
         row = timed.add_row().cells
         row[0].text, row[1].text, row[2].text = cells
     document.save(tmp_path / "table.docx")
     t = read_transcript(tmp_path / "table.docx")
     assert [(c.speaker, c.text, c.start_time) for c in t.cues] == [
         ("Interviewer", "What changed?", None), ("P12", "We stopped lecturing.\nWe co-designed the rest.", None),
-        ("Interviewer", "How?", 65.0), ("P12", "Together.", 69.0)]
+        ("Interviewer", "How?", 65.0), ("P12", "Together.", 69.0),
+        ("Omar Haddad, observer", "Can I add one thing?", 80.0)]  # a speaker cell names a speaker, once or not
     assert t.notes == ["1 paragraph(s) before the first speaker label are a header, not cues"]
     assert_offsets(t)
 

@@ -238,6 +238,24 @@ def test_inference_can_be_turned_off_and_needs_enough_turns():
     assert set(speaker_roles(tie).values()) == {"participant"}
 
 
+def test_segment_notes_how_the_interviewer_was_found():
+    """A guessed interviewer, and a missing one, are said in the transcript's notes with what to do;
+    an interviewer known by name needs no note."""
+    def notes_of(cues):
+        t = transcript([(c.speaker, c.text) for c in cues])
+        segment(t)
+        return t.notes
+
+    guessed = notes_of(interview("Sam", "Alex"))
+    assert guessed == ["interviewer guessed from questions: Sam (ends 4 of 4 turns with '?'); "
+                       "if that is wrong, pass --interviewer NAME"]
+    missing = notes_of(interview("Sam", "Alex", turns=2))
+    assert missing == ["no interviewer found among 2 speakers, by name or by questions (at least 3 turns "
+                       "each): all are scored as participants; pass --interviewer NAME"]
+    assert notes_of(interview("Interviewer", "Alex")) == []
+    assert notes_of([Cue("Alex", "Just me.", 0, 0)]) == []
+
+
 def test_custom_interviewer_pattern():
     cues = interview("Alex", "Host Kim")  # Alex asks, but the pattern names the host
     rules = SpeakerRules(interviewer_patterns=[r"host\b.*"])

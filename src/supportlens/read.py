@@ -300,19 +300,25 @@ _SPEAKER_LINE = re.compile(
 # lines below: "Speaker 1  0:00" (Otter.ai, Teams), "Jane Doe (00:01:02):" (Rev, also with text after
 # the colon), "[Jane Doe] 10:32:15" (Zoom), "00:01:02 Speaker 1" or "[00:01:02] Jane Doe" (Word's
 # Transcribe and others). Without a colon the line must hold nothing but the name and the time.
-_NAME = rf"(?P<name>[^\W\d_]{_NAME_CHAR}{{0,44}}?)"
+# Display names may hold commas and pronouns ("Doe, Jane", "Jane Doe (she/her)").
+_NAME = rf"(?P<name>[^\W\d_](?:{_NAME_CHAR}|[,/]){{0,44}}?)"
 _NAME_THEN_TIME = re.compile(
-    rf"^[ \t]*{_NAME}[ \t]*"
+    rf"^[ \t]*{_NAME}(?P<gap>[ \t]*)"
     rf"(?:\((?P<t1>{_TIME})\)|\[(?P<t2>{_TIME})\]|(?<=[ \t])(?P<t3>{_TIME}))"
     r"[ \t]*(?:(?P<colon>:)(?=\s|$)[ \t]*|$)"
 )
 _BRACKETED_NAME_THEN_TIME = re.compile(  # Zoom's saved transcript: "[Jane Doe] 10:32:15"
-    rf"^[ \t]*\[{_NAME}\][ \t]+(?P<t1>{_TIME})[ \t]*$"
+    r"^[ \t]*\[(?P<name>[^\W\d_][^\]\n]{0,58}?)\][ \t]+"
+    rf"(?P<t1>{_TIME})[ \t]*$"
 )
 _TIME_THEN_NAME = re.compile(
     rf"^[ \t]*(?:\[(?P<t1>{_TIME})\]|\((?P<t2>{_TIME})\)|(?P<t3>{_TIME}))[ \t]+(?:[-\u2013\u2014|][ \t]*)?"
     rf"{_NAME}[ \t]*$"
 )
+# How many labels of an unmistakable shape (below) show that a file is laid out that way.
+_STRONG_LAYOUT = 3
+# The last line of an Otter.ai export, and of others like it: not speech.
+_FOOTER = re.compile(r"^[ \t]*transcribed by\b.{0,80}$", re.IGNORECASE)
 # Names that label an interview role even when used only once.
 _ROLE_NAME = re.compile(
     r"(?:interviewer|interviewee|participant|respondent|moderator|facilitator|researcher|speaker"
@@ -328,6 +334,9 @@ class _Label:
     rest_start: int  # index in the line where the utterance starts
     time: float | None
     bare: bool = False  # a name and a time with no colon: in plain text, only at the start of a block
+    # an unmistakable label: the time bracketed beside the name, the name bracketed, or the two
+    # apart by two or more spaces; in a file with several, a speaker who talks once is still one
+    strong: bool = False
 
 
 def _parse_label(line: str) -> _Label | None:
@@ -350,7 +359,10 @@ def _parse_label(line: str) -> _Label | None:
     groups = m.groupdict()
     time = groups.get("t1") or groups.get("t2") or groups.get("t3")
     bare = m.re is not _SPEAKER_LINE and not groups.get("colon")
-    return _Label(name, m.end(), _seconds(time) if time else None, bare)
+    strong = bool(groups.get("t1") or groups.get("t2") or m.re is _BRACKETED_NAME_THEN_TIME
+                  or len(groups.get("gap") or "") >= 2 or "\t" in (groups.get("gap") or "")
+                  or (m.re is _SPEAKER_LINE and time))
+    return _Label(name, m.end(), _seconds(time) if time else None, bare, strong)
 
 
 def _seconds(stamp: str) -> float:
@@ -372,13 +384,16 @@ _NOT_SPEAKERS = {
 
 
 def _accepted_speakers(labels: list[_Label]) -> set[str]:
-    """Names used on two or more lines, or shaped like an interview role (never header words)."""
+    """Names used on two or more lines, shaped like an interview role, or given by an unmistakable
+    label in a file laid out with them (never header words)."""
     counts: dict[str, int] = {}
     for label in labels:
         counts[label.name.casefold()] = counts.get(label.name.casefold(), 0) + 1
+    strong_layout = sum(label.strong for label in labels) >= _STRONG_LAYOUT
     return {label.name for label in labels
             if label.name.casefold() not in _NOT_SPEAKERS
-            and (counts[label.name.casefold()] >= 2 or _ROLE_NAME.fullmatch(label.name))}
+            and (counts[label.name.casefold()] >= 2 or _ROLE_NAME.fullmatch(label.name)
+                 or (label.strong and strong_layout))}
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -408,11 +423,15 @@ def _read_plain(path: Path, text: str, fmt: str, encoding: str, notes: list[str]
         lines.append((offset, line))
         offset += len(line) + 1
 
+    footer = _footer_line(lines)
+    if footer is not None:
+        notes.append(f"the last line ({lines[footer][1].strip()!r}) is the transcription service's footer, not speech")
+        lines = lines[:footer]
     labels = [(i, _parse_label(line)) for i, (_, line) in enumerate(lines)]
-    # "Name  0:04" with no colon opens a turn only after a blank line, as the services lay it out;
-    # elsewhere it is a line of running text that happens to end with a time
-    labels = [(i, None if lab is not None and lab.bare and i > 0 and lines[i - 1][1].strip() else lab)
-              for i, lab in labels]
+    # "Name 0:04" with no colon and one space opens a turn only after a blank line, as the
+    # services lay it out; elsewhere it is a line of running text that happens to end with a time
+    labels = [(i, None if lab is not None and lab.bare and not lab.strong and i > 0 and lines[i - 1][1].strip()
+               else lab) for i, lab in labels]
     accepted = _accepted_speakers([lab for _, lab in labels if lab is not None])
     starts = [(i, lab) for i, lab in labels if lab is not None and lab.name in accepted]
 
@@ -437,6 +456,14 @@ def _read_plain(path: Path, text: str, fmt: str, encoding: str, notes: list[str]
     if not cues:
         raise ReadError(path, "empty file: no transcript text found")
     return Transcript(str(path), text, cues, fmt, encoding, notes)
+
+
+def _footer_line(lines: list[tuple[int, str]]) -> int | None:
+    """Index of a closing "Transcribed by ..." line after a blank line, or None."""
+    filled = [i for i, (_, line) in enumerate(lines) if line.strip()]
+    if len(filled) < 2 or not _FOOTER.match(lines[filled[-1]][1]) or lines[filled[-1] - 1][1].strip():
+        return None
+    return filled[-1]
 
 
 def _paragraph_cues(text: str, lines: list[tuple[int, str]], skip_headings: bool) -> list[Cue]:
@@ -542,18 +569,26 @@ def _read_docx(path: Path, raw: bytes) -> Transcript:
         document = docx.Document(io.BytesIO(raw))
     except Exception as exc:  # python-docx raises zipfile/KeyError/PackageNotFoundError variants
         raise ReadError(path, f"not a readable .docx file ({type(exc).__name__}: {exc})") from None
-    paragraphs = [p.replace("\r", "\n").strip() for p in _docx_blocks(document)]
-    paragraphs = [p for p in paragraphs if p]
-    if not paragraphs:
+    blocks = [(p.replace("\r", "\n").strip(), given) for p, given in _docx_blocks(document)]
+    blocks = [(p, given) for p, given in blocks if p]
+    if not blocks:
         raise ReadError(path, "empty file: the document has no paragraph or table text")
-    labels = [_parse_label(p) for p in paragraphs]
+    notes: list[str] = []
+    if len(blocks) > 1 and blocks[-1][1] is None and _FOOTER.match(blocks[-1][0]):
+        notes.append(f"the last paragraph ({blocks[-1][0]!r}) is the transcription service's footer, not speech")
+        blocks = blocks[:-1]
+    paragraphs = [p for p, _ in blocks]
+    # a label may end its paragraph's first line, the turn's text following after a line break
+    labels = [_parse_label(p.split("\n", 1)[0]) for p in paragraphs]
     # paragraphs have no blank line to mark where a turn may open, so a colon-less "Name  0:04"
     # counts only in documents laid out that way: at least half of their labels are of that kind
     bare = sum(1 for lab in labels if lab is not None and lab.bare)
     if bare and 2 * bare < sum(1 for lab in labels if lab is not None):
         labels = [None if lab is not None and lab.bare else lab for lab in labels]
     accepted = _accepted_speakers([lab for lab in labels if lab is not None])
-    notes: list[str] = []
+    # a table's speaker cell names its speaker outright
+    labels = [given or lab for lab, (_, given) in zip(labels, blocks)]
+    accepted |= {given.name for _, given in blocks if given is not None}
     utterances: list[_Utterance] = []
     if not accepted:
         utterances = [_Utterance(None, p) for p in paragraphs]
@@ -584,18 +619,18 @@ _TABLE_HEADERS = {"speaker", "name", "who", "time", "timestamp", "timecode", "st
 _CLOCK = re.compile(rf"^[\[(]?(?P<t>{_TIME})[\])]?$")
 
 
-def _docx_blocks(document) -> list[str]:
-    """The body's paragraphs and table rows in document order. Some transcription services lay a
-    transcript out as a table; a row of (speaker, text) or (time, speaker, text) cells becomes a
-    ``[time] Speaker: text`` line, any other row its cells' text joined."""
+def _docx_blocks(document) -> list[tuple[str, _Label | None]]:
+    """The body's paragraphs and table rows in document order, each with the label a table row
+    gives. Some transcription services lay a transcript out as a table; a row of (speaker, text)
+    or (time, speaker, text) cells is that speaker's turn, any other row its cells' text joined."""
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    blocks: list[str] = []
+    blocks: list[tuple[str, _Label | None]] = []
     for child in document.element.body.iterchildren():
         tag = child.tag.rsplit("}", 1)[-1]
         if tag == "p":
-            blocks.append(Paragraph(child, document).text)
+            blocks.append((Paragraph(child, document).text, None))
         elif tag == "tbl":
             for row in Table(child, document).rows:
                 cells, seen = [], set()
@@ -607,12 +642,15 @@ def _docx_blocks(document) -> list[str]:
                 if cells and all(c.casefold().rstrip(":") in _TABLE_HEADERS for c in cells):
                     continue
                 clock = _CLOCK.match(cells[0]) if cells else None
-                if len(cells) == 3 and clock:
-                    blocks.append(f"[{clock['t']}] {cells[1].rstrip(':')}: {cells[2]}")
-                elif len(cells) == 2 and not _CLOCK.match(cells[0]) and len(cells[0]) <= 40:
-                    blocks.append(f"{cells[0].rstrip(':')}: {cells[1]}")
+                if len(cells) == 3 and clock and len(cells[1]) <= 60:
+                    name, text, time = cells[1].rstrip(":").strip(), cells[2], _seconds(clock["t"])
+                elif len(cells) == 2 and not clock and len(cells[0]) <= 60:
+                    name, text, time = cells[0].rstrip(":").strip(), cells[1], None
                 else:
-                    blocks.append("\n".join(cells))
+                    blocks.append(("\n".join(cells), None))
+                    continue
+                # rendered as "Name: text", the label being the part before the text
+                blocks.append((f"{name}: {text}", _Label(name, len(name) + 2, time)))
     return blocks
 
 

@@ -132,7 +132,34 @@ def speaker_roles(cues: list[Cue], rules: SpeakerRules | None = None) -> dict[st
     return {s: "interviewer" if s in named else "participant" for s in speakers}
 
 
+def roles_note(cues: list[Cue], rules: SpeakerRules, roles: dict[str, str]) -> str | None:
+    """What a researcher should check about the roles: who was guessed to be the interviewer
+    from questions, and on what count, or that no interviewer was found among several speakers.
+    Names that mark the interviewer need no note."""
+    if len(roles) < 2 or any(rules.names_interviewer(s) for s in roles):
+        return None
+    guessed = [s for s, role in roles.items() if role == "interviewer"]
+    if guessed:
+        counts = _question_counts(cues)
+        asked, turns = counts[guessed[0]]
+        return (f"interviewer guessed from questions: {guessed[0]} (ends {asked} of {turns} turns with '?'); "
+                "if that is wrong, pass --interviewer NAME")
+    return (f"no interviewer found among {len(roles)} speakers, by name or by questions (at least "
+            f"{rules.min_turns_to_infer} turns each): all are scored as participants; pass --interviewer NAME")
+
+
 def _most_questions(cues: list[Cue], min_turns: int) -> str | None:
+    counts = _question_counts(cues)
+    ratios = {s: asked / turns for s, (asked, turns) in counts.items() if turns >= min_turns}
+    if not ratios:
+        return None
+    best = max(ratios.values())
+    leaders = [s for s, r in ratios.items() if r == best]
+    return leaders[0] if best > 0 and len(leaders) == 1 else None
+
+
+def _question_counts(cues: list[Cue]) -> dict[str, tuple[int, int]]:
+    """Per speaker: (turns ending in "?", turns)."""
     turns: dict[str, int] = {}
     questions: dict[str, int] = {}
     previous = None
@@ -153,13 +180,7 @@ def _most_questions(cues: list[Cue], min_turns: int) -> str | None:
             previous = cue.speaker
         last_text[cue.speaker] = cue.text
     close(previous)
-
-    ratios = {s: questions[s] / turns[s] for s in turns if turns[s] >= min_turns}
-    if not ratios:
-        return None
-    best = max(ratios.values())
-    leaders = [s for s, r in ratios.items() if r == best]
-    return leaders[0] if best > 0 and len(leaders) == 1 else None
+    return {s: (questions[s], turns[s]) for s in turns}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,6 +282,10 @@ def segment(transcript: Transcript, rules: SpeakerRules | None = None,
     rules = rules or SpeakerRules()
     turns = merge_turns(transcript)
     roles = speaker_roles(turns, rules)
+    note = roles_note([t for t in turns if t.role is None], rules,
+                      {s: r for s, r in roles.items() if any(t.speaker == s and t.role is None for t in turns)})
+    if note and note not in transcript.notes:
+        transcript.notes.append(note)
     cue_starts = [c.start for c in transcript.cues]
 
     passages: list[Passage] = []
