@@ -71,6 +71,19 @@ def test_register_and_models_uri(coded_file, tracking_uri):
     assert load_classifier(model_dir).kind == "tfidf_logreg"
 
 
+def test_models_uri_of_an_ensemble_is_the_ensemble_not_a_member(coded_file, tracking_uri, tmp_path):
+    """A logged ensemble holds its members' model folders inside its own: the URI must resolve to
+    the ensemble (its calibration and review threshold), never to the first member found."""
+    member = tmp_path / "member.yaml"
+    member.write_text("model: {kind: tfidf_logreg}\n")
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}", "model.kind=ensemble",
+                                                f"ensemble.members=[{member}, {member}]"])
+    result = train(cfg, register="supportlens-ens", log=lambda m: None)
+    for uri in (result.model_uri, "models:/supportlens-ens@champion"):
+        model = load_classifier(fetch_model_dir(uri))
+        assert model.kind == "ensemble" and "review_threshold" in model.meta_
+
+
 def test_logged_models_are_downloaded_once(coded_file, tracking_uri, tmp_path, monkeypatch):
     """A run's model and a numbered version never change: fetched once into the cache (so the ONNX
     graph exported next to it is reused); an alias is followed to its current version."""

@@ -226,10 +226,13 @@ def active_run_id() -> str | None:
 
 
 def _find_model_dir(root: Path) -> Path:
+    """The outermost supportlens model folder under ``root``. An ensemble holds its members'
+    folders, each with its own metadata file, so the shallowest one is the model, never a member."""
     if (root / META_FILE).is_file():
         return root
-    for candidate in sorted(root.rglob(META_FILE)):
-        return candidate.parent
+    found = sorted(root.rglob(META_FILE), key=lambda p: (len(p.parts), str(p)))
+    if found:
+        return found[0].parent
     raise ModelLoadError(f"{root}: no supportlens model inside (looked for {META_FILE})")
 
 
