@@ -37,6 +37,7 @@ def test_empty():
 # coder-facing agreement: statistics with intervals, per code, matching, files, CLI
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -261,6 +262,31 @@ def test_cli_agreement_prints_tables_and_writes_disagreements(tmp_path, codebook
     written = pd.read_csv(out_file, keep_default_na=False)
     assert written["id"].tolist() == ["x3", "x6", "x9"]
     assert {"text", "code_a", "code_b", "resolved_code", "notes"} <= set(written.columns)
+
+
+def test_cli_agreement_matches_code_names_through_the_project_codebook(tmp_path, codebook_path, monkeypatch):
+    """Run in a project folder, "Push" and "Co-creation/exchange" are the codes push and co_creation;
+    codes outside the codebook are compared as written, and the output says which was done."""
+    codes = ["push", "pull", "co_creation", "none", "push", "pull"]
+    a = _write(tmp_path / "a.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(codes)])
+    named = _write(tmp_path / "b.csv", [{"id": f"x{i}", "code": {"push": "Push", "co_creation": "Co-creation/exchange"}
+                                         .get(c, c)} for i, c in enumerate(codes)])
+    other = _write(tmp_path / "c.csv", [{"id": f"x{i}", "code": "Capacity building" if i == 1 else c}
+                                        for i, c in enumerate(codes)])
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "codebook.yaml").write_text(codebook_path.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.chdir(project)
+    same = runner.invoke(app, ["agreement", str(a), str(named), "--bootstrap", "0"])
+    assert same.exit_code == 0, same.output
+    assert "codes matched through configs/codebook.yaml" in same.output
+    assert re.search(r"Cohen's kappa\s*│\s*1\.000", same.output)
+    scheme = runner.invoke(app, ["agreement", str(a), str(other), "--bootstrap", "0"])
+    assert scheme.exit_code == 0, scheme.output
+    assert "codes compared as written" in scheme.output and "'Capacity building'" in scheme.output
+    monkeypatch.chdir(tmp_path)  # no codebook here: codes as written, no note
+    raw = runner.invoke(app, ["agreement", str(a), str(named), "--bootstrap", "0"])
+    assert raw.exit_code == 0 and "codes matched" not in raw.output and "compared as written" not in raw.output
 
 
 def test_cli_agreement_bad_inputs_exit_2(tmp_path):

@@ -43,6 +43,22 @@ def test_flipped_codes_rank_at_the_top(tmp_path, codebook):
     assert limited["id"].tolist() == result["id"].head(3).tolist()
 
 
+def test_audit_warns_when_the_model_is_too_weak_to_judge(tmp_path, codebook):
+    """Codes drawn at random: the out-of-fold model is near chance, and the log says its list means little."""
+    rows = make_rows(12, 3)
+    rng = np.random.default_rng(1)
+    for row in rows:
+        row["label"] = str(rng.choice(LABELS))
+    path = write_jsonl(tmp_path / "random.jsonl", rows)
+    said = []
+    audit(str(path), load_config(None, fast_overrides()), k=3, codebook=codebook, log=said.append)
+    assert any(m.startswith("warning: out of fold, the model agrees with these codes at κ") for m in said), said
+    flipped, _ = _flipped(tmp_path)  # a learnable corpus with a few wrong codes: no warning
+    said.clear()
+    audit(str(flipped), load_config(None, fast_overrides()), k=5, codebook=codebook, log=said.append)
+    assert not any(m.startswith("warning") for m in said), said
+
+
 def test_ranking_by_margin_on_known_probabilities(codebook):
     oof = pd.DataFrame({"id": ["ok", "unsure", "wrong"], "group": ["g1", "g2", "g3"], "text": ["a", "b", "c"],
                         "label": ["push", "pull", "none"],

@@ -31,6 +31,8 @@ def test_train_evaluate_runs(coded_file, tracking_uri, tmp_path):
     assert csv.exit_code == 0
     header = csv.output.splitlines()[0].split(",")
     assert {"run_name", "model_kind", "data_digest", "macro_f1", "kappa", "f1_push", "train_seconds"} <= set(header)
+    # whole run ids, so runs:/<run_id>/model works with what the table shows
+    assert uri.split("/")[1] in csv.output and uri.split("/")[1] in table.output.replace("\n", "")
 
 
 def test_train_register(coded_file, tracking_uri):

@@ -194,6 +194,11 @@ def test_resume_relabels_edited_files_and_never_mixes_settings(folder, model_dir
     frame = pd.read_csv(out)
     assert frame["text"].str.contains("together with the families").any()
     assert not frame.duplicated(["source", "passage_index"]).any()
+    # resumed with fewer inputs: the earlier rows of the others are kept, and the notes say so
+    fewer = predict_files([str(edited)], Labeler(load_classifier(model_dir)), out, resume=True)
+    assert any(f"{first.files_done - 1} transcript(s) in the earlier labels.csv are not among this run's inputs"
+               in n for n in fewer.notes), fewer.notes
+    assert pd.read_csv(out)["source"].nunique() == first.files_done
     # another review threshold (or model, or speaker choice) would mix two kinds of rows
     with pytest.raises(PredictError, match="other settings .*review_below.*write to a new --out"):
         predict_files([str(folder)], Labeler(load_classifier(model_dir), review_below=0.99), out, resume=True)
@@ -249,6 +254,9 @@ def test_cli_predict(folder, model_dir, tmp_path):
     assert ok.exit_code == 0, ok.output
     bad = runner.invoke(app, ["predict", str(folder), "--model", str(tmp_path / "no-model"), "--out", str(out)])
     assert bad.exit_code == 2 and "not found" in bad.output
+    above = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(out),
+                                "--review-below", "1.5"])
+    assert above.exit_code == 2 and "--review-below is a confidence between 0 and 1, got 1.5" in above.output
 
 
 def test_fast_mode_rejected_for_tfidf(model_dir):

@@ -44,6 +44,19 @@ def _frame_of(data: str | Path | pd.DataFrame, cfg: Config, codebook: Codebook) 
     return frame.reset_index(drop=True)
 
 
+# Below this out-of-fold κ ("fair" agreement at best) the model is too weak to audit anyone's codes.
+WEAK_KAPPA = 0.4
+
+
+def out_of_fold_kappa(oof: pd.DataFrame, labels: list[str]) -> float:
+    """Cohen's κ between the given codes and the out-of-fold model's most probable ones."""
+    from sklearn.metrics import cohen_kappa_score
+
+    proba = oof[[f"p_{lab}" for lab in labels]].to_numpy(dtype=float)
+    predicted = [labels[i] for i in proba.argmax(axis=1)]
+    return float(cohen_kappa_score(oof["label"].astype(str), predicted, labels=labels))
+
+
 def doubtful_codes(oof: pd.DataFrame, labels: list[str], codebook: Codebook) -> pd.DataFrame:
     """Rank out-of-fold predictions (``label`` and one ``p_<code>`` column per code) by how much
     the model doubts the given code; returns `AUDIT_COLUMNS`, most doubtful first, for every
@@ -106,5 +119,10 @@ def audit(data: str | Path | pd.DataFrame, cfg: Config, k: int = 5, codebook: Co
     log(f"grouped {k}-fold cross-validation on {len(frame)} excerpts from "
         f"{frame['group'].nunique()} interviews")
     _, oof = cross_validate(cfg, labels, frame, k, log)
+    kappa = out_of_fold_kappa(oof, labels)
+    if kappa < WEAK_KAPPA:
+        log(f"warning: out of fold, the model agrees with these codes at κ {kappa:.2f} (below {WEAK_KAPPA}): "
+            "too weak a model for its doubts to say much about the codes; code more excerpts, or "
+            "use a stronger --config, before acting on this list")
     result = doubtful_codes(oof, labels, codebook)
     return result.head(top).reset_index(drop=True) if top else result

@@ -171,7 +171,7 @@ def runs(
         _fail(f"--format must be table or csv, got {format_!r}")
     view = Table()
     for column in table.columns:
-        view.add_column(column)
+        view.add_column(column, no_wrap=column == "run_id")
     for row in table.itertuples(index=False):
         view.add_row(*("" if v is None or v != v else f"{v:.3f}" if isinstance(v, float) else str(v)
                        for v in row))
@@ -216,6 +216,8 @@ def predict(
         _fail(f"--engine must be local or spark, got {engine!r}")
     if runtime is not None and runtime not in ("auto", "onnx", "torch"):
         _fail(f"--runtime must be auto, onnx or torch, got {runtime!r}")
+    if review_below is not None and not 0.0 <= review_below <= 1.0:
+        _fail(f"--review-below is a confidence between 0 and 1, got {review_below}")
     if engine == "spark" and (to_qda or summary is not None or resume):
         _fail("--engine spark writes partitioned Parquet: .qdpx, --summary and --resume need --engine local")
     if to_qda and (summary is not None or resume):

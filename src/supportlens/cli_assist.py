@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from .cli import _fail, _user_errors, app, console, out
+from .cli_qda import DEFAULT_CODEBOOK
+from .dataset import DataError
 
 _SHOWN = 20  # rows of a long list printed to the terminal; the file has them all
 
@@ -33,7 +35,7 @@ def agreement(
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the disagreements to discuss (.csv or .xlsx)")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none)")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap")] = 13,
-    codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML: maps aliases to codes and rejects unknown codes")] = None,
+    codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML: maps names and aliases to codes and rejects unknown codes (default: configs/codebook.yaml when it exists and knows every code, else codes as written)")] = None,
     code_column_a: Annotated[Optional[str], typer.Option(help="Column with A's codes (default: code, else label)")] = None,
     code_column_b: Annotated[Optional[str], typer.Option(help="Column with B's codes (default: code, else label)")] = None,
     user_a: Annotated[Optional[str], typer.Option(help="In a .qdpx: the first user (default: the one with most codings)")] = None,
@@ -47,10 +49,24 @@ def agreement(
         _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".xlsx"):
         _fail(f"--out must end in .csv or .xlsx; got {out_path.name!r}")
+    def compare(book):
+        return agreement_files(a, b, book, by=by, n_boot=bootstrap, seed=seed, code_column_a=code_column_a,
+                               code_column_b=code_column_b, user_a=user_a, user_b=user_b)
+
     try:
-        result = agreement_files(a, b, _load_codebook(codebook), by=by, n_boot=bootstrap, seed=seed,
-                                 code_column_a=code_column_a, code_column_b=code_column_b,
-                                 user_a=user_a, user_b=user_b)
+        if codebook is None and Path(DEFAULT_CODEBOOK).is_file():
+            # the project's codebook matches "Push", "co-creation" and aliases to one code; codings
+            # in another scheme are compared as written, and the note says so
+            try:
+                result = compare(_load_codebook(DEFAULT_CODEBOOK))
+                result.notes.append(f"codes matched through {DEFAULT_CODEBOOK} (labels, names, aliases); "
+                                    "pass --codebook FILE for another scheme")
+            except DataError as exc:
+                result = compare(None)
+                why = str(exc).split(". Known codes")[0]
+                result.notes.append(f"codes compared as written, not through {DEFAULT_CODEBOOK}: {why}")
+        else:
+            result = compare(_load_codebook(codebook))
         if out_path is not None:
             write_disagreements(result, out_path)
     except (*_user_errors(), SelectionError) as exc:
@@ -58,7 +74,7 @@ def agreement(
         return
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
-    out.print(f"A = {result.name_a}\nB = {result.name_b}", highlight=False)
+    out.print(f"A = {result.name_a}\nB = {result.name_b}", highlight=False, markup=False)
     units = Table(title=f"units (matched by {result.matched_by})")
     for name in ("matched", "only in A", "only in B", "not coded in A", "not coded in B"):
         units.add_column(name, justify="right")

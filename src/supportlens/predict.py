@@ -436,6 +436,14 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
             report.files_skipped += 1
     if changed:
         report.notes.append(f"{changed} transcript(s) changed since the earlier run: labelled again")
+    if resume:  # kept, never dropped without a word: the earlier rows of transcripts not given now
+        given_now = {str(path) for path in paths}
+        extra = sorted(source for source in done if source not in given_now)
+        if extra:
+            shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+            report.notes.append(f"{len(extra)} transcript(s) in the earlier {output.name} are not among this "
+                                f"run's inputs and are kept: {shown}; run without --resume to label only "
+                                "these inputs")
     if on_total:
         on_total(len(todo))
 

@@ -388,7 +388,9 @@ class ImportReport:
             lines.append("codings with unmapped codes ignored: "
                          + ", ".join(f"{name!r} ({n})" for name, n in sorted(self.unmapped.items())))
         if self.uncoded_excerpts:
-            lines.append(f"{self.uncoded_excerpts} uncoded participant passages added")
+            lines.append(f"{self.uncoded_excerpts} uncoded participant passages added"
+                         + (" (text coded only with codes that map to nothing counts as uncoded: map such "
+                            "a code in --code-map if its text is not 'none')" if self.skipped_selections else ""))
         if self.suggestions_skipped:
             lines.append(f"{self.suggestions_skipped} supportlens suggestions skipped (unreviewed model "
                          "output; include them with --include-suggestions)")

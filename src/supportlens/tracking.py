@@ -345,7 +345,7 @@ def runs_table(experiment: str | None = None, sort: str = "macro_f1", tracking_u
         return runs[name] if name in runs.columns else pd.Series([None] * len(runs), index=runs.index)
 
     table = pd.DataFrame({
-        "run_id": runs["run_id"].str[:8],
+        "run_id": runs["run_id"],  # whole: it is what runs:/<run_id>/model needs
         "run_name": col("tags.mlflow.runName"),
         "model_kind": col("tags.model_kind"),
         "data_digest": col("tags.data_digest"),
