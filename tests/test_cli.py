@@ -1,4 +1,6 @@
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -24,6 +26,7 @@ def test_train_evaluate_runs(coded_file, tracking_uri, tmp_path):
     ev = runner.invoke(app, ["evaluate", "--model", uri, "--data", str(coded_file), "--out", str(tmp_path / "ev")])
     assert ev.exit_code == 0, ev.output
     assert "macro_f1" in ev.output and "co_creation" in ev.output
+    assert re.search(r"95% bootstrap intervals: kappa -?\d\.\d{3} to \d\.\d{3}; alpha", ev.output), ev.output
     assert (tmp_path / "ev" / "misclassified.csv").is_file()
     table = runner.invoke(app, ["runs", "--experiment", "supportlens"])
     assert table.exit_code == 0 and "tfidf_logreg" in table.output

@@ -238,6 +238,19 @@ def test_summary_dominant_approach():
     assert s.loc[0, "needs_review"] == 1
 
 
+def test_cli_predict_interrupted_says_how_to_resume(folder, model_dir, tmp_path, monkeypatch):
+    import supportlens.predict
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(supportlens.predict, "predict_files", interrupted)
+    out = tmp_path / "labels.csv"
+    result = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(out)])
+    assert result.exit_code == 130
+    assert "run the same command with --resume" in " ".join(result.output.split())
+
+
 def test_cli_predict(folder, model_dir, tmp_path):
     (folder / "empty.txt").write_text("")
     out = tmp_path / "labels.csv"

@@ -131,6 +131,10 @@ def evaluate(
         table.add_column(name)
     table.add_row(*(f"{m[k]:.3f}" for k in ("accuracy", "macro_f1", "kappa", "alpha", "ece")))
     out.print(table)
+    intervals = [f"{k} {m[f'{k}_ci_low']:.3f} to {m[f'{k}_ci_high']:.3f}" for k in ("kappa", "alpha")
+                 if m.get(f"{k}_ci_low") == m.get(f"{k}_ci_low") and m.get(f"{k}_ci_low") is not None]
+    if intervals:  # a κ from a few hundred rows is uncertain: say how much
+        out.print("95% bootstrap intervals: " + "; ".join(intervals), highlight=False)
     codes = Table(title="per code")
     for name in ("code", "precision", "recall", "f1", "support"):
         codes.add_column(name)
@@ -285,6 +289,13 @@ def predict(
         except (PredictError, QdaError, *_user_errors()) as exc:
             _fail(str(exc))
             return
+        except KeyboardInterrupt:
+            if to_qda:
+                console.print(f"interrupted: {out_path} was not written; run the command again", highlight=False)
+            else:
+                console.print(f"interrupted: the transcripts finished so far are kept; run the same command "
+                              f"with --resume to label the rest into {out_path}", highlight=False)
+            raise typer.Exit(130) from None
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"{report.files_done} transcripts labelled ({report.passages} passages, "
