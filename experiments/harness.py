@@ -68,7 +68,8 @@ def main() -> None:
                     log=lambda m: print(m, file=sys.stderr, flush=True), embedding_dir=args.embedding_cache,
                     reference=args.reference)
     info = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folds": args.folds,
-            "overrides": " ".join(args.sets) or "none", "dev_set": os.path.relpath(benchmarks.dev, ROOT) if benchmarks.dev else "none",
+            "overrides": " ".join(args.sets) or "none",
+            "dev_set": os.path.relpath(benchmarks.dev, ROOT) if benchmarks.dev else "none",
             "gold": ", ".join(str(g[1].name) for g in benchmarks.gold),
             "wall_minutes": round((time.perf_counter() - started) / 60, 1)}
     json_path, md_path = write_results(table, args.out, info)

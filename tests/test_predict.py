@@ -249,6 +249,12 @@ def test_cli_predict_interrupted_says_how_to_resume(folder, model_dir, tmp_path,
     result = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(out)])
     assert result.exit_code == 130
     assert "run the same command with --resume" in " ".join(result.output.split())
+    import supportlens.qda
+
+    monkeypatch.setattr(supportlens.qda, "predict_to_qdpx", interrupted)  # a project is written whole or not at all
+    project = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "p.qdpx")])
+    assert project.exit_code == 130 and "p.qdpx was not written; run the command again" in " ".join(project.output.split())
+    assert not (tmp_path / "p.qdpx").exists()
 
 
 def test_cli_predict(folder, model_dir, tmp_path):

@@ -50,11 +50,10 @@ WEAK_KAPPA = 0.4
 
 def out_of_fold_kappa(oof: pd.DataFrame, labels: list[str]) -> float:
     """Cohen's κ between the given codes and the out-of-fold model's most probable ones."""
-    from sklearn.metrics import cohen_kappa_score
+    from .agreement import cohens_kappa
 
     proba = oof[[f"p_{lab}" for lab in labels]].to_numpy(dtype=float)
-    predicted = [labels[i] for i in proba.argmax(axis=1)]
-    return float(cohen_kappa_score(oof["label"].astype(str), predicted, labels=labels))
+    return cohens_kappa(oof["label"].astype(str), [labels[i] for i in proba.argmax(axis=1)])
 
 
 def doubtful_codes(oof: pd.DataFrame, labels: list[str], codebook: Codebook) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -132,7 +133,7 @@ def evaluate(
     table.add_row(*(f"{m[k]:.3f}" for k in ("accuracy", "macro_f1", "kappa", "alpha", "ece")))
     out.print(table)
     intervals = [f"{k} {m[f'{k}_ci_low']:.3f} to {m[f'{k}_ci_high']:.3f}" for k in ("kappa", "alpha")
-                 if m.get(f"{k}_ci_low") == m.get(f"{k}_ci_low") and m.get(f"{k}_ci_low") is not None]
+                 if isinstance(m.get(f"{k}_ci_low"), float) and not math.isnan(m[f"{k}_ci_low"])]
     if intervals:  # a κ from a few hundred rows is uncertain: say how much
         out.print("95% bootstrap intervals: " + "; ".join(intervals), highlight=False)
     codes = Table(title="per code")

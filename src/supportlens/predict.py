@@ -475,7 +475,7 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
             transcript = read_transcript(path, text_column=text_column)
             passages = passages_of(transcript, labeler, speaker, rules)
             if not passages:
-                why = "".join(f" ({note})" for note in transcript.notes if "interviewer" in note)
+                why = "".join(f" ({note})" for note in transcript.notes)  # e.g. how roles were found
                 raise ReadError(f"{source}: no {speaker if speaker != 'all' else ''} passages to score"
                                 .replace("  ", " ") + why)
         except ReadError as exc:

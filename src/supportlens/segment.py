@@ -282,8 +282,8 @@ def segment(transcript: Transcript, rules: SpeakerRules | None = None,
     rules = rules or SpeakerRules()
     turns = merge_turns(transcript)
     roles = speaker_roles(turns, rules)
-    note = roles_note([t for t in turns if t.role is None], rules,
-                      {s: r for s, r in roles.items() if any(t.speaker == s and t.role is None for t in turns)})
+    unroled = [t for t in turns if t.role is None]  # a role given with the text needs no guess
+    note = roles_note(unroled, rules, {t.speaker: roles[t.speaker] for t in unroled if t.speaker is not None})
     if note and note not in transcript.notes:
         transcript.notes.append(note)
     cue_starts = [c.start for c in transcript.cues]
