@@ -1,5 +1,7 @@
 
 import re
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +18,13 @@ def _train(coded_file, *extra):
     for s in fast_overrides():
         args += ["--set", s]
     return runner.invoke(app, args + list(extra))
+
+
+@pytest.mark.parametrize("module", ["cli", "cli_assist", "cli_qda", "cli_report"])
+def test_each_cli_module_imports_on_its_own(module):
+    """A test or notebook may import any command module first (cli_qda once could not: a cycle)."""
+    done = subprocess.run([sys.executable, "-c", f"import supportlens.{module}"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_train_evaluate_runs(coded_file, tracking_uri, tmp_path):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from supportlens.config import Config, ConfigError, load_config, parse_overrides
+from supportlens.config import DEFAULT_CODEBOOK, Config, ConfigError, load_config, parse_overrides
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml"))
 
@@ -131,3 +131,12 @@ def test_missing_relative_config_says_where_it_looked(tmp_path, monkeypatch):
 def test_regularisation_settings_are_checked(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+def test_the_default_codebook_path_is_defined_once():
+    """The config's default and every command's fallback are one constant, so they cannot drift."""
+    from supportlens import cli_assist, cli_qda, cli_report, report
+
+    assert Config().codebook == DEFAULT_CODEBOOK == "configs/codebook.yaml"
+    for module in (cli_assist, cli_qda, cli_report, report):
+        assert module.DEFAULT_CODEBOOK is DEFAULT_CODEBOOK, module.__name__

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from .cli import _fail, _user_errors, app, console, out
-from .cli_qda import DEFAULT_CODEBOOK
+from .config import DEFAULT_CODEBOOK
 from .dataset import DataError
 
 _SHOWN = 20  # rows of a long list printed to the terminal; the file has them all
@@ -35,7 +35,7 @@ def agreement(
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the disagreements to discuss (.csv or .xlsx)")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none)")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap")] = 13,
-    codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML: maps names and aliases to codes and rejects unknown codes (default: configs/codebook.yaml when it exists and knows every code, else codes as written)")] = None,
+    codebook: Annotated[Optional[str], typer.Option(help=f"Codebook YAML: maps names and aliases to codes and rejects unknown codes (default: {DEFAULT_CODEBOOK} when it exists and knows every code, else codes as written)")] = None,
     code_column_a: Annotated[Optional[str], typer.Option(help="Column with A's codes (default: code, else label)")] = None,
     code_column_b: Annotated[Optional[str], typer.Option(help="Column with B's codes (default: code, else label)")] = None,
     user_a: Annotated[Optional[str], typer.Option(help="In a .qdpx: the first user (default: the one with most codings)")] = None,

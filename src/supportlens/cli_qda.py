@@ -13,8 +13,7 @@ import typer
 from rich.table import Table
 
 from .cli import _fail, app, console, out
-
-DEFAULT_CODEBOOK = "configs/codebook.yaml"  # the config default (config.Config.codebook)
+from .config import DEFAULT_CODEBOOK
 
 
 @app.command("import")

@@ -8,13 +8,14 @@ from typing import Annotated, Optional
 import typer
 
 from .cli import _fail, _user_errors, app, console, out
+from .config import DEFAULT_CODEBOOK
 
 
 @app.command()
 def report(
     predictions: Annotated[Path, typer.Argument(help="Output of supportlens predict: .csv, .jsonl or .parquet")],
     out_path: Annotated[Path, typer.Option("--out", help="The HTML page to write (.html)")],
-    codebook: Annotated[Optional[Path], typer.Option(help="Codebook YAML (default: the --model's, else configs/codebook.yaml)")] = None,
+    codebook: Annotated[Optional[Path], typer.Option(help=f"Codebook YAML (default: the --model's, else {DEFAULT_CODEBOOK})")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model whose saved codebook to use: a folder, runs:/… or models:/…")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
     title: Annotated[Optional[str], typer.Option(help="Page title (default: names the predictions file)")] = None,

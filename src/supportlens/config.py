@@ -18,6 +18,8 @@ import yaml
 
 MODEL_KINDS = ("tfidf_logreg", "embed_logreg", "finetune", "codebook_prior", "setfit", "ensemble")
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+# relative to the folder a command runs in (the project folder); every command without --codebook uses it
+DEFAULT_CODEBOOK = "configs/codebook.yaml"
 
 
 class ConfigError(ValueError):
@@ -209,7 +211,7 @@ class TrackingConfig:
 @dataclass
 class Config:
     seed: int = 13
-    codebook: str = "configs/codebook.yaml"
+    codebook: str = DEFAULT_CODEBOOK
     output_dir: str = "outputs"  # where the trained model folder and reports are written
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)

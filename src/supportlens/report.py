@@ -20,9 +20,9 @@ import pandas as pd
 
 from .atomic import write_atomic
 from .codebook import Code, Codebook, CodebookError, codebook_from_dict, load_codebook
+from .config import DEFAULT_CODEBOOK
 from .predict import summarise
 
-DEFAULT_CODEBOOK = Path("configs/codebook.yaml")
 PREDICTION_SUFFIXES = (".csv", ".jsonl", ".parquet")
 REPORT_SUFFIXES = (".html", ".htm")
 REQUIRED_COLUMNS = ("source", "passage_index", "speaker", "text", "label", "confidence", "needs_review")
@@ -123,7 +123,7 @@ def _index(value: object, path: Path, i: int) -> int:
 
 def resolve_codebook(codebook: str | Path | None = None, model: str | None = None,
                      tracking_uri: str | None = None) -> Codebook:
-    """``--codebook`` wins; else the codebook saved with ``--model``; else configs/codebook.yaml.
+    """``--codebook`` wins; else the codebook saved with ``--model``; else `config.DEFAULT_CODEBOOK`.
 
     A model's folder carries ``codebook.yaml`` (written by train); a folder saved without one still
     has the codebook in its metadata when train wrote it, so that is the second place to look.
@@ -143,7 +143,7 @@ def resolve_codebook(codebook: str | Path | None = None, model: str | None = Non
             return codebook_from_dict(meta["codebook"], source=f"{model_dir}/{saved.name}")
         raise CodebookError(f"{model_dir}: the model has no codebook.yaml and none in its metadata; "
                             "pass --codebook FILE")
-    if not DEFAULT_CODEBOOK.is_file():
+    if not Path(DEFAULT_CODEBOOK).is_file():
         raise CodebookError(f"codebook file not found: {DEFAULT_CODEBOOK} (run from the project folder, "
                             "or pass --codebook FILE or --model M)")
     return load_codebook(DEFAULT_CODEBOOK)
