@@ -310,6 +310,9 @@ def test_load_coded_reads_a_project(project, codebook):
     assert set(data.frame["coder"]) == {"Ana", "Ben"}
     assert data.frame["id"].str.fullmatch(r"[0-9a-f-]{36}").all()
     assert any("'Funding' (2)" in note for note in data.report.notes)
+    # load_coded has no --code-map: the advice is an import run whose output can be used instead
+    funding = next(note for note in data.report.notes if "'Funding' (2)" in note)
+    assert f"`supportlens import {project} --code-map MAP.yaml --out coded.csv`" in funding
 
 
 def _broken(tmp_path: Path, kind: str) -> tuple[Path, str]:
@@ -543,6 +546,23 @@ def test_cli_import_then_train_on_the_project(tmp_path, tracking_uri):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "80 excerpts kept of 80 read" in result.output
+
+
+def test_cli_train_on_a_project_of_suggestions_points_to_import(codebook, tmp_path):
+    """train has no --include-suggestions: its advice must be a command that has one."""
+    human = build_project(tmp_path / "uncoded.qdpx", [{**_smp01_source(), "selections": []}])
+    suggested = tmp_path / "suggested.qdpx"
+    export_suggestions(human, _gold_predictions(), None, suggested, codebook)
+    result = runner.invoke(app, ["train", "--config", str(CODEBOOK.parent / "tfidf.yaml"), "--data",
+                                 str(suggested), "--no-track"])
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())  # rich may wrap a long line
+    assert "supportlens suggestions skipped" in output
+    assert f"`supportlens import {suggested} --include-suggestions --out coded.csv`" in output
+    assert "include them with --include-suggestions)" not in output
+    result = runner.invoke(app, ["import", str(suggested), "--out", str(tmp_path / "ai.csv"),
+                                 "--codebook", str(CODEBOOK), "--include-suggestions"])
+    assert result.exit_code == 0, result.output  # and the advice works
 
 
 def test_cli_import_code_map_uncoded_and_errors(project, tmp_path):

@@ -253,13 +253,14 @@ def _read_qdpx(path: Path, codebook: Codebook, cfg: DataConfig) -> tuple[pd.Data
         frame, qda_report = import_qdpx(path, codebook)
     except QdaError as exc:
         raise DataError(str(exc)) from None
+    summary = qda_report.summary(import_options=False)  # import's options are not ours: say how to get them
     if frame.empty:
         raise DataError(f"{path}: no coded selection maps to the codebook ("
-                        + "; ".join(qda_report.summary().splitlines()) + ")")
+                        + "; ".join(summary.splitlines()) + ")")
     frame = frame.assign(_row=range(1, len(frame) + 1))
     cfg = dataclasses.replace(cfg, text_column="text", label_column="label", group_column="interview_id",
                               id_column="id", speaker_column="speaker_role", coder_column="coder")
-    notes = [line.removeprefix("note: ") for line in qda_report.summary().splitlines()[1:]]
+    notes = [line.removeprefix("note: ") for line in summary.splitlines()[1:]]
     return frame, cfg, notes
 
 

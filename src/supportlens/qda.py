@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import time
 import uuid
@@ -375,7 +376,16 @@ class ImportReport:
     suggestions_skipped: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def summary(self) -> str:
+    def summary(self, import_options: bool = True) -> str:
+        """One line per finding. ``import_options`` False: the reader (``train``, ``evaluate``,
+        any command reading the project through `load_coded`) lacks ``import``'s options, so the
+        advice names a ``supportlens import`` run whose output file can be used instead."""
+        def advice(option: str, value: str = "") -> str:
+            if import_options:
+                return option
+            return (f"`supportlens import {shlex.quote(self.path)} {option}{value} --out coded.csv`, then use "
+                    "coded.csv in place of the project")
+
         lines = [f"{self.excerpts} excerpts from {self.selections} coded selections in "
                  f"{self.sources} text sources of {self.path}"]
         if self.coders:
@@ -383,7 +393,7 @@ class ImportReport:
         if self.skipped_selections:
             names = ", ".join(f"{name!r} ({n})" for name, n in sorted(self.unmapped.items()))
             lines.append(f"{self.skipped_selections} selections skipped: their codes map to no codebook "
-                         f"code ({names}); map them with --code-map")
+                         f"code ({names}); map them with {advice('--code-map', ' MAP.yaml')}")
         elif self.unmapped:
             lines.append("codings with unmapped codes ignored: "
                          + ", ".join(f"{name!r} ({n})" for name, n in sorted(self.unmapped.items())))
@@ -393,7 +403,7 @@ class ImportReport:
                             "a code in --code-map if its text is not 'none')" if self.skipped_selections else ""))
         if self.suggestions_skipped:
             lines.append(f"{self.suggestions_skipped} supportlens suggestions skipped (unreviewed model "
-                         "output; include them with --include-suggestions)")
+                         f"output; include them with {advice('--include-suggestions')})")
         if self.uncoded_selections:
             lines.append(f"{self.uncoded_selections} selections without a code ignored")
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
