@@ -180,13 +180,26 @@ def test_files_matched_by_id_with_unmatched_and_uncoded_counts(tmp_path, codeboo
     result = agreement_files(a, b, codebook, n_boot=200)
     assert result.matched_by == "id"
     assert result.n == 9  # x3..x11
-    assert (result.only_a, result.only_b, result.uncoded_a, result.uncoded_b) == (3, 2, 0, 1)
+    # x2 is in both files but B left it blank: not coded in B, not "only in A"
+    assert (result.only_a, result.only_b, result.uncoded_a, result.uncoded_b) == (2, 2, 0, 1)
+    assert (result.only_a_units, result.only_b_units) == (["x0", "x1"], ["x12", "x13"])
+    assert (result.uncoded_a_units, result.uncoded_b_units) == ([], ["x2"])
     # x3, x6, x9 were coded differently by B
     assert sorted(result.disagreements["unit"]) == ["x3", "x6", "x9"]
     assert result.percent.value == pytest.approx(6 / 9)
     assert result.labels == codebook.labels
     summary = json.loads(json.dumps(result.to_dict()))
     assert summary["n"] == 9 and summary["kappa"]["low"] <= summary["kappa"]["value"] <= summary["kappa"]["high"]
+    assert summary["uncoded_b_units"] == ["x2"]
+
+
+def test_a_span_left_blank_is_not_coded_rather_than_missing(tmp_path):
+    a = _write(tmp_path / "a.csv", _spans("t.txt", [(0, 100, "push"), (200, 300, "pull"), (400, 500, "none")]))
+    b = _write(tmp_path / "b.csv", _spans("t.txt", [(0, 100, "push"), (210, 300, ""), (600, 700, "")]))
+    result = agreement_files(a, b, n_boot=0)
+    assert (result.n, result.only_a, result.only_b, result.uncoded_a, result.uncoded_b) == (1, 1, 0, 0, 2)
+    assert result.only_a_units == ["t.txt 400-500"]
+    assert result.uncoded_b_units == ["t.txt 210-300", "t.txt 600-700"]
 
 
 def _spans(source: str, spans: list[tuple[int, int, str]], name="source") -> list[dict]:
@@ -259,6 +272,10 @@ def test_cli_agreement_prints_tables_and_writes_disagreements(tmp_path, codebook
     for text in ("matched by id", "Cohen's kappa", "Krippendorff's alpha", "95% interval", "per code",
                  "specific agreement", "confusion", "disagreements (3)", "x6"):
         assert text in result.output, text
+    units = result.output.split("units (matched by id)")[1].split("agreement")[0]
+    assert re.search(r"│\s*9\s*│\s*2\s*│\s*2\s*│\s*0\s*│\s*1\s*│", units), units
+    assert "only in A: x0, x1\n" in units and "only in B: x12, x13\n" in units
+    assert "not coded (blank code) in B: x2\n" in units and "not coded (blank code) in A" not in units
     written = pd.read_csv(out_file, keep_default_na=False)
     assert written["id"].tolist() == ["x3", "x6", "x9"]
     assert {"text", "code_a", "code_b", "resolved_code", "notes"} <= set(written.columns)

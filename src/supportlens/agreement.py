@@ -167,10 +167,15 @@ class Agreement:
     per_code: pd.DataFrame  # code, n_a, n_b, both, specific_agreement, kappa
     confusion: pd.DataFrame  # rows: codes of A, columns: codes of B
     disagreements: pd.DataFrame  # unit, source, start, end, text, code_a, code_b
-    only_a: int = 0  # units of A with no partner in B
+    only_a: int = 0  # units of A with no partner in B (a unit B left blank is not counted here)
     only_b: int = 0
     uncoded_a: int = 0  # rows left blank (not coded yet), skipped before matching
     uncoded_b: int = 0
+    # the units behind those counts, named as the researcher finds them again (see `unit_names`)
+    only_a_units: list[str] = field(default_factory=list)
+    only_b_units: list[str] = field(default_factory=list)
+    uncoded_a_units: list[str] = field(default_factory=list)
+    uncoded_b_units: list[str] = field(default_factory=list)
     matched_by: str = "aligned"
     n_boot: int = 0
     notes: list[str] = field(default_factory=list)
@@ -179,6 +184,8 @@ class Agreement:
         stats = {name: vars(getattr(self, name)).copy() for name in ("percent", "kappa", "alpha")}
         return {"a": self.name_a, "b": self.name_b, "n": self.n, "only_a": self.only_a,
                 "only_b": self.only_b, "uncoded_a": self.uncoded_a, "uncoded_b": self.uncoded_b,
+                "only_a_units": list(self.only_a_units), "only_b_units": list(self.only_b_units),
+                "uncoded_a_units": list(self.uncoded_a_units), "uncoded_b_units": list(self.uncoded_b_units),
                 "matched_by": self.matched_by, "n_boot": self.n_boot, **stats,
                 "per_code": self.per_code.to_dict("records"),
                 "confusion": self.confusion.to_dict(), "notes": list(self.notes)}
@@ -280,6 +287,9 @@ class Coding:
     frame: pd.DataFrame
     uncoded: int = 0  # rows with a blank code, skipped
     has_spans: bool = False
+    # those rows (columns `UNIT_COLUMNS`, code ""): a unit the other coder coded but this one left
+    # blank is reported as not coded, not as missing
+    blank: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=UNIT_COLUMNS))
 
     @property
     def name(self) -> str:
@@ -336,6 +346,7 @@ def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
 
     blank = frame["code"] == ""
     uncoded = int(blank.sum())
+    blank_rows = frame.loc[blank, UNIT_COLUMNS].reset_index(drop=True)
     frame = frame.loc[~blank].copy()
     if frame.empty:
         raise DataError(f"{path}: no row has a code in {code_column!r}")
@@ -350,7 +361,7 @@ def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
                             f"{'; '.join(codebook.known_values())}")
         frame["code"] = normalised
     return Coding(path=str(path), frame=frame[UNIT_COLUMNS].reset_index(drop=True), uncoded=uncoded,
-                  has_spans=has_spans)
+                  has_spans=has_spans, blank=blank_rows)
 
 
 def _source_keys(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series, str | None]:
@@ -399,6 +410,13 @@ def _match_spans(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     return np.asarray(pairs_a, dtype=int)[order], np.asarray(pairs_b, dtype=int)[order], [note] if note else []
 
 
+def _pair_ids(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the rows of ``a`` and ``b`` with the same (non-empty) unit id."""
+    position = {unit: i for i, unit in enumerate(b["unit"]) if unit}
+    ia = [i for i, unit in enumerate(a["unit"]) if unit in position]
+    return np.asarray(ia, dtype=int), np.asarray([position[a["unit"].iloc[i]] for i in ia], dtype=int)
+
+
 def _match_ids(a: Coding, b: Coding) -> tuple[np.ndarray, np.ndarray]:
     from .dataset import DataError
 
@@ -411,30 +429,51 @@ def _match_ids(a: Coding, b: Coding) -> tuple[np.ndarray, np.ndarray]:
         if repeated:
             raise DataError(f"{coding.path}: field 'id' repeats ids {_listing(repeated)}; "
                             "ids must be unique to match by id")
-    position = {unit: i for i, unit in enumerate(b.frame["unit"]) if unit}
-    ia = [i for i, unit in enumerate(a.frame["unit"]) if unit in position]
-    return np.asarray(ia, dtype=int), np.asarray([position[a.frame["unit"].iloc[i]] for i in ia], dtype=int)
+    return _pair_ids(a.frame, b.frame)
 
 
-def match_codings(a: Coding, b: Coding, by: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str, list[str]]:
-    """Aligned frames of the units both codings share; ``by`` None picks span matching when both
-    files have source, start and end columns, else ids. Returns (a_rows, b_rows, by, notes)."""
+def _match(a: Coding, b: Coding, by: str | None) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
+    """Positions in ``a.frame`` and ``b.frame`` of the units both codings share (see `match_codings`)."""
     from .dataset import DataError
 
     if by is None:
         by = "span" if a.has_spans and b.has_spans else "id"
     if by not in MATCH_CHOICES:
         raise DataError(f"--by must be one of {', '.join(MATCH_CHOICES)}; got {by!r}")
-    notes: list[str] = []
     if by == "span":
         for coding in (a, b):
             if not coding.has_spans:
                 raise DataError(f"{coding.path}: matching by span needs columns source (or file), "
                                 "start and end")
         ia, ib, notes = _match_spans(a.frame, b.frame)
-    else:
-        ia, ib = _match_ids(a, b)
+        return ia, ib, by, notes
+    ia, ib = _match_ids(a, b)
+    return ia, ib, by, []
+
+
+def match_codings(a: Coding, b: Coding, by: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str, list[str]]:
+    """Aligned frames of the units both codings share; ``by`` None picks span matching when both
+    files have source, start and end columns, else ids. Returns (a_rows, b_rows, by, notes)."""
+    ia, ib, by, notes = _match(a, b, by)
     return (a.frame.iloc[ia].reset_index(drop=True), b.frame.iloc[ib].reset_index(drop=True), by, notes)
+
+
+def unit_names(frame: pd.DataFrame, by: str) -> list[str]:
+    """Units as a researcher finds them again: by id when matched by id, else "source start-end"
+    (a span-matched file may have no ids, or ids nobody reads, like a QDA selection's guid)."""
+    if by == "id":  # a blank row may lack an id: its row in the file then
+        return [str(u) if u else f"row {r}" for u, r in zip(frame["unit"], frame["row"])]
+    return [f"{s} {b}-{e}" for s, b, e in zip(frame["source"], frame["start"], frame["end"])]
+
+
+def _left_blank(unmatched: pd.DataFrame, blank: pd.DataFrame, by: str) -> np.ndarray:
+    """Which unmatched units of one coding the other coding has, but with a blank code."""
+    if unmatched.empty or blank.empty:
+        return np.zeros(len(unmatched), dtype=bool)
+    paired = _pair_ids(unmatched, blank)[0] if by == "id" else _match_spans(unmatched, blank)[0]
+    found = np.zeros(len(unmatched), dtype=bool)
+    found[paired] = True
+    return found
 
 
 def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None,
@@ -489,7 +528,8 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
     else:
         a = read_coding(path_a, codebook, code_column_a)
         b = read_coding(path_b, codebook, code_column_b)
-    rows_a, rows_b, by, notes = match_codings(a, b, by)
+    ia, ib, by, notes = _match(a, b, by)
+    rows_a, rows_b = a.frame.iloc[ia].reset_index(drop=True), b.frame.iloc[ib].reset_index(drop=True)
     if rows_a.empty:
         how = "ids" if by == "id" else f"spans overlapping by {MIN_SPAN_OVERLAP:.0%} of the shorter one"
         raise DataError(f"{a.path} and {b.path} share no units (matched by {how}); are they codings "
@@ -497,8 +537,15 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
     labels = codebook.labels if codebook is not None else None
     name_a, name_b = (a.name, b.name) if a.name != b.name else (str(path_a), str(path_b))
     result = compare_codings(rows_a, rows_b, labels, n_boot=n_boot, seed=seed, name_a=name_a, name_b=name_b)
-    result.only_a, result.only_b = len(a.frame) - result.n, len(b.frame) - result.n
+    # a unit one coder left blank is "not coded" there, not missing: count and name it once
+    unmatched_a = a.frame.drop(index=a.frame.index[ia]).reset_index(drop=True)
+    unmatched_b = b.frame.drop(index=b.frame.index[ib]).reset_index(drop=True)
+    only_a = unmatched_a.loc[~_left_blank(unmatched_a, b.blank, by)]
+    only_b = unmatched_b.loc[~_left_blank(unmatched_b, a.blank, by)]
+    result.only_a, result.only_b = len(only_a), len(only_b)
+    result.only_a_units, result.only_b_units = unit_names(only_a, by), unit_names(only_b, by)
     result.uncoded_a, result.uncoded_b = a.uncoded, b.uncoded
+    result.uncoded_a_units, result.uncoded_b_units = unit_names(a.blank, by), unit_names(b.blank, by)
     result.matched_by = by
     result.notes.extend(notes)
     return result

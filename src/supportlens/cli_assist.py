@@ -14,6 +14,12 @@ from .config import DEFAULT_CODEBOOK
 from .dataset import DataError
 
 _SHOWN = 20  # rows of a long list printed to the terminal; the file has them all
+_NAMED = 10  # unit names printed per line of a units listing
+
+
+def _first(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMED])
+    return shown + (f" and {len(names) - _NAMED} more" if len(names) > _NAMED else "")
 
 
 def _clip(text: object, width: int = 90) -> str:
@@ -80,6 +86,11 @@ def agreement(
         units.add_column(name, justify="right")
     units.add_row(*map(str, (result.n, result.only_a, result.only_b, result.uncoded_a, result.uncoded_b)))
     out.print(units)
+    for label, names in (("only in A", result.only_a_units), ("only in B", result.only_b_units),
+                         ("not coded (blank code) in A", result.uncoded_a_units),
+                         ("not coded (blank code) in B", result.uncoded_b_units)):
+        if names:  # which units, so the coders can find them
+            out.print(f"{label}: {_first(names)}", highlight=False, markup=False)
     interval = f"95% interval ({result.n_boot} bootstrap resamples)" if result.n_boot else "95% interval"
     stats = Table(title="agreement")
     for name in ("statistic", "value", interval):
