@@ -278,6 +278,20 @@ def test_cli_predict(folder, model_dir, tmp_path):
     assert above.exit_code == 2 and "--review-below is a confidence between 0 and 1, got 1.5" in above.output
 
 
+def test_cli_predict_failing_before_any_file_is_read_shows_no_progress_bar(model_dir, tmp_path):
+    """No transcript to read (every input names nothing, or the project is missing): the errors
+    alone, not an empty 0/0 bar among them."""
+    missing = runner.invoke(app, ["predict", str(tmp_path / "nope.txt"), str(tmp_path / "none" / "*.vtt"),
+                                  "--model", str(model_dir), "--out", str(tmp_path / "labels.csv")])
+    assert missing.exit_code == 1 and "nope.txt: no such file or folder" in missing.output
+    assert "labelling" not in missing.output and "0/0 files" not in missing.output, missing.output
+    project = runner.invoke(app, ["predict", str(tmp_path / "nope.qdpx"), "--model", str(model_dir),
+                                  "--out", str(tmp_path / "out.qdpx")])
+    assert project.exit_code == 2 and "nope.qdpx: file not found" in project.output
+    assert "labelling" not in project.output, project.output
+    assert project.output.startswith("error:")  # no blank line where the bar would have been
+
+
 def test_fast_mode_rejected_for_tfidf(model_dir):
     with pytest.raises(PredictError, match="--fast is only available for fine-tuned models"):
         Labeler(load_classifier(model_dir), fast=True)

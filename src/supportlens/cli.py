@@ -256,21 +256,24 @@ def predict(
             console.print(f"[bold red]failed:[/] {failure.reason}", highlight=False)
         raise typer.Exit(1 if done.failures else 0)
     started = __import__("time").perf_counter()
-    with Progress(TextColumn("[bold]labelling"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                  TextColumn("{task.fields[passages]} passages, {task.fields[rate]:.1f}/s"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
-        task = progress.add_task("predict", total=None, passages=0, rate=0.0)
+    progress = Progress(TextColumn("[bold]labelling"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                        TextColumn("{task.fields[passages]} passages, {task.fields[rate]:.1f}/s"),
+                        TimeElapsedColumn(), console=console, transient=False)
+    task = progress.add_task("predict", total=None, passages=0, rate=0.0)
 
-        def on_total(files: int) -> None:  # the files that will be read, not inputs that name none
-            progress.update(task, total=files)
+    def on_total(files: int) -> None:  # the files that will be read, not inputs that name none
+        progress.update(task, total=files)
+        if files:  # a run that fails before it has a file to read shows no empty bar
+            progress.start()
 
-        def on_progress(files: int, passages: int) -> None:
-            elapsed = __import__("time").perf_counter() - started
-            progress.update(task, completed=files, passages=passages, rate=passages / max(elapsed, 1e-9))
+    def on_progress(files: int, passages: int) -> None:
+        elapsed = __import__("time").perf_counter() - started
+        progress.update(task, completed=files, passages=passages, rate=passages / max(elapsed, 1e-9))
 
-        def on_failure(failure) -> None:
-            progress.console.print(f"[yellow]skipped[/] {failure.reason}", highlight=False)
+    def on_failure(failure) -> None:
+        progress.console.print(f"[yellow]skipped[/] {failure.reason}", highlight=False)
 
+    try:
         try:
             if to_qda:
                 from .codebook import load_codebook
@@ -287,16 +290,19 @@ def predict(
                 report = predict_files(inputs, labeler, out_path, summary=summary, speaker=speaker, resume=resume,
                                        rules=rules, on_progress=on_progress, on_failure=on_failure,
                                        text_column=text_column, on_total=on_total)
-        except (PredictError, QdaError, *_user_errors()) as exc:
-            _fail(str(exc))
-            return
-        except KeyboardInterrupt:
-            if to_qda:
-                console.print(f"interrupted: {out_path} was not written; run the command again", highlight=False)
-            else:
-                console.print(f"interrupted: the transcripts finished so far are kept; run the same command "
-                              f"with --resume to label the rest into {out_path}", highlight=False)
-            raise typer.Exit(130) from None
+        finally:
+            if progress.live.is_started:  # the bar ends above any message that follows
+                progress.stop()
+    except (PredictError, QdaError, *_user_errors()) as exc:
+        _fail(str(exc))
+        return
+    except KeyboardInterrupt:
+        if to_qda:
+            console.print(f"interrupted: {out_path} was not written; run the command again", highlight=False)
+        else:
+            console.print(f"interrupted: the transcripts finished so far are kept; run the same command "
+                          f"with --resume to label the rest into {out_path}", highlight=False)
+        raise typer.Exit(130) from None
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"{report.files_done} transcripts labelled ({report.passages} passages, "
