@@ -56,6 +56,9 @@ def test_outputs_carry_provenance_and_probabilities(folder, labeler, tmp_path, s
         profile["passages"]).all()
     # no journal or temp file left behind; only the record of what made the output
     assert [p.name for p in tmp_path.glob(".labels*")] == [f".labels{suffix}.run.json"]
+    if suffix == ".jsonl":  # paths as written, not "\/"-escaped as pandas' to_json writes them
+        raw = out.read_text(encoding="utf-8")
+        assert "\\/" not in raw and f'"source":"{folder.as_posix()}/smp01_child_welfare.txt"' in raw
 
 
 TABLE = pd.DataFrame({

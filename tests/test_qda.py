@@ -23,7 +23,7 @@ from supportlens.cli import app
 from supportlens.dataset import DataError, load_coded
 from supportlens.predict import predict_files
 from supportlens.qda import (QdaError, export_codebook, export_suggestions, import_qdpx, load_code_map,
-                             predict_to_qdpx, source_transcript)
+                             predict_to_qdpx, source_transcript, write_excerpts)
 from supportlens.read import read_transcript
 from supportlens.segment import segment
 
@@ -579,6 +579,17 @@ def test_cli_import_code_map_uncoded_and_errors(project, tmp_path):
     result = runner.invoke(app, ["import", str(broken), "--out", str(tmp_path / "b.csv"), "--codebook", str(CODEBOOK)])
     assert result.exit_code == 2 and "is not a code of the project's CodeBook" in result.output
     assert not (tmp_path / "b.csv").exists()
+
+
+def test_excerpts_as_jsonl_read_as_written(tmp_path):
+    """Slashes and non-ASCII text are not escaped (pandas' to_json writes "a\\/b")."""
+    rows = [{"id": "g1", "interview_id": MAORI_NAME, "text": "we co-designed it with the whānau/iwi",
+             "label": "co_creation", "code": "Support model/Co-creation", "start": 0, "end": 5}]
+    out = write_excerpts(pd.DataFrame(rows), tmp_path / "coded.jsonl")
+    raw = out.read_text(encoding="utf-8")
+    assert raw.count("\n") == 1 and "\\/" not in raw and "\\u" not in raw
+    assert '"code":"Support model/Co-creation"' in raw and MAORI_NAME in raw
+    assert json.loads(raw) == rows[0]
 
 
 def test_cli_export_codebook(tmp_path):

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_atomic
+from .jsonl import frame_to_jsonl
 from .read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, read_transcript
 from .segment import Passage, SpeakerRules, segment
 
@@ -344,9 +345,8 @@ def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[st
                 if suffix == ".csv":
                     frame.to_csv(fh, index=False, header=not wrote_header)
                     wrote_header = True
-                elif len(frame):
-                    text = frame.to_json(orient="records", lines=True, force_ascii=False)
-                    fh.write(text if text.endswith("\n") else text + "\n")
+                else:
+                    fh.write(frame_to_jsonl(frame))
             if suffix == ".csv" and not wrote_header and columns:
                 fh.write(",".join(columns) + "\n")
 

@@ -60,6 +60,7 @@ import yaml
 
 from .codebook import Code, Codebook
 from .atomic import write_atomic
+from .jsonl import frame_to_jsonl
 from .read import Cue, ReadError, Transcript
 from .segment import SpeakerRules, merge_turns, segment, speaker_roles
 
@@ -585,8 +586,7 @@ def write_excerpts(frame: pd.DataFrame, out_path: str | os.PathLike) -> Path:
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)
         elif suffix == ".jsonl":
-            text = frame.to_json(orient="records", lines=True, force_ascii=False)
-            tmp.write_text(text if text.endswith("\n") or not text else text + "\n", encoding="utf-8")
+            tmp.write_text(frame_to_jsonl(frame), encoding="utf-8")
         else:
             frame.to_excel(tmp, index=False, engine="openpyxl")
 
