@@ -25,18 +25,31 @@ ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "eval" / "real_quotes_dev.jsonl"
 
 
+# Instruction sets that change which kernels run (int8 dot products, bf16): recorded with every
+# figure, since "AMD EPYC, 2 cores" has meant more than one CPU generation on this project's hosts.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+            if key.strip() == "flags":
                 break
     except OSError:
         pass
+    cpu = info.get("model name", cpu)
+    if "cpu family" in info:
+        cpu += f" (family {info['cpu family']} model {info.get('model', '?')})"
+    flags = set(info.get("flags", "").split())
+    isa = "/".join(flag for flag in ISA_FLAGS if flag in flags) or "ISA not read"
     import torch
 
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+    return (f"{cpu}, {os.cpu_count()} cores, {isa}, torch {torch.__version__}, "
+            f"Python {platform.python_version()}")
 
 
 def main() -> None:

@@ -262,3 +262,26 @@ def test_cli_runtime_option_picks_the_runtime(saved, tmp_path, monkeypatch):
     bad = runner.invoke(app, ["predict", str(transcript), "--model", str(saved), "--out", str(tmp_path / "x.csv"),
                               "--runtime", "tensorrt"])
     assert bad.exit_code == 2 and "--runtime must be auto, onnx or torch" in bad.output
+
+
+def test_sessions_leave_layernorm_and_residual_unfused(saved, tmp_path, monkeypatch):
+    """ORT's fused SkipLayerNormalization was the slower kernel (README, "Labelling speed")."""
+    import onnx
+    import onnxruntime as ort
+
+    written = []
+    real = ort.InferenceSession
+
+    def recording(path, options, *args, **kwargs):
+        options.optimized_model_filepath = str(tmp_path / f"optimised{len(written)}.onnx")
+        options.log_severity_level = 3  # no warning that the saved graph is machine-specific
+        written.append(options.optimized_model_filepath)
+        return real(path, options, *args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording)
+    model = load_classifier(saved)
+    Labeler(model, fast=True).score(_texts())
+    assert len(written) == 2  # the fp32 and the int8 graph
+    for path in written:
+        ops = {node.op_type for node in onnx.load(path).graph.node}
+        assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops, (path, sorted(ops))

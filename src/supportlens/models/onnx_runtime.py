@@ -1,10 +1,11 @@
 """ONNX Runtime as the CPU engine for fine-tuned classifiers.
 
 Why: on a 2-core CPU, ONNX Runtime scores passages faster than eager torch, with the same fp32
-logits to about 1e-6 (experiments/bench_predict.py). What it takes: fused kernels (LayerNorm +
-residual, bias + GELU), eager attention in the graph instead of SDPA's NaN guards, a last layer
-that computes only the [CLS] token the classifier reads, one thread per batch with as many batches
-in flight as torch has threads, and for ``--fast`` int8 MatMuls (dynamic quantisation).
+logits to about 1e-6 (experiments/bench_predict.py). What it takes: a fused bias + GELU kernel,
+LayerNorm and residual Add left unfused (ORT's fused SkipLayerNormalization is the slower one on our
+CPU), eager attention in the graph instead of SDPA's NaN guards, a last layer that computes only
+the [CLS] token the classifier reads, one thread per batch with as many batches in flight as torch
+has threads, and for ``--fast`` int8 MatMuls (dynamic quantisation).
 
 The ONNX graph is exported lazily, the first time a model folder is scored on CPU, and cached:
 - where: ``<model folder>/onnx/<key>/``; if the model folder cannot be written, the user cache
@@ -49,6 +50,11 @@ EXPORT_VERSION = 1  # bump when the exported graph or its quantisation changes
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 MAX_EXPORT_ERROR = 1e-3  # max |logit difference| vs torch on the probe passages (fp32 gives ~1e-6)
+# ONNX Runtime graph rewrites we turn off. Its fused SkipLayerNormalization kernel took 3-4x the
+# time of the LayerNormalization + Add it replaces on our passages (AMD EPYC Zen 4, ORT 1.32), 19% of
+# the int8 graph's time: without it int8 scores 18% and fp32 7% more passages per CPU second, with
+# fp32 logits equal to ~1e-7 (experiments/bench_predict.py, README "Labelling speed").
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 # Probe passages for the export check: different lengths, so padding and the dynamic axes are used.
 PROBE_TEXTS = (
@@ -324,7 +330,8 @@ class OnnxEngine:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                        disabled_optimizers=list(DISABLED_OPTIMIZERS))
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types
             raise OnnxUnavailable(f"{path}: ONNX Runtime cannot load it ({str(exc)[:200]})") from exc
 
