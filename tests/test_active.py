@@ -205,7 +205,8 @@ def test_train_with_added_sheet(tmp_path, model_dir, folder, coded_file, monkeyp
     frame = result.data.frame
     assert len(frame) == len(base.data.frame) + 6
     assert result.data.digest != base.data.digest  # the digest covers the combined data
-    assert set(frame["group"]) - set(base.data.frame["group"]) <= set(pd.read_csv(sheet)["source"])
+    # a sheet's passages are grouped by transcript: the file's name without folder and suffix
+    assert set(frame["group"]) - set(base.data.frame["group"]) <= {Path(s).stem for s in pd.read_csv(sheet)["source"]}
     assert any(f"added 6 coded excerpts from {sheet}" in line for line in logs)
     meta = load_classifier(result.model_dir).meta_
     assert meta["data_digest"] == result.data.digest
@@ -239,7 +240,7 @@ def test_cli_next_then_train_add_data(tmp_path, model_dir, folder, coded_file, m
                                 str(tmp_path / "more.csv"), "--skip", str(out), "--strategy", "entropy"])
     assert again.exit_code == 0, again.output
     assert not set(pd.read_csv(tmp_path / "more.csv")["id"]) & set(sheet["id"])
-    assert "5 already coded left out" in again.output
+    assert "(5 on a --skip sheet without a code left out too" in again.output  # offered, not coded
     sheet.loc[:1, "code"] = ["pull", "none"]
     sheet.to_excel(out, index=False)
     trained = runner.invoke(app, ["train", "--config", str(ROOT / "configs" / "tfidf.yaml"), "--data",
@@ -265,3 +266,53 @@ def test_cli_next_bad_inputs_exit_2(tmp_path, model_dir, folder):
     bad_add = runner.invoke(app, ["train", "--config", str(ROOT / "configs" / "tfidf.yaml"), "--add-data",
                                   str(tmp_path / "nosheet.csv"), "--no-track"])
     assert bad_add.exit_code == 2 and "nosheet.csv: file not found" in bad_add.output
+
+
+def test_skip_counts_coded_passages_apart_from_those_left_blank(tmp_path, model_dir, folder):
+    """A filled sheet with 3 of 8 rows coded: 3 are 'already coded'; the 5 left blank are named
+    apart, and --offer-blank offers them again."""
+    sheet_path = _sheet(tmp_path, model_dir, folder, n=8)
+    sheet = pd.read_csv(sheet_path, keep_default_na=False)
+    sheet.loc[:2, "code"] = ["push", "pull", "none"]
+    sheet.to_csv(sheet_path, index=False)
+    base = ["next", str(folder), "--model", str(model_dir), "--n", "200", "--skip", str(sheet_path)]
+    kept = runner.invoke(app, base + ["--out", str(tmp_path / "a.csv")])
+    assert kept.exit_code == 0, kept.output
+    assert "(3 already coded left out; 5 on a --skip sheet without a code left out too (code them there, " \
+           "or add --offer-blank to have them offered again))" in " ".join(kept.output.split())
+    assert not set(pd.read_csv(tmp_path / "a.csv")["id"]) & set(sheet["id"])
+    again = runner.invoke(app, base + ["--out", str(tmp_path / "b.csv"), "--offer-blank"])
+    assert again.exit_code == 0, again.output
+    assert "(3 already coded left out; 5 left blank on a --skip sheet offered again)" in again.output
+    offered = set(pd.read_csv(tmp_path / "b.csv")["id"])
+    assert set(sheet.loc[3:, "id"]) <= offered and not set(sheet.loc[:2, "id"]) & offered
+
+
+def test_added_sheet_joins_the_interviews_and_is_counted_per_file(tmp_path, model_dir, folder, monkeypatch):
+    """A sheet groups passages by transcript path; the main file by interview id. The sheet's
+    passages of smp01_child_welfare.txt join interview 'smp01_child_welfare' of the main file (so a
+    grouped split keeps that interview in one part), and the counts say which file gave what."""
+    monkeypatch.chdir(tmp_path)
+    rows = make_rows(8, 1)
+    for r in rows[:4]:  # interview i00 is the transcript smp01_child_welfare
+        r["interview_id"] = "smp01_child_welfare"
+    coded = write_jsonl(tmp_path / "coded.jsonl", rows)
+    sheet = _filled(tmp_path, model_dir, folder)  # 10 rows, 6 coded
+    sources = pd.read_csv(sheet, keep_default_na=False)
+    assert sources["source"].str.endswith("smp01_child_welfare.txt").any()
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded}"])
+    logs: list[str] = []
+    result = train(cfg, track=False, log=logs.append, extra_data=[str(sheet)])
+    groups = set(result.data.frame["group"])
+    assert not any("/" in g or g.endswith((".txt", ".srt", ".md")) for g in groups), groups
+    assert groups - {r["interview_id"] for r in rows} <= {"smp04_behavioural_health", "smp06_juvenile_justice"}
+    from_smp01 = result.data.frame["text"].isin(sources.loc[sources["source"].str.endswith("smp01_child_welfare.txt")
+                                                             & (sources["code"] != ""), "text"])
+    assert from_smp01.any() and set(result.data.frame.loc[from_smp01, "group"]) == {"smp01_child_welfare"}
+    report = result.data.report
+    line = f"38 excerpts kept of 42 read from 2 files: {coded} (32 of 32), {sheet} (6 of 10)"
+    assert report.summary().startswith(line) and any(entry.startswith(line) for entry in logs)
+    assert report.files == [{"path": str(coded), "rows_read": 32, "rows_kept": 32},
+                            {"path": str(sheet), "rows_read": 10, "rows_kept": 6}]
+    assert any("joined to interviews of the data so far" in n and "as 'smp01_child_welfare' (same name)" in n
+               for n in report.notes), report.notes

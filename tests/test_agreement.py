@@ -249,17 +249,17 @@ def test_coder_against_predict_output_by_file_name(tmp_path, codebook):
 
 def test_reading_errors_name_file_row_and_field(tmp_path, codebook):
     bad_code = _write(tmp_path / "a.csv", [{"id": "1", "label": "push"}, {"id": "2", "label": "pushy"}])
-    with pytest.raises(DataError, match=r"a\.csv: unknown code in field 'label': 'pushy' \(rows 3\)"):
+    with pytest.raises(DataError, match=r"a\.csv: unknown code in field 'label': 'pushy' \(row 3\)"):
         read_coding(bad_code, codebook)
     no_code = _write(tmp_path / "b.csv", [{"id": "1", "category": "push"}])
     with pytest.raises(DataError, match=r"b\.csv: no code column.*category"):
         read_coding(no_code)
     bad_offset = _write(tmp_path / "c.csv", _spans("t.txt", [(0, 10, "push")]) + [
         {"source": "t.txt", "start": "ten", "end": 20, "label": "push"}])
-    with pytest.raises(DataError, match=r"c\.csv: rows 3: field 'start' must be a whole number"):
+    with pytest.raises(DataError, match=r"c\.csv: row 3: field 'start' must be a whole number"):
         read_coding(bad_offset)
     twice = _write(tmp_path / "d.csv", [{"id": "1", "label": "push"}, {"id": "1", "label": "pull"}])
-    with pytest.raises(DataError, match=r"d\.csv: field 'id' repeats ids 1"):
+    with pytest.raises(DataError, match=r"d\.csv: field 'id' repeats ids 1 \('1' in rows 2, 3\)"):
         agreement_files(twice, twice)
 
 
@@ -300,7 +300,7 @@ def test_cli_agreement_matches_code_names_through_the_project_codebook(tmp_path,
     assert re.search(r"Cohen's kappa\s*│\s*1\.000", same.output)
     scheme = runner.invoke(app, ["agreement", str(a), str(other), "--bootstrap", "0"])
     assert scheme.exit_code == 0, scheme.output
-    assert "codes compared as written" in scheme.output and "'Capacity building'" in scheme.output
+    assert "compared as written: 'Capacity building' (c.csv row 3)" in scheme.output
     monkeypatch.chdir(tmp_path)  # no codebook here: codes as written, no note
     raw = runner.invoke(app, ["agreement", str(a), str(named), "--bootstrap", "0"])
     assert raw.exit_code == 0 and "codes matched" not in raw.output and "compared as written" not in raw.output
@@ -368,3 +368,95 @@ def test_cli_names_the_two_users_it_compared(tmp_path):
     assert result.exit_code == 0, result.output
     header = [line for line in result.output.splitlines() if line.startswith(("A = ", "B = "))]
     assert len(header) == 2 and {h[4:] for h in header} == {"two.qdpx [Ana]", "two.qdpx [Ben]"}
+
+
+def test_one_unknown_code_leaves_the_others_matched_through_the_codebook(tmp_path, codebook_path, monkeypatch):
+    """A code the project codebook does not know ('Mixed') is compared as written; "Push" and
+    "push" are still one code, so they agree, and the note names the unknown code and its row."""
+    codes = ["push", "pull", "co_creation", "none", "push", "pull", "none", "co_creation"]
+    spelled = {"push": "Push", "pull": "Pull", "co_creation": "Co-creation/exchange"}
+    a = _write(tmp_path / "a.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(codes)])
+    c = _write(tmp_path / "c.csv", [{"id": f"x{i}", "code": "Mixed" if i == 3 else spelled.get(code, code)}
+                                    for i, code in enumerate(codes)])
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "codebook.yaml").write_text(codebook_path.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.chdir(project)
+    result = runner.invoke(app, ["agreement", str(a), str(c), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    assert "compared as written: 'Mixed' (c.csv row 5)" in result.output
+    assert "disagreements (1)" in result.output  # only x3 (none vs Mixed); Push/push agree
+    assert re.search(r"percent agreement\s*│\s*0\.875", result.output), result.output
+    # the library: "keep" maps what the codebook knows; "error" (an explicit codebook) still stops
+    from supportlens.codebook import load_codebook
+
+    book = load_codebook(codebook_path)
+    kept = agreement_files(a, c, book, n_boot=0, unknown_codes="keep")
+    assert kept.labels == book.labels + ["Mixed"] and kept.n == 8 and len(kept.disagreements) == 1
+    with pytest.raises(DataError, match=r"unknown code in field 'code': 'Mixed' \(row 5\)"):
+        agreement_files(a, c, book, n_boot=0)
+
+
+def _project_with_unmapped_codes(tmp_path: Path) -> Path:
+    """Ana and Ben code the 17 passages of smp01. Ben codes each of the 3 pull passages with
+    'Responsive TA' (no codebook name), Ana the first; Ben codes the second passage (push) none."""
+    from test_qda import ANA, BEN, LABEL_CODE, RESPONSIVE, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+
+    text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
+    selections = []
+    for i, g in enumerate(_gold()):
+        label = g["label"]
+        ana = RESPONSIVE if label == "pull" and i == 3 else LABEL_CODE[label]
+        ben = RESPONSIVE if label == "pull" else LABEL_CODE["none" if i == 1 else label]
+        selections.append((_guid(f"a-{i}"), g["start"], g["end"], ANA, [ana]))
+        selections.append((_guid(f"b-{i}"), g["start"], g["end"], BEN, [ben]))
+    return build_project(tmp_path / "two.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
+                                                   "text": text, "selections": selections}])
+
+
+def test_qdpx_agreement_reports_skipped_selections_and_takes_a_code_map(tmp_path):
+    from test_qda import _gold
+
+    project = _project_with_unmapped_codes(tmp_path)
+    assert [g["label"] for g in _gold()].count("pull") == 3 and _gold()[1]["label"] == "push"
+    plain = runner.invoke(app, ["agreement", str(project), "--bootstrap", "0"])
+    assert plain.exit_code == 0, plain.output
+    assert ("note: 4 selections skipped: their codes map to no codebook code ('Support model > Responsive TA' "
+            "(4)); map them with --code-map") in plain.output, plain.output
+    assert re.search(r"│\s*14\s*│\s*2\s*│\s*0\s*│", plain.output.split("units (matched by span)")[1])
+    code_map = tmp_path / "map.yaml"
+    code_map.write_text('"Responsive TA": pull\n', encoding="utf-8")
+    mapped = runner.invoke(app, ["agreement", str(project), "--bootstrap", "0", "--code-map", str(code_map)])
+    assert mapped.exit_code == 0, mapped.output
+    assert "selections skipped" not in mapped.output
+    units = mapped.output.split("units (matched by span)")[1]
+    assert re.search(r"│\s*17\s*│\s*0\s*│\s*0\s*│", units), units  # every passage is now compared
+    assert "disagreements (1)" in mapped.output
+    a, b = _coder_files(tmp_path)
+    wrong = runner.invoke(app, ["agreement", str(a), str(b), "--code-map", str(code_map)])
+    assert wrong.exit_code == 2 and "--code-map maps the codes of one .qdpx project" in wrong.output
+
+
+def test_qdpx_agreement_compares_the_human_coders_by_default(tmp_path, codebook):
+    """Once a project holds supportlens' suggestions (more codings than anyone), the default is
+    still Ana against Ben, and a note says who was compared and how to choose the model instead."""
+    from test_qda import SMP01_GUID, _gold
+
+    from supportlens.qda import export_suggestions
+
+    project = _project_with_unmapped_codes(tmp_path)
+    gold = _gold()
+    predictions = pd.DataFrame({"source": SMP01_GUID, "start": [g["start"] for g in gold],
+                                "end": [g["end"] for g in gold], "label": "push", "confidence": 0.9})
+    suggested = tmp_path / "suggested.qdpx"
+    export_suggestions(project, predictions, None, suggested, codebook)
+    result = agreement_files(suggested, None, codebook, n_boot=0)
+    assert (result.name_a, result.name_b) == ("suggested.qdpx [Ana]", "suggested.qdpx [Ben]")
+    note = next(n for n in result.notes if n.startswith("compared "))
+    assert note.startswith("compared Ana (A) with Ben (B), Ana and Ben being the two human coders with most codings")
+    assert "not compared: supportlens suggestions (" in note and "--user-a and --user-b" in note
+    model = agreement_files(suggested, None, codebook, n_boot=0, user_b="supportlens suggestions")
+    assert (model.name_a, model.name_b) == ("suggested.qdpx [Ana]", "suggested.qdpx [supportlens suggestions]")
+    with pytest.raises(DataError, match=r"no user 'Zoe'.*Ana \(\d+\), Ben \(\d+\), supportlens suggestions "
+                                        r"\(\d+, model suggestions\)"):
+        agreement_files(suggested, None, codebook, user_a="Zoe")

@@ -52,7 +52,8 @@ def test_missing_column_names_file_and_columns(tmp_path, codebook):
         load_coded(path, codebook)
     msg = str(err.value)
     assert str(path) in msg and "'text'" in msg and "excerpt" in msg
-    assert "--text-column or data.text_column" in msg
+    # advice that each command accepts: train and audit have --set, evaluate has --text-column
+    assert "--set data.text_column=excerpt (train, audit) or --text-column excerpt (evaluate)" in msg
 
 
 def test_unknown_labels_listed_with_known_ones(tmp_path, codebook):
@@ -73,7 +74,7 @@ def test_empty_text_names_row_and_field(tmp_path, codebook):
     df.loc[2, "text"] = "   "
     path = tmp_path / "c.csv"
     df.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"rows 4: field 'text' is empty"):
+    with pytest.raises(DataError, match=r"c\.csv: row 4: field 'text' is empty$"):
         load_coded(path, codebook)
 
 
@@ -142,8 +143,102 @@ def test_duplicate_ids(tmp_path, codebook):
     rows = make_rows(n_interviews=2, per_label=1)
     rows[1]["id"] = rows[0]["id"]
     path = write_jsonl(tmp_path / "c.jsonl", rows)
-    with pytest.raises(DataError, match="repeats ids"):
+    with pytest.raises(DataError, match=r"rows 1, 2: field 'id' repeats ids 'i00-00' \(rows 1, 2\)"):
         load_coded(path, codebook)
+
+
+def test_a_row_pasted_twice_is_removed_with_a_note(tmp_path, codebook):
+    """README: exact duplicates are removed. A row pasted twice (same id, same content) is one."""
+    df = _frame()
+    df = pd.concat([df.iloc[:3], df.iloc[[2]], df.iloc[3:]], ignore_index=True)  # row 4 pasted again as row 5
+    path = tmp_path / "c.csv"
+    df.to_csv(path, index=False)
+    data = load_coded(path, codebook)
+    assert len(data.frame) == len(df) - 1
+    assert data.report.duplicates_removed == [df.loc[2, "id"]]
+    summary = data.report.summary()
+    assert "1 exact duplicates removed" in summary
+    assert f"row 5 (= row 4, id {df.loc[2, 'id']!r})" in summary
+
+
+def test_blank_ids_get_row_numbers_with_a_note(tmp_path, codebook):
+    df = _frame()
+    path = tmp_path / "c.csv"
+    df.loc[2, "id"] = ""
+    df.to_csv(path, index=False)
+    one = load_coded(path, codebook)
+    assert one.frame.loc[one.frame["row"] == 4, "id"].tolist() == ["row-4"]
+    assert "row 4: no id in field 'id'; given its row number as id (row-4)" in one.report.summary()
+    df.loc[5, "id"] = ""  # two blank ids are not "repeated ids"
+    df.to_csv(path, index=False)
+    two = load_coded(path, codebook)
+    assert "rows 4, 7: no id in field 'id'" in two.report.summary()
+    assert two.frame["id"].is_unique and (two.frame["id"] != "").all()
+
+
+def test_all_row_problems_are_reported_at_once(tmp_path, codebook):
+    """One run lists every planted mistake (an empty text, a misspelt code, a repeated id), each
+    with its rows, instead of one mistake per run."""
+    df = _frame()
+    df.loc[1, "text"] = ""
+    df.loc[4, "label"] = "co_creaton"
+    df.loc[6, "id"] = df.loc[7, "id"]  # same id, different content
+    path = tmp_path / "c.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError) as err:
+        load_coded(path, codebook)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: 3 problems; fix them all, then run again:")
+    assert "  - row 3: field 'text' is empty" in msg
+    assert "  - row 6: unknown label 'co_creaton' in field 'label'" in msg
+    assert f"  - rows 8, 9: field 'id' repeats ids {df.loc[7, 'id']!r} (rows 8, 9)" in msg
+    assert "Known codes: push" in msg
+
+
+def test_data_first_sheet_is_found_and_named(tmp_path, codebook):
+    path = tmp_path / "c.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"note": ["coded by AK, March"]}).to_excel(writer, sheet_name="Notes", index=False)
+        _frame().to_excel(writer, sheet_name="Coded", index=False)
+    data = load_coded(path, codebook)
+    assert len(data.frame) == len(_frame())
+    assert "read sheet 'Coded' of 2, the first with columns 'text' and 'label'; not read: 'Notes'" in data.report.summary()
+    with pytest.raises(DataError) as err:  # no sheet has the columns: say which sheets have which
+        load_coded(path, codebook, DataConfig(text_column="quote"))
+    msg = str(err.value)
+    assert "no column 'quote' (data.text_column)" in msg
+    assert "No sheet has it; the sheets and their columns: 'Notes': note; 'Coded': id, interview_id" in msg
+
+
+def test_interview_column_under_another_name_is_named_in_the_note(tmp_path, codebook):
+    df = _frame().rename(columns={"interview_id": "Interview"})
+    path = tmp_path / "c.csv"
+    df.to_csv(path, index=False)
+    data = load_coded(path, codebook)
+    assert not data.report.grouped
+    note = data.report.notes[0]
+    assert "no interview column 'interview_id' (data.group_column)" in note
+    assert "'Interview' looks like the interview: use it with --set data.group_column=Interview" in note
+    # a name that differs only in case or spacing is the column itself
+    df.rename(columns={"Interview": "Interview_ID"}).to_csv(path, index=False)
+    same = load_coded(path, codebook)
+    assert same.report.grouped and set(same.frame["group"]) == set(df["Interview"])
+    assert "column 'Interview_ID' read as data.group_column 'interview_id'" in same.report.summary()
+
+
+def test_split_line_says_when_the_split_is_not_by_interview(tmp_path, codebook, monkeypatch):
+    from supportlens.config import load_config
+    from supportlens.train import train
+
+    from conftest import fast_overrides
+
+    monkeypatch.chdir(tmp_path)
+    df = pd.DataFrame(make_rows(n_interviews=6, per_label=2)).rename(columns={"interview_id": "Interview"})
+    df.to_csv(tmp_path / "c.csv", index=False)
+    logs: list[str] = []
+    train(load_config(None, fast_overrides() + [f"data.path={tmp_path / 'c.csv'}"]), track=False, log=logs.append)
+    assert not any("grouped split by interview" in line for line in logs)
+    assert any(line.startswith("split by excerpt, not by interview (no interview column") for line in logs)
 
 
 def test_unsupported_and_missing_files(tmp_path, codebook):

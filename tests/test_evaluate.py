@@ -34,7 +34,7 @@ def test_blank_codes_of_a_sheet_are_skipped_with_a_note(model_dir, tmp_path):
 
 def test_a_code_not_in_the_codebook_is_still_an_error_naming_its_row(model_dir, tmp_path):
     path = _sheet(tmp_path, ["push", "", "sort of pull"])
-    with pytest.raises(DataError, match=r"unknown label in field 'code': 'sort of pull' \(rows 4\)"):
+    with pytest.raises(DataError, match=r"row 4: unknown label 'sort of pull' in field 'code'"):
         evaluate_file(str(model_dir), str(path), log_run=False)
 
 
@@ -46,7 +46,7 @@ def test_cli_evaluate_a_partly_filled_sheet(model_dir, tmp_path):
     assert "(n=3)" in result.output
     unknown = _sheet(tmp_path, ["push", "maybe"])
     bad = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(unknown), "--no-log"])
-    assert bad.exit_code == 2 and "'maybe' (rows 3)" in bad.output
+    assert bad.exit_code == 2 and "row 3: unknown label 'maybe'" in bad.output
 
 
 def test_paired_difference_needs_the_same_excerpts_and_codes():

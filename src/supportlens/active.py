@@ -190,18 +190,32 @@ def _norm_text(text: str) -> str:
     return re.sub(r"\s+", " ", str(text)).strip().casefold()
 
 
-def texts_in(paths: Sequence[str | Path], text_column: str = "text") -> set[str]:
-    """Normalised texts of coded files or earlier sheets, so their passages are not offered again."""
-    from .dataset import DataError, read_table
+def coded_and_blank_texts(paths: Sequence[str | Path], text_column: str = "text") -> tuple[set[str], set[str]]:
+    """Normalised texts of coded files or earlier sheets: (those with a code, those left blank).
 
-    seen: set[str] = set()
+    The code is the sheet's ``code`` column, else a ``label`` column; a file with neither counts
+    every text as coded. A text coded in one file and blank in another counts as coded."""
+    from .dataset import DataError, find_column, read_table, table_name
+
+    coded: set[str] = set()
+    blank: set[str] = set()
     for path in paths:
-        frame = read_table(path)
-        if text_column not in frame.columns:
-            raise DataError(f"{path}: missing column {text_column!r}; the file has columns: "
+        frame = read_table(path, required=[text_column])
+        column = find_column(frame.columns, text_column)
+        if column is None:
+            raise DataError(f"{table_name(path, frame)}: missing column {text_column!r}; the file has columns: "
                             f"{', '.join(str(c) for c in frame.columns if c != '_row')}")
-        seen.update(_norm_text(t) for t in frame[text_column] if str(t).strip())
-    return seen
+        code = next((c for c in ("code", "label") if c in frame.columns), None)
+        for text, value in zip(frame[column], frame[code] if code else [None] * len(frame)):
+            if str(text).strip():
+                (blank if value is not None and not str(value).strip() else coded).add(_norm_text(text))
+    return coded, blank - coded
+
+
+def texts_in(paths: Sequence[str | Path], text_column: str = "text") -> set[str]:
+    """Normalised texts of coded files or earlier sheets, coded or not."""
+    coded, blank = coded_and_blank_texts(paths, text_column)
+    return coded | blank
 
 
 def drop_seen(passages: pd.DataFrame, seen: set[str]) -> pd.DataFrame:
@@ -262,7 +276,7 @@ def is_coding_sheet(path: str | Path) -> bool:
 
     if Path(path).suffix.lower() not in TABLE_SUFFIXES:
         return False  # a .qdpx project, say: load_coded reads it (or says why it cannot)
-    return "suggested_code" in read_table(path).columns
+    return "suggested_code" in read_table(path, required=["suggested_code"]).columns
 
 
 def sheet_data_config(path: str | Path, default: DataConfig) -> DataConfig:

@@ -30,6 +30,7 @@ SOURCE_COLUMNS = ("source", "file")  # `predict` writes source; the gold files n
 CODE_COLUMNS = ("code", "label")  # a coding sheet's code wins over a label column beside it
 MIN_SPAN_OVERLAP = 0.5  # share of the shorter span two spans must share to count as one unit
 UNIT_COLUMNS = ["unit", "source", "start", "end", "text", "code", "row"]
+UNKNOWN_CHOICES = ("error", "keep")  # a code the codebook does not know: stop, or compare it as written
 
 
 def percent_agreement(a: Sequence[str], b: Sequence[str]) -> float:
@@ -263,13 +264,13 @@ def passage_id(source: str, passage_index: int | str) -> str:
     return f"{source}#{passage_index}"
 
 
-def _integers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+def _integers(frame: pd.DataFrame, column: str, path: Path | str) -> pd.Series:
     values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
     bad = frame.loc[values.isna() | (values != values.round()), "_row"].tolist()
     if bad:
         from .dataset import DataError
 
-        raise DataError(f"{path}: rows {_listing(bad)}: field {column!r} must be a whole number "
+        raise DataError(f"{path}: {_rows(bad)}: field {column!r} must be a whole number "
                         "(a character offset)")
     return values.astype(int)
 
@@ -277,6 +278,11 @@ def _integers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
 def _listing(rows: list[Any], limit: int = 10) -> str:
     shown = ", ".join(str(r) for r in rows[:limit])
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def _rows(rows: list[Any]) -> str:
+    """"row 4" or "rows 4, 9": the rows of a file, as a person counts them."""
+    return f"row{'s' if len(rows) > 1 else ''} {_listing(rows)}"
 
 
 @dataclass
@@ -290,6 +296,9 @@ class Coding:
     # those rows (columns `UNIT_COLUMNS`, code ""): a unit the other coder coded but this one left
     # blank is reported as not coded, not as missing
     blank: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=UNIT_COLUMNS))
+    # codes the codebook does not know, kept as written (``unknown_codes="keep"``): code -> rows
+    unknown: dict[str, list[int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what reading did (a project's import report)
 
     @property
     def name(self) -> str:
@@ -297,27 +306,31 @@ class Coding:
 
 
 def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
-                id_column: str = "id") -> Coding:
+                id_column: str = "id", unknown_codes: str = "error") -> Coding:
     """Read a coded file (CSV/TSV/JSONL/XLSX), a filled coding sheet or a `predict` output.
 
     The code is taken from ``code_column``, else a ``code`` column (coding sheets), else ``label``
-    (coded excerpts and predictions). With a codebook, aliases are mapped to labels and unknown
-    codes are errors naming the rows. Rows with a blank code are counted as not coded and skipped.
+    (coded excerpts and predictions). With a codebook, aliases are mapped to labels; a code it
+    does not know is an error naming the rows, or with ``unknown_codes="keep"`` is kept as written
+    and listed in ``Coding.unknown``. Rows with a blank code are counted as not coded and skipped.
     """
-    from .dataset import DataError, read_table
+    from .dataset import DataError, read_table, table_name
 
+    if unknown_codes not in UNKNOWN_CHOICES:
+        raise ValueError(f"unknown_codes must be one of {', '.join(UNKNOWN_CHOICES)}; got {unknown_codes!r}")
     path = Path(path)
-    raw = read_table(path)
+    raw = read_table(path, required=[code_column or CODE_COLUMNS])
+    where = table_name(path, raw)  # names the sheet read, in a workbook of several
     columns = [c for c in raw.columns if c != "_row"]
     if raw.empty:
-        raise DataError(f"{path}: no rows")
+        raise DataError(f"{where}: no rows")
     if code_column is None:
         code_column = next((c for c in CODE_COLUMNS if c in raw.columns), None)
         if code_column is None:
-            raise DataError(f"{path}: no code column (looked for {' or '.join(map(repr, CODE_COLUMNS))});"
+            raise DataError(f"{where}: no code column (looked for {' or '.join(map(repr, CODE_COLUMNS))});"
                             f" the file has columns: {', '.join(map(str, columns))}")
     elif code_column not in raw.columns:
-        raise DataError(f"{path}: missing column {code_column!r}; the file has columns: "
+        raise DataError(f"{where}: missing column {code_column!r}; the file has columns: "
                         f"{', '.join(map(str, columns))}")
 
     def text_of(column: str) -> pd.Series:
@@ -330,11 +343,11 @@ def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
     frame["text"] = text_of("text") if "text" in raw.columns else ""
     has_spans = source_column is not None and {"start", "end"} <= set(raw.columns)
     if has_spans:
-        frame["start"] = _integers(raw, "start", path).to_numpy()
-        frame["end"] = _integers(raw, "end", path).to_numpy()
+        frame["start"] = _integers(raw, "start", where).to_numpy()
+        frame["end"] = _integers(raw, "end", where).to_numpy()
         backwards = frame.loc[frame["end"] <= frame["start"], "row"].tolist()
         if backwards:
-            raise DataError(f"{path}: rows {_listing(backwards)}: field 'end' must be after 'start'")
+            raise DataError(f"{where}: {_rows(backwards)}: field 'end' must be after 'start'")
     else:
         frame["start"] = frame["end"] = pd.array([pd.NA] * len(frame), dtype="Int64")
     if id_column in raw.columns:
@@ -349,19 +362,19 @@ def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
     blank_rows = frame.loc[blank, UNIT_COLUMNS].reset_index(drop=True)
     frame = frame.loc[~blank].copy()
     if frame.empty:
-        raise DataError(f"{path}: no row has a code in {code_column!r}")
+        raise DataError(f"{where}: no row has a code in {code_column!r}")
+    unknown: dict[str, list[int]] = {}
     if codebook is not None:
         normalised = frame["code"].map(codebook.normalise)
-        unknown = frame.loc[normalised.isna()]
-        if not unknown.empty:
-            values = sorted(set(unknown["code"]))
-            raise DataError(f"{path}: unknown code{'s' if len(values) > 1 else ''} in field "
-                            f"{code_column!r}: {', '.join(map(repr, values))} (rows "
-                            f"{_listing(unknown['row'].tolist())}). Known codes: "
-                            f"{'; '.join(codebook.known_values())}")
-        frame["code"] = normalised
+        strange = frame.loc[normalised.isna()]
+        unknown = {code: strange.loc[strange["code"] == code, "row"].tolist() for code in sorted(set(strange["code"]))}
+        if unknown and unknown_codes == "error":
+            raise DataError(f"{where}: unknown code{'s' if len(unknown) > 1 else ''} in field "
+                            f"{code_column!r}: " + ", ".join(f"{code!r} ({_rows(rows)})" for code, rows in unknown.items())
+                            + f". Known codes: {'; '.join(codebook.known_values())}")
+        frame["code"] = normalised.fillna(frame["code"])  # an unknown code stays as written
     return Coding(path=str(path), frame=frame[UNIT_COLUMNS].reset_index(drop=True), uncoded=uncoded,
-                  has_spans=has_spans, blank=blank_rows)
+                  has_spans=has_spans, blank=blank_rows, unknown=unknown)
 
 
 def _source_keys(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series, str | None]:
@@ -427,7 +440,9 @@ def _match_ids(a: Coding, b: Coding) -> tuple[np.ndarray, np.ndarray]:
                             "units by; use --by span with source, start and end columns")
         repeated = sorted(set(units[units.duplicated() & (units != "")]))
         if repeated:
-            raise DataError(f"{coding.path}: field 'id' repeats ids {_listing(repeated)}; "
+            where = "; ".join(f"{unit!r} in rows {', '.join(map(str, coding.frame.loc[units == unit, 'row']))}"
+                              for unit in repeated[:10])
+            raise DataError(f"{coding.path}: field 'id' repeats ids {_listing(repeated)} ({where}); "
                             "ids must be unique to match by id")
     return _pair_ids(a.frame, b.frame)
 
@@ -476,30 +491,63 @@ def _left_blank(unmatched: pd.DataFrame, blank: pd.DataFrame, by: str) -> np.nda
     return found
 
 
-def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None,
-                 user_b: str | None = None) -> tuple[Coding, Coding]:
-    """Two users' codings inside one REFI-QDA project (default: the two users with most codings).
+def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, user_b: str | None = None,
+                 code_map: str | Path | dict[str, str | None] | None = None) -> tuple[Coding, Coding]:
+    """Two users' codings inside one REFI-QDA project.
 
-    Units are matched by span, so each user's selections are paired with the other's overlapping
-    ones, as with two separate files."""
+    Project codes map to the codebook as ``supportlens import`` maps them (``code_map``: a code
+    map file or dict, as ``import --code-map`` takes). By default the two human coders with most
+    codings are compared: supportlens' own suggestions (model output) are compared only when
+    named, or when there is a single human coder. Units are matched by span, so each user's
+    selections are paired with the other's overlapping ones, as with two separate files. The
+    first coding's ``notes`` hold the import report (selections skipped, and why) and say who
+    was compared and how to choose others."""
     from .codebook import load_codebook
     from .dataset import DataError
-    from .qda import QdaError, import_qdpx
+    from .qda import QdaError, import_qdpx, load_code_map
 
     codebook = codebook or load_codebook(Path(__file__).resolve().parents[2] / "configs" / "codebook.yaml")
     try:
-        frame, _ = import_qdpx(path, codebook, include_suggestions=True)
+        mapping = load_code_map(code_map) if isinstance(code_map, (str, Path)) else code_map
+        frame, report = import_qdpx(path, codebook, code_map=mapping, include_suggestions=True,
+                                    map_source=str(code_map) if isinstance(code_map, (str, Path)) else "code map")
     except QdaError as exc:
         raise DataError(str(exc)) from None
+    notes = report.summary().splitlines()
     counts = frame["coder"].fillna("").value_counts()
-    users = [u for u in counts.index if u]
-    chosen = [user_a or (users[0] if users else None), user_b]
-    if chosen[1] is None:
-        chosen[1] = next((u for u in users if u != chosen[0]), None)
-    for who in chosen:
-        if who is None or who not in users:
-            raise DataError(f"{path}: needs codings by two users; found {', '.join(users) or 'none'}"
-                            + (f" (no user {who!r})" if who else ""))
+    model = set(report.suggestion_coders)
+    humans = [u for u in counts.index if u and u not in model]
+    everyone = humans + [u for u in counts.index if u and u in model]  # people first, then the model
+
+    def described(user: str) -> str:
+        return f"{user} ({counts[user]}{', model suggestions' if user in model else ''})"
+
+    for who in (user_a, user_b):
+        if who is not None and who not in everyone:
+            skipped = (f"; {report.skipped_selections} selections were skipped because their codes map to no "
+                       "codebook code: map them with --code-map MAP.yaml" if report.skipped_selections else "")
+            raise DataError(f"{path}: no user {who!r} has codings that map to the codebook; users with "
+                            f"such codings: {', '.join(map(described, everyone)) or 'none'}{skipped}")
+    if user_a is not None and user_a == user_b:
+        raise DataError(f"{path}: --user-a and --user-b both name {user_a!r}; name two users")
+    chosen = [user_a, user_b]
+    for i in (0, 1):  # people first: the model's suggestions only when no other person coded
+        if chosen[i] is None:
+            chosen[i] = next((u for u in everyone if u not in chosen), None)
+    if chosen[0] is None or chosen[1] is None:
+        raise DataError(f"{path}: needs codings by two users that map to the codebook; found "
+                        f"{', '.join(map(described, everyone)) or 'none'}")
+    if user_a is None or user_b is None:
+        picked = [u for u, given in zip(chosen, (user_a, user_b)) if given is None]
+        kind = "human coder" if not model & set(picked) else "user"
+        named = [u for u in (user_a, user_b) if u is not None]
+        why = (f"the {'two ' + kind + 's' if len(picked) == 2 else kind} with most codings"
+               + (f" other than {named[0]}" if named else "")
+               + (" (supportlens' suggestions only because no other person coded)" if model & set(picked) else ""))
+        left = [u for u in everyone if u not in chosen]
+        notes.append(f"compared {chosen[0]} (A) with {chosen[1]} (B), {' and '.join(picked)} being {why}"
+                     + (f"; not compared: {', '.join(map(described, left))}" if left else "")
+                     + "; choose with --user-a and --user-b")
     codings = []
     for who in chosen:
         block = frame.loc[frame["coder"] == who]
@@ -509,25 +557,51 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None,
                               "row": range(1, len(block) + 1)})
         codings.append(Coding(path=f"{Path(path).name} [{who}]", frame=units[UNIT_COLUMNS].reset_index(drop=True),
                               has_spans=True))
+    codings[0].notes = notes
     return codings[0], codings[1]
+
+
+def _unknown_note(codings: Sequence[Coding], codebook) -> str | None:
+    """Which codes the codebook does not know (compared as written), and where they are."""
+    found: dict[str, list[str]] = {}
+    for coding in codings:
+        for code, rows in coding.unknown.items():
+            found.setdefault(code, []).append(f"{coding.name} {_rows(rows)}")
+    if not found:
+        return None
+    book = f" {codebook.source}" if getattr(codebook, "source", None) else ""
+    listed = list(found.items())
+    return (f"{len(found)} code{'s' if len(found) > 1 else ''} not in the codebook{book}, compared as written: "
+            + "; ".join(f"{code!r} ({', '.join(where)})" for code, where in listed[:10])
+            + (f" and {len(listed) - 10} more" if len(listed) > 10 else "")
+            + "; every other code was matched through it (labels, names, aliases)")
 
 
 def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None, by: str | None = None,
                     n_boot: int = 2000, seed: int = 13, code_column_a: str | None = None,
                     code_column_b: str | None = None, user_a: str | None = None,
-                    user_b: str | None = None) -> Agreement:
+                    user_b: str | None = None, unknown_codes: str = "error",
+                    code_map: str | Path | dict[str, str | None] | None = None) -> Agreement:
     """Agreement between two coded files (coder vs coder, or coder vs `predict` output), or
-    between two users of one ``.qdpx`` project (``path_b`` None or the same project)."""
+    between two users of one ``.qdpx`` project (``path_b`` None or the same project).
+
+    ``unknown_codes`` (files): "error" stops at a code the codebook does not know; "keep" maps
+    every code it knows and compares the others as written, with a note naming them.
+    ``code_map`` (a project): maps the project's codes as ``supportlens import --code-map`` does."""
     from .dataset import DataError
 
-    if str(path_a).lower().endswith(".qdpx") and (path_b is None or Path(path_b) == Path(path_a)):
-        a, b = qdpx_codings(path_a, codebook, user_a, user_b)
+    is_project = str(path_a).lower().endswith(".qdpx") and (path_b is None or Path(path_b) == Path(path_a))
+    if code_map is not None and not is_project:
+        raise DataError("--code-map maps the codes of one .qdpx project; for coded files, add the names "
+                        "as aliases to the codebook (or pass another with --codebook)")
+    if is_project:
+        a, b = qdpx_codings(path_a, codebook, user_a, user_b, code_map)
         by = by or "span"
     elif path_b is None:
         raise DataError("give two coded files, or one .qdpx project with codings by two users")
     else:
-        a = read_coding(path_a, codebook, code_column_a)
-        b = read_coding(path_b, codebook, code_column_b)
+        a = read_coding(path_a, codebook, code_column_a, unknown_codes=unknown_codes)
+        b = read_coding(path_b, codebook, code_column_b, unknown_codes=unknown_codes)
     ia, ib, by, notes = _match(a, b, by)
     rows_a, rows_b = a.frame.iloc[ia].reset_index(drop=True), b.frame.iloc[ib].reset_index(drop=True)
     if rows_a.empty:
@@ -547,7 +621,8 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
     result.uncoded_a, result.uncoded_b = a.uncoded, b.uncoded
     result.uncoded_a_units, result.uncoded_b_units = unit_names(a.blank, by), unit_names(b.blank, by)
     result.matched_by = by
-    result.notes.extend(notes)
+    unknown = _unknown_note((a, b), codebook)
+    result.notes.extend(a.notes + b.notes + ([unknown] if unknown else []) + notes)
     return result
 
 

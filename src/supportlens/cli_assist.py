@@ -41,11 +41,12 @@ def agreement(
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the disagreements to discuss (.csv or .xlsx)")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none)")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap")] = 13,
-    codebook: Annotated[Optional[str], typer.Option(help=f"Codebook YAML: maps names and aliases to codes and rejects unknown codes (default: {DEFAULT_CODEBOOK} when it exists and knows every code, else codes as written)")] = None,
+    codebook: Annotated[Optional[str], typer.Option(help=f"Codebook YAML: maps names and aliases to codes and rejects unknown codes (default: {DEFAULT_CODEBOOK} when it exists: codes it knows are matched through it, others compared as written; without it, all as written)")] = None,
     code_column_a: Annotated[Optional[str], typer.Option(help="Column with A's codes (default: code, else label)")] = None,
     code_column_b: Annotated[Optional[str], typer.Option(help="Column with B's codes (default: code, else label)")] = None,
-    user_a: Annotated[Optional[str], typer.Option(help="In a .qdpx: the first user (default: the one with most codings)")] = None,
-    user_b: Annotated[Optional[str], typer.Option(help="In a .qdpx: the second user")] = None,
+    user_a: Annotated[Optional[str], typer.Option(help="In a .qdpx: the first user (default: the human coder with most codings; supportlens' suggestions only when named or when one person coded)")] = None,
+    user_b: Annotated[Optional[str], typer.Option(help="In a .qdpx: the second user (default: the human coder with most codings after A)")] = None,
+    code_map: Annotated[Optional[Path], typer.Option(help="In a .qdpx: YAML {project code name or 'Parent > Child': codebook label or null}, as for `import`")] = None,
 ) -> None:
     """Agreement between two coders, or a coder and a model: kappa, alpha, per-code agreement, disagreements."""
     from .active import SelectionError
@@ -55,22 +56,19 @@ def agreement(
         _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".xlsx"):
         _fail(f"--out must end in .csv or .xlsx; got {out_path.name!r}")
-    def compare(book):
+    def compare(book, unknown_codes: str = "error"):
         return agreement_files(a, b, book, by=by, n_boot=bootstrap, seed=seed, code_column_a=code_column_a,
-                               code_column_b=code_column_b, user_a=user_a, user_b=user_b)
+                               code_column_b=code_column_b, user_a=user_a, user_b=user_b,
+                               unknown_codes=unknown_codes, code_map=code_map)
 
     try:
         if codebook is None and Path(DEFAULT_CODEBOOK).is_file():
-            # the project's codebook matches "Push", "co-creation" and aliases to one code; codings
-            # in another scheme are compared as written, and the note says so
-            try:
-                result = compare(_load_codebook(DEFAULT_CODEBOOK))
+            # the project's codebook matches "Push", "co-creation" and aliases to one code; a code
+            # in no scheme it knows is compared as written, and a note names it
+            result = compare(_load_codebook(DEFAULT_CODEBOOK), unknown_codes="keep")
+            if not any("compared as written" in note for note in result.notes):
                 result.notes.append(f"codes matched through {DEFAULT_CODEBOOK} (labels, names, aliases); "
                                     "pass --codebook FILE for another scheme")
-            except DataError as exc:
-                result = compare(None)
-                why = str(exc).split(". Known codes")[0]
-                result.notes.append(f"codes compared as written, not through {DEFAULT_CODEBOOK}: {why}")
         else:
             result = compare(_load_codebook(codebook))
         if out_path is not None:
@@ -129,6 +127,17 @@ def agreement(
         out.print(f"disagreements -> {out_path}", highlight=False)
 
 
+def _left_out(coded: int, blank: int, offer_blank: bool) -> str:
+    """What --skip left out: passages coded, and those an earlier sheet holds with a blank code."""
+    parts = [f"{coded} already coded left out"] if coded else []
+    if blank and offer_blank:
+        parts.append(f"{blank} left blank on a --skip sheet offered again")
+    elif blank:
+        parts.append(f"{blank} on a --skip sheet without a code left out too (code them there, or add "
+                     "--offer-blank to have them offered again)")
+    return "; ".join(parts)
+
+
 @app.command("next")
 def next_(
     inputs: Annotated[list[str], typer.Argument(help="Transcript files, folders (searched recursively) or globs")],
@@ -140,13 +149,14 @@ def next_(
     speaker: Annotated[str, typer.Option(help="Which turns to consider: participant, interviewer or all")] = "participant",
     interviewer: Annotated[Optional[list[str]], typer.Option(help="Speaker name (or regex) of the interviewer; repeatable")] = None,
     skip: Annotated[Optional[list[str]], typer.Option(help="Coded file or earlier sheet whose passages are not offered again; repeatable")] = None,
+    offer_blank: Annotated[bool, typer.Option("--offer-blank", help="Offer again the passages a --skip sheet has with no code (left blank)")] = False,
     seed: Annotated[int, typer.Option(help="Seed (random strategy)")] = 13,
     text_column: Annotated[str, typer.Option(help="Text column for .csv/.xlsx transcripts")] = "text",
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
 ) -> None:
     """Suggest the passages to code next (where the model is least sure) as a coding sheet."""
-    from .active import (SHEET_SUFFIXES, STRATEGIES, SelectionError, coding_sheet, drop_seen, read_passages,
-                         select_next, texts_in, write_sheet)
+    from .active import (SHEET_SUFFIXES, STRATEGIES, SelectionError, coded_and_blank_texts, coding_sheet,
+                         drop_seen, read_passages, select_next, write_sheet)
     from .models import load_classifier
     from .predict import Labeler, PredictError
     from .segment import SpeakerRules
@@ -166,7 +176,7 @@ def next_(
     if interviewer:
         rules.interviewer_names = list(rules.interviewer_names) + [x.lower() for x in interviewer]
     try:
-        seen = texts_in(skip or [])
+        coded, blank = coded_and_blank_texts(skip or [])
         labeler = Labeler(load_classifier(fetch_model_dir(model, tracking_uri)))
         passages, problems, notes = read_passages(inputs, labeler, speaker, rules, text_column)
         for problem in problems:
@@ -174,9 +184,13 @@ def next_(
         for note in notes:
             console.print(f"note: {note}", highlight=False)
         total = len(passages)
-        passages = drop_seen(passages, seen)
+        passages = drop_seen(passages, coded)
+        n_coded = total - len(passages)
+        n_blank = len(passages) - len(drop_seen(passages, blank))
+        if not offer_blank:  # offered on an earlier sheet and not coded there yet: still on that sheet
+            passages = drop_seen(passages, blank)
         if passages.empty:
-            _fail("no passages to choose from" + (f" ({total} already coded or offered)" if total else
+            _fail("no passages to choose from" + (f" ({_left_out(n_coded, n_blank, offer_blank)})" if total else
                                                   " (no readable transcript with such turns)"))
         chosen = select_next(passages, labeler, n=n, strategy=strategy, diversity=diversity, seed=seed)
         write_sheet(coding_sheet(chosen), out_path)
@@ -191,10 +205,9 @@ def next_(
         table.add_row(str(r.pick), Path(r.source).name, str(r.passage_index), r.suggested_code,
                       f"{r.confidence:.2f}", _clip(r.text, 70))
     out.print(table)
-    skipped = total - len(passages)
-    out.print(f"{len(chosen)} of {len(passages)} passages" + (f" ({skipped} already coded left out)" if skipped else "")
-              + f" -> {out_path}\nfill in the 'code' column, then: supportlens train --add-data {out_path} ...",
-              highlight=False)
+    left_out = f" ({_left_out(n_coded, n_blank, offer_blank)})" if n_coded or n_blank else ""
+    out.print(f"{len(chosen)} of {len(passages)} passages{left_out} -> {out_path}\n"
+              f"fill in the 'code' column, then: supportlens train --add-data {out_path} ...", highlight=False)
 
 
 @app.command()

@@ -12,9 +12,10 @@ import hashlib
 import io
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import datasets
 import pandas as pd
@@ -24,6 +25,20 @@ from .config import DataConfig
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".xlsx")
 _MAX_LISTED = 10
+_MAX_PROBLEMS = 20  # row-level problems listed in one error; the count says how many there are
+# column names that often hold what a setting means, when the configured name is not in the file
+# (compared ignoring case, spaces, hyphens and underscores)
+_LIKELY_COLUMNS = {
+    "text_column": ("text", "excerpt", "quote", "quotation", "passage", "segment", "content", "utterance",
+                    "coded text", "coded segment"),
+    "label_column": ("label", "code", "codes", "category", "theme", "coding"),
+    "group_column": ("interview", "interview id", "interviewid", "interview no", "interview number",
+                     "document", "document id", "doc", "doc id", "transcript", "transcript id", "source",
+                     "file", "file name", "filename", "participant", "participant id", "case", "case id"),
+}
+# the settings `evaluate` also takes as options (train and audit take --set data.<key>=...)
+_EVALUATE_OPTIONS = {"text_column": "--text-column", "label_column": "--label-column",
+                     "group_column": "--group-column"}
 
 
 class DataError(ValueError):
@@ -43,12 +58,18 @@ class DataReport:
     skipped_blank_labels: list[int] = field(default_factory=list)
     grouped: bool = True
     notes: list[str] = field(default_factory=list)
+    # several files trained on together (`combine_coded`): {path, rows_read, rows_kept} each
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
     def summary(self) -> str:
-        parts = [f"{self.rows_kept} excerpts kept of {self.rows_read} read from {self.path}"]
+        if self.files:
+            parts = [f"{self.rows_kept} excerpts kept of {self.rows_read} read from {len(self.files)} files: "
+                     + ", ".join(f"{f['path']} ({f['rows_kept']} of {f['rows_read']})" for f in self.files)]
+        else:
+            parts = [f"{self.rows_kept} excerpts kept of {self.rows_read} read from {self.path}"]
         if self.duplicates_removed:
             parts.append(f"{len(self.duplicates_removed)} exact duplicates removed")
         if self.conflicts:
@@ -109,8 +130,30 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a coded-excerpt table into strings; adds ``_row`` (the row number a person sees)."""
+def _column_key(name: object) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(name)).strip().casefold()
+
+
+def find_column(columns: Sequence[object], wanted: str) -> Any | None:
+    """The column named ``wanted``, else one whose name differs only in case or spacing
+    ("Text ", "TEXT", "Interview_ID" for "interview id"); None when there is none."""
+    columns = [c for c in columns if c != "_row"]
+    if wanted in columns:
+        return wanted
+    return next((c for c in columns if _column_key(c) == _column_key(wanted)), None)
+
+
+def _has_columns(columns: Sequence[object], required: Sequence[str | tuple[str, ...]]) -> bool:
+    return all(any(find_column(columns, name) is not None for name in ((need,) if isinstance(need, str) else need))
+               for need in required)
+
+
+def read_table(path: str | Path, required: Sequence[str | tuple[str, ...]] = ()) -> pd.DataFrame:
+    """Read a coded-excerpt table into strings; adds ``_row`` (the row number a person sees).
+
+    A workbook's sheet is the first one that has the ``required`` columns (a tuple: any one of
+    them), else its first sheet; ``frame.attrs`` then holds ``sheet`` (the one read) and
+    ``sheets`` (every sheet's columns), so messages can name them."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -122,10 +165,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
         )
     if suffix == ".xlsx":
         try:
-            frame = pd.read_excel(path, dtype=str, keep_default_na=False)
+            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False)
         except Exception as exc:  # openpyxl raises many types for broken files
             raise DataError(f"{path}: cannot read as an Excel workbook: {exc}") from exc
+        if not sheets:
+            raise DataError(f"{path}: the workbook has no sheets")
+        name = next((n for n, f in sheets.items() if _has_columns(f.columns, required)), next(iter(sheets)))
+        frame = sheets[name].copy()
         frame["_row"] = range(2, len(frame) + 2)
+        frame.attrs["sheet"] = str(name)
+        frame.attrs["sheets"] = {str(n): [str(c) for c in f.columns] for n, f in sheets.items()}
         return frame
     text = _decode(path, path.read_bytes())
     if suffix in (".jsonl", ".ndjson"):
@@ -141,9 +190,48 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def table_name(path: str | Path, frame: pd.DataFrame) -> str:
+    """How messages name a table: the file, and the sheet read when the workbook has several."""
+    sheets = frame.attrs.get("sheets") or {}
+    return f"{path} (sheet {frame.attrs['sheet']!r})" if len(sheets) > 1 else str(path)
+
+
+def _sheet_note(frame: pd.DataFrame, required: Sequence[str]) -> str | None:
+    sheets = frame.attrs.get("sheets") or {}
+    if len(sheets) < 2:
+        return None
+    others = ", ".join(repr(n) for n in sheets if n != frame.attrs["sheet"])
+    return (f"read sheet {frame.attrs['sheet']!r} of {len(sheets)}, the first with columns "
+            f"{' and '.join(map(repr, required))}; not read: {others}")
+
+
+def _sheets_listing(frame: pd.DataFrame) -> str:
+    return "; ".join(f"{name!r}: {', '.join(columns) or '(none)'}"
+                     for name, columns in (frame.attrs.get("sheets") or {}).items())
+
+
+def _set_advice(key: str, value: str = "NAME") -> str:
+    """How to point a data setting at a column, valid for each command that reads coded data."""
+    option = _EVALUATE_OPTIONS.get(key)
+    return (f"--set {shlex.quote(f'data.{key}={value}')} (train, audit)"
+            + (f" or {option} {shlex.quote(value)} (evaluate)" if option else ""))
+
+
+def _likely(columns: Sequence[object], key: str, taken: set[object]) -> list[object]:
+    """Columns that may hold what setting ``key`` names (an "Interview" column for interview_id)."""
+    names = {_column_key(n) for n in _LIKELY_COLUMNS.get(key, ())}
+    return [c for c in columns if c != "_row" and c not in taken
+            and (_column_key(c) in names or (key == "group_column" and "interview" in _column_key(c)))]
+
+
 def _listing(rows: list[Any]) -> str:
     shown = ", ".join(str(r) for r in rows[:_MAX_LISTED])
     return shown + (f" and {len(rows) - _MAX_LISTED} more" if len(rows) > _MAX_LISTED else "")
+
+
+def _rows(rows: list[Any]) -> str:
+    """"row 4" or "rows 4, 9, 12": rows of a file as a person counts them."""
+    return f"row{'s' if len(rows) > 1 else ''} {_listing(rows)}"
 
 
 def _clean(value: Any) -> str:
@@ -157,7 +245,10 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
     """Load, validate and de-duplicate coded excerpts (a table, or a REFI-QDA ``.qdpx`` project
     whose coded selections are read by `supportlens.qda.import_qdpx`).
 
-    ``skip_blank_labels`` is for coding sheets, where an empty code means "not coded yet".
+    Every problem in the rows (an empty text, code or interview id, an unknown code, a repeated
+    id) is found before any is reported, so one run lists them all. A row that repeats another
+    exactly (same id and content) is removed with a note. ``skip_blank_labels`` is for coding
+    sheets, where an empty code means "not coded yet".
     """
     cfg = cfg or DataConfig()
     path = Path(path)
@@ -165,83 +256,181 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
     if path.suffix.lower() == ".qdpx":
         frame, cfg, notes = _read_qdpx(path, codebook, cfg)
     else:
-        frame = read_table(path)
+        frame = read_table(path, required=[cfg.text_column, cfg.label_column])
+    where = table_name(path, frame)
     report = DataReport(path=str(path), rows_read=len(frame), conflict_policy=cfg.conflicts, notes=notes)
+    sheet = _sheet_note(frame, [cfg.text_column, cfg.label_column])
+    if sheet:
+        report.notes.append(sheet)
     if frame.empty:
-        raise DataError(f"{path}: no rows")
+        raise DataError(f"{where}: no rows")
 
-    columns = [c for c in frame.columns if c != "_row"]
-    for key, column in (("--text-column or data.text_column", cfg.text_column),
-                        ("--label-column or data.label_column", cfg.label_column)):
-        if column not in frame.columns:
-            raise DataError(
-                f"{path}: missing column {column!r} (choose it with {key}); the file has columns: "
-                f"{', '.join(map(str, columns))}"
-            )
-    optional = {"group": cfg.group_column, "id": cfg.id_column, "speaker": cfg.speaker_column,
-                "coder": cfg.coder_column}
+    columns = _resolve_columns(frame, cfg, where, report)
     out = pd.DataFrame({
         "row": frame["_row"].astype(int),
-        "text": [_clean(v).strip() for v in frame[cfg.text_column]],
-        "raw_label": [_clean(v).strip() for v in frame[cfg.label_column]],
+        "text": [_clean(v).strip() for v in frame[columns["text_column"]]],
+        "raw_label": [_clean(v).strip() for v in frame[columns["label_column"]]],
     })
-    for name, column in optional.items():
-        if column and column in frame.columns:
-            out[name] = [_clean(v).strip() for v in frame[column]]
-        else:
-            out[name] = ""
-    if not cfg.group_column or cfg.group_column not in frame.columns:
+    for name, key in (("group", "group_column"), ("id", "id_column"), ("speaker", "speaker_column"),
+                      ("coder", "coder_column")):
+        column = columns[key]
+        out[name] = [_clean(v).strip() for v in frame[column]] if column is not None else ""
+    group_column, id_column = columns["group_column"], columns["id_column"]
+    if group_column is None:
         report.grouped = False
-        report.notes.append(
-            "no interview/document column: each excerpt is its own group, so excerpts of one "
-            "interview may land in both training and test data and scores will be optimistic"
-        )
         out["group"] = [f"row-{r}" for r in out["row"]]
-    elif (out["group"] == "").any():
-        missing = out.loc[out["group"] == "", "row"].tolist()
-        raise DataError(f"{path}: rows {_listing(missing)}: field {cfg.group_column!r} is empty; "
-                        "every excerpt needs its interview or document id")
-    if (out["id"] == "").all():
-        out["id"] = [f"row-{r}" for r in out["row"]]
+    _fill_blank_ids(out, id_column, report)
+    out["label"] = [codebook.normalise(v) if v else None for v in out["raw_label"]]
+    out = _drop_repeated_rows(out, id_column, report)
 
+    problems: list[str] = []
+    if group_column is not None:
+        missing = out.loc[out["group"] == "", "row"].tolist()
+        if missing:
+            problems.append(f"{_rows(missing)}: field {group_column!r} is empty; every excerpt needs its "
+                            "interview or document id")
     empty = out.loc[out["text"] == "", "row"].tolist()
     if empty:
-        raise DataError(f"{path}: rows {_listing(empty)}: field {cfg.text_column!r} is empty")
-
+        problems.append(f"{_rows(empty)}: field {columns['text_column']!r} is empty")
     blank = out["raw_label"] == ""
-    if blank.any():
-        if skip_blank_labels:
-            report.skipped_blank_labels = out.loc[blank, "row"].tolist()
-            out = out.loc[~blank].copy()
-            if out.empty:
-                raise DataError(f"{path}: no row has a code in {cfg.label_column!r} yet")
-        else:
-            raise DataError(f"{path}: rows {_listing(out.loc[blank, 'row'].tolist())}: "
-                            f"field {cfg.label_column!r} is empty")
-
-    out["label"] = [codebook.normalise(v) for v in out["raw_label"]]
-    unknown = out.loc[out["label"].isna()]
+    if blank.any() and not skip_blank_labels:
+        problems.append(f"{_rows(out.loc[blank, 'row'].tolist())}: field {columns['label_column']!r} is empty")
+    unknown = out.loc[~blank & out["label"].isna()]
+    advice = ""
     if not unknown.empty:
         values = sorted(set(unknown["raw_label"]))
-        raise DataError(
-            f"{path}: unknown label{'s' if len(values) > 1 else ''} in field {cfg.label_column!r}: "
-            f"{', '.join(repr(v) for v in values)} (rows {_listing(unknown['row'].tolist())}). "
-            f"Known codes: {'; '.join(codebook.known_values())}. Add an alias to the codebook "
-            "or pass another with --codebook."
-        )
+        field_name = columns["label_column"]
+        if len(values) == 1:
+            problems.append(f"{_rows(unknown['row'].tolist())}: unknown label {values[0]!r} in field {field_name!r}")
+        else:
+            problems.append(
+                f"{_rows(unknown['row'].tolist())}: unknown labels in field {field_name!r}: "
+                + ", ".join(f"{v!r} ({_rows(unknown.loc[unknown['raw_label'] == v, 'row'].tolist())})"
+                            for v in values[:_MAX_LISTED])
+                + (f" and {len(values) - _MAX_LISTED} more" if len(values) > _MAX_LISTED else ""))
+        advice = (f"Known codes: {'; '.join(codebook.known_values())}. Add an alias to the codebook "
+                  "or pass another with --codebook.")
+    ids = out.loc[out["id"] != "", "id"]
+    repeated = sorted(set(ids[ids.duplicated()]))
+    if repeated:
+        rows_of = {i: out.loc[out["id"] == i, "row"].tolist() for i in repeated}
+        problems.append(
+            f"{_rows(sorted(r for rows in rows_of.values() for r in rows))}: field {id_column!r} repeats ids "
+            + ", ".join(f"{i!r} ({_rows(rows_of[i])})" for i in repeated[:_MAX_LISTED])
+            + (f" and {len(repeated) - _MAX_LISTED} more" if len(repeated) > _MAX_LISTED else "")
+            + "; excerpt ids must be unique (a row repeating another exactly is removed; these differ)")
+    if problems:
+        raise DataError(_problems_message(where, problems, advice))
 
-    ids = out["id"]
-    dup_ids = sorted(set(ids[ids.duplicated()]))
-    if dup_ids:
-        raise DataError(f"{path}: field {cfg.id_column!r} repeats ids {_listing(dup_ids)}; "
-                        "excerpt ids must be unique")
-
-    out = _deduplicate(out, report, path)
+    if blank.any():  # skip_blank_labels: a sheet's rows not coded yet
+        report.skipped_blank_labels = out.loc[blank, "row"].tolist()
+        out = out.loc[~blank].copy()
+        if out.empty:
+            raise DataError(f"{where}: no row has a code in {columns['label_column']!r} yet")
+    out = _deduplicate(out, report, where)
     report.rows_kept = len(out)
     out = out.drop(columns=["raw_label"]).reset_index(drop=True)
     if out["label"].nunique() < min_codes:  # an extra sheet may hold one code; the training set may not
-        raise DataError(f"{path}: all kept excerpts have the same code; a classifier needs two or more")
+        raise DataError(f"{where}: all kept excerpts have the same code; a classifier needs two or more")
     return CodedData(dataset=to_dataset(out, codebook), report=report, frame=out)
+
+
+def _problems_message(where: str, problems: list[str], advice: str = "") -> str:
+    """One problem on one line; several as a list, so that one run shows everything to fix."""
+    if len(problems) == 1:
+        return f"{where}: {problems[0]}" + (f". {advice}" if advice else "")
+    shown = problems[:_MAX_PROBLEMS]
+    more = len(problems) - len(shown)
+    return (f"{where}: {len(problems)} problems; fix them all, then run again:\n"
+            + "\n".join(f"  - {p}" for p in shown)
+            + (f"\n  ... and {more} more" if more else "")
+            + (f"\n{advice}" if advice else ""))
+
+
+def _resolve_columns(frame: pd.DataFrame, cfg: DataConfig, where: str, report: DataReport) -> dict[str, Any]:
+    """The file's column for each data setting (None: not in the file). A name that differs only
+    in case or spacing is used, with a note; a missing text or code column is an error naming
+    the setting and any likely column; a missing interview column turns grouping off, with a note
+    that says how to name it."""
+    columns = [c for c in frame.columns if c != "_row"]
+    found: dict[str, Any] = {}
+    for key in ("text_column", "label_column", "group_column", "id_column", "speaker_column", "coder_column"):
+        wanted = getattr(cfg, key)
+        column = find_column(columns, wanted) if wanted else None
+        if column is not None and column != wanted:
+            report.notes.append(f"column {str(column)!r} read as data.{key} {wanted!r} (the names differ only "
+                                "in case or spacing)")
+        found[key] = column
+    taken = {c for c in found.values() if c is not None}
+    missing = []
+    for key in ("text_column", "label_column"):
+        if found[key] is None:
+            likely = _likely(columns, key, taken)
+            hint = (f"; {str(likely[0])!r} looks like it: {_set_advice(key, str(likely[0]))}" if likely
+                    else f"; name it with {_set_advice(key)}")
+            missing.append(f"no column {getattr(cfg, key)!r} (data.{key}){hint}")
+    if missing:
+        sheets = frame.attrs.get("sheets") or {}
+        has = (f"no sheet has it; the sheets and their columns: {_sheets_listing(frame)}" if len(sheets) > 1
+               else f"the file has columns: {', '.join(map(str, columns))}")
+        raise DataError(f"{where}: " + "; ".join(missing) + f". {has[0].upper()}{has[1:]}")
+    if found["group_column"] is None:
+        report.grouped = False
+        likely = _likely(columns, "group_column", taken)
+        if cfg.group_column:
+            what = (f"no interview column {cfg.group_column!r} (data.group_column), so each excerpt is its own "
+                    "group: excerpts of one interview may land in both training and test data and scores "
+                    "will be optimistic")
+        else:
+            what = ("data.group_column is not set, so each excerpt is its own group: excerpts of one interview "
+                    "may land in both training and test data and scores will be optimistic")
+        how = (f"; {str(likely[0])!r} looks like the interview: use it with {_set_advice('group_column', str(likely[0]))}"
+               if likely else f"; name the interview column with {_set_advice('group_column')}")
+        report.notes.append(what + how)
+    return found
+
+
+def _fill_blank_ids(out: pd.DataFrame, id_column: Any, report: DataReport) -> None:
+    """Rows without an id get ``row-<row number>``; a note names them when the file has ids."""
+    blank = out["id"] == ""
+    if not blank.any():
+        return
+    out.loc[blank, "id"] = [f"row-{r}" for r in out.loc[blank, "row"]]
+    if id_column is None:
+        return  # no id column at all: row numbers are the ids, as documented
+    rows = out.loc[blank, "row"].tolist()
+    report.notes.append(f"{_rows(rows)}: no id in field {id_column!r}; "
+                        + ("every row is given its row number as id (row-2, ...)" if blank.all()
+                           else f"given {'their row numbers' if len(rows) > 1 else 'its row number'} as id "
+                                f"({_listing(out.loc[blank, 'id'].tolist())})"))
+
+
+def _drop_repeated_rows(out: pd.DataFrame, id_column: Any, report: DataReport) -> pd.DataFrame:
+    """Remove rows that repeat an earlier row exactly (same id, text, code, interview, speaker and
+    coder: a row pasted twice), noting each with the row it repeats."""
+    if id_column is None:
+        return out  # no ids: `_deduplicate` finds repeated texts
+    key = pd.DataFrame({"id": out["id"], "text": out["text"].map(_norm_text),
+                        "label": [lab if lab is not None else raw.casefold()
+                                  for lab, raw in zip(out["label"], out["raw_label"])],
+                        "group": out["group"], "speaker": out["speaker"], "coder": out["coder"]})
+    repeat = key.duplicated(keep="first")
+    if not repeat.any():
+        return out
+    first: dict[tuple, int] = {}
+    pairs = []
+    for k, r, is_repeat in zip(key.itertuples(index=False), out["row"], repeat):
+        if is_repeat:
+            pairs.append((r, first[tuple(k)]))
+        else:
+            first.setdefault(tuple(k), r)
+    ids = out.loc[repeat, "id"].tolist()
+    report.duplicates_removed.extend(ids)
+    listed = ", ".join(f"row {r} (= row {f}, id {i!r})" for (r, f), i in zip(pairs[:_MAX_LISTED], ids))
+    report.notes.append(f"{len(pairs)} row{'s' if len(pairs) > 1 else ''} repeating an earlier row exactly "
+                        f"(same id and content) removed: {listed}"
+                        + (f" and {len(pairs) - _MAX_LISTED} more" if len(pairs) > _MAX_LISTED else ""))
+    return out.loc[~repeat].copy()
 
 
 def _read_qdpx(path: Path, codebook: Codebook, cfg: DataConfig) -> tuple[pd.DataFrame, DataConfig, list[str]]:
@@ -268,7 +457,7 @@ def _norm_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def _deduplicate(out: pd.DataFrame, report: DataReport, path: Path) -> pd.DataFrame:
+def _deduplicate(out: pd.DataFrame, report: DataReport, path: Path | str) -> pd.DataFrame:
     key = out["text"].map(_norm_text)
     keep = pd.Series(True, index=out.index)
     for _, idx in out.groupby(key).groups.items():
@@ -295,6 +484,89 @@ def _deduplicate(out: pd.DataFrame, report: DataReport, path: Path) -> pd.DataFr
             "drop or keep"
         )
     return out.loc[keep].copy()
+
+
+def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebook) -> CodedData:
+    """The main coded data plus extra coded files or filled coding sheets, as one training set.
+
+    An excerpt already present (same text, whitespace and case ignored) keeps its first coding,
+    so a passage offered on two coding sheets is learnt once; an id used in two files is an error.
+    A coding sheet names each passage's interview by its transcript file (``source``); such a
+    group joins the interview it shares passages with, else the one named like the file
+    (``transcripts/IV11.txt`` is interview ``IV11``), so one interview is one group and a grouped
+    split cannot put it in both training and test data. The report counts rows per file.
+    """
+    main = data.report
+    report = dataclasses.replace(main, notes=list(main.notes), duplicates_removed=list(main.duplicates_removed),
+                                 conflicts=list(main.conflicts), skipped_blank_labels=list(main.skipped_blank_labels),
+                                 files=[{"path": main.path, "rows_read": main.rows_read, "rows_kept": main.rows_kept}])
+    frames = [data.frame]
+    text_group = dict(zip(data.frame["text"].map(_norm_text), data.frame["group"]))
+    id_source = {i: main.path for i in data.frame["id"]}
+    for extra in extras:
+        path = extra.report.path
+        frame = extra.frame.copy()
+        frame["group"] = _align_groups(frame, text_group, path, report)
+        key = frame["text"].map(_norm_text)
+        repeated = key.isin(text_group.keys())
+        if repeated.any():
+            report.notes.append(f"{path}: {int(repeated.sum())} excerpts already coded in an earlier "
+                                "file were left out (the first coding is kept)")
+        frame, key = frame.loc[~repeated], key[~repeated]
+        clash = frame.loc[frame["id"].isin(id_source.keys())]
+        if not clash.empty:
+            ids = clash["id"].tolist()
+            raise DataError(f"{path}: ids {_listing(ids)} ({_rows(clash['row'].tolist())}) are also used in "
+                            f"{id_source[ids[0]]}; excerpt ids must be unique across all training files")
+        id_source.update({i: path for i in frame["id"]})
+        text_group.update(zip(key, frame["group"]))
+        report.rows_read += extra.report.rows_read
+        report.rows_kept += len(frame)
+        report.duplicates_removed.extend(extra.report.duplicates_removed)
+        report.conflicts.extend(extra.report.conflicts)
+        report.grouped = report.grouped and extra.report.grouped
+        report.files.append({"path": path, "rows_read": extra.report.rows_read, "rows_kept": len(frame)})
+        report.notes.append(f"added {len(frame)} coded excerpts from {path} "
+                            f"({len(extra.report.skipped_blank_labels)} rows without a code skipped)")
+        frames.append(frame)
+    report.path = " + ".join(f["path"] for f in report.files)
+    combined = pd.concat(frames, ignore_index=True)
+    return CodedData(dataset=to_dataset(combined, codebook), report=report, frame=combined)
+
+
+def _align_groups(frame: pd.DataFrame, text_group: dict[str, str], path: str, report: DataReport) -> pd.Series:
+    """Groups of an extra file that name a transcript file, renamed to the interview they are:
+    the group of the data so far that shares passages with them, else one named like the file
+    (case ignored), else the file's name without folder and suffix; a note lists each."""
+    from .read import SUPPORTED_SUFFIXES
+
+    def stem(value: str) -> str:
+        return Path(value.replace("\\", "/")).stem
+
+    groups = pd.Series(frame["group"], index=frame.index)
+    files = sorted({g for g in groups if Path(g.replace("\\", "/")).suffix.lower() in SUPPORTED_SUFFIXES})
+    if not files:
+        return groups
+    known = {g.casefold(): g for g in text_group.values()}
+    renamed: dict[str, str] = {}
+    joined: list[str] = []
+    for name in files:
+        texts = frame.loc[groups == name, "text"].map(_norm_text)
+        shared = [text_group[t] for t in texts if t in text_group]
+        if shared:
+            renamed[name] = max(set(shared), key=shared.count)
+            joined.append(f"{name!r} as {renamed[name]!r} (they share passages)")
+        elif stem(name).casefold() in known:
+            renamed[name] = known[stem(name).casefold()]
+            joined.append(f"{name!r} as {renamed[name]!r} (same name)")
+        else:
+            renamed[name] = stem(name)
+    new = sorted({renamed[n] for n in files} - set(known.values()))
+    report.notes.append(
+        f"{path}: each transcript file is one interview, named by the file without folder and suffix"
+        + (f"; joined to interviews of the data so far: {_listing(joined)}" if joined else "")
+        + (f"; new interviews: {_listing(new)}" if new else ""))
+    return groups.map(lambda g: renamed.get(g, g))
 
 
 def to_dataset(frame: pd.DataFrame, codebook: Codebook) -> datasets.Dataset:

@@ -375,6 +375,7 @@ class ImportReport:
     skipped_selections: int = 0  # selections none of whose codes map to the codebook
     uncoded_selections: int = 0  # selections without a coding (e.g. holding a memo)
     suggestions_skipped: int = 0
+    suggestion_coders: dict[str, int] = field(default_factory=dict)  # users of suggestions read -> rows
     notes: list[str] = field(default_factory=list)
 
     def summary(self, import_options: bool = True) -> str:
@@ -390,7 +391,9 @@ class ImportReport:
         lines = [f"{self.excerpts} excerpts from {self.selections} coded selections in "
                  f"{self.sources} text sources of {self.path}"]
         if self.coders:
-            lines.append("coders: " + ", ".join(f"{c or '(unknown)'} ({n})" for c, n in self.coders.items()))
+            lines.append("coders: " + ", ".join(
+                f"{c or '(unknown)'} ({n}{', model suggestions' if c in self.suggestion_coders else ''})"
+                for c, n in self.coders.items()))
         if self.skipped_selections:
             names = ", ".join(f"{name!r} ({n})" for name, n in sorted(self.unmapped.items()))
             lines.append(f"{self.skipped_selections} selections skipped: their codes map to no codebook "
@@ -455,7 +458,8 @@ def import_qdpx(path: str | os.PathLike, codebook: Codebook, code_map: dict[str,
             if not codings:
                 report.uncoded_selections += 1
                 continue
-            if _is_suggestion(project, selection) and not include_suggestions:
+            suggestion = _is_suggestion(project, selection)
+            if suggestion and not include_suggestions:
                 report.suggestions_skipped += 1
                 continue
             if not sel_guid:
@@ -487,6 +491,8 @@ def import_qdpx(path: str | os.PathLike, codebook: Codebook, code_map: dict[str,
             covered.append((start, end))
             speaker, role = turns.speaker_at(start, end)
             for k, ((label, coder), code) in enumerate(found.items(), start=1):
+                if suggestion:
+                    report.suggestion_coders[coder] = report.suggestion_coders.get(coder, 0) + 1
                 rows.append({"id": sel_guid if len(found) == 1 else f"{sel_guid}#{k}",
                              "interview_id": names[source.guid], "source": source.guid, "start": start,
                              "end": end, "text": text, "label": label, "code": code, "coder": coder,

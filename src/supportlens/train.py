@@ -22,7 +22,7 @@ from . import tracking
 from .calibration import review_threshold
 from .codebook import Codebook, load_codebook
 from .config import Config
-from .dataset import CodedData, DataError, DataReport, load_coded, to_dataset
+from .dataset import CodedData, combine_coded, load_coded
 from .evaluate import Evaluation, evaluate_model, evaluate_proba, summarise_folds
 from .modelcard import render_model_card
 from .models import TextClassifier
@@ -97,47 +97,20 @@ def _split(cfg: Config, frame: pd.DataFrame) -> Split:
                          cfg.split.test_size, cfg.split.val_size, cfg.seed)
 
 
-def _norm_text(text: str) -> str:
-    return " ".join(str(text).split()).casefold()
-
-
 def add_coded(data: CodedData, paths: list[str], codebook: Codebook, cfg: Config,
               log: Logger = print) -> CodedData:
-    """The main coded data plus extra coded files or filled coding sheets (blank codes skipped).
-
-    An excerpt already present (same text, whitespace and case ignored) keeps its first coding:
-    a passage offered on two coding sheets is learnt once. The digest covers the combined data.
-    """
+    """The main coded data plus extra coded files or filled coding sheets (blank codes skipped),
+    combined by `dataset.combine_coded`: a passage already coded keeps its first coding, a sheet's
+    transcript files are matched to interviews, and rows are counted per file."""
     from .active import sheet_data_config
 
-    frames = [data.frame]
-    seen_text = set(data.frame["text"].map(_norm_text))
-    id_source = {i: data.report.path for i in data.frame["id"]}
-    report = DataReport(**{**data.report.to_dict(), "notes": list(data.report.notes),
-                           "skipped_blank_labels": list(data.report.skipped_blank_labels)})
+    extras = []
     for path in paths:
         extra = load_coded(path, codebook, sheet_data_config(path, cfg.data), skip_blank_labels=True,
                            min_codes=1)
         log(extra.report.summary())
-        frame = extra.frame
-        repeated = frame["text"].map(_norm_text).isin(seen_text)
-        if repeated.any():
-            report.notes.append(f"{path}: {int(repeated.sum())} excerpts already coded in an earlier "
-                                "file were left out (the first coding is kept)")
-        frame = frame.loc[~repeated]
-        clash = [i for i in frame["id"] if i in id_source]
-        if clash:
-            raise DataError(f"{path}: ids {', '.join(clash[:10])} are also used in "
-                            f"{id_source[clash[0]]}; excerpt ids must be unique across all training files")
-        id_source.update({i: path for i in frame["id"]})
-        seen_text.update(frame["text"].map(_norm_text))
-        report.rows_read += extra.report.rows_read
-        report.rows_kept += len(frame)
-        report.notes.append(f"added {len(frame)} coded excerpts from {path} "
-                            f"({len(extra.report.skipped_blank_labels)} rows without a code skipped)")
-        frames.append(frame)
-    combined = pd.concat(frames, ignore_index=True)
-    return CodedData(dataset=to_dataset(combined, codebook), report=report, frame=combined)
+        extras.append(extra)
+    return combine_coded(data, extras, codebook)
 
 
 def train(cfg: Config, data_path: str | None = None, codebook_path: str | None = None,
@@ -159,7 +132,8 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     frame = data.frame
     labels = codebook.labels
     split = _split(cfg, frame)
-    log(f"grouped split by interview: {split.sizes()}")
+    log(f"grouped split by interview: {split.sizes()}" if data.report.grouped else
+        f"split by excerpt, not by interview (no interview column: see the note above): {split.sizes()}")
     k = cv if cv is not None else cfg.split.cv_folds
 
     tmp = Path(tempfile.mkdtemp(prefix="supportlens-run-"))

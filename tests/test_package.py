@@ -1,0 +1,34 @@
+"""The package's public API, used as the README shows it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from conftest import CODEBOOK, ROOT, fast_overrides
+
+
+def test_readme_api_snippet_works_every_time(coded_file, tmp_path):
+    """`from supportlens import load_config, train, load_classifier` then `train(...)`, twice.
+    `supportlens.train` and `supportlens.segment` are also modules; importing them (as the CLI
+    does) must not turn the names into modules, in a fresh interpreter as after other imports."""
+    script = textwrap.dedent(f"""
+        import supportlens
+        from supportlens import load_config, train, load_classifier
+        cfg = load_config({str(CODEBOOK.parent / 'tfidf.yaml')!r}, {fast_overrides()!r} + ["data.path={coded_file}"])
+        for _ in range(2):
+            result = train(cfg, track=False, log=lambda message: None)
+            model = load_classifier(result.model_dir)
+            assert model.predict_proba(["we designed the plan together"]).shape == (1, 4)
+        import supportlens.cli, supportlens.train, supportlens.segment  # the modules, imported again
+        from supportlens import train as again, segment, read_transcript
+        assert again is train is supportlens.train and callable(supportlens.train)
+        transcript = read_transcript({str(ROOT / 'data' / 'transcripts' / 'smp01_child_welfare.txt')!r})
+        assert segment(transcript) and segment(transcript) == supportlens.segment(transcript)
+        from supportlens.train import add_coded  # the module's other names stay importable
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
