@@ -38,3 +38,27 @@ def test_coverage():
     correct = np.array([1, 1, 0, 0], dtype=bool)
     assert coverage_at_precision(conf, correct, 0.9) == 0.5
     assert coverage_at_precision(conf, np.zeros(4, dtype=bool), 0.9) == 0.0
+
+
+def test_a_temperature_at_the_lower_bound_is_not_used():
+    """Validation with no mistake drives the fit to the edge of its search (0.05), which would push
+    every confidence towards 1: the model's own probabilities are kept instead, with the reason."""
+    from supportlens.calibration import temperature_fit
+
+    y = np.arange(12) % 3
+    logits = np.zeros((12, 3))
+    logits[np.arange(12), y] = 2.0  # every prediction right, with a modest margin
+    found = temperature_fit(logits, y)
+    assert found.optimum is not None and found.optimum < 0.06
+    assert found.temperature == 1.0 and fit_temperature(logits, y) == 1.0
+    assert "lower bound" in found.note and "T = 1" in found.note
+
+
+def test_validation_too_small_to_calibrate_says_how_small():
+    from supportlens.calibration import validation_shortfall
+
+    assert validation_shortfall(498, 26) is None
+    assert validation_shortfall(30, 3) is None
+    reason = validation_shortfall(6, 1)
+    assert "1 interview and 6 excerpts" in reason and "at least 3 interviews and 30 excerpts" in reason
+    assert validation_shortfall(29, 5) is not None and validation_shortfall(100, 2) is not None

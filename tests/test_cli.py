@@ -121,3 +121,45 @@ def test_evaluate_against_a_second_model_reports_the_paired_difference(coded_fil
     assert same.exit_code == 0 and "difference +0.000" in same.output and "no measurable difference" in same.output
     missing = runner.invoke(app, ["evaluate", "--model", uris[0], "--data", str(coded_file), "--against", "nowhere"])
     assert missing.exit_code == 2 and "--against nowhere" in missing.output
+
+
+def test_every_command_summary_is_one_unbroken_sentence():
+    """`supportlens --help` lists each command by its docstring's first paragraph: a line break in
+    it split report's summary mid-sentence ('a legend,' / 'per-transcript profiles')."""
+    import supportlens.cli_assist, supportlens.cli_qda, supportlens.cli_report  # noqa: E401,F401 - register all
+
+    for command in app.registered_commands:
+        first = (command.callback.__doc__ or "").strip().split("\n\n")[0]
+        assert first and "\n" not in first and first.endswith("."), (command.callback.__name__, first)
+
+
+def test_runs_keeps_training_and_evaluation_runs_apart_and_shows_n(coded_file, tracking_uri, tmp_path):
+    """An evaluation on the training file (n = 80) once topped the table above the training run's
+    held-out test (n = 16), in one ranking with no n."""
+    import io
+
+    import pandas as pd
+
+    result = _train(coded_file)
+    assert result.exit_code == 0, result.output
+    uri = result.output.split("model URI:")[1].split()[0]
+    ev = runner.invoke(app, ["evaluate", "--model", uri, "--data", str(coded_file)])
+    assert ev.exit_code == 0, ev.output
+    csv = runner.invoke(app, ["runs", "--format", "csv"])
+    table = pd.read_csv(io.StringIO(csv.output))
+    assert table["kind"].tolist() == ["train", "evaluate"]
+    assert table["n"].tolist() == [16, 80]
+    assert table["scored_on"].tolist() == ["test split", "coded.jsonl"]
+    shown = runner.invoke(app, ["runs"])
+    assert shown.exit_code == 0
+    text = " ".join(shown.output.split())
+    assert "training runs: scored on each run's own held-out test interviews" in text
+    assert "evaluation runs: scored on the file named in scored_on" in text
+    assert text.index("training runs") < text.index("evaluation runs")
+
+
+def test_set_errors_name_the_override_not_the_config_file(coded_file, tracking_uri):
+    result = _train(coded_file, "--set", "split.test_size=0.6")
+    assert result.exit_code == 2
+    assert "--set split.test_size=0.6: split.test_size must be between 0 and 0.5" in " ".join(result.output.split())
+    assert "tfidf.yaml" not in result.output

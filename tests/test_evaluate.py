@@ -71,3 +71,70 @@ def test_paired_difference_needs_the_same_excerpts_and_codes():
                                  ids=["a", "b", "c", "d"])
     with pytest.raises(ValueError, match="different codebooks"):
         paired_difference(a, other_codes)
+
+
+def test_evaluating_on_the_models_own_training_data_warns_with_the_count(coded_file, tmp_path, tracking_uri):
+    """46 of 53 rows of a file were the model's training or validation data, and evaluate said
+    nothing: κ 0.874 there against 0.300 on its held-out test."""
+    import json
+
+    import mlflow
+
+    from supportlens.config import load_config
+    from supportlens.train import train
+
+    from conftest import fast_overrides, write_jsonl
+
+    trained = train(load_config(None, fast_overrides() + [f"data.path={coded_file}"]), track=False,
+                    log=lambda m: None)
+    n_train, n_val = trained.split_sizes["train"], trained.split_sizes["val"]
+    result = evaluate_file(str(trained.model_dir), str(coded_file), out_dir=str(tmp_path / "ev"))
+    assert len(result.warnings) == 1
+    assert (f"{n_train + n_val} of 80 excerpts in {coded_file} were this model's training ({n_train}) or "
+            f"validation ({n_val}) data: these scores are optimistic") in result.warnings[0]
+    assert (result.metrics["n_seen_in_training"], result.metrics["n_seen_in_validation"]) == (n_train, n_val)
+    assert result.metrics["n_in_test_split"] == trained.split_sizes["test"]
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert saved["n_seen_in_training"] == n_train
+    # recorded in the evaluation run
+    run = mlflow.search_runs(experiment_names=["supportlens-evaluations"], output_format="list")[0]
+    assert run.data.metrics["n_seen_in_training"] == n_train
+    assert run.data.tags["warning"] == result.warnings[0]
+    # excerpts the model never saw (whitespace and case aside, the same text counts as seen)
+    fresh_rows = [r for r in make_rows(12, 2) if r["interview_id"] in ("i10", "i11")]
+    fresh = write_jsonl(tmp_path / "fresh.jsonl", fresh_rows)
+    clean = evaluate_file(str(trained.model_dir), str(fresh), log_run=False)
+    assert clean.warnings == [] and clean.metrics["n_seen_in_training"] == 0
+    shouted = write_jsonl(tmp_path / "shouted.jsonl", [{**r, "text": "  " + r["text"].upper()}
+                                                       for r in make_rows(10, 2)[:5]])
+    m = evaluate_file(str(trained.model_dir), str(shouted), log_run=False).metrics
+    assert m["n_seen_in_training"] + m["n_seen_in_validation"] + m["n_in_test_split"] == 5
+    # and the console says so
+    cli = runner.invoke(app, ["evaluate", "--model", str(trained.model_dir), "--data", str(coded_file), "--no-log"])
+    assert cli.exit_code == 0, cli.output
+    assert f"warning: {n_train + n_val} of 80 excerpts" in " ".join(cli.output.split())
+
+
+def test_json_outputs_are_strict_json_with_whole_counts(model_dir, coded_file, tmp_path):
+    """metrics.json held a bare NaN (no precision among no accepted passages) and against.json
+    wrote counts as floats ("n": 12.0)."""
+    import json
+
+    import numpy as np
+
+    from supportlens.evaluate import evaluate_proba
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+
+    ev = evaluate_proba(["push", "pull"], np.array([[0.9, 0.1, 0, 0], [0.2, 0.8, 0, 0]]),
+                        ["push", "pull", "co_creation", "none"], review_threshold=1.0)
+    ev.write(tmp_path / "ev")
+    assert strict((tmp_path / "ev" / "metrics.json").read_text())["accepted_precision"] is None
+    result = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(coded_file), "--no-log",
+                                 "--against", str(model_dir), "--out", str(tmp_path / "both")])
+    assert result.exit_code == 0, result.output
+    against = strict((tmp_path / "both" / "against.json").read_text())
+    for key in ("n", "both_right", "only_a_right", "only_b_right"):
+        assert isinstance(against[key], int), key
+    assert against["n"] == 80

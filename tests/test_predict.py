@@ -347,3 +347,25 @@ def test_cli_checks_options_before_loading_the_model(tmp_path):
                            (["--out", str(tmp_path / "z.csv"), "--speaker", "everyone"], "--speaker must be one of")):
         result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(tmp_path / "no-such-model"), *extra])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_cli_predict_warns_when_the_models_confidence_is_not_calibrated(tmp_path):
+    """A model trained on too little validation data flags every passage; predict says why."""
+    from supportlens.models import TfidfLogReg
+
+    rows = make_rows(6, 2)
+    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit([r["text"] for r in rows],
+                                                                           [r["label"] for r in rows])
+    reason = "the validation split holds 1 interview and 6 excerpts"
+    model.save(tmp_path / "m", extra={"review_threshold": 1.0, "calibration": {
+        "threshold_measured": False, "notes": [reason]}})
+    transcript = SAMPLES / "smp06_juvenile_justice.md"
+    result = runner.invoke(app, ["predict", str(transcript), "--model", str(tmp_path / "m"),
+                                 "--out", str(tmp_path / "labels.csv")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"warning: this model's confidence is not calibrated ({reason}), so every passage is flagged" in text
+    assert pd.read_csv(tmp_path / "labels.csv")["needs_review"].all()
+    chosen = runner.invoke(app, ["predict", str(transcript), "--model", str(tmp_path / "m"),
+                                 "--out", str(tmp_path / "chosen.csv"), "--review-below", "0.5"])
+    assert chosen.exit_code == 0 and "not calibrated" not in chosen.output

@@ -370,3 +370,33 @@ def test_cli_errors_and_atomic_output(labels_file, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # like any file the user writes, not mkstemp's 0600
+
+
+def test_a_near_certain_confidence_is_not_shown_as_certain(codebook):
+    """A flagged passage at 0.9993 read '100% ⚑'; it reads '>99%', and only 1.0 reads 100%."""
+    frame = pd.DataFrame([
+        {"source": "s.txt", "passage_index": 0, "speaker": "A", "text": "t", "label": "push",
+         "confidence": 0.9993, "needs_review": True, "p_push": 0.9993, "p_pull": 0.0007},
+        {"source": "s.txt", "passage_index": 1, "speaker": "A", "text": "u", "label": "pull",
+         "confidence": 1.0, "needs_review": False},
+    ])
+    dom = parse(render_report(frame, codebook))
+    confs = [by_class(a, "conf")[0] for a in dom.find_all("article")]
+    assert [c.text() for c in confs] == [">99%", "100%"]
+    assert "Push >0.99" in confs[0].attrs["title"]
+    review = squash(dom.find_all("ol", **{"class": "review"})[0].text())
+    assert ">99%" in review and "100%" not in review
+
+
+def test_shown_shares_add_up_to_100(codebook):
+    """Rounded one by one, 28.51 + 38.51 + 24.51 + 8.47 read 29 + 39 + 25 + 8 = 101%."""
+    from supportlens.report import _share_caption, profile_bar, rounded_percents
+
+    shares = dict(zip(codebook.labels, (0.2851, 0.3851, 0.2451, 0.0847)))
+    assert sum(rounded_percents(shares).values()) == 100
+    caption = squash(parse(_share_caption(shares, codebook)).text())
+    shown = [int(x) for x in re.findall(r"(\d+)%", caption)]
+    assert len(shown) == 4 and sum(shown) == 100
+    label = parse(profile_bar(shares, codebook, "t")).find_all("svg")[0].attrs["aria-label"]
+    assert sum(int(x) for x in re.findall(r"(\d+)%", label)) == 100
+    assert rounded_percents({"a": 0.0, "b": 0.0}) == {"a": 0, "b": 0}

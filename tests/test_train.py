@@ -1,6 +1,7 @@
 """The whole workflow on tiny data: train -> evaluate -> reload the logged pyfunc -> predict."""
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -184,3 +185,96 @@ def test_filled_sheet_with_one_code_adds_to_training(coded_file, tmp_path, monke
     cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
     result = train(cfg, track=False, extra_data=[str(tmp_path / "sheet.csv")], log=lambda m: None)
     assert len(result.data.frame) == 80 + 2  # the blank-coded row is skipped
+
+
+def _small_study(tmp_path: Path, interviewer_rows: int = 0) -> Path:
+    """8 interviews of 8 excerpts: the default split leaves validation and test one interview each."""
+    from conftest import make_rows, write_jsonl
+
+    rows = make_rows(8, 2)
+    for row in rows[:interviewer_rows]:
+        row["speaker_role"] = "interviewer"
+    return write_jsonl(tmp_path / "small.jsonl", rows)
+
+
+def _plain_config(data: Path, *extra: str):
+    from conftest import CODEBOOK
+
+    return load_config(None, [f"codebook={CODEBOOK}", "model.kind=tfidf_logreg", f"data.path={data}",
+                              "output_dir=outputs", *extra])
+
+
+def test_too_little_validation_leaves_confidence_uncalibrated_and_says_why(tmp_path, tracking_uri):
+    """A temperature once fitted on 6 validation excerpts of one interview hit its bound (0.05), the
+    review threshold became 0.99998, and the card claimed it reached precision ≥ 0.80."""
+    lines: list[str] = []
+    result = train(_plain_config(_small_study(tmp_path)), log=lines.append)
+    text = "\n".join(lines)
+    assert ("warning: confidence is not calibrated: the validation split holds 1 interview and 8 excerpts; "
+            "fitting a temperature and a review threshold needs at least 3 interviews and 30 excerpts") in text
+    assert "every passage is flagged needs_review" in text
+    assert re.search(r"so about \d+ coded interviews are needed \(at 8\.0 excerpts each; \S+small\.jsonl has 8\)", text)
+    calibration = result.calibration
+    assert not calibration.threshold_measured and calibration.review_threshold == 1.0
+    model = load_classifier(result.model_dir)
+    assert model.temperature_ == 1.0 and model.meta_["review_threshold"] == 1.0
+    assert model.meta_["calibration"]["threshold_measured"] is False
+    # recorded in the run, and the card claims no measured precision
+    run = mlflow.get_run(result.run_id)
+    assert run.data.metrics["review_threshold_measured"] == 0.0
+    assert run.data.tags["calibration"].startswith("not calibrated: the validation split holds 1 interview")
+    card = (result.model_dir / "MODEL_CARD.md").read_text()
+    assert "**confidence not calibrated**: the validation split holds 1 interview and 8 excerpts" in card
+    assert "**no review threshold** could be measured, so every passage is flagged `needs_review`" in card
+    assert "reached precision" not in card and "had precision" not in card
+    assert "No review threshold was measured: every passage is flagged for review." in card
+    out = mlflow.pyfunc.load_model(result.model_uri).predict(pd.DataFrame({"text": ["we trained every site"]}))
+    assert out["needs_review"].all()
+
+
+def test_an_ensembles_members_are_not_calibrated_on_too_little_validation(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    member = tmp_path / "member.yaml"
+    member.write_text("model: {kind: tfidf_logreg}\n")
+    cfg = _plain_config(_small_study(tmp_path), "model.kind=ensemble", f"ensemble.members=[{member}, {member}]")
+    result = train(cfg, track=False, log=lambda m: None)
+    model = load_classifier(result.model_dir)
+    assert model.temperature_ == 1.0 and [m.temperature_ for m in model.members_] == [1.0, 1.0]
+
+
+def test_small_splits_show_their_interviews_the_test_interval_and_a_warning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines: list[str] = []
+    result = train(_plain_config(_small_study(tmp_path, interviewer_rows=2)), track=False, log=lines.append)
+    text = "\n".join(lines)
+    assert ("grouped split by interview: train 48 excerpts from 6 interviews, validation 8 from 1 interview, "
+            "test 8 from 1 interview") in text
+    m = result.test.metrics
+    assert (f"kappa {m['kappa']:.3f} (95% interval {m['kappa_ci_low']:.3f} to {m['kappa_ci_high']:.3f})"
+            in text) and "(n=8 excerpts from 1 interview)" in text
+    assert "warning: the test split holds 1 interview (8 excerpts)" in text
+    assert "add --cv 5 so that every interview is tested once" in text
+    assert result.split_interviews == {"train": 6, "val": 1, "test": 1}
+    card = (result.model_dir / "MODEL_CARD.md").read_text()
+    assert "- Trained on few interviews (8; validation 1, test 1): about" in card
+    assert ("train 48 excerpts from 6 interviews, validation 8 excerpts from 1 interview, "
+            "test 8 excerpts from 1 interview") in card
+    # the training data held interviewer turns: the card must not say they are outside it
+    assert "Interviewer talk was 2 of the 64 training excerpts" in card
+
+
+def test_enough_validation_is_calibrated_and_the_card_says_on_what(tmp_path, monkeypatch):
+    """20 interviews: validation holds 4 interviews and 32 excerpts, enough to calibrate on."""
+    from conftest import make_rows, write_jsonl
+
+    monkeypatch.chdir(tmp_path)
+    data = write_jsonl(tmp_path / "twenty.jsonl", make_rows(20, 2))
+    lines: list[str] = []
+    result = train(load_config(None, fast_overrides() + [f"data.path={data}"]), track=False, log=lines.append)
+    calibration = result.calibration
+    assert calibration.threshold_measured and (calibration.val_excerpts, calibration.val_interviews) == (32, 4)
+    assert not any(line.startswith("warning:") for line in lines), lines
+    card = (result.model_dir / "MODEL_CARD.md").read_text()
+    assert "on the 32 validation excerpts from 4 interviews" in card
+    assert "Trained on few interviews" not in card  # the line is there only when it is true
+    assert "the training data mark no interviewer turns" in card

@@ -2,13 +2,68 @@
 
 Coders act on the confidence ("accept the sure ones, check the rest"), so it has to mean what it
 says: a temperature fitted on validation interviews, and a review threshold chosen there to reach
-a stated precision.
+a stated precision. Both are estimates, and on a validation split of a handful of excerpts they
+are noise that looks like certainty: below the minimum here neither is fitted, and the reason is
+recorded instead (:class:`Calibration`).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
+
 import numpy as np
 from scipy.optimize import minimize_scalar
+
+TEMPERATURE_BOUNDS = (0.05, 20.0)  # the search range; an optimum on its edge is not an estimate
+# The least validation data to calibrate on. The threshold is where the measured precision reaches
+# the target; from n excerpts that precision has a standard error near sqrt(0.8 * 0.2 / n): 0.07
+# at n = 30, 0.16 at n = 6. Excerpts of one interview share a speaker and turns of phrase, so one
+# or two interviews say little about the next one's: three at the least.
+MIN_VAL_EXCERPTS = 30
+MIN_VAL_INTERVIEWS = 3
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def validation_shortfall(n_excerpts: int, n_interviews: int) -> str | None:
+    """Why a validation split this small cannot calibrate confidence; None when it can."""
+    if n_excerpts >= MIN_VAL_EXCERPTS and n_interviews >= MIN_VAL_INTERVIEWS:
+        return None
+    return (f"the validation split holds {_plural(n_interviews, 'interview')} and "
+            f"{_plural(n_excerpts, 'excerpt')}; fitting a temperature and a review threshold needs at "
+            f"least {MIN_VAL_INTERVIEWS} interviews and {MIN_VAL_EXCERPTS} excerpts")
+
+
+@dataclass
+class Calibration:
+    """How a model's confidence was calibrated on validation data, and what was left unfitted.
+
+    ``threshold_measured`` is False when the validation data were too few to choose a review
+    threshold: ``review_threshold`` is then 1.0, so every passage is flagged for review.
+    ``notes`` say why a fit was not used (empty when both were)."""
+
+    temperature: float
+    temperature_fitted: bool  # False: T = 1, the model's own probabilities
+    review_threshold: float
+    threshold_measured: bool
+    val_excerpts: int
+    val_interviews: int
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the run's record: what was fitted on validation, or why not."""
+        if not self.threshold_measured:
+            return "not calibrated: " + "; ".join(self.notes)
+        fitted = (f"temperature {self.temperature:.2f} and review threshold {self.review_threshold:.4g} fitted"
+                  if self.temperature_fitted else
+                  f"review threshold {self.review_threshold:.4g} fitted (no temperature: T = 1)")
+        return (f"{fitted} on {self.val_excerpts} validation excerpts from {self.val_interviews} interviews"
+                + "".join(f"; {note}" for note in self.notes))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def _nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -18,15 +73,44 @@ def _nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
     return float(-log_p[np.arange(len(y)), y].mean())
 
 
-def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """The temperature in [0.05, 20] that minimises validation NLL; 1.0 if there is too little data."""
+@dataclass(frozen=True)
+class TemperatureFit:
+    temperature: float  # the one to use
+    optimum: float | None = None  # what the search found; None when it did not run
+    note: str | None = None  # why ``temperature`` is 1.0 rather than the optimum
+
+
+def temperature_fit(logits: np.ndarray, y: np.ndarray) -> TemperatureFit:
+    """The temperature that minimises validation NLL, searched in ``TEMPERATURE_BOUNDS``.
+
+    1.0 (the model's own probabilities) when there is too little data, and when the optimum lies
+    at the lower bound: validation then holds (almost) no mistake to learn from, the likelihood
+    keeps rising as the temperature falls, and the bound would only sharpen every confidence
+    towards 1."""
     logits = np.asarray(logits, dtype=np.float64)
     if len(y) < 5 or not np.isfinite(logits).any():
-        return 1.0
+        return TemperatureFit(1.0)
     # absent classes carry -inf logits; keep them out of the optimisation's arithmetic
     logits = np.where(np.isfinite(logits), logits, -1e4)
-    result = minimize_scalar(lambda t: _nll(logits, y, t), bounds=(0.05, 20.0), method="bounded")
-    return float(result.x) if result.success else 1.0
+    low, high = TEMPERATURE_BOUNDS
+    result = minimize_scalar(lambda t: _nll(logits, y, t), bounds=(low, high), method="bounded")
+    if not result.success:
+        return TemperatureFit(1.0)
+    optimum = float(result.x)
+    # (an optimum at the upper bound is kept: the model is near chance on validation, and the
+    # flattened probabilities it gives send every passage to review, which is what it deserves)
+    # at the bound: the likelihood is still rising there (the search stops short of the edge)
+    if optimum <= low * 1.01 or _nll(logits, y, low) <= float(result.fun):
+        return TemperatureFit(1.0, optimum, (
+            f"the temperature fit on validation ran to the lower bound of its search (T = {low}): the "
+            "model made (almost) no mistake there, so validation cannot say how sure it should be; "
+            "its own probabilities are used (T = 1)"))
+    return TemperatureFit(optimum, optimum)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature to use (see :func:`temperature_fit`); 1.0 if there is too little data."""
+    return temperature_fit(logits, y).temperature
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> float:

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -35,6 +36,14 @@ def _quiet_libraries() -> None:
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def _styled(message: str) -> str:
+    """A library log line for the console: its text as written (a path may hold '['), with a
+    leading 'warning:' in colour so that it stands out from the progress lines."""
+    if message.startswith("warning:"):
+        return "[bold yellow]warning:[/]" + escape(message[len("warning:"):])
+    return escape(message)
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -67,7 +76,7 @@ def train(
         cfg = load_config(config, set_)
         result = run_training(cfg, data_path=data, codebook_path=codebook, cv=cv,
                               tracking_uri=tracking_uri, register=register,
-                              log=lambda m: console.print(m, highlight=False), track=not no_track,
+                              log=lambda m: console.print(_styled(m), highlight=False), track=not no_track,
                               extra_data=add_data)
     except _user_errors() as exc:
         _fail(str(exc))
@@ -126,6 +135,8 @@ def evaluate(
                 json.dumps({"model": model, "against": against, **paired}, indent=2), encoding="utf-8"))
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     m = result.metrics
     table = Table(title=f"{result.name} (n={m['n']})")
     for name in ("accuracy", "macro_f1", "kappa", "alpha", "ece"):
@@ -161,7 +172,12 @@ def runs(
     format_: Annotated[str, typer.Option("--format", help="table or csv")] = "table",
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI")] = None,
 ) -> None:
-    """Compare tracked runs side by side."""
+    """Compare tracked runs side by side: training runs, then evaluation runs.
+
+    A training run's scores are on its own held-out test interviews, an evaluation run's on the
+    file it names; n says how many excerpts each figure rests on."""
+    import pandas as pd
+
     from .tracking import runs_table
 
     try:
@@ -174,13 +190,18 @@ def runs(
         return
     if format_ != "table":
         _fail(f"--format must be table or csv, got {format_!r}")
-    view = Table()
-    for column in table.columns:
-        view.add_column(column, no_wrap=column == "run_id")
-    for row in table.itertuples(index=False):
-        view.add_row(*("" if v is None or v != v else f"{v:.3f}" if isinstance(v, float) else str(v)
-                       for v in row))
-    out.print(view)
+    titles = {"train": "training runs: scored on each run's own held-out test interviews",
+              "evaluate": "evaluation runs: scored on the file named in scored_on"}
+    kinds = list(dict.fromkeys(table["kind"])) if len(table) else ["train"]
+    for kind in kinds:
+        part = table[table["kind"] == kind].drop(columns="kind")
+        view = Table(title=titles.get(kind, f"{kind} runs"), title_justify="left")
+        for column in part.columns:
+            view.add_column(column, no_wrap=column == "run_id")
+        for row in part.itertuples(index=False):
+            view.add_row(*("" if v is None or pd.isna(v) else f"{v:.3f}" if isinstance(v, float) else str(v)
+                           for v in row))
+        out.print(view)
 
 
 @app.command()
@@ -237,6 +258,12 @@ def predict(
     except (*_user_errors(), PredictError) as exc:
         _fail(str(exc))
         return
+    calibration = getattr(loaded, "meta_", {}).get("calibration") or {}
+    if calibration.get("threshold_measured") is False and review_below is None:
+        console.print("[bold yellow]warning:[/] " + escape(
+            f"this model's confidence is not calibrated ({'; '.join(calibration.get('notes') or [])}), so every "
+            "passage is flagged needs_review. Train on more coded interviews, or pass --review-below "
+            "with a threshold of your own choosing (one that no data has checked)."), highlight=False)
     rules = SpeakerRules(interviewer_patterns=list(interviewer or []))
     if interviewer:
         rules.interviewer_names = list(rules.interviewer_names) + [n.lower() for n in interviewer]

@@ -20,8 +20,10 @@ def report(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
     title: Annotated[Optional[str], typer.Option(help="Page title (default: names the predictions file)")] = None,
 ) -> None:
-    """Write a self-contained HTML report: transcripts shaded by code and confidence, a legend,
-    per-transcript profiles and the passages flagged for review."""
+    """Write predict's output as a self-contained HTML page to read and review.
+
+    The page holds the transcripts shaded by code and confidence, a legend, per-transcript
+    profiles and the passages flagged for review."""
     from .report import ReportError, build_report
 
     try:

@@ -364,15 +364,31 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    raw = _merge(raw, parse_overrides(overrides))
     try:
-        cfg = _build(Config, raw)
+        cfg = _build(Config, _merge(raw, parse_overrides(overrides)))
         return _anchor_paths(cfg, path.parent) if path is not None else cfg
     except ConfigError as exc:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{exc}") from None
+        raise ConfigError(f"{_culprit(raw, overrides, path)}: {exc}") from None
     except TypeError as exc:  # pragma: no cover - dataclass signature mismatch
         raise ConfigError(str(exc)) from exc
+
+
+def _culprit(raw: dict[str, Any], overrides: list[str] | None, path: Path | None) -> str:
+    """Where an invalid config came from: the file when it is invalid on its own, else the first
+    --set that makes it invalid (or all of them, when only their combination does)."""
+    def valid(extra: list[str]) -> bool:
+        try:
+            _build(Config, _merge(raw, parse_overrides(extra)))
+        except (ConfigError, TypeError):
+            return False
+        return True
+
+    if not overrides or not valid([]):
+        return str(path) if path is not None else "config"
+    for item in overrides:
+        if not valid([item]):
+            return f"--set {item}"
+    return "--set " + " --set ".join(overrides)
 
 
 def _anchored(value: str, folder: Path) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,6 +16,44 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from .agreement import compare_codings
 from .calibration import coverage_at_precision, expected_calibration_error, reliability_table
 from .plots import confusion_png, reliability_png
+
+# Beside a trained model: a hash of each training, validation and test excerpt's text, so that an
+# evaluation can tell when it scores the model on excerpts it learnt from.
+EXCERPTS_FILE = "excerpts.json"
+_HASH_NOTE = "sha256 of the text with whitespace collapsed and case folded, first 16 hex digits"
+
+
+def excerpt_hash(text: str) -> str:
+    return hashlib.sha256(" ".join(str(text).split()).casefold().encode("utf-8")).hexdigest()[:16]
+
+
+def excerpt_hashes(parts: dict[str, Sequence[str]]) -> dict[str, Any]:
+    """The content of `EXCERPTS_FILE`: per part of the split, the hashes of its excerpts' texts."""
+    return {"hash": _HASH_NOTE, **{part: [excerpt_hash(t) for t in texts] for part, texts in parts.items()}}
+
+
+def training_overlap(model_dir: str | Path, texts: Sequence[str]) -> dict[str, int] | None:
+    """How many of ``texts`` the model saw in training and validation (and its test split held);
+    None for a model saved without `EXCERPTS_FILE`."""
+    path = Path(model_dir) / EXCERPTS_FILE
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    hashes = [excerpt_hash(t) for t in texts]
+    return {part: sum(h in set(saved.get(part, [])) for h in hashes) for part in ("train", "val", "test")}
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN and infinite floats as None, so json.dumps writes strict JSON (null)."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 @dataclass
@@ -27,11 +67,12 @@ class Evaluation:
     misclassified: pd.DataFrame
     predictions: pd.DataFrame = field(repr=False)
     notes: list[str] = field(default_factory=list)  # what loading the coded file left out, and why
+    warnings: list[str] = field(default_factory=list)  # why the figures may mislead (seen excerpts)
 
     def flat_metrics(self, prefix: str | None = None) -> dict[str, float]:
         """Metrics plus per-code precision/recall/F1, ready for ``mlflow.log_metrics``."""
         p = f"{prefix}_" if prefix else ""
-        out = {f"{p}{k}": float(v) for k, v in self.metrics.items()}
+        out = {f"{p}{k}": float(v) for k, v in self.metrics.items() if v is not None}
         for row in self.per_code.itertuples(index=False):
             for m in ("precision", "recall", "f1"):
                 out[f"{p}{m}_{row.code}"] = float(getattr(row, m))
@@ -42,7 +83,7 @@ class Evaluation:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         files = []
-        (d / "metrics.json").write_text(json.dumps(self.metrics, indent=2), encoding="utf-8")
+        (d / "metrics.json").write_text(json.dumps(json_ready(self.metrics), indent=2), encoding="utf-8")
         files.append(d / "metrics.json")
         self.per_code.to_csv(d / "per_code.csv", index=False)
         files.append(d / "per_code.csv")
@@ -116,7 +157,7 @@ def evaluate_proba(y_true: Sequence[str], proba: np.ndarray, labels: Sequence[st
                       predictions=predictions)
 
 
-def paired_difference(a: Evaluation, b: Evaluation, n_boot: int = 2000, seed: int = 13) -> dict[str, float]:
+def paired_difference(a: Evaluation, b: Evaluation, n_boot: int = 2000, seed: int = 13) -> dict[str, float | int]:
     """κ of ``a`` minus κ of ``b`` on the same coded excerpts, with a paired bootstrap 95% interval.
 
     On a small hand-coded sample two separate κ intervals nearly always overlap; the paired one
@@ -130,12 +171,12 @@ def paired_difference(a: Evaluation, b: Evaluation, n_boot: int = 2000, seed: in
         raise ValueError("the two evaluations are not of the same coded excerpts")
     est = paired_kappa_difference(pa["human"].tolist(), pb["model"].tolist(), pa["model"].tolist(),
                                   a.labels, n_boot=n_boot, seed=seed)
-    return {"n": float(len(pa)), "kappa_a": float(a.metrics["kappa"]), "kappa_b": float(b.metrics["kappa"]),
+    return {"n": len(pa), "kappa_a": float(a.metrics["kappa"]), "kappa_b": float(b.metrics["kappa"]),
             "kappa_difference": est.value, "kappa_difference_ci_low": est.low,
-            "kappa_difference_ci_high": est.high,
-            "both_right": float(((pa["model"] == pa["human"]) & (pb["model"] == pb["human"])).sum()),
-            "only_a_right": float(((pa["model"] == pa["human"]) & (pb["model"] != pb["human"])).sum()),
-            "only_b_right": float(((pa["model"] != pa["human"]) & (pb["model"] == pb["human"])).sum())}
+            "kappa_difference_ci_high": est.high,  # counts are counts: integers in against.json
+            "both_right": int(((pa["model"] == pa["human"]) & (pb["model"] == pb["human"])).sum()),
+            "only_a_right": int(((pa["model"] == pa["human"]) & (pb["model"] != pb["human"])).sum()),
+            "only_b_right": int(((pa["model"] != pa["human"]) & (pb["model"] == pb["human"])).sum())}
 
 
 def evaluate_model(model, texts: Sequence[str], y_true: Sequence[str], ids=None, groups=None,
@@ -187,13 +228,16 @@ def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = No
     if skipped:
         result.notes.append(f"{len(skipped)} row{'s' if len(skipped) > 1 else ''} with no code in "
                             f"{data_cfg.label_column!r} skipped (not coded yet): rows {_listing(skipped)}")
+    _check_overlap(result, model_dir, model.meta_, frame["text"].tolist(), data.digest, data_path)
     if out_dir:
         result.write(out_dir)
     if log_run:
         tracking.setup(tracking_uri, "supportlens-evaluations")
         with tracking.run(f"evaluate {Path(data_path).name}"):
-            tracking.set_tags({"model_uri": model_uri, "model_kind": model.kind,
-                               "data_digest": data.digest, "evaluation_of": model_uri})
+            tracking.set_tags({"model_uri": model_uri, "model_kind": model.kind, tracking.KIND_TAG: "evaluate",
+                               "evaluated_file": Path(data_path).name,
+                               "data_digest": data.digest, "evaluation_of": model_uri,
+                               **({"warning": " | ".join(result.warnings)} if result.warnings else {})})
             tracking.log_training_data(frame, source=data_path, name=Path(data_path).stem,
                                        digest=data.digest, context="evaluation")
             tracking.log_metrics(result.flat_metrics())
@@ -203,3 +247,29 @@ def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = No
                 result.write(tmp)
                 tracking.log_artifacts(tmp, "evaluation")
     return result
+
+
+def _check_overlap(result: Evaluation, model_dir: Path, meta: dict[str, Any], texts: list[str], digest: str,
+                   data_path: str) -> None:
+    """Warn (and record in the metrics) when the file repeats excerpts the model learnt from:
+    scores on them say how well it remembers, not how well it codes new interviews."""
+    seen = training_overlap(model_dir, texts)
+    test_kappa = (meta.get("test_metrics") or {}).get("kappa")
+    held_out = (f" (its held-out test κ was {test_kappa:.3f})"
+                if isinstance(test_kappa, (int, float)) and math.isfinite(test_kappa) else "")
+    if seen is None:  # a model saved before per-excerpt hashes: the whole file's digest still tells
+        if meta.get("data_digest") == digest:
+            result.warnings.append(
+                f"{data_path} is the data this model was trained on (same data digest {digest}): these "
+                f"scores are optimistic{held_out}; evaluate on interviews the model has not seen")
+        return
+    result.metrics["n_seen_in_training"] = seen["train"]
+    result.metrics["n_seen_in_validation"] = seen["val"]
+    result.metrics["n_in_test_split"] = seen["test"]
+    overlap = seen["train"] + seen["val"]
+    if overlap:
+        n = result.metrics["n"]
+        result.warnings.append(
+            f"{overlap} of {n} excerpts in {data_path} were this model's training ({seen['train']}) or "
+            f"validation ({seen['val']}) data: these scores are optimistic{held_out}. Evaluate on "
+            "interviews the model has not seen: remove those rows, or code a new sample")

@@ -2,22 +2,102 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from .calibration import MIN_VAL_INTERVIEWS, Calibration
 from .codebook import Codebook
 from .config import Config
 from .dataset import CodedData
 from .evaluate import Evaluation
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.3f}"
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _interviews(n: int) -> str:
+    return f"{n} interview{'' if n == 1 else 's'}"
+
+
+def _split_line(run_info: dict[str, Any]) -> str:
+    sizes, groups = run_info.get("split") or {}, run_info.get("split_interviews") or {}
+    if not groups:
+        return str(sizes)
+    names = {"train": "train", "val": "validation", "test": "test"}
+    return ", ".join(f"{names[k]} {sizes.get(k)} excerpts from {_interviews(groups[k])}" for k in names if k in groups)
+
+
+def _calibration_lines(cfg: Config, calibration: Calibration | None, val: Evaluation, threshold: float,
+                       temperature: float) -> str:
+    """What the confidence means, saying only what validation measured."""
+    target = cfg.calibration.target_precision
+    if calibration is None:  # a caller without the record: the figures alone
+        return (f"- probabilities calibrated by temperature scaling on validation interviews (T = {temperature:.2f})\n"
+                f"- passages with confidence below **{threshold:.3f}** are flagged `needs_review`")
+    if not calibration.threshold_measured:
+        return (f"- **confidence not calibrated**: {'; '.join(calibration.notes)}. The model's own "
+                f"probabilities are used (T = {temperature:.2f}); no human codes have "
+                "checked what they are worth\n"
+                "- **no review threshold** could be measured, so every passage is flagged `needs_review`. "
+                "Code more interviews and train again; `predict --review-below` sets a threshold of "
+                "your choosing, one that no data has checked")
+    where = (f"{calibration.val_excerpts} validation excerpts from "
+             f"{_interviews(calibration.val_interviews)}")
+    if calibration.temperature_fitted:
+        lines = [f"- probabilities calibrated by temperature scaling on {where} (T = {temperature:.2f})"]
+    else:
+        why = "; ".join(calibration.notes) or "calibration.temperature is off"
+        lines = [f"- probabilities not temperature-scaled (T = {temperature:.2f}): {why}"]
+    vm = val.metrics
+    accepted = round((vm.get("accepted_share") or 0.0) * vm["n"])
+    if not accepted:
+        lines.append(f"- no confidence threshold reached precision ≥ {target:.2f} on the {where}, so every "
+                     "passage is flagged `needs_review`")
+    else:
+        lines.append(f"- passages with confidence below **{threshold:.3f}** are flagged `needs_review`; on the "
+                     f"{where}, the {accepted} at or above it had precision "
+                     f"{_fmt(vm.get('accepted_precision'))} (target ≥ {target:.2f})")
+    return "\n".join(lines)
+
+
+def _limits(data: CodedData, run_info: dict[str, Any], codebook: Codebook) -> str:
+    lines = []
+    n_interviews = int(data.frame["group"].nunique())
+    needed = run_info.get("interviews_needed")
+    groups = run_info.get("split_interviews") or {}
+    if needed and n_interviews < needed:
+        lines.append(f"- Trained on few interviews ({n_interviews}; validation {groups.get('val')}, test "
+                     f"{groups.get('test')}): about {needed} would give validation and test "
+                     f"{MIN_VAL_INTERVIEWS} interviews each. Every figure above rests on a few "
+                     "interviews and has wide uncertainty.")
+    elif groups and groups.get("test", MIN_VAL_INTERVIEWS) < MIN_VAL_INTERVIEWS:
+        lines.append(f"- The test split holds {_interviews(groups['test'])}: per-code figures on it have "
+                     "wide uncertainty.")
+    lines += [
+        "- Authored or single-project training text transfers imperfectly to other interviews' language:\n"
+        "  measure agreement with a human coder on a sample of your own transcripts before relying on it\n"
+        "  (`supportlens evaluate --data your_sample.csv`; `--against` compares two models on it, paired).",
+        "- Passages that mention several approaches are coded by the codebook's rule\n"
+        f"  (\"{codebook.multiple_approaches_rule[:160]}…\"); the model will be least reliable there.",
+    ]
+    speakers = data.frame["speaker"].astype(str).str.strip().str.casefold() if "speaker" in data.frame else None
+    n_interviewer = int((speakers == "interviewer").sum()) if speakers is not None else 0
+    if n_interviewer:
+        lines.append(f"- Interviewer talk was {n_interviewer} of the {len(data.frame)} training excerpts; very "
+                     "short turns and non-English text are outside what it was trained on.")
+    else:
+        lines.append("- Interviewer talk (the training data mark no interviewer turns), very short turns and "
+                     "non-English text are outside what it was trained on.")
+    return "\n".join(lines)
 
 
 def render_model_card(cfg: Config, codebook: Codebook, data: CodedData, test: Evaluation,
                       val: Evaluation, cv_metrics: dict[str, float], run_info: dict[str, Any],
-                      threshold: float, temperature: float, student: Any = None) -> str:
-    """``student``: the model's distil.StudentReport when it has a ``--fast`` student."""
+                      threshold: float, temperature: float, student: Any = None,
+                      calibration: Calibration | None = None) -> str:
+    """``student``: the model's distil.StudentReport when it has a ``--fast`` student;
+    ``calibration``: what was fitted on validation (without it the card states the figures only)."""
     m = test.metrics
     per_code = "\n".join(
         f"| {r.code} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.f1)} | {r.support} |"
@@ -46,6 +126,8 @@ def render_model_card(cfg: Config, codebook: Codebook, data: CodedData, test: Ev
         "the codebook from tidy authored text, not how it performs on your interviews."
         if authored else f"`{data.report.path}` (provided by the user)."
     )
+    test_groups = (run_info.get("split_interviews") or {}).get("test")
+    test_from = f" excerpts from {_interviews(test_groups)}" if test_groups is not None else ""
     return f"""# Model card: supportlens {cfg.model.kind}
 
 ## Intended use
@@ -57,35 +139,36 @@ without checking agreement on a coded sample first.
 
 ## Model
 - kind: `{cfg.model.kind}`; encoder: `{cfg.model.pretrained if cfg.model.kind != 'tfidf_logreg' else 'none (TF-IDF)'}`
-- probabilities calibrated by temperature scaling on validation interviews (T = {temperature:.2f})
-- passages with confidence below **{threshold:.3f}** are flagged `needs_review`; this threshold
-  reached precision ≥ {cfg.calibration.target_precision:.2f} on the validation interviews
+{_calibration_lines(cfg, calibration, val, threshold, temperature)}
 - run: `{run_info.get('run_id')}`; seed {cfg.seed}; training time {run_info.get('train_seconds', 0):.1f}s{student_line}
 
 ## Training data
 {provenance}
 
 - {data.report.rows_kept} excerpts ({label_counts}), data digest `{data.digest}`
-- split **by interview** (no interview in two parts): {run_info.get('split')}
+- split **by interview** (no interview in two parts): {_split_line(run_info)}
 - {data.report.summary().splitlines()[0]}
 
 ## Evaluation (held-out test interviews)
 Macro-F1 {_fmt(m['macro_f1'])}, accuracy {_fmt(m['accuracy'])}, Cohen's κ {_fmt(m['kappa'])}
-(bootstrap 95% interval {_fmt(m.get('kappa_ci_low', float('nan')))}–{_fmt(m.get('kappa_ci_high', float('nan')))}),
-Krippendorff's α {_fmt(m['alpha'])}, expected calibration error {_fmt(m['ece'])}, n = {m['n']}.
-Share of passages accepted at the review threshold: {_fmt(m.get('accepted_share', float('nan')))}
-(precision among them {_fmt(m.get('accepted_precision', float('nan')))}).
+(bootstrap 95% interval {_fmt(m.get('kappa_ci_low'))} to {_fmt(m.get('kappa_ci_high'))}),
+Krippendorff's α {_fmt(m['alpha'])}, expected calibration error {_fmt(m['ece'])}, n = {m['n']}{test_from}.
+{_accepted_line(m, calibration)}
 {cv_line}
 | code | precision | recall | F1 | support |
 |---|---|---|---|---|
 {per_code}
 
 ## Known limits
-- Trained on few interviews; per-code figures on a small test split have wide uncertainty.
-- Authored or single-project training text transfers imperfectly to other interviews' language:
-  measure agreement with a human coder on a sample of your own transcripts before relying on it
-  (`supportlens evaluate --data your_sample.csv`; `--against` compares two models on it, paired).
-- Passages that mention several approaches are coded by the codebook's rule
-  ("{codebook.multiple_approaches_rule[:160]}…"); the model will be least reliable there.
-- Interviewer talk, very short turns and non-English text are outside what it was trained on.
+{_limits(data, run_info, codebook)}
 """
+
+
+def _accepted_line(m: dict[str, Any], calibration: Calibration | None) -> str:
+    if calibration is not None and not calibration.threshold_measured:
+        return "No review threshold was measured: every passage is flagged for review."
+    share = m.get("accepted_share")
+    if share is None or not math.isfinite(share) or share == 0:
+        return "No test passage reached the review threshold: all were flagged for review."
+    return (f"Share of passages accepted at the review threshold: {_fmt(share)} "
+            f"(precision among them {_fmt(m.get('accepted_precision'))}).")

@@ -208,6 +208,29 @@ def _percent(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
+def _confidence_text(x: float) -> str:
+    """A confidence in whole percent; '>99%' for one that would round up to a certainty it is not
+    (a flagged 0.9993 must not read '100%')."""
+    x = float(x)
+    return ">99%" if 0.995 <= x < 1.0 else _percent(x)
+
+
+def _probability(x: float) -> str:
+    """Two decimals; '>0.99' for one that would round up to 1.00 (see `_confidence_text`)."""
+    return ">0.99" if 0.995 <= x < 1.0 else f"{x:.2f}"
+
+
+def rounded_percents(shares: dict[str, float]) -> dict[str, int]:
+    """Whole percents that add up to the rounded total (100 for shares of a whole): each share is
+    rounded down, and the points left go to the largest remainders, as for seats in an election."""
+    exact = {k: max(float(v), 0.0) * 100 for k, v in shares.items()}
+    out = {k: int(v) for k, v in exact.items()}
+    left = round(sum(exact.values())) - sum(out.values())
+    for k in sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)[:max(left, 0)]:
+        out[k] += 1
+    return out
+
+
 def profile_bar(shares: dict[str, float], codebook: Codebook, title: str) -> str:
     """A stacked bar (inline SVG) of the share of talk, by words, coded with each code.
 
@@ -215,23 +238,23 @@ def profile_bar(shares: dict[str, float], codebook: Codebook, title: str) -> str
     stretches to any column while its labels keep their size.
     """
     parts, x = [], 0.0
+    shown = rounded_percents({c.label: shares.get(c.label, 0.0) for c in codebook.codes})
     for code in codebook.codes:
         share = float(shares.get(code.label, 0.0))
         if share <= 0:
             continue
         w = share * 100
-        tip = f"{code.name}: {_percent(share)} of words"
+        tip = f"{code.name}: {shown[code.label]}% of words"
         parts.append(f'<rect x="{x:.3f}%" y="0" width="{w:.3f}%" height="100%" '
                      f'fill="{_e(_safe_color(code.color))}" data-code="{_e(code.label)}" '
                      f'data-share="{share:.4f}"><title>{_e(tip)}</title></rect>')
         if share >= 0.07:  # a label only where it fits (a two-digit "8%" still does)
             parts.append(f'<text x="{x + w / 2:.3f}%" y="50%" dy=".35em" text-anchor="middle">'
-                         f'{_e(_percent(share))}</text>')
+                         f'{shown[code.label]}%</text>')
         x += w
     if not parts:
         parts.append('<rect x="0" y="0" width="100%" height="100%" fill="#eeeeee"></rect>')
-    label = title + ": " + ", ".join(f"{c.name} {_percent(float(shares.get(c.label, 0.0)))}"
-                                     for c in codebook.codes)
+    label = title + ": " + ", ".join(f"{c.name} {shown[c.label]}%" for c in codebook.codes)
     return (f'<svg class="profile" width="100%" height="26" role="img" aria-label="{_e(label)}" '
             f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>')
 
@@ -361,7 +384,7 @@ def _review_list(sources: list[str], blocks: dict[str, list[tuple[str, pd.Series
             items.append(
                 f'<li data-review-item="{anchor}"><a href="#{anchor}">{_e(_short_name(source))} · '
                 f'passage {int(row["passage_index"])}</a> · {_e(row["speaker"] or "unnamed speaker")} · '
-                f'{_e(codes[row["label"]].name)} {_percent(row["confidence"])}'
+                f'{_e(codes[row["label"]].name)} {_confidence_text(row["confidence"])}'
                 f'<div class="snippet">{_e(text)}</div></li>')
     inner = f'<ol class="review">{"".join(items)}</ol>' if items else '<p>No passage is under the review threshold.</p>'
     return (f'<section id="review"><details{" open" if len(items) <= 50 else ""}><summary><h2>Needs review '
@@ -375,7 +398,7 @@ def _transcript(source: str, tid: str, rows: list[tuple[str, pd.Series]], profil
     for anchor, row in rows:
         code = codebook.code(row["label"])
         review = bool(row["needs_review"])
-        probabilities = " · ".join(f"{c.name} {float(row[f'p_{c.label}']):.2f}" for c in codebook.codes
+        probabilities = " · ".join(f"{c.name} {_probability(float(row[f'p_{c.label}']))}" for c in codebook.codes
                                    if f"p_{c.label}" in row.index and not _missing(row[f"p_{c.label}"]))
         when = _clock(row.get("start_time"))
         role = row.get("role")
@@ -383,7 +406,7 @@ def _transcript(source: str, tid: str, rows: list[tuple[str, pd.Series]], profil
         meta = (f'<span class="speaker">{_e(row["speaker"] or "unnamed speaker")}{_e(role_note)}</span>'
                 + (f'<span class="time">{_e(when)}</span>' if when else "")
                 + f'<span class="label" style="border-color:{_e(_safe_color(code.color))}">{_e(code.name)}</span>'
-                + f'<span class="conf" title="{_e(probabilities)}">{_percent(row["confidence"])}</span>'
+                + f'<span class="conf" title="{_e(probabilities)}">{_confidence_text(row["confidence"])}</span>'
                 + ('<span class="flag" title="needs review">⚑</span>' if review else "")
                 + f'<a class="pid" href="#{anchor}">#{int(row["passage_index"])}</a>')
         passages.append(
@@ -403,8 +426,9 @@ def _transcript(source: str, tid: str, rows: list[tuple[str, pd.Series]], profil
 
 
 def _share_caption(shares: dict[str, float], codebook: Codebook) -> str:
+    shown = rounded_percents({c.label: shares.get(c.label, 0.0) for c in codebook.codes})
     return " · ".join(f'<span class="swatch" style="background:{_e(_safe_color(c.color))}"></span> '
-                      f'{_e(c.name)} {_percent(shares.get(c.label, 0.0))}' for c in codebook.codes)
+                      f'{_e(c.name)} {shown[c.label]}%' for c in codebook.codes)
 
 
 def _short_name(source: str) -> str:

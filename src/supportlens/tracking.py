@@ -28,6 +28,8 @@ from .models.base import META_FILE, ModelLoadError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 MODEL_ARTIFACT = "model"
+# "train" (scored on its own held-out test interviews) or "evaluate" (scored on a named file)
+KIND_TAG = "supportlens.run_kind"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "scikit-learn", "scipy",
                  "numpy", "pandas", "pyyaml", "joblib")
@@ -334,20 +336,37 @@ def list_runs(experiment: str | None = None, tracking_uri: str | None = None) ->
     return runs if isinstance(runs, pd.DataFrame) else pd.DataFrame()
 
 
+RUN_KINDS = ("train", "evaluate")
+
+
 def runs_table(experiment: str | None = None, sort: str = "macro_f1", tracking_uri: str | None = None,
                labels: list[str] | None = None) -> pd.DataFrame:
-    """A compact comparison table: name, kind, data digest, macro-F1, kappa, per-code F1, time."""
+    """A compact comparison table: kind, name, model, what was scored and n, macro-F1, kappa,
+    per-code F1, time. Training runs (scored on their own held-out test interviews) come first,
+    then evaluation runs (scored on a named file); ``sort`` orders the runs within each kind:
+    figures from different excerpts are not one ranking."""
     runs = list_runs(experiment, tracking_uri)
     if runs.empty:
-        return pd.DataFrame(columns=["run_name", "model_kind", "data_digest", "macro_f1", "kappa"])
+        return pd.DataFrame(columns=["kind", "run_name", "model_kind", "scored_on", "n", "data_digest",
+                                     "macro_f1", "kappa"])
 
     def col(name: str) -> pd.Series:
         return runs[name] if name in runs.columns else pd.Series([None] * len(runs), index=runs.index)
 
+    # runs logged before the kind tag: an evaluation run names the model it evaluated
+    evaluated = col("tags.evaluation_of").notna()
+    kind = col(f"tags.{KIND_TAG}").where(col(f"tags.{KIND_TAG}").notna(),
+                                         evaluated.map({True: "evaluate", False: "train"}))
+    scored_on = col("tags.evaluated_file").where(
+        col("tags.evaluated_file").notna(),
+        col("tags.mlflow.runName").astype(str).str.removeprefix("evaluate "))
     table = pd.DataFrame({
         "run_id": runs["run_id"],  # whole: it is what runs:/<run_id>/model needs
+        "kind": kind,
         "run_name": col("tags.mlflow.runName"),
         "model_kind": col("tags.model_kind"),
+        "scored_on": scored_on.where(kind == "evaluate", "test split"),
+        "n": pd.to_numeric(col("metrics.n"), errors="coerce").astype("Int64"),
         "data_digest": col("tags.data_digest"),
         "macro_f1": col("metrics.macro_f1"),
         "kappa": col("metrics.kappa"),
@@ -362,9 +381,12 @@ def runs_table(experiment: str | None = None, sort: str = "macro_f1", tracking_u
     table["train_seconds"] = col("metrics.train_seconds")
     table["started"] = pd.to_datetime(col("start_time")).dt.strftime("%Y-%m-%d %H:%M")
     table = table.dropna(subset=["macro_f1"], how="all") if "macro_f1" in table else table
-    if sort:
-        if sort not in table.columns:
-            raise ValueError(f"cannot sort by {sort!r}; columns: {', '.join(table.columns)}")
-        table = table.sort_values(sort, ascending=sort in ("run_name", "model_kind", "train_seconds"),
-                                  na_position="last")
+    if sort and sort not in table.columns:
+        raise ValueError(f"cannot sort by {sort!r}; columns: {', '.join(table.columns)}")
+    order = {k: i for i, k in enumerate(RUN_KINDS)}
+    table = table.assign(_kind=table["kind"].map(order).fillna(len(order)))
+    if sort and sort != "kind":
+        ascending = sort in ("run_name", "model_kind", "scored_on", "train_seconds")
+        table = table.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
+    table = table.sort_values("_kind", kind="stable").drop(columns="_kind")
     return table.reset_index(drop=True)

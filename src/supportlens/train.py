@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import resource
 import shutil
 import sys
@@ -19,13 +20,16 @@ import numpy as np
 import pandas as pd
 
 from . import tracking
-from .calibration import review_threshold
+from .calibration import (MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, review_threshold,
+                          temperature_fit, validation_shortfall)
 from .codebook import Codebook, load_codebook
 from .config import Config
 from .dataset import CodedData, combine_coded, load_coded
-from .evaluate import Evaluation, evaluate_model, evaluate_proba, summarise_folds
+from .evaluate import (EXCERPTS_FILE, Evaluation, evaluate_model, evaluate_proba, excerpt_hashes, json_ready,
+                       summarise_folds)
 from .modelcard import render_model_card
 from .models import TextClassifier
+from .models.base import softmax
 from .models.encoders import embedding_cache
 from .models.fitting import fit_calibrated
 from .splits import Split, grouped_folds, grouped_split, inner_validation
@@ -47,6 +51,8 @@ class TrainResult:
     cv: dict[str, float] = field(default_factory=dict)
     data: CodedData | None = None
     registered_version: str | None = None
+    calibration: Calibration | None = None
+    split_interviews: dict[str, int] = field(default_factory=dict)
 
 
 def peak_memory_mb() -> float:
@@ -55,16 +61,43 @@ def peak_memory_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def fit_and_calibrate(cfg: Config, labels: list[str], frame: pd.DataFrame, fit_idx: np.ndarray,
-                      val_idx: np.ndarray) -> tuple[TextClassifier, float, float]:
-    """Fit on ``fit_idx``, early-stop and calibrate on ``val_idx``; returns (model, threshold, seconds)."""
+def fit_with_calibration(cfg: Config, labels: list[str], frame: pd.DataFrame, fit_idx: np.ndarray,
+                         val_idx: np.ndarray) -> tuple[TextClassifier, Calibration, float]:
+    """Fit on ``fit_idx``, early-stop and calibrate on ``val_idx``; returns (model, calibration, seconds).
+
+    On too little validation data (`calibration.validation_shortfall`) nothing is fitted to it:
+    no temperature (an ensemble's members' neither) and no review threshold, which is then 1.0 so
+    that every passage goes to review; ``Calibration.notes`` says why."""
     texts, y = frame["text"].tolist(), frame["label"].to_numpy(dtype=object)
     val_texts = [texts[i] for i in val_idx]
-    model, seconds = fit_calibrated(cfg, labels, [texts[i] for i in fit_idx], y[fit_idx], val_texts, y[val_idx])
-    proba = model.predict_proba(val_texts)
+    n_val_groups = int(frame["group"].iloc[val_idx].nunique())
+    shortfall = validation_shortfall(len(val_idx), n_val_groups)
+    fit_cfg = cfg
+    if shortfall and cfg.calibration.temperature:
+        fit_cfg = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, temperature=False))
+    model, seconds = fit_calibrated(fit_cfg, labels, [texts[i] for i in fit_idx], y[fit_idx], val_texts, y[val_idx])
+    if shortfall:
+        return model, Calibration(model.temperature_, False, 1.0, False, len(val_idx), n_val_groups,
+                                  [shortfall]), seconds
+    logits = model.decision_function(val_texts)
+    notes, fitted = [], False
+    if cfg.calibration.temperature:  # the fit the model made, again, for its note
+        index = {label: i for i, label in enumerate(model.classes_)}
+        found = temperature_fit(logits, np.array([index[v] for v in y[val_idx]]))
+        fitted = found.optimum is not None and found.note is None
+        notes += [found.note] if found.note else []
+    proba = softmax(logits / model.temperature_)
     correct = np.asarray(model.classes_)[proba.argmax(1)] == y[val_idx]
     threshold = review_threshold(proba.max(1), correct, cfg.calibration.target_precision)
-    return model, threshold, seconds
+    return model, Calibration(model.temperature_, fitted, threshold, True, len(val_idx), n_val_groups,
+                              notes), seconds
+
+
+def fit_and_calibrate(cfg: Config, labels: list[str], frame: pd.DataFrame, fit_idx: np.ndarray,
+                      val_idx: np.ndarray) -> tuple[TextClassifier, float, float]:
+    """:func:`fit_with_calibration`, returning (model, review threshold, seconds)."""
+    model, calibration, seconds = fit_with_calibration(cfg, labels, frame, fit_idx, val_idx)
+    return model, calibration.review_threshold, seconds
 
 
 def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
@@ -95,6 +128,88 @@ def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
 def _split(cfg: Config, frame: pd.DataFrame) -> Split:
     return grouped_split(frame["label"].to_numpy(dtype=object), frame["group"].to_numpy(),
                          cfg.split.test_size, cfg.split.val_size, cfg.seed)
+
+
+def split_interviews(frame: pd.DataFrame, split: Split) -> dict[str, int]:
+    """Interviews (groups) per part of the split."""
+    groups = frame["group"].to_numpy()
+    return {part: int(len(np.unique(groups[getattr(split, part)]))) for part in ("train", "val", "test")}
+
+
+def describe_split(sizes: dict[str, int], interviews: dict[str, int]) -> str:
+    """'train 40 excerpts from 6 interviews, validation 6 from 1 interview, test 7 from 1 interview'."""
+    names = {"train": "train", "val": "validation", "test": "test"}
+    parts = []
+    for i, part in enumerate(("train", "val", "test")):
+        unit = " excerpts" if i == 0 else ""
+        parts.append(f"{names[part]} {sizes[part]}{unit} from {interviews[part]} "
+                     f"interview{'' if interviews[part] == 1 else 's'}")
+    return ", ".join(parts)
+
+
+def interviews_needed(cfg: Config, excerpts_per_interview: float, part: str = "val") -> int:
+    """About how many coded interviews the grouped split needs for ``part`` (val or test) to hold
+    `MIN_VAL_INTERVIEWS` interviews and, for validation, `MIN_VAL_EXCERPTS` excerpts.
+
+    The split holds out ``1 / round(1 / test_size)`` of the interviews for test and then, of the
+    rest, ``1 / round(1 / share)`` for validation (see `splits.grouped_split`)."""
+    test_folds = max(2, round(1.0 / cfg.split.test_size))
+    val_folds = max(2, round(1.0 / (cfg.split.val_size / (1.0 - cfg.split.test_size))))
+    share = 1.0 / test_folds if part == "test" else (1.0 - 1.0 / test_folds) / val_folds
+    wanted = MIN_VAL_INTERVIEWS
+    if part == "val":
+        wanted = max(wanted, math.ceil(MIN_VAL_EXCERPTS / max(excerpts_per_interview, 1e-9)))
+    return math.ceil(wanted / share)
+
+
+def _calibration_warning(cfg: Config, calibration: Calibration, frame: pd.DataFrame, data_path: str) -> str:
+    n_groups = int(frame["group"].nunique())
+    per_interview = len(frame) / max(n_groups, 1)
+    needed = max(interviews_needed(cfg, per_interview, "val"), n_groups + 1)
+    return (f"warning: confidence is not calibrated: {calibration.notes[0]}. The model's own probabilities "
+            "are kept (T = 1) and no review threshold could be measured, so every passage is flagged "
+            f"needs_review. Code more interviews: at split.val_size {cfg.split.val_size:g} validation gets "
+            f"about {_share_text(cfg)} of the interviews, so about {needed} coded interviews are needed "
+            f"(at {per_interview:.1f} excerpts each; {data_path} has {n_groups}). Until then "
+            "'supportlens predict --review-below X' flags passages below a confidence of your choosing, "
+            "one that no data has checked.")
+
+
+def _share_text(cfg: Config) -> str:
+    test_folds = max(2, round(1.0 / cfg.split.test_size))
+    val_folds = max(2, round(1.0 / (cfg.split.val_size / (1.0 - cfg.split.test_size))))
+    return f"1 in {round(1.0 / ((1.0 - 1.0 / test_folds) / val_folds))}"
+
+
+def _test_warning(cfg: Config, test: Evaluation, interviews: int, frame: pd.DataFrame, cv: int) -> str | None:
+    if interviews >= MIN_VAL_INTERVIEWS:
+        return None
+    m = test.metrics
+    n_groups = int(frame["group"].nunique())
+    needed = max(interviews_needed(cfg, len(frame) / max(n_groups, 1), "test"), n_groups + 1)
+    advice = (f"code more interviews (about {needed} for {MIN_VAL_INTERVIEWS} in the test split at "
+              f"split.test_size {cfg.split.test_size:g})")
+    if not cv or cv < 2:
+        advice += f", and add --cv {min(5, n_groups)} so that every interview is tested once (grouped cross-validation)"
+    low, high = m.get("kappa_ci_low"), m.get("kappa_ci_high")
+    spread = (f"κ's 95% interval {_interval(m, 'kappa')}" if low != high else
+              f"κ's bootstrap interval shrinks to {low:.3f} alone: {m['n']} excerpts cannot show how uncertain it is")
+    return (f"warning: the test split holds {interviews} interview{'' if interviews == 1 else 's'} "
+            f"({m['n']} excerpts): its scores describe {'that interview' if interviews == 1 else 'those interviews'} "
+            f"and little more ({spread}); {advice}.")
+
+
+def _interval(metrics: dict[str, Any], key: str) -> str:
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return "not estimable"
+    return f"{low:.3f} to {high:.3f}"
+
+
+def _confidence_text(x: float) -> str:
+    """Two decimals, or five where two would round a value below 1 up to 1.00."""
+    text = f"{x:.2f}"
+    return f"{x:.5f}" if text == "1.00" and x < 1.0 else text
 
 
 def add_coded(data: CodedData, paths: list[str], codebook: Codebook, cfg: Config,
@@ -132,7 +247,8 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     frame = data.frame
     labels = codebook.labels
     split = _split(cfg, frame)
-    log(f"grouped split by interview: {split.sizes()}" if data.report.grouped else
+    interviews = split_interviews(frame, split)
+    log(f"grouped split by interview: {describe_split(split.sizes(), interviews)}" if data.report.grouped else
         f"split by excerpt, not by interview (no interview column: see the note above): {split.sizes()}")
     k = cv if cv is not None else cfg.split.cv_folds
 
@@ -141,11 +257,19 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     # members of an ensemble (and the CV folds) share one frozen encoder: embed each text once
     with ctx as run_id, embedding_cache():
         if track:
-            _log_inputs(cfg, data, codebook, data_path, split, extra_data)
+            _log_inputs(cfg, data, codebook, data_path, split, extra_data, interviews)
         log(f"training {cfg.model.kind} ({cfg.describe_model()})")
-        model, threshold, seconds = fit_and_calibrate(cfg, labels, frame, split.train, split.val)
-        log(f"trained in {seconds:.1f}s; temperature {model.temperature_:.2f}; "
-            f"review below confidence {threshold:.2f}")
+        model, calibration, seconds = fit_with_calibration(cfg, labels, frame, split.train, split.val)
+        threshold = calibration.review_threshold
+        if calibration.threshold_measured:
+            log(f"trained in {seconds:.1f}s; temperature {model.temperature_:.2f}; "
+                f"review below confidence {_confidence_text(threshold)}")
+            for note in calibration.notes:
+                log(f"note: {note}")
+        else:
+            log(f"trained in {seconds:.1f}s; temperature 1.00 (not fitted); no review threshold "
+                "(every passage flagged)")
+            log(_calibration_warning(cfg, calibration, frame, str(data_path)))
         student = student_metrics(model)
         if student.get("student_val_rescored") is not None:
             log(f"--fast student: {student['student_layers']:.0f} layers, gate {student['student_gate']:.2f}; on "
@@ -158,17 +282,25 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
         if k and k > 1:
             log(f"grouped {k}-fold cross-validation")
             cv_metrics, oof = cross_validate(cfg, labels, frame, k, log)
+        per_interview = len(frame) / max(int(frame["group"].nunique()), 1)
         run_info = {"run_id": run_id, "data_digest": data.digest, "split": split.sizes(),
-                    "train_seconds": seconds}
-        model_dir = _save(model, cfg, codebook, data, threshold, test, val, cv_metrics, run_info,
+                    "split_interviews": interviews, "train_seconds": seconds,
+                    # for MIN_VAL_INTERVIEWS in each of validation and test at these split shares
+                    "interviews_needed": max(interviews_needed(cfg, per_interview, part) for part in ("val", "test"))}
+        model_dir = _save(model, cfg, codebook, data, calibration, test, val, cv_metrics, run_info, split,
                           Path(cfg.output_dir) / (run_id or time.strftime("run-%Y%m%d-%H%M%S")))
         model_uri, version = None, None
         if track:
             model_uri, version = _log_outputs(model, val, test, cv_metrics, oof, model_dir, frame,
-                                              seconds, threshold, tmp, register or cfg.tracking.register,
-                                              cfg.tracking.alias)
-        log(f"test: macro-F1 {test.metrics['macro_f1']:.3f}, kappa {test.metrics['kappa']:.3f}, "
-            f"alpha {test.metrics['alpha']:.3f}, ECE {test.metrics['ece']:.3f} (n={test.metrics['n']})")
+                                              seconds, calibration, interviews, tmp,
+                                              register or cfg.tracking.register, cfg.tracking.alias)
+        m = test.metrics
+        log(f"test: macro-F1 {m['macro_f1']:.3f}, kappa {m['kappa']:.3f} (95% interval {_interval(m, 'kappa')}), "
+            f"alpha {m['alpha']:.3f}, ECE {m['ece']:.3f} (n={m['n']} excerpts from {interviews['test']} "
+            f"interview{'' if interviews['test'] == 1 else 's'})")
+        warning = _test_warning(cfg, test, interviews["test"], frame, k)
+        if warning:
+            log(warning)
         if cv_metrics:
             log(f"cv: macro-F1 {cv_metrics['cv_macro_f1_mean']:.3f} ± {cv_metrics['cv_macro_f1_sd']:.3f}, "
                 f"kappa {cv_metrics['cv_kappa_mean']:.3f} ± {cv_metrics['cv_kappa_sd']:.3f}")
@@ -176,7 +308,7 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     return TrainResult(run_id=run_id, model_dir=model_dir, model_uri=model_uri, test=test, val=val,
                        split_sizes=split.sizes(), train_seconds=seconds, review_threshold=threshold,
                        temperature=model.temperature_, cv=cv_metrics, data=data,
-                       registered_version=version)
+                       registered_version=version, calibration=calibration, split_interviews=interviews)
 
 
 def student_metrics(model: TextClassifier) -> dict[str, float]:
@@ -211,13 +343,14 @@ class _tracked:
 
 
 def _log_inputs(cfg: Config, data: CodedData, codebook: Codebook, data_path: str, split: Split,
-                extra_data: list[str] | None = None) -> None:
+                extra_data: list[str] | None = None, interviews: dict[str, int] | None = None) -> None:
     tracking.log_params(cfg.flat())
     if extra_data:
         tracking.log_params({"data.extra_paths": ", ".join(map(str, extra_data))})
     tracking.log_params({"data.resolved_path": str(data_path), "codebook.resolved": codebook.source,
-                         **{f"split.n_{k}": v for k, v in split.sizes().items()}})
-    tracking.set_tags({"model_kind": cfg.model.kind, "data_digest": data.digest,
+                         **{f"split.n_{k}": v for k, v in split.sizes().items()},
+                         **{f"split.interviews_{k}": v for k, v in (interviews or {}).items()}})
+    tracking.set_tags({"model_kind": cfg.model.kind, "data_digest": data.digest, tracking.KIND_TAG: "train",
                        "codebook": f"{codebook.name} v{codebook.version}"})
     tracking.log_training_data(data.frame, source=str(data_path), name=Path(data_path).stem,
                                digest=data.digest)
@@ -225,14 +358,16 @@ def _log_inputs(cfg: Config, data: CodedData, codebook: Codebook, data_path: str
     tracking.log_text(json.dumps(cfg.to_dict(), indent=2), "config/resolved_config.json")
 
 
-def _save(model: TextClassifier, cfg: Config, codebook: Codebook, data: CodedData, threshold: float,
+def _save(model: TextClassifier, cfg: Config, codebook: Codebook, data: CodedData, calibration: Calibration,
           test: Evaluation, val: Evaluation, cv_metrics: dict[str, float], run_info: dict[str, Any],
-          model_dir: Path) -> Path:
+          split: Split, model_dir: Path) -> Path:
     if model_dir.exists():
         shutil.rmtree(model_dir)
+    threshold = calibration.review_threshold
     extra = {
         "review_threshold": threshold,
         "target_precision": cfg.calibration.target_precision,
+        "calibration": calibration.to_dict(),
         "codebook": codebook.to_dict(),
         "config": cfg.to_dict(),
         "data_digest": data.digest,
@@ -240,25 +375,32 @@ def _save(model: TextClassifier, cfg: Config, codebook: Codebook, data: CodedDat
         "cv_metrics": cv_metrics,
         "run": run_info,
     }
-    model.save(model_dir, extra=extra)
+    model.save(model_dir, extra=json_ready(extra))  # strict JSON: an unmeasured metric is null, not NaN
     codebook.save(model_dir / "codebook.yaml")
+    # which excerpts the model learnt from, by text hash: `evaluate` warns when a file repeats them
+    texts = data.frame["text"].tolist()
+    (model_dir / EXCERPTS_FILE).write_text(json.dumps(excerpt_hashes(
+        {part: [texts[i] for i in getattr(split, part)] for part in ("train", "val", "test")})), encoding="utf-8")
     card = render_model_card(cfg, codebook, data, test, val, cv_metrics, run_info, threshold,
-                             model.temperature_, getattr(model, "student_report_", None))
+                             model.temperature_, getattr(model, "student_report_", None), calibration)
     (model_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     return model_dir
 
 
 def _log_outputs(model: TextClassifier, val: Evaluation, test: Evaluation, cv_metrics: dict[str, float],
                  oof: pd.DataFrame | None, model_dir: Path, frame: pd.DataFrame, seconds: float,
-                 threshold: float, tmp: Path, register_name: str | None, alias: str
-                 ) -> tuple[str, str | None]:
+                 calibration: Calibration, interviews: dict[str, int], tmp: Path, register_name: str | None,
+                 alias: str) -> tuple[str, str | None]:
     for record in model.history_:
         step = int(record["epoch"])
         tracking.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=step)
     tracking.log_metrics({**test.flat_metrics(), **val.flat_metrics("val"), **cv_metrics,
-                          "train_seconds": seconds, "review_threshold": threshold,
+                          "train_seconds": seconds, "review_threshold": calibration.review_threshold,
+                          "review_threshold_measured": float(calibration.threshold_measured),
                           "temperature": model.temperature_, "peak_memory_mb": peak_memory_mb(),
+                          **{f"interviews_{k}": float(v) for k, v in interviews.items()},
                           **student_metrics(model)})
+    tracking.set_tags({"calibration": calibration.summary()})
     for evaluation in (val, test):
         out = tmp / evaluation.name
         evaluation.write(out)
