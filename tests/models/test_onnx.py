@@ -285,3 +285,21 @@ def test_sessions_leave_layernorm_and_residual_unfused(saved, tmp_path, monkeypa
     for path in written:
         ops = {node.op_type for node in onnx.load(path).graph.node}
         assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops, (path, sorted(ops))
+
+
+def test_onnx_runtime_scores_small_batches_whatever_the_callers_batch_size(saved, monkeypatch):
+    """Activations of small batches stay in cache (README, "Labelling speed")."""
+    model = load_classifier(saved)
+    model.predict_batch_size = 16
+    assert model.use_runtime() == "onnx"
+    sizes, real = [], model.onnx_.fp32.run
+
+    def recording(names, feed):
+        sizes.append(len(feed["input_ids"]))
+        return real(names, feed)
+
+    monkeypatch.setattr(model.onnx_.fp32, "run", recording)
+    texts = _texts() * 3
+    reference = load_classifier(saved).predict_proba(texts)
+    assert np.abs(model.predict_proba(texts) - reference).max() < 1e-5
+    assert sum(sizes) == len(texts) and max(sizes) == onnx_runtime.MAX_BATCH < 16
