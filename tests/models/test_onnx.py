@@ -303,3 +303,15 @@ def test_onnx_runtime_scores_small_batches_whatever_the_callers_batch_size(saved
     reference = load_classifier(saved).predict_proba(texts)
     assert np.abs(model.predict_proba(texts) - reference).max() < 1e-5
     assert sum(sizes) == len(texts) and max(sizes) == onnx_runtime.MAX_BATCH < 16
+
+
+def test_a_passages_fast_logits_do_not_depend_on_its_batch_mates(saved):
+    """Dynamic quantisation scales a call's activations by their largest value: int8 runs alone."""
+    model = load_classifier(saved)
+    Labeler(model, fast=True)
+    engine, texts = model.onnx_, _texts()
+    others = [t + " and then some more words about the county and the families" for t in texts]
+    alone = np.vstack([engine.logits(model.tokenizer_, [t], 16, model.max_length, int8=True) for t in texts])
+    mixed = engine.logits(model.tokenizer_, [x for pair in zip(texts, others) for x in pair], 16,
+                          model.max_length, int8=True)[::2]
+    assert np.array_equal(alone, mixed)

@@ -59,6 +59,12 @@ DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 # a layer's activations in the core's cache: on 480 corpus excerpts, one thread, int8 scored 179
 # passages per CPU second in batches of 4, 170 in 8, 153 in 16 and 141 in 32 (fp32 gains less).
 MAX_BATCH = 4
+# The int8 graph scores one passage per call. Dynamic quantisation scales each call's activations
+# by their largest value, so in a batch a passage's int8 logits would depend on its batch-mates, and
+# a --fast label on which files were scored together. Alone, each passage gets the same label in
+# every run, for about 2% of int8 speed on one thread (1 passage: 172 per CPU second, 4: 174) and
+# 5-10% in the two-thread benchmark (README, "Labelling speed").
+INT8_BATCH = 1
 
 # Probe passages for the export check: different lengths, so padding and the dynamic axes are used.
 PROBE_TEXTS = (
@@ -356,8 +362,8 @@ class OnnxEngine:
 
     def logits(self, tokenizer, texts: Sequence[str], batch_size: int, max_length: int,
                int8: bool = False) -> np.ndarray:
-        """Logits in input order, from length-sorted batches (at most :data:`MAX_BATCH` passages)
-        tokenised while earlier ones run.
+        """Logits in input order, from length-sorted batches (at most :data:`MAX_BATCH` passages in
+        fp32, one in int8) tokenised while earlier ones run.
 
         ``threads`` batches run at once, each on one thread: on 2 cores this beat one batch on
         two threads by ~15% for int8 (and tied in fp32), since these matrices are too small to
@@ -365,7 +371,7 @@ class OnnxEngine:
         session = self.int8 if int8 else self.fp32
         if session is None:
             raise RuntimeError("call enable_int8() before scoring with int8")
-        batch_size = max(1, min(batch_size, MAX_BATCH))
+        batch_size = INT8_BATCH if int8 else max(1, min(batch_size, MAX_BATCH))
         out: np.ndarray | None = None
         running: deque = deque()
 
