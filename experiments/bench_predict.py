@@ -156,7 +156,7 @@ def margin_sweep(model, texts: list[str]) -> list[dict]:
 
 def memory_worker(model_dir: str, path: str, n_passages: int) -> dict:
     """Peak resident memory of one path in a fresh process: load, warm up, score the longest passages."""
-    from supportlens.train import peak_memory_mb
+    from supportlens.training import peak_memory_mb
 
     texts = sorted(bench_texts(n_passages), key=len, reverse=True)[:256]
     score, _ = make_scorer(path, model_dir)
@@ -194,7 +194,7 @@ def first_use_worker(model_dir: str) -> dict:
 def scaling_worker(model_dir: str, n_files: int) -> dict:
     from supportlens.models import load_classifier
     from supportlens.predict import Labeler, predict_files
-    from supportlens.train import peak_memory_mb
+    from supportlens.training import peak_memory_mb
 
     samples = sorted((ROOT / "data/transcripts").glob("smp*"))
     tmp = Path(tempfile.mkdtemp(prefix="sl-bench-"))

@@ -42,7 +42,7 @@ def local_worker(model_dir: str, inputs: str, out: str) -> dict:
 
     from supportlens.models import load_classifier
     from supportlens.predict import Labeler, predict_files
-    from supportlens.train import peak_memory_mb
+    from supportlens.training import peak_memory_mb
 
     labeler = Labeler(load_classifier(model_dir))
     report = predict_files([inputs], labeler, out)
@@ -55,7 +55,7 @@ def local_worker(model_dir: str, inputs: str, out: str) -> dict:
 def spark_worker(model_dir: str, inputs: str, out: str, master: str) -> dict:
     started = time.perf_counter()
     from supportlens.spark import predict_spark, spark_session
-    from supportlens.train import peak_memory_mb
+    from supportlens.training import peak_memory_mb
 
     spark = spark_session(master, conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"})
     session_seconds = time.perf_counter() - started

@@ -19,7 +19,7 @@ from supportlens.config import DataConfig, load_config
 from supportlens.dataset import DataError, load_coded
 from supportlens.models import load_classifier
 from supportlens.predict import Labeler
-from supportlens.train import train
+from supportlens.training import train
 
 from conftest import ROOT, fast_overrides, make_rows, write_jsonl
 

@@ -228,7 +228,7 @@ def test_interview_column_under_another_name_is_named_in_the_note(tmp_path, code
 
 def test_split_line_says_when_the_split_is_not_by_interview(tmp_path, codebook, monkeypatch):
     from supportlens.config import load_config
-    from supportlens.train import train
+    from supportlens.training import train
 
     from conftest import fast_overrides
 

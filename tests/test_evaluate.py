@@ -81,7 +81,7 @@ def test_evaluating_on_the_models_own_training_data_warns_with_the_count(coded_f
     import mlflow
 
     from supportlens.config import load_config
-    from supportlens.train import train
+    from supportlens.training import train
 
     from conftest import fast_overrides, write_jsonl
 

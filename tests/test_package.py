@@ -11,8 +11,8 @@ from conftest import CODEBOOK, ROOT, fast_overrides
 
 def test_readme_api_snippet_works_every_time(coded_file, tmp_path):
     """`from supportlens import load_config, train, load_classifier` then `train(...)`, twice.
-    `supportlens.train` and `supportlens.segment` are also modules; importing them (as the CLI
-    does) must not turn the names into modules, in a fresh interpreter as after other imports."""
+    The modules that define `train` and `segment` (training, segmentation), once imported as the CLI
+    imports them, must not shadow the functions, and stay ordinary modules for patching."""
     script = textwrap.dedent(f"""
         import supportlens
         from supportlens import load_config, train, load_classifier
@@ -21,12 +21,14 @@ def test_readme_api_snippet_works_every_time(coded_file, tmp_path):
             result = train(cfg, track=False, log=lambda message: None)
             model = load_classifier(result.model_dir)
             assert model.predict_proba(["we designed the plan together"]).shape == (1, 4)
-        import supportlens.cli, supportlens.train, supportlens.segment  # the modules, imported again
+        import supportlens.cli, supportlens.training, supportlens.segmentation  # the modules, imported again
         from supportlens import train as again, segment, read_transcript
         assert again is train is supportlens.train and callable(supportlens.train)
+        import supportlens.training as module  # a module, as a user or a patch target expects
+        assert module.train is train and callable(module.add_coded)
         transcript = read_transcript({str(ROOT / 'data' / 'transcripts' / 'smp01_child_welfare.txt')!r})
         assert segment(transcript) and segment(transcript) == supportlens.segment(transcript)
-        from supportlens.train import add_coded  # the module's other names stay importable
+        from supportlens.training import add_coded  # the module's other names stay importable
         print("ok")
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)

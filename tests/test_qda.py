@@ -25,7 +25,7 @@ from supportlens.predict import predict_files
 from supportlens.qda import (QdaError, export_codebook, export_suggestions, import_qdpx, load_code_map,
                              predict_to_qdpx, source_transcript, write_excerpts)
 from supportlens.read import read_transcript
-from supportlens.segment import segment
+from supportlens.segmentation import segment
 
 from conftest import CODEBOOK, ROOT, fast_overrides, make_rows
 

@@ -157,7 +157,7 @@ def read_passages(inputs: list[str], labeler, speaker: str = "participant", rule
     """
     from .predict import SPEAKER_CHOICES, passages_of
     from .read import ReadError, expand_inputs, read_transcript
-    from .segment import SpeakerRules
+    from .segmentation import SpeakerRules
 
     if speaker not in SPEAKER_CHOICES:
         raise SelectionError(f"--speaker must be one of {', '.join(SPEAKER_CHOICES)}; got {speaker!r}")

@@ -108,7 +108,7 @@ def audit(data: str | Path | pd.DataFrame, cfg: Config, k: int = 5, codebook: Co
 
     Trains ``k`` models of ``cfg``'s kind by grouped cross-validation, so this takes k trainings.
     """
-    from .train import cross_validate
+    from .training import cross_validate
 
     if k < 2:
         raise DataError(f"cross-validation needs at least 2 folds, got {k}")

@@ -70,7 +70,7 @@ def train(
 ) -> None:
     """Train a model on coded excerpts, evaluate it on held-out interviews, and log the run."""
     from .config import load_config
-    from .train import train as run_training
+    from .training import train as run_training
 
     try:
         cfg = load_config(config, set_)
@@ -234,7 +234,7 @@ def predict(
     from .models import load_classifier
     from .predict import Labeler, PredictError, check_options, predict_files
     from .qda import QdaError
-    from .segment import SpeakerRules
+    from .segmentation import SpeakerRules
     from .tracking import fetch_model_dir
 
     to_qda = Path(out_path).suffix.lower() == ".qdpx" or any(i.lower().endswith(".qdpx") for i in inputs)

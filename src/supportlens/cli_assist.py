@@ -159,7 +159,7 @@ def next_(
                          drop_seen, read_passages, select_next, write_sheet)
     from .models import load_classifier
     from .predict import Labeler, PredictError
-    from .segment import SpeakerRules
+    from .segmentation import SpeakerRules
     from .tracking import fetch_model_dir
 
     if out_path.suffix.lower() not in SHEET_SUFFIXES:

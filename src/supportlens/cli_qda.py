@@ -29,7 +29,7 @@ def import_project(
     """Turn the coded text selections of a REFI-QDA project into coded excerpts for training."""
     from .codebook import CodebookError, load_codebook
     from .qda import QdaError, import_qdpx, load_code_map, write_excerpts
-    from .segment import SpeakerRules
+    from .segmentation import SpeakerRules
 
     rules = SpeakerRules(interviewer_patterns=list(interviewer or []))
     if interviewer:

@@ -31,7 +31,7 @@ from .evaluate import evaluate_proba
 from .models.encoders import embedding_cache, suspend_embedding_cache
 from .models.fitting import reuse_fits
 from .splits import grouped_split
-from .train import cross_validate, fit_and_calibrate, peak_memory_mb
+from .training import cross_validate, fit_and_calibrate, peak_memory_mb
 
 Logger = Callable[[str], None]
 

@@ -27,7 +27,7 @@ import pandas as pd
 from .atomic import write_atomic
 from .jsonl import frame_to_jsonl
 from .read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, read_transcript
-from .segment import Passage, SpeakerRules, segment
+from .segmentation import Passage, SpeakerRules, segment
 
 OUTPUT_SUFFIXES = (".csv", ".jsonl", ".parquet")
 SPEAKER_CHOICES = ("participant", "interviewer", "all")

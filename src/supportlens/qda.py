@@ -62,7 +62,7 @@ from .codebook import Code, Codebook
 from .atomic import write_atomic
 from .jsonl import frame_to_jsonl
 from .read import Cue, ReadError, Transcript
-from .segment import SpeakerRules, merge_turns, segment, speaker_roles
+from .segmentation import SpeakerRules, merge_turns, segment, speaker_roles
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"

@@ -39,7 +39,7 @@ import pandas as pd
 from .predict import (PASSAGE_COLUMNS, SPEAKER_CHOICES, FileFailure, Labeler, PredictError, _rows,
                       passages_of)
 from .read import SUPPORTED_SUFFIXES, ReadError, expand_inputs, parse_transcript
-from .segment import SpeakerRules
+from .segmentation import SpeakerRules
 
 if TYPE_CHECKING:  # pyspark is an optional extra: imported where it is used
     from pyspark.sql import DataFrame, SparkSession

@@ -12,7 +12,7 @@ from supportlens.config import ConfigError, TrainConfig
 from supportlens.models import FineTuneClassifier, load_classifier
 from supportlens.models import distil
 from supportlens.predict import Labeler
-from supportlens.train import student_metrics
+from supportlens.training import student_metrics
 
 from conftest import make_rows
 

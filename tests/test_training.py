@@ -12,7 +12,7 @@ from supportlens.config import load_config
 from supportlens.evaluate import evaluate_file
 from supportlens.models import load_classifier
 from supportlens.tracking import fetch_model_dir, runs_table
-from supportlens.train import train
+from supportlens.training import train
 
 from conftest import fast_overrides
 

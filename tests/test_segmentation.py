@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from supportlens.read import Cue, Transcript, read_transcript
-from supportlens.segment import (Passage, SpeakerRules, estimate_tokens, merge_turns, segment, speaker_roles,
+from supportlens.segmentation import (Passage, SpeakerRules, estimate_tokens, merge_turns, segment, speaker_roles,
                                  split_long)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "transcripts"
