@@ -217,7 +217,7 @@ def predict(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
     fast: Annotated[bool, typer.Option("--fast", help="int8 CPU inference, re-scoring near-ties in fp32: faster, changes under 1% of labels (see README)")] = False,
     runtime: Annotated[Optional[str], typer.Option(help="Fine-tuned models on CPU: auto (ONNX Runtime when it loads, else torch), onnx or torch (default: $SUPPORTLENS_RUNTIME, else auto)")] = None,
-    batch_size: Annotated[int, typer.Option(help="Passages per forward pass (16 measured fastest for torch on 2 CPU cores; ONNX Runtime on CPU takes at most 4)")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Passages per forward pass (16 measured fastest for torch on 2 CPU cores; ONNX Runtime on CPU takes at most 4, and one per int8 call with --fast)")] = 16,
     text_column: Annotated[str, typer.Option(help="Text column for .csv/.xlsx inputs")] = "text",
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
     code_prefix: Annotated[str, typer.Option(help="With .qdpx output: put suggestions under new codes named PREFIX + code name, e.g. 'AI: '")] = "",
