@@ -1,6 +1,7 @@
 """What to code next: uncertainty ranking, the diversity step, coding sheets, and sheets fed back
 into training."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -316,3 +317,22 @@ def test_added_sheet_joins_the_interviews_and_is_counted_per_file(tmp_path, mode
                             {"path": str(sheet), "rows_read": 10, "rows_kept": 6}]
     assert any("joined to interviews of the data so far" in n and "as 'smp01_child_welfare' (same name)" in n
                for n in report.notes), report.notes
+
+
+def test_jsonl_null_or_missing_codes_are_blank_and_missing_texts_are_not_nan(tmp_path):
+    """Review item 12: in a JSONL --skip file, a code that is null or absent is not coded yet, and a
+    row without a text adds nothing (it used to add the text "nan" and count blanks as coded)."""
+    from supportlens.active import coded_and_blank_texts
+
+    path = tmp_path / "skip.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"text": "we co-designed it", "code": "co_creation"},
+        {"text": "they sent the manual", "code": None},
+        {"text": "we asked for help"},
+        {"text": None, "code": "push"},
+        {"code": "pull"},
+        {"text": "left empty", "code": ""},
+    ]) + "\n", encoding="utf-8")
+    coded, blank = coded_and_blank_texts([path])
+    assert coded == {"we co-designed it"}
+    assert blank == {"they sent the manual", "we asked for help", "left empty"}

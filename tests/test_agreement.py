@@ -460,3 +460,73 @@ def test_qdpx_agreement_compares_the_human_coders_by_default(tmp_path, codebook)
     with pytest.raises(DataError, match=r"no user 'Zoe'.*Ana \(\d+\), Ben \(\d+\), supportlens suggestions "
                                         r"\(\d+, model suggestions\)"):
         agreement_files(suggested, None, codebook, user_a="Zoe")
+
+
+def test_a_project_without_a_codebook_uses_the_project_folders_codebook(tmp_path, codebook_path, monkeypatch):
+    """Review item 12: `qdpx_codings` reads config.DEFAULT_CODEBOOK (configs/codebook.yaml of the
+    folder it runs in), as every other command does, not a path inside the installed package."""
+    from test_qda import ANA, BEN, FUNDING, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+
+    from supportlens.agreement import qdpx_codings
+
+    text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
+    selections = [(_guid(f"{who}-{i}"), g["start"], g["end"], who, [FUNDING])
+                  for i, g in enumerate(_gold()[:4]) for who in (ANA, BEN)]
+    project = build_project(tmp_path / "p.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
+                                                    "text": text, "selections": selections}])
+    folder = tmp_path / "study"
+    (folder / "configs").mkdir(parents=True)
+    # this study's codebook knows the project's code "Funding" as an alias of push
+    book = codebook_path.read_text(encoding="utf-8").replace('aliases: ["push model"',
+                                                            'aliases: ["funding", "push model"')
+    assert book != codebook_path.read_text(encoding="utf-8")
+    (folder / "configs" / "codebook.yaml").write_text(book, encoding="utf-8")
+    monkeypatch.chdir(folder)
+    a, b = qdpx_codings(project)
+    assert len(a.frame) == len(b.frame) == 4 and set(a.frame["code"]) == {"push"}
+    monkeypatch.chdir(tmp_path)  # no codebook here: say so, naming the option
+    with pytest.raises(DataError, match=r"p\.qdpx: .*configs/codebook\.yaml is not here.*--codebook FILE"):
+        qdpx_codings(project)
+
+
+def test_codes_kept_as_written_list_only_the_codes_that_occur(tmp_path, codebook):
+    """Review items 13 and 11: with the project codebook only matching names ("keep"), files in
+    another scheme get no rows of zeros for the codebook's four codes, and the result says which
+    codes were compared as written (the CLI reads that flag, not the wording of a note)."""
+    a = _write(tmp_path / "a.csv", [{"id": f"x{i}", "code": c} for i, c in
+                                    enumerate(["Capacity", "Funding", "Capacity", "Push"])])
+    b = _write(tmp_path / "b.csv", [{"id": f"x{i}", "code": c} for i, c in
+                                    enumerate(["Capacity", "Capacity", "Capacity", "push"])])
+    result = agreement_files(a, b, codebook, n_boot=0, unknown_codes="keep")
+    assert result.labels == ["push", "Capacity", "Funding"]
+    assert result.per_code["code"].tolist() == ["push", "Capacity", "Funding"]
+    assert list(result.confusion.index) == list(result.confusion.columns) == ["push", "Capacity", "Funding"]
+    assert result.unknown_codes == ["Capacity", "Funding"]
+    same = agreement_files(a, a, codebook, n_boot=0, unknown_codes="keep")
+    assert same.kappa.value == 1.0
+    known = _write(tmp_path / "k.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(["push", "pull", "none", "push"])])
+    assert agreement_files(known, known, codebook, n_boot=0, unknown_codes="keep").unknown_codes == []
+
+
+def test_cli_notes_the_codebook_match_by_the_flag_not_by_the_notes_wording(tmp_path, codebook_path, monkeypatch):
+    """Review item 11: a note that happens to contain "compared as written" (here, a coder's file
+    name in a note) must not stop the CLI from saying that codes were matched through the codebook."""
+    import supportlens.agreement as agreement_module
+
+    codes = ["push", "pull", "co_creation", "none"]
+    a = _write(tmp_path / "a.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(codes)])
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "codebook.yaml").write_text(codebook_path.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.chdir(project)
+    real = agreement_module.agreement_files
+
+    def with_a_note(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.notes.append("sources matched by file name: 'codes compared as written.txt'")
+        return result
+
+    monkeypatch.setattr(agreement_module, "agreement_files", with_a_note)
+    result = runner.invoke(app, ["agreement", str(a), str(a), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    assert "codes matched through configs/codebook.yaml" in result.output

@@ -266,3 +266,108 @@ def test_digest_is_stable_and_content_sensitive(tmp_path, codebook):
     rows[0]["label"] = "none"
     c = load_coded(write_jsonl(tmp_path / "c.jsonl", rows), codebook).digest
     assert a == b != c
+
+
+def test_a_row_pasted_twice_is_removed_when_the_file_has_ids_but_no_interview_column(tmp_path, codebook):
+    """Review item 3: rows get their own `row-N` groups only after repeats are found."""
+    df = _frame().drop(columns=["interview_id"])
+    df = pd.concat([df, df.iloc[[0]]], ignore_index=True)  # row 2 pasted again at the end
+    path = tmp_path / "c.csv"
+    df.to_csv(path, index=False)
+    data = load_coded(path, codebook)
+    assert len(data.frame) == len(df) - 1 and not data.report.grouped
+    assert data.report.duplicates_removed == [df.loc[0, "id"]]
+    assert f"row {len(df) + 1} (= row 2, id {df.loc[0, 'id']!r})" in data.report.summary()
+    assert data.frame["group"].is_unique  # still one group per excerpt
+
+
+def test_a_generated_id_never_takes_an_id_the_file_uses(tmp_path, codebook):
+    """Review item 7: row 2 is called 'row-3' in the file; row 3, with no id, gets another one."""
+    df = _frame()
+    df.loc[0, "id"] = "row-3"  # row 2 of the file
+    df.loc[1, "id"] = ""  # row 3 of the file: row-3 is taken
+    path = tmp_path / "c.csv"
+    df.to_csv(path, index=False)
+    data = load_coded(path, codebook)
+    assert data.frame.loc[data.frame["row"] == 3, "id"].tolist() == ["row-3-2"]
+    assert data.frame["id"].is_unique
+    assert "given its row number as id (row-3-2); row-3 is already an id in the file" in data.report.summary()
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_jsonl_texts_with_unicode_line_separators_round_trip(tmp_path, codebook, separator):
+    """Review item 6: text pasted from Word or a PDF holds U+2028 and the like; a JSONL file is
+    split at "\\n" only, so such a text (written raw by another tool, or escaped by ours) reads back."""
+    from supportlens.jsonl import frame_to_jsonl
+
+    df = _frame()
+    df.loc[0, "text"] = f"first line{separator}second line"
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text(frame_to_jsonl(df), encoding="utf-8")
+    raw = tmp_path / "raw.jsonl"  # a writer that leaves them raw, as json.dumps(ensure_ascii=False) does
+    raw.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in df.to_dict("records")),
+                   encoding="utf-8")
+    for path in (ours, raw):
+        data = load_coded(path, codebook)
+        assert len(data.frame) == len(df)
+        assert data.frame.loc[data.frame["id"] == df.loc[0, "id"], "text"].tolist() == [df.loc[0, "text"]]
+
+
+def test_one_text_normaliser_for_repeats_seen_passages_and_excerpt_hashes(tmp_path, codebook):
+    """Review item 11: 'Straße' and 'STRASSE' (and a ligature 'ﬁ' and 'fi') are the same excerpt
+    for de-duplication, `next --skip` and the training-overlap hashes alike."""
+    from supportlens import active, evaluate
+    from supportlens.dataset import text_key
+
+    a, b = "Die Straße ﬁnally  opened", "die STRASSE finally opened"
+    assert text_key(a) == text_key(b)
+    assert evaluate.excerpt_hash(a) == evaluate.excerpt_hash(b)
+    assert not active.drop_seen(pd.DataFrame({"text": [a]}), {text_key(b)}).shape[0]
+    # saved hashes stay what they were: sha256 of the text with whitespace collapsed, case folded
+    import hashlib
+    assert evaluate.excerpt_hash(" We  co-designed\tit ") == hashlib.sha256(
+        "we co-designed it".encode()).hexdigest()[:16]
+    df = _frame()
+    df.loc[1, "text"], df.loc[1, "label"] = a, "push"
+    df.loc[2, "text"], df.loc[2, "label"] = b, "push"
+    path = tmp_path / "c.csv"
+    df.to_csv(path, index=False)
+    data = load_coded(path, codebook)
+    assert data.report.duplicates_removed == [df.loc[2, "id"]]
+
+
+def test_a_coding_sheet_joins_interviews_imported_from_a_project(tmp_path, codebook, labeler):
+    """Review item 4: `import project.qdpx` names interviews by the project's source (it keeps
+    ".txt"); `next` names them by the transcript file (transcripts/SMP01_child_welfare.txt). The
+    filled sheet's passages must join that interview, by file name or stem, case ignored."""
+    import shutil
+
+    from supportlens.active import coding_sheet, read_passages, select_next, sheet_data_config, write_sheet
+    from supportlens.dataset import combine_coded, text_key
+    from supportlens.qda import import_qdpx, write_excerpts
+    from test_qda import SAMPLES, _maori_source, _smp01_source, build_project
+
+    project = build_project(tmp_path / "project.qdpx", [_smp01_source(), _maori_source()])
+    frame, _ = import_qdpx(project, codebook)
+    coded = write_excerpts(frame, tmp_path / "coded.csv")  # supportlens import project.qdpx --out coded.csv
+    folder = tmp_path / "transcripts"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "smp01_child_welfare.txt", folder / "SMP01_child_welfare.txt")
+    shutil.copy(SAMPLES / "smp06_juvenile_justice.md", folder / "smp06_juvenile_justice.md")
+    passages, problems, _ = read_passages([str(folder)], labeler)  # supportlens next transcripts/
+    assert not problems
+    main = load_coded(coded, codebook)
+    sheet = coding_sheet(select_next(passages, labeler, n=len(passages)))
+    sheet = sheet.loc[~sheet["text"].map(text_key).isin(set(main.frame["text"].map(text_key)))]
+    sheet["code"] = "pull"  # the coder fills it in
+    filled = write_sheet(sheet, tmp_path / "to_code.csv")
+    extra = load_coded(filled, codebook, sheet_data_config(filled, DataConfig()), skip_blank_labels=True,
+                       min_codes=1)
+    combined = combine_coded(main, [extra], codebook)
+    added = combined.frame.iloc[len(main.frame):]
+    from_smp01 = added["text"].isin(sheet.loc[sheet["source"].str.contains("SMP01"), "text"])
+    assert from_smp01.any() and (~from_smp01).any()
+    assert set(added.loc[from_smp01, "group"]) == {"smp01_child_welfare.txt"}  # the imported interview
+    assert set(added.loc[~from_smp01, "group"]) == {"smp06_juvenile_justice"}  # a new one
+    note = next(n for n in combined.report.notes if "each transcript file is one interview" in n)
+    assert "as 'smp01_child_welfare.txt' (same name)" in note and "new interviews: smp06_juvenile_justice" in note

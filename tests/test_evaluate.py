@@ -138,3 +138,28 @@ def test_json_outputs_are_strict_json_with_whole_counts(model_dir, coded_file, t
     for key in ("n", "both_right", "only_a_right", "only_b_right"):
         assert isinstance(against[key], int), key
     assert against["n"] == 80
+
+
+def test_training_overlap_reads_each_saved_part_once(tmp_path, monkeypatch):
+    """Review item 13: the saved hashes of a part become a set once, not once per text scored."""
+    import json as real_json
+    import types
+
+    from supportlens import evaluate
+
+    texts = [f"excerpt number {i}" for i in range(50)]
+    (tmp_path / evaluate.EXCERPTS_FILE).write_text(real_json.dumps(evaluate.excerpt_hashes(
+        {"train": texts[:10], "val": texts[10:15], "test": texts[15:20]})), encoding="utf-8")
+    passes = []
+
+    class Counted(list):
+        def __iter__(self):
+            passes.append(1)
+            return super().__iter__()
+
+    def loads(text):
+        return {k: Counted(v) if isinstance(v, list) else v for k, v in real_json.loads(text).items()}
+
+    monkeypatch.setattr(evaluate, "json", types.SimpleNamespace(loads=loads))
+    assert evaluate.training_overlap(tmp_path, [t.upper() for t in texts]) == {"train": 10, "val": 5, "test": 5}
+    assert len(passes) <= 3

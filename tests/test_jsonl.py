@@ -32,3 +32,14 @@ def test_slashes_and_non_ascii_are_written_as_they_are():
 
 def test_no_rows_is_an_empty_text():
     assert frame_to_jsonl(pd.DataFrame(columns=["source", "text"])) == ""
+
+
+def test_unicode_line_separators_are_escaped_so_each_line_is_one_object():
+    """Review item 6: U+2028, U+2029 and U+0085 (common in text pasted from Word or a PDF) are line
+    breaks to str.splitlines and some editors; written raw, they would cut an object in two."""
+    texts = ["first\u2028second", "para\u2029graph", "next\x85line"]
+    text = frame_to_jsonl(pd.DataFrame({"text": texts}))
+    assert not {"\u2028", "\u2029", "\x85"} & set(text)
+    lines = text.splitlines()
+    assert len(lines) == 3
+    assert [json.loads(line)["text"] for line in lines] == texts

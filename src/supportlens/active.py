@@ -8,7 +8,6 @@ often say the same thing, and ten codings of one idea teach little more than one
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +17,7 @@ import pandas as pd
 from .agreement import passage_id
 from .atomic import write_atomic
 from .config import DataConfig
+from .dataset import text_key
 
 STRATEGIES = ("margin", "entropy", "random")
 SHEET_COLUMNS = ["id", "source", "passage_index", "start", "end", "speaker", "text", "suggested_code",
@@ -186,16 +186,13 @@ def read_passages(inputs: list[str], labeler, speaker: str = "participant", rule
     return pd.DataFrame(rows, columns=columns), problems, notes
 
 
-def _norm_text(text: str) -> str:
-    return re.sub(r"\s+", " ", str(text)).strip().casefold()
-
-
 def coded_and_blank_texts(paths: Sequence[str | Path], text_column: str = "text") -> tuple[set[str], set[str]]:
     """Normalised texts of coded files or earlier sheets: (those with a code, those left blank).
 
     The code is the sheet's ``code`` column, else a ``label`` column; a file with neither counts
-    every text as coded. A text coded in one file and blank in another counts as coded."""
-    from .dataset import DataError, find_column, read_table, table_name
+    every text as coded. A code that is empty, JSON ``null`` or missing from a JSONL row is blank;
+    a row without a text is passed over. A text coded in one file and blank in another counts as coded."""
+    from .dataset import DataError, _clean, find_column, read_table, table_name
 
     coded: set[str] = set()
     blank: set[str] = set()
@@ -207,8 +204,9 @@ def coded_and_blank_texts(paths: Sequence[str | Path], text_column: str = "text"
                             f"{', '.join(str(c) for c in frame.columns if c != '_row')}")
         code = next((c for c in ("code", "label") if c in frame.columns), None)
         for text, value in zip(frame[column], frame[code] if code else [None] * len(frame)):
-            if str(text).strip():
-                (blank if value is not None and not str(value).strip() else coded).add(_norm_text(text))
+            text = _clean(text)  # None or NaN (a JSONL null or a missing key) is no text, not "nan"
+            if text.strip():
+                (blank if code and not _clean(value).strip() else coded).add(text_key(text))
     return coded, blank - coded
 
 
@@ -222,7 +220,7 @@ def drop_seen(passages: pd.DataFrame, seen: set[str]) -> pd.DataFrame:
     """Passages whose text is not among ``seen`` (whitespace and case ignored)."""
     if not seen or passages.empty:
         return passages
-    return passages.loc[~passages["text"].map(_norm_text).isin(seen)].reset_index(drop=True)
+    return passages.loc[~passages["text"].map(text_key).isin(seen)].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
+from .config import DEFAULT_CODEBOOK
+from .dataset import DataError, _listing, _rows
+
 MATCH_CHOICES = ("id", "span")
 SOURCE_COLUMNS = ("source", "file")  # `predict` writes source; the gold files name it file
 CODE_COLUMNS = ("code", "label")  # a coding sheet's code wins over a label column beside it
@@ -180,6 +183,8 @@ class Agreement:
     matched_by: str = "aligned"
     n_boot: int = 0
     notes: list[str] = field(default_factory=list)
+    # codes the codebook does not know, compared as written (``unknown_codes="keep"``); a note names them
+    unknown_codes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         stats = {name: vars(getattr(self, name)).copy() for name in ("percent", "kappa", "alpha")}
@@ -187,7 +192,8 @@ class Agreement:
                 "only_b": self.only_b, "uncoded_a": self.uncoded_a, "uncoded_b": self.uncoded_b,
                 "only_a_units": list(self.only_a_units), "only_b_units": list(self.only_b_units),
                 "uncoded_a_units": list(self.uncoded_a_units), "uncoded_b_units": list(self.uncoded_b_units),
-                "matched_by": self.matched_by, "n_boot": self.n_boot, **stats,
+                "matched_by": self.matched_by, "n_boot": self.n_boot, "unknown_codes": list(self.unknown_codes),
+                **stats,
                 "per_code": self.per_code.to_dict("records"),
                 "confusion": self.confusion.to_dict(), "notes": list(self.notes)}
 
@@ -268,21 +274,9 @@ def _integers(frame: pd.DataFrame, column: str, path: Path | str) -> pd.Series:
     values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
     bad = frame.loc[values.isna() | (values != values.round()), "_row"].tolist()
     if bad:
-        from .dataset import DataError
-
         raise DataError(f"{path}: {_rows(bad)}: field {column!r} must be a whole number "
                         "(a character offset)")
     return values.astype(int)
-
-
-def _listing(rows: list[Any], limit: int = 10) -> str:
-    shown = ", ".join(str(r) for r in rows[:limit])
-    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
-
-
-def _rows(rows: list[Any]) -> str:
-    """"row 4" or "rows 4, 9": the rows of a file, as a person counts them."""
-    return f"row{'s' if len(rows) > 1 else ''} {_listing(rows)}"
 
 
 @dataclass
@@ -314,7 +308,7 @@ def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
     does not know is an error naming the rows, or with ``unknown_codes="keep"`` is kept as written
     and listed in ``Coding.unknown``. Rows with a blank code are counted as not coded and skipped.
     """
-    from .dataset import DataError, read_table, table_name
+    from .dataset import read_table, table_name
 
     if unknown_codes not in UNKNOWN_CHOICES:
         raise ValueError(f"unknown_codes must be one of {', '.join(UNKNOWN_CHOICES)}; got {unknown_codes!r}")
@@ -431,7 +425,6 @@ def _pair_ids(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
 
 
 def _match_ids(a: Coding, b: Coding) -> tuple[np.ndarray, np.ndarray]:
-    from .dataset import DataError
 
     for coding in (a, b):
         units = coding.frame["unit"]
@@ -449,7 +442,6 @@ def _match_ids(a: Coding, b: Coding) -> tuple[np.ndarray, np.ndarray]:
 
 def _match(a: Coding, b: Coding, by: str | None) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
     """Positions in ``a.frame`` and ``b.frame`` of the units both codings share (see `match_codings`)."""
-    from .dataset import DataError
 
     if by is None:
         by = "span" if a.has_spans and b.has_spans else "id"
@@ -501,12 +493,16 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, use
     named, or when there is a single human coder. Units are matched by span, so each user's
     selections are paired with the other's overlapping ones, as with two separate files. The
     first coding's ``notes`` hold the import report (selections skipped, and why) and say who
-    was compared and how to choose others."""
+    was compared and how to choose others. Without ``codebook``, `config.DEFAULT_CODEBOOK` (the
+    project folder's) is used, as by every other command."""
     from .codebook import load_codebook
-    from .dataset import DataError
     from .qda import QdaError, import_qdpx, load_code_map
 
-    codebook = codebook or load_codebook(Path(__file__).resolve().parents[2] / "configs" / "codebook.yaml")
+    if codebook is None:
+        if not Path(DEFAULT_CODEBOOK).is_file():
+            raise DataError(f"{path}: a project's codes are mapped to a codebook, and {DEFAULT_CODEBOOK} is not "
+                            "here: run from the project folder or pass --codebook FILE")
+        codebook = load_codebook(DEFAULT_CODEBOOK)
     try:
         mapping = load_code_map(code_map) if isinstance(code_map, (str, Path)) else code_map
         frame, report = import_qdpx(path, codebook, code_map=mapping, include_suggestions=True,
@@ -561,12 +557,17 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, use
     return codings[0], codings[1]
 
 
-def _unknown_note(codings: Sequence[Coding], codebook) -> str | None:
-    """Which codes the codebook does not know (compared as written), and where they are."""
+def _unknown_codes(codings: Sequence[Coding]) -> dict[str, list[str]]:
+    """The codes the codebook does not know (kept as written) -> where they are ("c.csv row 3")."""
     found: dict[str, list[str]] = {}
     for coding in codings:
         for code, rows in coding.unknown.items():
             found.setdefault(code, []).append(f"{coding.name} {_rows(rows)}")
+    return found
+
+
+def _unknown_note(found: dict[str, list[str]], codebook) -> str | None:
+    """Which codes the codebook does not know (compared as written), and where they are."""
     if not found:
         return None
     book = f" {codebook.source}" if getattr(codebook, "source", None) else ""
@@ -588,7 +589,6 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
     ``unknown_codes`` (files): "error" stops at a code the codebook does not know; "keep" maps
     every code it knows and compares the others as written, with a note naming them.
     ``code_map`` (a project): maps the project's codes as ``supportlens import --code-map`` does."""
-    from .dataset import DataError
 
     is_project = str(path_a).lower().endswith(".qdpx") and (path_b is None or Path(path_b) == Path(path_a))
     if code_map is not None and not is_project:
@@ -609,6 +609,11 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
         raise DataError(f"{a.path} and {b.path} share no units (matched by {how}); are they codings "
                         "of the same excerpts or transcripts?")
     labels = codebook.labels if codebook is not None else None
+    if labels is not None and unknown_codes == "keep":
+        # the codebook matches names here, it does not define the scheme: a file in another scheme
+        # gets no rows and columns of zeros for the codebook's codes that neither coding uses
+        used = set(rows_a["code"].astype(str)) | set(rows_b["code"].astype(str))
+        labels = [label for label in labels if label in used]
     name_a, name_b = (a.name, b.name) if a.name != b.name else (str(path_a), str(path_b))
     result = compare_codings(rows_a, rows_b, labels, n_boot=n_boot, seed=seed, name_a=name_a, name_b=name_b)
     # a unit one coder left blank is "not coded" there, not missing: count and name it once
@@ -621,7 +626,9 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
     result.uncoded_a, result.uncoded_b = a.uncoded, b.uncoded
     result.uncoded_a_units, result.uncoded_b_units = unit_names(a.blank, by), unit_names(b.blank, by)
     result.matched_by = by
-    unknown = _unknown_note((a, b), codebook)
+    found = _unknown_codes((a, b))
+    result.unknown_codes = list(found)
+    unknown = _unknown_note(found, codebook)
     result.notes.extend(a.notes + b.notes + ([unknown] if unknown else []) + notes)
     return result
 

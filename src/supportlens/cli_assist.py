@@ -66,7 +66,7 @@ def agreement(
             # the project's codebook matches "Push", "co-creation" and aliases to one code; a code
             # in no scheme it knows is compared as written, and a note names it
             result = compare(_load_codebook(DEFAULT_CODEBOOK), unknown_codes="keep")
-            if not any("compared as written" in note for note in result.notes):
+            if not result.unknown_codes:  # else a note already names them and the codebook
                 result.notes.append(f"codes matched through {DEFAULT_CODEBOOK} (labels, names, aliases); "
                                     "pass --codebook FILE for another scheme")
         else:

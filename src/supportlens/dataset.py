@@ -115,8 +115,11 @@ def _decode(path: Path, raw: bytes) -> str:
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    """One JSON object per line. Lines end at "\n" (a "\r" before it is dropped) and nowhere else:
+    U+2028, U+2029 and U+0085, which ``str.splitlines`` also breaks at, are text inside a string."""
     rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -224,6 +227,15 @@ def _likely(columns: Sequence[object], key: str, taken: set[object]) -> list[obj
             and (_column_key(c) in names or (key == "group_column" and "interview" in _column_key(c)))]
 
 
+def text_key(text: object) -> str:
+    """The form in which excerpt texts are compared everywhere (repeated excerpts, passages already
+    coded, excerpts a model was trained on): whitespace runs collapsed to one space, ends stripped,
+    case folded ("Straße" = "STRASSE"). `evaluate.excerpt_hash` hashes it, so saved hashes stay
+    comparable; repeated excerpts were matched by ``lower()`` before, which differs only for
+    letters like ß and ligatures."""
+    return " ".join(str(text).split()).casefold()
+
+
 def _listing(rows: list[Any]) -> str:
     shown = ", ".join(str(r) for r in rows[:_MAX_LISTED])
     return shown + (f" and {len(rows) - _MAX_LISTED} more" if len(rows) > _MAX_LISTED else "")
@@ -276,12 +288,13 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
         column = columns[key]
         out[name] = [_clean(v).strip() for v in frame[column]] if column is not None else ""
     group_column, id_column = columns["group_column"], columns["id_column"]
+    _fill_blank_ids(out, id_column, report)
+    out["label"] = [codebook.normalise(v) if v else None for v in out["raw_label"]]
+    # before rows get their own groups below: a row pasted twice must still repeat its original
+    out = _drop_repeated_rows(out, id_column, report)
     if group_column is None:
         report.grouped = False
         out["group"] = [f"row-{r}" for r in out["row"]]
-    _fill_blank_ids(out, id_column, report)
-    out["label"] = [codebook.normalise(v) if v else None for v in out["raw_label"]]
-    out = _drop_repeated_rows(out, id_column, report)
 
     problems: list[str] = []
     if group_column is not None:
@@ -391,18 +404,34 @@ def _resolve_columns(frame: pd.DataFrame, cfg: DataConfig, where: str, report: D
 
 
 def _fill_blank_ids(out: pd.DataFrame, id_column: Any, report: DataReport) -> None:
-    """Rows without an id get ``row-<row number>``; a note names them when the file has ids."""
+    """Rows without an id get ``row-<row number>``; a note names them when the file has ids.
+
+    A generated id never takes an id the file itself uses (a row may be called ``row-3``): it
+    becomes ``row-3-2`` (``-3``, ...) instead, and the note says so."""
     blank = out["id"] == ""
     if not blank.any():
         return
-    out.loc[blank, "id"] = [f"row-{r}" for r in out.loc[blank, "row"]]
+    taken = set(out.loc[~blank, "id"])
+    generated, clashes = [], []
+    for r in out.loc[blank, "row"]:
+        new, k = f"row-{r}", 1
+        while new in taken:
+            k += 1
+            new = f"row-{r}-{k}"
+        if k > 1:
+            clashes.append(f"row-{r}")
+        taken.add(new)
+        generated.append(new)
+    out.loc[blank, "id"] = generated
     if id_column is None:
         return  # no id column at all: row numbers are the ids, as documented
     rows = out.loc[blank, "row"].tolist()
     report.notes.append(f"{_rows(rows)}: no id in field {id_column!r}; "
                         + ("every row is given its row number as id (row-2, ...)" if blank.all()
                            else f"given {'their row numbers' if len(rows) > 1 else 'its row number'} as id "
-                                f"({_listing(out.loc[blank, 'id'].tolist())})"))
+                                f"({_listing(generated)})")
+                        + (f"; {_listing(clashes)} {'are' if len(clashes) > 1 else 'is'} already an id in the "
+                           "file, so a suffix was added" if clashes else ""))
 
 
 def _drop_repeated_rows(out: pd.DataFrame, id_column: Any, report: DataReport) -> pd.DataFrame:
@@ -410,7 +439,7 @@ def _drop_repeated_rows(out: pd.DataFrame, id_column: Any, report: DataReport) -
     coder: a row pasted twice), noting each with the row it repeats."""
     if id_column is None:
         return out  # no ids: `_deduplicate` finds repeated texts
-    key = pd.DataFrame({"id": out["id"], "text": out["text"].map(_norm_text),
+    key = pd.DataFrame({"id": out["id"], "text": out["text"].map(text_key),
                         "label": [lab if lab is not None else raw.casefold()
                                   for lab, raw in zip(out["label"], out["raw_label"])],
                         "group": out["group"], "speaker": out["speaker"], "coder": out["coder"]})
@@ -453,12 +482,8 @@ def _read_qdpx(path: Path, codebook: Codebook, cfg: DataConfig) -> tuple[pd.Data
     return frame, cfg, notes
 
 
-def _norm_text(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
 def _deduplicate(out: pd.DataFrame, report: DataReport, path: Path | str) -> pd.DataFrame:
-    key = out["text"].map(_norm_text)
+    key = out["text"].map(text_key)
     keep = pd.Series(True, index=out.index)
     for _, idx in out.groupby(key).groups.items():
         if len(idx) < 2:
@@ -501,13 +526,13 @@ def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebo
                                  conflicts=list(main.conflicts), skipped_blank_labels=list(main.skipped_blank_labels),
                                  files=[{"path": main.path, "rows_read": main.rows_read, "rows_kept": main.rows_kept}])
     frames = [data.frame]
-    text_group = dict(zip(data.frame["text"].map(_norm_text), data.frame["group"]))
+    text_group = dict(zip(data.frame["text"].map(text_key), data.frame["group"]))
     id_source = {i: main.path for i in data.frame["id"]}
     for extra in extras:
         path = extra.report.path
         frame = extra.frame.copy()
         frame["group"] = _align_groups(frame, text_group, path, report)
-        key = frame["text"].map(_norm_text)
+        key = frame["text"].map(text_key)
         repeated = key.isin(text_group.keys())
         if repeated.any():
             report.notes.append(f"{path}: {int(repeated.sum())} excerpts already coded in an earlier "
@@ -536,8 +561,9 @@ def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebo
 
 def _align_groups(frame: pd.DataFrame, text_group: dict[str, str], path: str, report: DataReport) -> pd.Series:
     """Groups of an extra file that name a transcript file, renamed to the interview they are:
-    the group of the data so far that shares passages with them, else one named like the file
-    (case ignored), else the file's name without folder and suffix; a note lists each."""
+    the group of the data so far that shares passages with them, else one whose file name or stem
+    is the file's (``transcripts/smp01.txt`` joins ``smp01.txt``, imported from a .qdpx, or ``smp01``;
+    case ignored), else the file's name without folder and suffix; a note lists each."""
     from .read import SUPPORTED_SUFFIXES
 
     def stem(value: str) -> str:
@@ -547,17 +573,24 @@ def _align_groups(frame: pd.DataFrame, text_group: dict[str, str], path: str, re
     files = sorted({g for g in groups if Path(g.replace("\\", "/")).suffix.lower() in SUPPORTED_SUFFIXES})
     if not files:
         return groups
-    known = {g.casefold(): g for g in text_group.values()}
+    # an interview imported from a .qdpx keeps its source's name ("smp01.txt"), one from a table
+    # is often the stem ("smp01"): either matches the sheet's file, by file name or by stem
+    known: dict[str, str] = {}
+    for g in sorted(set(text_group.values())):
+        for key in (g, Path(g.replace("\\", "/")).name, stem(g)):
+            known.setdefault(key.casefold(), g)
     renamed: dict[str, str] = {}
     joined: list[str] = []
     for name in files:
-        texts = frame.loc[groups == name, "text"].map(_norm_text)
+        texts = frame.loc[groups == name, "text"].map(text_key)
         shared = [text_group[t] for t in texts if t in text_group]
+        same = next((known[k] for k in (Path(name.replace("\\", "/")).name.casefold(), stem(name).casefold())
+                     if k in known), None)
         if shared:
             renamed[name] = max(set(shared), key=shared.count)
             joined.append(f"{name!r} as {renamed[name]!r} (they share passages)")
-        elif stem(name).casefold() in known:
-            renamed[name] = known[stem(name).casefold()]
+        elif same is not None:
+            renamed[name] = same
             joined.append(f"{name!r} as {renamed[name]!r} (same name)")
         else:
             renamed[name] = stem(name)

@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from .agreement import compare_codings
 from .calibration import coverage_at_precision, expected_calibration_error, reliability_table
+from .dataset import text_key
 from .plots import confusion_png, reliability_png
 
 # Beside a trained model: a hash of each training, validation and test excerpt's text, so that an
@@ -24,7 +25,9 @@ _HASH_NOTE = "sha256 of the text with whitespace collapsed and case folded, firs
 
 
 def excerpt_hash(text: str) -> str:
-    return hashlib.sha256(" ".join(str(text).split()).casefold().encode("utf-8")).hexdigest()[:16]
+    """`_HASH_NOTE`: the hash of `dataset.text_key`, so "seen in training" means what "already
+    coded" and "repeated excerpt" mean."""
+    return hashlib.sha256(text_key(text).encode("utf-8")).hexdigest()[:16]
 
 
 def excerpt_hashes(parts: dict[str, Sequence[str]]) -> dict[str, Any]:
@@ -40,7 +43,8 @@ def training_overlap(model_dir: str | Path, texts: Sequence[str]) -> dict[str, i
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
     hashes = [excerpt_hash(t) for t in texts]
-    return {part: sum(h in set(saved.get(part, [])) for h in hashes) for part in ("train", "val", "test")}
+    parts = {part: set(saved.get(part, [])) for part in ("train", "val", "test")}  # once, not per text
+    return {part: sum(h in seen for h in hashes) for part, seen in parts.items()}
 
 
 def json_ready(value: Any) -> Any:
