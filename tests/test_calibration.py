@@ -62,3 +62,27 @@ def test_validation_too_small_to_calibrate_says_how_small():
     reason = validation_shortfall(6, 1)
     assert "1 interview and 6 excerpts" in reason and "at least 3 interviews and 30 excerpts" in reason
     assert validation_shortfall(29, 5) is not None and validation_shortfall(100, 2) is not None
+
+
+def test_without_interviews_the_validation_minimum_is_excerpts_and_says_why():
+    """Data with no interview column: each excerpt is its own group, so an interview count would
+    be an excerpt count; only the excerpt minimum applies, and the reason names no interviews."""
+    from supportlens.calibration import validation_shortfall
+
+    assert validation_shortfall(30, 30, grouped=False) is None
+    assert validation_shortfall(30, 0, grouped=False) is None
+    reason = validation_shortfall(16, 16, grouped=False)
+    assert reason.startswith("the validation split holds 16 excerpts; fitting a temperature and a review "
+                             "threshold needs at least 30 excerpts")
+    assert "16 interview" not in reason and "no interview column" in reason
+
+
+def test_no_measured_threshold_flags_every_passage_even_at_confidence_one():
+    """1.0 stands for 'no threshold measured'; a float64 softmax can return exactly 1.0."""
+    from supportlens.calibration import flags_for_review
+
+    confidence = np.array([0.3, 0.999, 1.0])
+    assert flags_for_review(confidence, 1.0, measured=False).tolist() == [True, True, True]
+    # a measured threshold: below it is flagged, at it accepted, as before
+    assert flags_for_review(confidence, 0.999).tolist() == [True, False, False]
+    assert flags_for_review(confidence, 1.0).tolist() == [True, True, False]

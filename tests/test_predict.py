@@ -232,6 +232,29 @@ def test_review_threshold_override(model_dir):
     assert frame["needs_review"].all()
 
 
+def test_a_model_with_no_measured_threshold_flags_passages_it_is_certain_of(tmp_path):
+    """Its stored threshold is 1.0; a confidence of exactly 1.0 (a float64 softmax of a logit gap
+    of about 37) must still be flagged. A measured threshold is compared as before."""
+    from supportlens.models import TfidfLogReg
+
+    rows = make_rows(6, 2)
+    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit([r["text"] for r in rows],
+                                                                           [r["label"] for r in rows])
+    model.temperature_ = 1e-4  # sharpened until the softmax rounds to exactly 1.0
+    texts = [rows[0]["text"], rows[3]["text"]]
+    assert (model.predict_proba(texts).max(1) == 1.0).all()
+    model.save(tmp_path / "unmeasured", extra={"review_threshold": 1.0, "calibration": {
+        "threshold_measured": False, "notes": ["too few"]}})
+    assert Labeler(load_classifier(tmp_path / "unmeasured")).score(texts)["needs_review"].all()
+    model.save(tmp_path / "measured", extra={"review_threshold": 1.0, "calibration": {"threshold_measured": True}})
+    assert not Labeler(load_classifier(tmp_path / "measured")).score(texts)["needs_review"].any()
+    model.save(tmp_path / "legacy", extra={"review_threshold": 0.5})  # saved before calibration was recorded
+    assert not Labeler(load_classifier(tmp_path / "legacy")).score(texts)["needs_review"].any()
+    # --review-below is the user's own threshold, compared as given
+    chosen = Labeler(load_classifier(tmp_path / "unmeasured"), review_below=1.0).score(texts)
+    assert not chosen["needs_review"].any()
+
+
 def test_summary_dominant_approach():
     frame = pd.DataFrame({"source": ["a"] * 3, "text": ["one two three", "four", "five six"],
                           "label": ["pull", "none", "push"], "needs_review": [False, True, False]})

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from supportlens.splits import SplitError, grouped_folds, grouped_split
+from supportlens.splits import SplitError, grouped_folds, grouped_split, split_shares
 
 
 def _data(n_groups=20, per=10, seed=0):
@@ -50,3 +50,14 @@ def test_too_few_interviews():
     labels, groups = _data(n_groups=3)
     with pytest.raises(SplitError, match="cannot make 5 grouped folds"):
         grouped_folds(labels, groups, 5)
+
+
+@pytest.mark.parametrize("test_size, val_size", [(0.15, 0.15), (0.2, 0.2), (0.1, 0.3), (0.25, 0.1)])
+def test_split_shares_are_the_shares_the_split_holds_out(test_size, val_size):
+    """The one place the split's arithmetic lives: the advice on how many interviews to code uses
+    it, so it must match what grouped_split does (here with enough interviews that no fold is short)."""
+    labels, groups = _data(n_groups=240, per=1)
+    s = grouped_split(labels, groups, test_size, val_size, seed=3)
+    test_share, val_share = split_shares(test_size, val_size)
+    assert len(s.test) / 240 == pytest.approx(test_share, abs=1 / 240)
+    assert len(s.val) / 240 == pytest.approx(val_share, abs=2 / 240)

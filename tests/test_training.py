@@ -204,11 +204,29 @@ def _plain_config(data: Path, *extra: str):
                               "output_dir=outputs", *extra])
 
 
-def test_too_little_validation_leaves_confidence_uncalibrated_and_says_why(tmp_path, tracking_uri):
+def _spy_on_calibrate(monkeypatch) -> list[str]:
+    """Record the kind of every model whose temperature is fitted. On this tidy data validation holds
+    no mistake, so a fitted temperature is 1.0 too: only the calls show whether one was fitted."""
+    from supportlens.models.base import TextClassifier
+
+    calls: list[str] = []
+    real = TextClassifier.calibrate
+
+    def spy(self, X, y):
+        calls.append(self.kind)
+        return real(self, X, y)
+
+    monkeypatch.setattr(TextClassifier, "calibrate", spy)
+    return calls
+
+
+def test_too_little_validation_leaves_confidence_uncalibrated_and_says_why(tmp_path, tracking_uri, monkeypatch):
     """A temperature once fitted on 6 validation excerpts of one interview hit its bound (0.05), the
     review threshold became 0.99998, and the card claimed it reached precision ≥ 0.80."""
     lines: list[str] = []
+    calibrated = _spy_on_calibrate(monkeypatch)
     result = train(_plain_config(_small_study(tmp_path)), log=lines.append)
+    assert calibrated == []  # no temperature was fitted on the 8 validation excerpts
     text = "\n".join(lines)
     assert ("warning: confidence is not calibrated: the validation split holds 1 interview and 8 excerpts; "
             "fitting a temperature and a review threshold needs at least 3 interviews and 30 excerpts") in text
@@ -237,9 +255,121 @@ def test_an_ensembles_members_are_not_calibrated_on_too_little_validation(tmp_pa
     member = tmp_path / "member.yaml"
     member.write_text("model: {kind: tfidf_logreg}\n")
     cfg = _plain_config(_small_study(tmp_path), "model.kind=ensemble", f"ensemble.members=[{member}, {member}]")
+    calibrated = _spy_on_calibrate(monkeypatch)
     result = train(cfg, track=False, log=lambda m: None)
+    assert calibrated == []  # neither the ensemble nor its members
     model = load_classifier(result.model_dir)
     assert model.temperature_ == 1.0 and [m.temperature_ for m in model.members_] == [1.0, 1.0]
+
+
+def test_an_ensemble_and_its_members_are_calibrated_on_enough_validation(tmp_path, monkeypatch):
+    """The other side of the test above: the spy sees the fits when validation is large enough."""
+    from conftest import make_rows, write_jsonl
+
+    monkeypatch.chdir(tmp_path)
+    member = tmp_path / "member.yaml"
+    member.write_text("model: {kind: tfidf_logreg}\n")
+    data = write_jsonl(tmp_path / "twenty.jsonl", make_rows(20, 2))
+    calibrated = _spy_on_calibrate(monkeypatch)
+    train(_plain_config(data, "split.test_size=0.2", "split.val_size=0.2", "model.kind=ensemble",
+                        f"ensemble.members=[{member}, {member}]"), track=False, log=lambda m: None)
+    assert sorted(calibrated) == ["ensemble", "tfidf_logreg", "tfidf_logreg"]
+
+
+def test_the_calibration_record_is_what_calibrate_found(tmp_path, monkeypatch):
+    """The run's record reads the fit that calibrate() made; it does not fit a second time."""
+    from conftest import make_rows, write_jsonl
+
+    from supportlens.calibration import TemperatureFit
+    from supportlens.models.base import TextClassifier
+
+    def calibrate(self, X, y):
+        self.temperature_fit_ = TemperatureFit(1.0, 0.3, "a note only calibrate() knows")
+        self.temperature_ = 1.0
+        return 1.0
+
+    monkeypatch.setattr(TextClassifier, "calibrate", calibrate)
+    monkeypatch.chdir(tmp_path)
+    data = write_jsonl(tmp_path / "twenty.jsonl", make_rows(20, 2))
+    cfg = _plain_config(data, "split.test_size=0.2", "split.val_size=0.2")  # validation: 4 interviews
+    result = train(cfg, track=False, log=lambda m: None)
+    assert result.calibration.threshold_measured and not result.calibration.temperature_fitted
+    assert result.calibration.notes == ["a note only calibrate() knows"]
+
+    def fitted(self, X, y):
+        self.temperature_fit_ = TemperatureFit(2.0, 2.0)
+        self.temperature_ = 2.0
+        return 2.0
+
+    monkeypatch.setattr(TextClassifier, "calibrate", fitted)
+    result = train(cfg, track=False, log=lambda m: None)
+    assert result.calibration.temperature_fitted and result.calibration.temperature == 2.0
+    assert result.calibration.notes == []
+
+
+def test_data_without_an_interview_column_are_described_as_excerpts(tmp_path, monkeypatch):
+    """With no interview column each excerpt is its own group: nothing may call them interviews,
+    split 'by interview', or count interviews needed (review of 2026-12-06, item 2)."""
+    from conftest import make_rows
+
+    monkeypatch.chdir(tmp_path)
+    rows = make_rows(10, 2)
+    for row in rows:
+        del row["interview_id"]
+    pd.DataFrame(rows).to_csv(tmp_path / "c.csv", index=False)
+    lines: list[str] = []
+    result = train(load_config(None, fast_overrides() + ["data.path=c.csv"]), track=False, log=lines.append)
+    text = "\n".join(lines)
+    assert ("split by excerpt, not by interview (no interview column: see the note above): "
+            "train 48 excerpts, validation 16, test 16") in text
+    assert ("warning: confidence is not calibrated: the validation split holds 16 excerpts; fitting a "
+            "temperature and a review threshold needs at least 30 excerpts") in text
+    assert "no interview column" in text.split("warning: confidence")[1]
+    assert "about 150 coded excerpts are needed (c.csv has 80" in text
+    assert "(n=16 excerpts)" in text and "warning: the test split holds 16 excerpts" in text
+    assert "add --cv 5 so that every excerpt is tested once" in text
+    for claim in ("by interview:", "16 interviews", "excerpts each", "interviews are needed", "code more interviews"):
+        assert claim not in text, claim
+    calibration = result.calibration
+    assert not calibration.grouped and calibration.val_interviews is None
+    assert result.split_interviews == {}
+    card = (result.model_dir / "MODEL_CARD.md").read_text()
+    assert ("- split by excerpt, not by interview (no interview column): train 48 excerpts, "
+            "validation 16 excerpts, test 16 excerpts") in card
+    assert "by interview**" not in card and "from 16 interviews" not in card
+    assert "## Evaluation (held-out test excerpts)" in card and "n = 16 excerpts." in card
+    assert "Code more excerpts and train again" in card
+    assert ("- Trained on few excerpts (80; validation 16, test 16): about 150 would give validation and "
+            "test 30 excerpts each.") in card
+    assert "Trained on few interviews" not in card
+
+
+def test_cross_validation_says_when_its_folds_were_not_calibrated(tmp_path, monkeypatch):
+    """8 interviews in 3 folds: no fold's inner validation reaches 30 excerpts, so the folds keep
+    T = 1 and flag every passage; one line says so and the CV figures record it."""
+    monkeypatch.chdir(tmp_path)
+    lines: list[str] = []
+    result = train(_plain_config(_small_study(tmp_path)), cv=3, track=False, log=lines.append)
+    notes = [line for line in lines if "folds were not calibrated" in line]
+    assert len(notes) == 1, lines
+    assert notes[0].startswith("note: 3 of 3 folds were not calibrated (fold 1: the validation split holds")
+    assert "cv_ece describes uncalibrated models" in notes[0]
+    assert result.cv["cv_folds"] == 3.0 and result.cv["cv_folds_calibrated"] == 0.0
+    card = (result.model_dir / "MODEL_CARD.md").read_text()
+    assert "3 of the 3 folds had too little inner validation to be calibrated" in card
+
+
+def test_cross_validation_on_enough_data_calibrates_every_fold(tmp_path, monkeypatch):
+    from conftest import make_rows, write_jsonl
+
+    monkeypatch.chdir(tmp_path)
+    data = write_jsonl(tmp_path / "many.jsonl", make_rows(40, 2))
+    lines: list[str] = []
+    # each fold's inner validation: a third of 20 interviews, about 7 of them and 53 excerpts
+    result = train(_plain_config(data, "split.val_size=0.3"), cv=2, track=False, log=lines.append)
+    assert not any("folds were not calibrated" in line for line in lines)
+    assert result.cv["cv_folds_calibrated"] == 2.0
+    assert "too little inner validation" not in (result.model_dir / "MODEL_CARD.md").read_text()
 
 
 def test_small_splits_show_their_interviews_the_test_interval_and_a_warning(tmp_path, monkeypatch):

@@ -27,13 +27,31 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def validation_shortfall(n_excerpts: int, n_interviews: int) -> str | None:
-    """Why a validation split this small cannot calibrate confidence; None when it can."""
+def validation_shortfall(n_excerpts: int, n_interviews: int, grouped: bool = True) -> str | None:
+    """Why a validation split this small cannot calibrate confidence; None when it can.
+
+    ``grouped`` False: the data have no interview column, so nothing tells which excerpts share an
+    interview (``n_interviews`` then counts excerpts and is ignored); only the excerpt minimum is
+    checked, and the reason says that the interviews behind them are unknown."""
+    if not grouped:
+        if n_excerpts >= MIN_VAL_EXCERPTS:
+            return None
+        return (f"the validation split holds {_plural(n_excerpts, 'excerpt')}; fitting a temperature and a "
+                f"review threshold needs at least {MIN_VAL_EXCERPTS} excerpts (and {MIN_VAL_INTERVIEWS} "
+                "interviews, which these data cannot show: they have no interview column)")
     if n_excerpts >= MIN_VAL_EXCERPTS and n_interviews >= MIN_VAL_INTERVIEWS:
         return None
     return (f"the validation split holds {_plural(n_interviews, 'interview')} and "
             f"{_plural(n_excerpts, 'excerpt')}; fitting a temperature and a review threshold needs at "
             f"least {MIN_VAL_INTERVIEWS} interviews and {MIN_VAL_EXCERPTS} excerpts")
+
+
+def flags_for_review(confidence: np.ndarray, threshold: float, measured: bool = True) -> np.ndarray:
+    """``needs_review`` per passage: confidence below a measured threshold; every passage when no
+    threshold was measured (its stored 1.0 would let a confidence of exactly 1.0 through, which a
+    float64 softmax gives for a logit gap of about 37)."""
+    confidence = np.asarray(confidence, dtype=float)
+    return confidence < threshold if measured else np.ones(confidence.shape, dtype=bool)
 
 
 @dataclass
@@ -42,15 +60,23 @@ class Calibration:
 
     ``threshold_measured`` is False when the validation data were too few to choose a review
     threshold: ``review_threshold`` is then 1.0, so every passage is flagged for review.
-    ``notes`` say why a fit was not used (empty when both were)."""
+    ``notes`` say why a fit was not used (empty when both were). ``grouped`` False: the data had
+    no interview column, and ``val_interviews`` is None (their interviews are unknown)."""
 
     temperature: float
     temperature_fitted: bool  # False: T = 1, the model's own probabilities
     review_threshold: float
     threshold_measured: bool
     val_excerpts: int
-    val_interviews: int
+    val_interviews: int | None
     notes: list[str] = field(default_factory=list)
+    grouped: bool = True
+
+    def validation_text(self) -> str:
+        """'32 validation excerpts from 4 interviews' (or, ungrouped, '32 validation excerpts')."""
+        text = f"{_plural(self.val_excerpts, 'validation excerpt')}"
+        return text if not self.grouped or self.val_interviews is None else \
+            f"{text} from {_plural(self.val_interviews, 'interview')}"
 
     def summary(self) -> str:
         """One line for the run's record: what was fitted on validation, or why not."""
@@ -59,7 +85,7 @@ class Calibration:
         fitted = (f"temperature {self.temperature:.2f} and review threshold {self.review_threshold:.4g} fitted"
                   if self.temperature_fitted else
                   f"review threshold {self.review_threshold:.4g} fitted (no temperature: T = 1)")
-        return (f"{fitted} on {self.val_excerpts} validation excerpts from {self.val_interviews} interviews"
+        return (f"{fitted} on {self.validation_text()}"
                 + "".join(f"; {note}" for note in self.notes))
 
     def to_dict(self) -> dict:

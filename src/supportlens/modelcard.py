@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .calibration import MIN_VAL_INTERVIEWS, Calibration
+from .calibration import MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration
 from .codebook import Codebook
 from .config import Config
 from .dataset import CodedData
@@ -20,12 +20,18 @@ def _interviews(n: int) -> str:
     return f"{n} interview{'' if n == 1 else 's'}"
 
 
-def _split_line(run_info: dict[str, Any]) -> str:
+def _split_line(run_info: dict[str, Any], grouped: bool = True) -> str:
+    """How the data were split, and into what (interviews are named only when the data have them)."""
     sizes, groups = run_info.get("split") or {}, run_info.get("split_interviews") or {}
-    if not groups:
-        return str(sizes)
     names = {"train": "train", "val": "validation", "test": "test"}
-    return ", ".join(f"{names[k]} {sizes.get(k)} excerpts from {_interviews(groups[k])}" for k in names if k in groups)
+    if not grouped:
+        return ("split by excerpt, not by interview (no interview column): "
+                + ", ".join(f"{names[k]} {sizes[k]} excerpts" for k in names if k in sizes))
+    head = "split **by interview** (no interview in two parts): "
+    if not groups:
+        return head + str(sizes)
+    return head + ", ".join(f"{names[k]} {sizes.get(k)} excerpts from {_interviews(groups[k])}"
+                            for k in names if k in groups)
 
 
 def _calibration_lines(cfg: Config, calibration: Calibration | None, val: Evaluation, threshold: float,
@@ -40,10 +46,9 @@ def _calibration_lines(cfg: Config, calibration: Calibration | None, val: Evalua
                 f"probabilities are used (T = {temperature:.2f}); no human codes have "
                 "checked what they are worth\n"
                 "- **no review threshold** could be measured, so every passage is flagged `needs_review`. "
-                "Code more interviews and train again; `predict --review-below` sets a threshold of "
+                f"Code more {'interviews' if calibration.grouped else 'excerpts'} and train again; `predict --review-below` sets a threshold of "
                 "your choosing, one that no data has checked")
-    where = (f"{calibration.val_excerpts} validation excerpts from "
-             f"{_interviews(calibration.val_interviews)}")
+    where = calibration.validation_text()
     if calibration.temperature_fitted:
         lines = [f"- probabilities calibrated by temperature scaling on {where} (T = {temperature:.2f})"]
     else:
@@ -66,7 +71,17 @@ def _limits(data: CodedData, run_info: dict[str, Any], codebook: Codebook) -> st
     n_interviews = int(data.frame["group"].nunique())
     needed = run_info.get("interviews_needed")
     groups = run_info.get("split_interviews") or {}
-    if needed and n_interviews < needed:
+    sizes = run_info.get("split") or {}
+    if not data.report.grouped:
+        n_needed = run_info.get("excerpts_needed")
+        if n_needed and len(data.frame) < n_needed:
+            lines.append(f"- Trained on few excerpts ({len(data.frame)}; validation {sizes.get('val')}, test "
+                         f"{sizes.get('test')}): about {n_needed} would give validation and test "
+                         f"{MIN_VAL_EXCERPTS} excerpts each. Every figure above has wide uncertainty.")
+        lines.append("- The data have no interview column, so they were split by excerpt: excerpts of one "
+                     "interview can sit in both training and test, and the scores above may be higher than "
+                     "on interviews the model has not seen.")
+    elif needed and n_interviews < needed:
         lines.append(f"- Trained on few interviews ({n_interviews}; validation {groups.get('val')}, test "
                      f"{groups.get('test')}): about {needed} would give validation and test "
                      f"{MIN_VAL_INTERVIEWS} interviews each. Every figure above rests on a few "
@@ -109,7 +124,7 @@ def render_model_card(cfg: Config, codebook: Codebook, data: CodedData, test: Ev
     if cv_metrics:
         cv_line = (f"\nGrouped cross-validation: macro-F1 {_fmt(cv_metrics['cv_macro_f1_mean'])} ± "
                    f"{_fmt(cv_metrics['cv_macro_f1_sd'])}, Cohen's κ {_fmt(cv_metrics['cv_kappa_mean'])} ± "
-                   f"{_fmt(cv_metrics['cv_kappa_sd'])}.\n")
+                   f"{_fmt(cv_metrics['cv_kappa_sd'])}.{_cv_calibration(cv_metrics)}\n")
     student_line = ""
     if student is not None:
         student_line = (f"\n- `predict --fast` scores with a distilled student (teacher layers {student.layers}, "
@@ -126,8 +141,10 @@ def render_model_card(cfg: Config, codebook: Codebook, data: CodedData, test: Ev
         "the codebook from tidy authored text, not how it performs on your interviews."
         if authored else f"`{data.report.path}` (provided by the user)."
     )
+    grouped = data.report.grouped
     test_groups = (run_info.get("split_interviews") or {}).get("test")
-    test_from = f" excerpts from {_interviews(test_groups)}" if test_groups is not None else ""
+    test_from = (f" excerpts from {_interviews(test_groups)}" if grouped and test_groups is not None else
+                 " excerpts" if not grouped else "")
     return f"""# Model card: supportlens {cfg.model.kind}
 
 ## Intended use
@@ -146,10 +163,10 @@ without checking agreement on a coded sample first.
 {provenance}
 
 - {data.report.rows_kept} excerpts ({label_counts}), data digest `{data.digest}`
-- split **by interview** (no interview in two parts): {_split_line(run_info)}
+- {_split_line(run_info, grouped)}
 - {data.report.summary().splitlines()[0]}
 
-## Evaluation (held-out test interviews)
+## Evaluation (held-out test {'interviews' if grouped else 'excerpts'})
 Macro-F1 {_fmt(m['macro_f1'])}, accuracy {_fmt(m['accuracy'])}, Cohen's κ {_fmt(m['kappa'])}
 (bootstrap 95% interval {_fmt(m.get('kappa_ci_low'))} to {_fmt(m.get('kappa_ci_high'))}),
 Krippendorff's α {_fmt(m['alpha'])}, expected calibration error {_fmt(m['ece'])}, n = {m['n']}{test_from}.
@@ -162,6 +179,15 @@ Krippendorff's α {_fmt(m['alpha'])}, expected calibration error {_fmt(m['ece'])
 ## Known limits
 {_limits(data, run_info, codebook)}
 """
+
+
+def _cv_calibration(cv_metrics: dict[str, float]) -> str:
+    """Said only when some folds were too small to calibrate: their ECE is for T = 1."""
+    folds, calibrated = cv_metrics.get("cv_folds"), cv_metrics.get("cv_folds_calibrated")
+    if folds is None or calibrated is None or calibrated >= folds:
+        return ""
+    return (f" {folds - calibrated:.0f} of the {folds:.0f} folds had too little inner validation to be "
+            "calibrated: their confidences (and the cross-validated ECE) are the models' own (T = 1).")
 
 
 def _accepted_line(m: dict[str, Any], calibration: Calibration | None) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_atomic
+from .calibration import flags_for_review
 from .jsonl import frame_to_jsonl
 from .read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, read_transcript
 from .segmentation import Passage, SpeakerRules, segment
@@ -83,6 +84,9 @@ class Labeler:
         self.labels = [str(x) for x in model.classes_]
         self.threshold = float(review_below if review_below is not None
                                else model.meta_.get("review_threshold", 0.0))
+        # no threshold measured in training (stored as 1.0): every passage is flagged, also one at 1.0
+        self.threshold_measured = review_below is not None or \
+            (model.meta_.get("calibration") or {}).get("threshold_measured") is not False
         self.device = resolve_device(device)
         if hasattr(model, "predict_batch_size"):
             model.predict_batch_size = batch_size
@@ -128,7 +132,8 @@ class Labeler:
         for j, label in enumerate(self.labels):
             frame[f"p_{label}"] = proba[:, j] if texts else []
         frame["confidence"] = proba.max(1) if texts else []
-        frame["needs_review"] = frame["confidence"] < self.threshold
+        frame["needs_review"] = flags_for_review(frame["confidence"].to_numpy(dtype=float), self.threshold,
+                                                 self.threshold_measured)
         return frame
 
 

@@ -26,10 +26,28 @@ class Split:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
+def _folds(share: float) -> int:
+    """Holding out ``share`` is done as one fold of this many (so the share held is 1 / folds)."""
+    return max(2, int(round(1.0 / share)))
+
+
+def _inner_share(test_size: float, val_size: float) -> float:
+    """``val_size`` is a share of all the data; validation is held out of what test leaves."""
+    return val_size / (1.0 - test_size)
+
+
+def split_shares(test_size: float, val_size: float) -> tuple[float, float]:
+    """The shares of the data (of its interviews, when grouped) that :func:`grouped_split` holds out
+    for (test, validation): ``1 / folds`` of them for test, then that of the rest for validation.
+    With fewer interviews than folds the shares are larger (each fold holds at least one)."""
+    test = 1.0 / _folds(test_size)
+    return test, (1.0 - test) / _folds(_inner_share(test_size, val_size))
+
+
 def _holdout(labels: np.ndarray, groups: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Hold out about ``share`` of the rows, whole groups only, stratified as groups allow."""
     n_groups = len(np.unique(groups))
-    n_splits = max(2, min(int(round(1.0 / share)), n_groups))
+    n_splits = min(_folds(share), n_groups)
     if n_groups < 2:
         raise SplitError("need at least two interviews to hold some out")
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -47,8 +65,7 @@ def grouped_split(labels: np.ndarray, groups: np.ndarray, test_size: float = 0.1
             f"need at least 3 interviews for a train/validation/test split, found {len(np.unique(groups))}"
         )
     rest, test = _holdout(labels, groups, test_size, seed)
-    inner_share = val_size / (1.0 - test_size)
-    tr, va = _holdout(labels[rest], groups[rest], inner_share, seed + 1)
+    tr, va = _holdout(labels[rest], groups[rest], _inner_share(test_size, val_size), seed + 1)
     return Split(train=np.sort(rest[tr]), val=np.sort(rest[va]), test=np.sort(test))
 
 

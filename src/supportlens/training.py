@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import tracking
-from .calibration import (MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, review_threshold,
-                          temperature_fit, validation_shortfall)
+from .calibration import MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, review_threshold, validation_shortfall
 from .codebook import Codebook, load_codebook
 from .config import Config
 from .dataset import CodedData, combine_coded, load_coded
@@ -32,7 +31,7 @@ from .models import TextClassifier
 from .models.base import softmax
 from .models.encoders import embedding_cache
 from .models.fitting import fit_calibrated
-from .splits import Split, grouped_folds, grouped_split, inner_validation
+from .splits import Split, grouped_folds, grouped_split, inner_validation, split_shares
 
 Logger = Callable[[str], None]
 
@@ -62,35 +61,34 @@ def peak_memory_mb() -> float:
 
 
 def fit_with_calibration(cfg: Config, labels: list[str], frame: pd.DataFrame, fit_idx: np.ndarray,
-                         val_idx: np.ndarray) -> tuple[TextClassifier, Calibration, float]:
+                         val_idx: np.ndarray, grouped: bool = True) -> tuple[TextClassifier, Calibration, float]:
     """Fit on ``fit_idx``, early-stop and calibrate on ``val_idx``; returns (model, calibration, seconds).
 
     On too little validation data (`calibration.validation_shortfall`) nothing is fitted to it:
-    no temperature (an ensemble's members' neither) and no review threshold, which is then 1.0 so
-    that every passage goes to review; ``Calibration.notes`` says why."""
+    no temperature (an ensemble's members' neither) and no review threshold, which is then 1.0 and
+    not measured, so that every passage goes to review; ``Calibration.notes`` says why.
+    ``grouped`` False: the frame's groups are single excerpts (no interview column)."""
     texts, y = frame["text"].tolist(), frame["label"].to_numpy(dtype=object)
     val_texts = [texts[i] for i in val_idx]
-    n_val_groups = int(frame["group"].iloc[val_idx].nunique())
-    shortfall = validation_shortfall(len(val_idx), n_val_groups)
+    n_val_groups = int(frame["group"].iloc[val_idx].nunique()) if grouped else None
+    shortfall = validation_shortfall(len(val_idx), n_val_groups or 0, grouped)
     fit_cfg = cfg
     if shortfall and cfg.calibration.temperature:
         fit_cfg = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, temperature=False))
     model, seconds = fit_calibrated(fit_cfg, labels, [texts[i] for i in fit_idx], y[fit_idx], val_texts, y[val_idx])
     if shortfall:
         return model, Calibration(model.temperature_, False, 1.0, False, len(val_idx), n_val_groups,
-                                  [shortfall]), seconds
-    logits = model.decision_function(val_texts)
+                                  [shortfall], grouped), seconds
     notes, fitted = [], False
-    if cfg.calibration.temperature:  # the fit the model made, again, for its note
-        index = {label: i for i, label in enumerate(model.classes_)}
-        found = temperature_fit(logits, np.array([index[v] for v in y[val_idx]]))
+    found = getattr(model, "temperature_fit_", None) if cfg.calibration.temperature else None
+    if found is not None:  # what the model's calibrate() found, and why it kept T = 1 if it did
         fitted = found.optimum is not None and found.note is None
         notes += [found.note] if found.note else []
-    proba = softmax(logits / model.temperature_)
+    proba = softmax(model.decision_function(val_texts) / model.temperature_)
     correct = np.asarray(model.classes_)[proba.argmax(1)] == y[val_idx]
     threshold = review_threshold(proba.max(1), correct, cfg.calibration.target_precision)
     return model, Calibration(model.temperature_, fitted, threshold, True, len(val_idx), n_val_groups,
-                              notes), seconds
+                              notes, grouped), seconds
 
 
 def fit_and_calibrate(cfg: Config, labels: list[str], frame: pd.DataFrame, fit_idx: np.ndarray,
@@ -101,28 +99,42 @@ def fit_and_calibrate(cfg: Config, labels: list[str], frame: pd.DataFrame, fit_i
 
 
 def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
-                   log: Logger = print) -> tuple[dict[str, float], pd.DataFrame]:
+                   log: Logger = print, grouped: bool = True) -> tuple[dict[str, float], pd.DataFrame]:
     """Grouped k-fold CV: per fold, an inner grouped validation split for early stopping and
-    calibration. Returns mean/sd metrics and the out-of-fold predictions."""
+    calibration. Returns mean/sd metrics and the out-of-fold predictions.
+
+    A fold whose inner validation is too small is not calibrated (T = 1, every passage flagged):
+    the metrics' ``cv_folds_calibrated`` counts the folds that were, and one line says why the
+    others were not, so that ``cv_ece`` is not read as the calibrated model's."""
     y, groups = frame["label"].to_numpy(dtype=object), frame["group"].to_numpy()
     # a --fast student changes no CV figure (it serves the final model's scoring): skip it per fold
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, student_layers=0))
     oof = np.zeros((len(frame), len(labels)))
-    fold_metrics = []
+    fold_metrics, uncalibrated = [], []
     for fold, (train_idx, test_idx) in enumerate(grouped_folds(y, groups, k, cfg.seed), start=1):
         inner_fit, inner_val = inner_validation(y[train_idx], groups[train_idx],
                                                 cfg.split.val_size, cfg.seed + fold)
-        model, threshold, _ = fit_and_calibrate(cfg, labels, frame, train_idx[inner_fit], train_idx[inner_val])
+        model, calibration, _ = fit_with_calibration(cfg, labels, frame, train_idx[inner_fit],
+                                                     train_idx[inner_val], grouped)
+        if not calibration.threshold_measured:
+            uncalibrated.append((fold, calibration.notes[0]))
         texts = frame["text"].iloc[test_idx].tolist()
         proba = model.predict_proba(texts)
         oof[test_idx] = proba
-        result = evaluate_proba(y[test_idx], proba, labels, name=f"fold {fold}", review_threshold=threshold)
+        result = evaluate_proba(y[test_idx], proba, labels, name=f"fold {fold}",
+                                review_threshold=calibration.review_threshold)
         fold_metrics.append(result.metrics)
         log(f"  fold {fold}/{k}: macro-F1 {result.metrics['macro_f1']:.3f}  kappa {result.metrics['kappa']:.3f}")
+    if uncalibrated:
+        first, why = uncalibrated[0]
+        log(f"note: {len(uncalibrated)} of {k} folds were not calibrated (fold {first}: {why}): their "
+            "confidences are the models' own probabilities (T = 1), so cv_ece describes uncalibrated "
+            "models, and every passage of theirs was flagged for review")
     oof_frame = frame[["id", "group", "text", "label"]].copy()
     for j, label in enumerate(labels):
         oof_frame[f"p_{label}"] = oof[:, j]
-    return summarise_folds(fold_metrics), oof_frame
+    return ({**summarise_folds(fold_metrics), "cv_folds": float(k),
+             "cv_folds_calibrated": float(k - len(uncalibrated))}, oof_frame)
 
 
 def _split(cfg: Config, frame: pd.DataFrame) -> Split:
@@ -136,64 +148,89 @@ def split_interviews(frame: pd.DataFrame, split: Split) -> dict[str, int]:
     return {part: int(len(np.unique(groups[getattr(split, part)]))) for part in ("train", "val", "test")}
 
 
-def describe_split(sizes: dict[str, int], interviews: dict[str, int]) -> str:
-    """'train 40 excerpts from 6 interviews, validation 6 from 1 interview, test 7 from 1 interview'."""
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def describe_split(sizes: dict[str, int], interviews: dict[str, int] | None = None) -> str:
+    """'train 40 excerpts from 6 interviews, validation 6 from 1 interview, test 7 from 1 interview';
+    without ``interviews`` (data with no interview column) 'train 40 excerpts, validation 6, test 7'."""
     names = {"train": "train", "val": "validation", "test": "test"}
     parts = []
     for i, part in enumerate(("train", "val", "test")):
         unit = " excerpts" if i == 0 else ""
-        parts.append(f"{names[part]} {sizes[part]}{unit} from {interviews[part]} "
-                     f"interview{'' if interviews[part] == 1 else 's'}")
+        source = f" from {_plural(interviews[part], 'interview')}" if interviews else ""
+        parts.append(f"{names[part]} {sizes[part]}{unit}{source}")
     return ", ".join(parts)
 
 
 def interviews_needed(cfg: Config, excerpts_per_interview: float, part: str = "val") -> int:
     """About how many coded interviews the grouped split needs for ``part`` (val or test) to hold
-    `MIN_VAL_INTERVIEWS` interviews and, for validation, `MIN_VAL_EXCERPTS` excerpts.
-
-    The split holds out ``1 / round(1 / test_size)`` of the interviews for test and then, of the
-    rest, ``1 / round(1 / share)`` for validation (see `splits.grouped_split`)."""
-    test_folds = max(2, round(1.0 / cfg.split.test_size))
-    val_folds = max(2, round(1.0 / (cfg.split.val_size / (1.0 - cfg.split.test_size))))
-    share = 1.0 / test_folds if part == "test" else (1.0 - 1.0 / test_folds) / val_folds
+    `MIN_VAL_INTERVIEWS` interviews and, for validation, `MIN_VAL_EXCERPTS` excerpts
+    (at the shares of `splits.split_shares`)."""
+    test_share, val_share = split_shares(cfg.split.test_size, cfg.split.val_size)
+    share = test_share if part == "test" else val_share
     wanted = MIN_VAL_INTERVIEWS
     if part == "val":
         wanted = max(wanted, math.ceil(MIN_VAL_EXCERPTS / max(excerpts_per_interview, 1e-9)))
     return math.ceil(wanted / share)
 
 
-def _calibration_warning(cfg: Config, calibration: Calibration, frame: pd.DataFrame, data_path: str) -> str:
+def excerpts_needed(cfg: Config) -> int:
+    """Data with no interview column are split by excerpt: about how many coded excerpts give
+    validation and test `MIN_VAL_EXCERPTS` each (the only minimum such data can show)."""
+    return max(math.ceil(MIN_VAL_EXCERPTS / share) for share in split_shares(cfg.split.test_size, cfg.split.val_size))
+
+
+def _calibration_warning(cfg: Config, calibration: Calibration, frame: pd.DataFrame, data_path: str,
+                         grouped: bool = True) -> str:
+    head = (f"warning: confidence is not calibrated: {calibration.notes[0]}. The model's own probabilities "
+            "are kept (T = 1) and no review threshold could be measured, so every passage is flagged "
+            "needs_review. ")
+    tail = ("Until then 'supportlens predict --review-below X' flags passages below a confidence of your "
+            "choosing, one that no data has checked.")
+    if not grouped:
+        needed = max(excerpts_needed(cfg), len(frame) + 1)
+        return head + (f"Code more excerpts: at split.val_size {cfg.split.val_size:g} validation gets about "
+                       f"{_share_text(cfg)} of the excerpts, so about {needed} coded excerpts are needed "
+                       f"({data_path} has {len(frame)}; with an interview column they would also have to come "
+                       f"from enough interviews). ") + tail
     n_groups = int(frame["group"].nunique())
     per_interview = len(frame) / max(n_groups, 1)
     needed = max(interviews_needed(cfg, per_interview, "val"), n_groups + 1)
-    return (f"warning: confidence is not calibrated: {calibration.notes[0]}. The model's own probabilities "
-            "are kept (T = 1) and no review threshold could be measured, so every passage is flagged "
-            f"needs_review. Code more interviews: at split.val_size {cfg.split.val_size:g} validation gets "
-            f"about {_share_text(cfg)} of the interviews, so about {needed} coded interviews are needed "
-            f"(at {per_interview:.1f} excerpts each; {data_path} has {n_groups}). Until then "
-            "'supportlens predict --review-below X' flags passages below a confidence of your choosing, "
-            "one that no data has checked.")
+    return head + (f"Code more interviews: at split.val_size {cfg.split.val_size:g} validation gets "
+                   f"about {_share_text(cfg)} of the interviews, so about {needed} coded interviews are needed "
+                   f"(at {per_interview:.1f} excerpts each; {data_path} has {n_groups}). ") + tail
 
 
 def _share_text(cfg: Config) -> str:
-    test_folds = max(2, round(1.0 / cfg.split.test_size))
-    val_folds = max(2, round(1.0 / (cfg.split.val_size / (1.0 - cfg.split.test_size))))
-    return f"1 in {round(1.0 / ((1.0 - 1.0 / test_folds) / val_folds))}"
+    return f"1 in {round(1.0 / split_shares(cfg.split.test_size, cfg.split.val_size)[1])}"
 
 
-def _test_warning(cfg: Config, test: Evaluation, interviews: int, frame: pd.DataFrame, cv: int) -> str | None:
-    if interviews >= MIN_VAL_INTERVIEWS:
-        return None
+def _test_warning(cfg: Config, test: Evaluation, interviews: int, frame: pd.DataFrame, cv: int,
+                  grouped: bool = True) -> str | None:
+    """A warning when the test split is too small to say much: fewer than `MIN_VAL_INTERVIEWS`
+    interviews, or for data with no interview column fewer than `MIN_VAL_EXCERPTS` excerpts."""
     m = test.metrics
+    if (interviews >= MIN_VAL_INTERVIEWS) if grouped else (m["n"] >= MIN_VAL_EXCERPTS):
+        return None
+    low, high = m.get("kappa_ci_low"), m.get("kappa_ci_high")
+    spread = (f"κ's 95% interval {_interval(m, 'kappa')}" if low != high else
+              f"κ's bootstrap interval shrinks to {low:.3f} alone: {m['n']} excerpts cannot show how uncertain it is")
+    if not grouped:
+        needed = max(excerpts_needed(cfg), len(frame) + 1)
+        advice = (f"code more excerpts (about {needed} for {MIN_VAL_EXCERPTS} in the test split at "
+                  f"split.test_size {cfg.split.test_size:g})")
+        if not cv or cv < 2:
+            advice += f", and add --cv {min(5, len(frame))} so that every excerpt is tested once (cross-validation)"
+        return (f"warning: the test split holds {_plural(m['n'], 'excerpt')}: its scores have wide "
+                f"uncertainty ({spread}); {advice}.")
     n_groups = int(frame["group"].nunique())
     needed = max(interviews_needed(cfg, len(frame) / max(n_groups, 1), "test"), n_groups + 1)
     advice = (f"code more interviews (about {needed} for {MIN_VAL_INTERVIEWS} in the test split at "
               f"split.test_size {cfg.split.test_size:g})")
     if not cv or cv < 2:
         advice += f", and add --cv {min(5, n_groups)} so that every interview is tested once (grouped cross-validation)"
-    low, high = m.get("kappa_ci_low"), m.get("kappa_ci_high")
-    spread = (f"κ's 95% interval {_interval(m, 'kappa')}" if low != high else
-              f"κ's bootstrap interval shrinks to {low:.3f} alone: {m['n']} excerpts cannot show how uncertain it is")
     return (f"warning: the test split holds {interviews} interview{'' if interviews == 1 else 's'} "
             f"({m['n']} excerpts): its scores describe {'that interview' if interviews == 1 else 'those interviews'} "
             f"and little more ({spread}); {advice}.")
@@ -247,9 +284,11 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     frame = data.frame
     labels = codebook.labels
     split = _split(cfg, frame)
-    interviews = split_interviews(frame, split)
-    log(f"grouped split by interview: {describe_split(split.sizes(), interviews)}" if data.report.grouped else
-        f"split by excerpt, not by interview (no interview column: see the note above): {split.sizes()}")
+    grouped = data.report.grouped  # False: no interview column, each excerpt its own group
+    interviews = split_interviews(frame, split) if grouped else {}
+    log(f"grouped split by interview: {describe_split(split.sizes(), interviews)}" if grouped else
+        f"split by excerpt, not by interview (no interview column: see the note above): "
+        f"{describe_split(split.sizes())}")
     k = cv if cv is not None else cfg.split.cv_folds
 
     tmp = Path(tempfile.mkdtemp(prefix="supportlens-run-"))
@@ -259,7 +298,7 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
         if track:
             _log_inputs(cfg, data, codebook, data_path, split, extra_data, interviews)
         log(f"training {cfg.model.kind} ({cfg.describe_model()})")
-        model, calibration, seconds = fit_with_calibration(cfg, labels, frame, split.train, split.val)
+        model, calibration, seconds = fit_with_calibration(cfg, labels, frame, split.train, split.val, grouped)
         threshold = calibration.review_threshold
         if calibration.threshold_measured:
             log(f"trained in {seconds:.1f}s; temperature {model.temperature_:.2f}; "
@@ -269,7 +308,7 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
         else:
             log(f"trained in {seconds:.1f}s; temperature 1.00 (not fitted); no review threshold "
                 "(every passage flagged)")
-            log(_calibration_warning(cfg, calibration, frame, str(data_path)))
+            log(_calibration_warning(cfg, calibration, frame, str(data_path), grouped))
         student = student_metrics(model)
         if student.get("student_val_rescored") is not None:
             log(f"--fast student: {student['student_layers']:.0f} layers, gate {student['student_gate']:.2f}; on "
@@ -281,12 +320,14 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
         oof = None
         if k and k > 1:
             log(f"grouped {k}-fold cross-validation")
-            cv_metrics, oof = cross_validate(cfg, labels, frame, k, log)
-        per_interview = len(frame) / max(int(frame["group"].nunique()), 1)
+            cv_metrics, oof = cross_validate(cfg, labels, frame, k, log, grouped)
         run_info = {"run_id": run_id, "data_digest": data.digest, "split": split.sizes(),
-                    "split_interviews": interviews, "train_seconds": seconds,
-                    # for MIN_VAL_INTERVIEWS in each of validation and test at these split shares
-                    "interviews_needed": max(interviews_needed(cfg, per_interview, part) for part in ("val", "test"))}
+                    "split_interviews": interviews, "train_seconds": seconds, "grouped": grouped}
+        if grouped:  # for MIN_VAL_INTERVIEWS in each of validation and test at these split shares
+            per_interview = len(frame) / max(int(frame["group"].nunique()), 1)
+            run_info["interviews_needed"] = max(interviews_needed(cfg, per_interview, part) for part in ("val", "test"))
+        else:  # for MIN_VAL_EXCERPTS in each: the only minimum that data with no interview column can show
+            run_info["excerpts_needed"] = excerpts_needed(cfg)
         model_dir = _save(model, cfg, codebook, data, calibration, test, val, cv_metrics, run_info, split,
                           Path(cfg.output_dir) / (run_id or time.strftime("run-%Y%m%d-%H%M%S")))
         model_uri, version = None, None
@@ -296,9 +337,9 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
                                               register or cfg.tracking.register, cfg.tracking.alias)
         m = test.metrics
         log(f"test: macro-F1 {m['macro_f1']:.3f}, kappa {m['kappa']:.3f} (95% interval {_interval(m, 'kappa')}), "
-            f"alpha {m['alpha']:.3f}, ECE {m['ece']:.3f} (n={m['n']} excerpts from {interviews['test']} "
-            f"interview{'' if interviews['test'] == 1 else 's'})")
-        warning = _test_warning(cfg, test, interviews["test"], frame, k)
+            f"alpha {m['alpha']:.3f}, ECE {m['ece']:.3f} (n={m['n']} excerpts"
+            + (f" from {_plural(interviews['test'], 'interview')})" if grouped else ")"))
+        warning = _test_warning(cfg, test, interviews.get("test", 0), frame, k, grouped)
         if warning:
             log(warning)
         if cv_metrics:

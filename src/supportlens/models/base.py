@@ -71,12 +71,16 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     # -- calibration ------------------------------------------------------------------------
     def calibrate(self, X: Sequence[str], y: Sequence[str]) -> float:
-        """Fit the temperature on held-out data (minimises its negative log-likelihood)."""
-        from ..calibration import fit_temperature
+        """Fit the temperature on held-out data (minimises its negative log-likelihood).
+
+        What the search found, and why its optimum was not used if it was not, stays in
+        ``temperature_fit_`` (a `calibration.TemperatureFit`) for the run's record."""
+        from ..calibration import temperature_fit
 
         logits = self.decision_function(X)
         index = {label: i for i, label in enumerate(self.classes_)}
-        self.temperature_ = fit_temperature(logits, np.array([index[v] for v in y]))
+        self.temperature_fit_ = temperature_fit(logits, np.array([index[v] for v in y]))
+        self.temperature_ = self.temperature_fit_.temperature
         return self.temperature_
 
     # -- persistence ------------------------------------------------------------------------
