@@ -253,6 +253,12 @@ def test_a_model_with_no_measured_threshold_flags_passages_it_is_certain_of(tmp_
     # --review-below is the user's own threshold, compared as given
     chosen = Labeler(load_classifier(tmp_path / "unmeasured"), review_below=1.0).score(texts)
     assert not chosen["needs_review"].any()
+    # the MLflow pyfunc model's output flags them too
+    from supportlens.calibration import threshold_measured
+    from supportlens.tracking import predictions_frame
+
+    served = load_classifier(tmp_path / "unmeasured")
+    assert predictions_frame(served, texts, 1.0, threshold_measured(served))["needs_review"].all()
 
 
 def test_summary_dominant_approach():

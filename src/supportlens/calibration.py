@@ -54,6 +54,12 @@ def flags_for_review(confidence: np.ndarray, threshold: float, measured: bool = 
     return confidence < threshold if measured else np.ones(confidence.shape, dtype=bool)
 
 
+def threshold_measured(model) -> bool:
+    """False when training recorded that the review threshold was never measured (too little
+    validation data): every passage is then flagged. Models from before that record: True."""
+    return (getattr(model, "meta_", {}).get("calibration") or {}).get("threshold_measured") is not False
+
+
 @dataclass
 class Calibration:
     """How a model's confidence was calibrated on validation data, and what was left unfitted.

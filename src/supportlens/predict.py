@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_atomic
-from .calibration import flags_for_review
+from .calibration import flags_for_review, threshold_measured
 from .jsonl import frame_to_jsonl
 from .read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, read_transcript
 from .segmentation import Passage, SpeakerRules, segment
@@ -85,8 +85,7 @@ class Labeler:
         self.threshold = float(review_below if review_below is not None
                                else model.meta_.get("review_threshold", 0.0))
         # no threshold measured in training (stored as 1.0): every passage is flagged, also one at 1.0
-        self.threshold_measured = review_below is not None or \
-            (model.meta_.get("calibration") or {}).get("threshold_measured") is not False
+        self.threshold_measured = review_below is not None or threshold_measured(model)
         self.device = resolve_device(device)
         if hasattr(model, "predict_batch_size"):
             model.predict_batch_size = batch_size

@@ -175,20 +175,25 @@ try:
                 texts = model_input["text"].astype(str).tolist()
             else:
                 texts = [str(t) for t in model_input]
-            return predictions_frame(self.model, texts, self.threshold)
+            from supportlens.calibration import threshold_measured
+
+            return predictions_frame(self.model, texts, self.threshold, threshold_measured(self.model))
 finally:
     warnings.showwarning = _show_warning
 
 
-def predictions_frame(model, texts: list[str], threshold: float) -> pd.DataFrame:
+def predictions_frame(model, texts: list[str], threshold: float, measured: bool = True) -> pd.DataFrame:
     """The shared output shape of pyfunc and batch prediction."""
+    from .calibration import flags_for_review
+
     proba = model.predict_proba(texts) if texts else np.zeros((0, len(model.classes_)))
     labels = list(model.classes_)
     frame = pd.DataFrame({"label": [labels[i] for i in proba.argmax(axis=1)] if len(texts) else []})
     for j, label in enumerate(labels):
         frame[f"p_{label}"] = proba[:, j].astype(float)
     frame["confidence"] = proba.max(axis=1).astype(float) if len(texts) else []
-    frame["needs_review"] = (frame["confidence"] < threshold) if len(texts) else []
+    frame["needs_review"] = flags_for_review(frame["confidence"].to_numpy(dtype=float), threshold, measured) \
+        if len(texts) else []
     return frame
 
 
