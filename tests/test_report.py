@@ -3,6 +3,7 @@ in a real headless Chromium, as the page a reader sees after its script has run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -400,3 +401,22 @@ def test_shown_shares_add_up_to_100(codebook):
     label = parse(profile_bar(shares, codebook, "t")).find_all("svg")[0].attrs["aria-label"]
     assert sum(int(x) for x in re.findall(r"(\d+)%", label)) == 100
     assert rounded_percents({"a": 0.0, "b": 0.0}) == {"a": 0, "b": 0}
+
+
+def test_outside_the_project_the_codebook_comes_from_the_prediction_record(model_dir, tmp_path, monkeypatch):
+    """predict records the labelling model's codebook beside its output; report needs no --model."""
+    book = load_codebook(CODEBOOK).to_dict()
+    book["codes"][0]["name"] = "Top-down delivery"
+    labelled_by = tmp_path / "model-with-book"
+    shutil.copytree(model_dir, labelled_by)
+    meta = json.loads((labelled_by / "supportlens.json").read_text(encoding="utf-8"))
+    (labelled_by / "supportlens.json").write_text(json.dumps({**meta, "codebook": book}), encoding="utf-8")
+    out = tmp_path / "labels.csv"
+    predict_files([str(SAMPLES / "smp01_child_welfare.txt")], Labeler(load_classifier(labelled_by)), out)
+    monkeypatch.chdir(tmp_path)  # no configs/codebook.yaml here
+    result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert "Top-down delivery" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    # --codebook still wins
+    result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "r.html"), "--codebook", str(CODEBOOK)])
+    assert result.exit_code == 0 and "Top-down delivery" not in (tmp_path / "r.html").read_text(encoding="utf-8")

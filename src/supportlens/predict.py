@@ -227,7 +227,7 @@ class Journal:
             yield pd.DataFrame(rows)
 
 
-def _record_path(output: Path) -> Path:
+def record_path(output: Path) -> Path:
     """Beside each output: the settings that made it and the hash of each transcript it holds."""
     return output.parent / f".{output.name}.run.json"
 
@@ -269,7 +269,7 @@ def _adopt_existing(output: Path, journal: Journal, settings: dict) -> tuple[int
         _check_settings(f"{output}: the interrupted run", header.get("settings"), settings)
     if not output.exists():
         return 0, notes
-    record_file = _record_path(output)
+    record_file = record_path(output)
     record: dict = {}
     if record_file.is_file():
         try:
@@ -505,9 +505,12 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
                + ([ROW_ID_COLUMN] if row_ids else []))
     record = {"settings": settings,
               "sources": {source: h.get("sha256") for source, h in journal.headers().items()}}
+    codebook = getattr(labeler.model, "meta_", {}).get("codebook")
+    if isinstance(codebook, dict):  # so `report` finds the codes' names and definitions anywhere
+        record["codebook"] = codebook
     _write_atomic(journal.iter_frames(), output, columns,
                   _arrow_schema(labeler.labels, row_ids) if output.suffix.lower() == ".parquet" else None)
-    write_atomic(_record_path(output),
+    write_atomic(record_path(output),
                  lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1), encoding="utf-8"))
     if summary is not None:
         summary = Path(summary)

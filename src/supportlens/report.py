@@ -11,6 +11,7 @@ JavaScript; the inline script only adds filters.
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import pandas as pd
 from .atomic import write_atomic
 from .codebook import Code, Codebook, CodebookError, codebook_from_dict, load_codebook
 from .config import DEFAULT_CODEBOOK
-from .predict import summarise
+from .predict import record_path, summarise
 
 PREDICTION_SUFFIXES = (".csv", ".jsonl", ".parquet")
 REPORT_SUFFIXES = (".html", ".htm")
@@ -122,8 +123,9 @@ def _index(value: object, path: Path, i: int) -> int:
 
 
 def resolve_codebook(codebook: str | Path | None = None, model: str | None = None,
-                     tracking_uri: str | None = None) -> Codebook:
-    """``--codebook`` wins; else the codebook saved with ``--model``; else `config.DEFAULT_CODEBOOK`.
+                     tracking_uri: str | None = None, predictions: str | Path | None = None) -> Codebook:
+    """``--codebook`` wins; else the codebook saved with ``--model``; else the one ``predict``
+    recorded beside ``predictions`` (the labelling model's); else `config.DEFAULT_CODEBOOK`.
 
     A model's folder carries ``codebook.yaml`` (written by train); a folder saved without one still
     has the codebook in its metadata when train wrote it, so that is the second place to look.
@@ -143,10 +145,24 @@ def resolve_codebook(codebook: str | Path | None = None, model: str | None = Non
             return codebook_from_dict(meta["codebook"], source=f"{model_dir}/{saved.name}")
         raise CodebookError(f"{model_dir}: the model has no codebook.yaml and none in its metadata; "
                             "pass --codebook FILE")
+    if predictions is not None:
+        recorded = _recorded_codebook(Path(predictions))
+        if recorded is not None:
+            return recorded
     if not Path(DEFAULT_CODEBOOK).is_file():
         raise CodebookError(f"codebook file not found: {DEFAULT_CODEBOOK} (run from the project folder, "
                             "or pass --codebook FILE or --model M)")
     return load_codebook(DEFAULT_CODEBOOK)
+
+
+def _recorded_codebook(predictions: Path) -> Codebook | None:
+    """The codebook ``predict`` wrote into the run record beside ``predictions``, if any."""
+    path = record_path(predictions)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8")).get("codebook")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return codebook_from_dict(raw, source=str(path)) if isinstance(raw, dict) else None
 
 
 def _check_labels(frame: pd.DataFrame, codebook: Codebook, where: str) -> None:
@@ -455,7 +471,7 @@ def build_report(predictions: str | Path, out: str | Path, codebook: str | Path 
     if out.suffix.lower() not in REPORT_SUFFIXES:  # fail before the (slower) reading and rendering
         raise ReportError(f"--out must end in .html or .htm; got {out.name!r}")
     frame = read_predictions(predictions)
-    book = resolve_codebook(codebook, model, tracking_uri)
+    book = resolve_codebook(codebook, model, tracking_uri, predictions)
     subtitle = f"predictions: {predictions.name}" + (f" · model: {model}" if model else "")
     page = render_report(frame, book, title=title or f"supportlens report: {predictions.name}",
                          subtitle=subtitle, where=str(predictions))
