@@ -268,6 +268,10 @@ def test_summary_dominant_approach():
     assert s.loc[0, "dominant"] == "pull"
     assert s.loc[0, "word_share_pull"] == pytest.approx(0.5)
     assert s.loc[0, "needs_review"] == 1
+    tied = summarise(frame.assign(text=["one two", "four", "five six"]), ["push", "pull", "co_creation", "none"])
+    assert tied.loc[0, "dominant"] == "push/pull"  # not whichever code the codebook lists first
+    nothing = summarise(frame.assign(label="none"), ["push", "pull", "co_creation", "none"])
+    assert nothing.loc[0, "dominant"] == "none"
 
 
 def test_cli_predict_interrupted_says_how_to_resume(folder, model_dir, tmp_path, monkeypatch):

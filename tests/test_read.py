@@ -481,7 +481,7 @@ def test_docx_without_labels(tmp_path):
 def test_csv_rows_become_cues(tmp_path):
     path = write(tmp_path, "t.csv", "speaker,text\nInterviewer,Why?\n,\nDana,\"Because, honestly.\"\n")
     t = read_transcript(path)
-    assert t.text == "Why?\n\nBecause, honestly."
+    assert t.text == "Interviewer: Why?\n\nDana: Because, honestly."  # speakers kept in the text, as in captions
     assert [(c.speaker, c.text) for c in t.cues] == [("Interviewer", "Why?"), ("Dana", "Because, honestly.")]
     assert_offsets(t)
 

@@ -420,3 +420,11 @@ def test_outside_the_project_the_codebook_comes_from_the_prediction_record(model
     # --codebook still wins
     result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "r.html"), "--codebook", str(CODEBOOK)])
     assert result.exit_code == 0 and "Top-down delivery" not in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_a_tie_for_the_dominant_approach_names_both(codebook):
+    from supportlens.report import _dominant
+
+    assert _dominant(pd.Series({"dominant": "push/pull"}), codebook) == \
+        f"{codebook.code('push').name} = {codebook.code('pull').name}"
+    assert _dominant(pd.Series({"dominant": "none"}), codebook) == codebook.code("none").name

@@ -224,6 +224,10 @@ def test_interviewer_by_name():
     assert SpeakerRules().names_interviewer("Lead Interviewer")
     assert SpeakerRules().names_interviewer("FACILITATOR")
     assert not SpeakerRules().names_interviewer("Interviewee")
+    # --interviewer "Jane Doe" names the Zoom/Teams display name with pronouns or an affiliation
+    jane = SpeakerRules(interviewer_names=["Jane Doe"])
+    assert jane.names_interviewer("Jane Doe (she/her)") and jane.names_interviewer("jane  doe (Acme Institute)")
+    assert not jane.names_interviewer("Jane Doering (she/her)")
 
 
 def test_interviewer_inferred_from_questions():

@@ -92,8 +92,8 @@ class Labeler:
         if hasattr(model, "to_device"):
             model.to_device(self.device)
         if fast and not hasattr(model, "make_fast"):
-            raise PredictError(f"--fast is only available for fine-tuned models; a {model.kind} "
-                               "model always runs at full precision")
+            raise PredictError(f"--fast is only available for fine-tuned models; this {model.kind} "
+                               "model always runs at full precision: run without --fast")
         self.runtime: str | None = None  # "onnx" or "torch" for fine-tuned models
         if hasattr(model, "use_runtime"):
             from .models.onnx_runtime import OnnxUnavailable
@@ -371,8 +371,9 @@ def summarise(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
             row[f"share_{lab}"] = float(mask.mean()) if len(block) else 0.0
             row[f"words_{lab}"] = int(words[mask].sum())
             row[f"word_share_{lab}"] = float(words[mask].sum() / max(1, words.sum()))
-        best = max(approaches, key=lambda lab: row[f"words_{lab}"]) if approaches else "none"
-        row["dominant"] = best if row[f"words_{best}"] > 0 else "none"
+        most = max((row[f"words_{lab}"] for lab in approaches), default=0)
+        # a tie names every tied approach ("push/pull"): no order of the codebook should decide it
+        row["dominant"] = "/".join(lab for lab in approaches if row[f"words_{lab}"] == most) if most else "none"
         row["needs_review"] = int(block["needs_review"].astype(bool).sum())
         rows.append(row)
     return pd.DataFrame(rows)

@@ -695,10 +695,15 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
         if parts:
             parts.append("\n\n")
             pos += 2
-        cues.append(Cue(optional(row, speaker_col), body, pos, pos + len(body),
+        speaker = optional(row, speaker_col)
+        # rendered as `Speaker: text`, like captions and Word, so the text that goes to QDA software
+        # keeps who spoke; the cue's offsets cover the text only
+        label = f"{speaker}: " if speaker else ""
+        start = pos + len(label)
+        cues.append(Cue(speaker, body, start, start + len(body),
                         row_id=optional(row, id_col), role=optional(row, role_col)))
-        parts.append(body)
-        pos += len(body)
+        parts.append(label + body)
+        pos = start + len(body)
     if not cues:
         raise ReadError(path, f"empty file: no text in column {str(text_col)!r}")
     return Transcript(str(path), "".join(parts), cues, fmt, encoding, notes)

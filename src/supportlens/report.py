@@ -368,8 +368,8 @@ def _shares(row: pd.Series, codebook: Codebook) -> dict[str, float]:
 
 
 def _dominant(profile: pd.Series, codebook: Codebook) -> str:
-    label = str(profile["dominant"])
-    return codebook.code(label).name if label in codebook.labels else label
+    labels = str(profile["dominant"]).split("/")  # a tie: "push/pull"
+    return " = ".join(codebook.code(label).name if label in codebook.labels else label for label in labels)
 
 
 def _overview(sources: list[str], transcript_id: dict[str, str], profile: pd.DataFrame,

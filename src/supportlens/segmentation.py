@@ -53,6 +53,9 @@ class SpeakerRules:
         name = " ".join(speaker.split()).casefold()
         if name in names or "interviewer" in name:
             return True
+        # "Jane Doe (she/her)" or "Jane Doe (Acme)" is Jane Doe: --interviewer "Jane Doe" names her
+        if " ".join(re.sub(r"\([^)]*\)", " ", name).split()) in names:
+            return True
         if any(part.strip() in names for part in re.findall(r"\(([^)]*)\)", name)):
             return True
         return any(re.fullmatch(p, speaker.strip(), re.IGNORECASE) for p in self.interviewer_patterns)
