@@ -336,3 +336,14 @@ def test_jsonl_null_or_missing_codes_are_blank_and_missing_texts_are_not_nan(tmp
     coded, blank = coded_and_blank_texts([path])
     assert coded == {"we co-designed it"}
     assert blank == {"they sent the manual", "we asked for help", "left empty"}
+
+
+def test_cli_next_exits_1_when_an_input_could_not_be_read(tmp_path, model_dir, folder):
+    """As predict: the sheet is written from the readable inputs, and the exit code says not all were."""
+    out = tmp_path / "to_code.csv"
+    result = runner.invoke(app, ["next", str(folder), str(tmp_path / "missing.txt"), "--model", str(model_dir),
+                                 "--n", "3", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert out.is_file() and len(pd.read_csv(out)) == 3
+    said = " ".join(result.output.split())
+    assert "missing.txt: no such file or folder" in said and "1 input(s) could not be read" in said

@@ -163,3 +163,19 @@ def test_set_errors_name_the_override_not_the_config_file(coded_file, tracking_u
     assert result.exit_code == 2
     assert "--set split.test_size=0.6: split.test_size must be between 0 and 0.5" in " ".join(result.output.split())
     assert "tfidf.yaml" not in result.output
+
+
+def test_the_cli_turns_off_the_libraries_progress_bars_unless_the_user_set_them():
+    import os
+    import subprocess
+    import sys
+
+    script = ("import os, supportlens.cli; print(os.environ['HF_HUB_DISABLE_PROGRESS_BARS'], "
+              "os.environ['MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'])")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")}
+    quiet = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert quiet.stdout.split() == ["1", "false"]
+    mine = subprocess.run([sys.executable, "-c", script], env={**env, "HF_HUB_DISABLE_PROGRESS_BARS": "0"},
+                          capture_output=True, text=True, check=True)
+    assert mine.stdout.split() == ["0", "false"]

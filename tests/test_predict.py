@@ -280,11 +280,22 @@ def test_cli_predict_interrupted_says_how_to_resume(folder, model_dir, tmp_path,
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(supportlens.predict, "predict_files", interrupted)
+    def interrupted_after_one(*args, on_total=None, on_progress=None, **kwargs):
+        on_total(3)
+        on_progress(1, 12)  # one transcript finished and committed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(supportlens.predict, "predict_files", interrupted_after_one)
     out = tmp_path / "labels.csv"
     result = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(out)])
     assert result.exit_code == 130
     assert "run the same command with --resume" in " ".join(result.output.split())
+    # interrupted before any transcript was finished: nothing is kept, and it says so
+    monkeypatch.setattr(supportlens.predict, "predict_files", interrupted)
+    early = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(out)])
+    assert early.exit_code == 130
+    said = " ".join(early.output.split())
+    assert "before any transcript was finished" in said and "kept" not in said
     import supportlens.qda
 
     monkeypatch.setattr(supportlens.qda, "predict_to_qdpx", interrupted)  # a project is written whole or not at all

@@ -486,6 +486,16 @@ def test_csv_rows_become_cues(tmp_path):
     assert_offsets(t)
 
 
+def test_csv_with_crlf_rows_has_no_line_ending_note(tmp_path):
+    """A CSV's CRLFs end its rows; offsets point into the rendering, so a note would mislead."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"speaker,text\r\nDana,One.\r\nLee,Two.\r\n")
+    t = read_transcript(path)
+    assert [c.text for c in t.cues] == ["One.", "Two."]
+    assert not any("line endings" in note for note in t.notes)
+    assert_offsets(t)
+
+
 def test_table_rows_carry_their_id_and_given_role(tmp_path):
     path = write(tmp_path, "t.csv", "id,speaker_role,text\nq1,Interviewer,Why?\n007,participant,Because.\n,,Later.\n")
     t = read_transcript(path)

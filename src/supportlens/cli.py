@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+# The CLI draws its own progress bar; the libraries' bars ("Loading weights", "Writing model shards",
+# MLflow's "Downloading artifacts") only repeat on every command. Set before they are imported;
+# a user's own setting of these variables wins.
+for _variable, _value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
+    os.environ.setdefault(_variable, _value)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Code implementation-support interviews as push, pull, co-creation or none.")
@@ -326,9 +333,12 @@ def predict(
     except KeyboardInterrupt:
         if to_qda:
             console.print(f"interrupted: {out_path} was not written; run the command again", highlight=False)
-        else:
+        elif progress.tasks[0].completed or resume:
             console.print(f"interrupted: the transcripts finished so far are kept; run the same command "
                           f"with --resume to label the rest into {out_path}", highlight=False)
+        else:
+            console.print(f"interrupted before any transcript was finished: {out_path} was not written; "
+                          "run the command again", highlight=False)
         raise typer.Exit(130) from None
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)

@@ -208,6 +208,10 @@ def next_(
     left_out = f" ({_left_out(n_coded, n_blank, offer_blank)})" if n_coded or n_blank else ""
     out.print(f"{len(chosen)} of {len(passages)} passages{left_out} -> {out_path}\n"
               f"fill in the 'code' column, then: supportlens train --add-data {out_path} ...", highlight=False)
+    if problems:  # as predict does: the sheet is written, but not every input was read
+        console.print(f"[bold red]{len(problems)} input(s) could not be read[/] (listed above); the sheet "
+                      "holds passages from the others", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -136,6 +136,8 @@ def _parse(path: Path, raw: bytes, fmt: str, text_column: str, speaker_column: s
         return _read_plain(path, text, fmt, encoding, notes)
     if fmt in ("vtt", "srt"):
         return _read_captions(path, text, fmt, encoding, notes)
+    # a CSV's CRLFs end its rows; offsets point into the rendering, so that note says nothing here
+    notes = [note for note in notes if not note.startswith("line endings normalised")]
     return _read_table(path, text, "csv", text_column, speaker_column, encoding, notes)
 
 
