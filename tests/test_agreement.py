@@ -167,6 +167,15 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def _in_a_project_folder(tmp_path: Path, codebook_path: Path, monkeypatch) -> Path:
+    """Work from a folder whose configs/codebook.yaml is the project's codebook."""
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "codebook.yaml").write_text(codebook_path.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.chdir(project)
+    return project
+
+
 def _coder_files(tmp_path: Path) -> tuple[Path, Path]:
     a = [{"id": f"x{i}", "text": f"excerpt {i}", "label": CODES[i % 4]} for i in range(12)]
     b = [{"id": f"x{i}", "text": f"excerpt {i}", "code": CODES[i % 4] if i % 3 else CODES[(i + 1) % 4]}
@@ -290,10 +299,7 @@ def test_cli_agreement_matches_code_names_through_the_project_codebook(tmp_path,
                                          .get(c, c)} for i, c in enumerate(codes)])
     other = _write(tmp_path / "c.csv", [{"id": f"x{i}", "code": "Capacity building" if i == 1 else c}
                                         for i, c in enumerate(codes)])
-    project = tmp_path / "project"
-    (project / "configs").mkdir(parents=True)
-    (project / "configs" / "codebook.yaml").write_text(codebook_path.read_text(encoding="utf-8"), encoding="utf-8")
-    monkeypatch.chdir(project)
+    _in_a_project_folder(tmp_path, codebook_path, monkeypatch)
     same = runner.invoke(app, ["agreement", str(a), str(named), "--bootstrap", "0"])
     assert same.exit_code == 0, same.output
     assert "codes matched through configs/codebook.yaml" in same.output
@@ -378,10 +384,7 @@ def test_one_unknown_code_leaves_the_others_matched_through_the_codebook(tmp_pat
     a = _write(tmp_path / "a.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(codes)])
     c = _write(tmp_path / "c.csv", [{"id": f"x{i}", "code": "Mixed" if i == 3 else spelled.get(code, code)}
                                     for i, code in enumerate(codes)])
-    project = tmp_path / "project"
-    (project / "configs").mkdir(parents=True)
-    (project / "configs" / "codebook.yaml").write_text(codebook_path.read_text(encoding="utf-8"), encoding="utf-8")
-    monkeypatch.chdir(project)
+    _in_a_project_folder(tmp_path, codebook_path, monkeypatch)
     result = runner.invoke(app, ["agreement", str(a), str(c), "--bootstrap", "0"])
     assert result.exit_code == 0, result.output
     assert "compared as written: 'Mixed' (c.csv row 5)" in result.output
@@ -515,10 +518,7 @@ def test_cli_notes_the_codebook_match_by_the_flag_not_by_the_notes_wording(tmp_p
 
     codes = ["push", "pull", "co_creation", "none"]
     a = _write(tmp_path / "a.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(codes)])
-    project = tmp_path / "project"
-    (project / "configs").mkdir(parents=True)
-    (project / "configs" / "codebook.yaml").write_text(codebook_path.read_text(encoding="utf-8"), encoding="utf-8")
-    monkeypatch.chdir(project)
+    _in_a_project_folder(tmp_path, codebook_path, monkeypatch)
     real = agreement_module.agreement_files
 
     def with_a_note(*args, **kwargs):

@@ -23,7 +23,8 @@ MIN_VAL_EXCERPTS = 30
 MIN_VAL_INTERVIEWS = 3
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """'1 interview', '3 interviews'."""
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
@@ -36,13 +37,13 @@ def validation_shortfall(n_excerpts: int, n_interviews: int, grouped: bool = Tru
     if not grouped:
         if n_excerpts >= MIN_VAL_EXCERPTS:
             return None
-        return (f"the validation split holds {_plural(n_excerpts, 'excerpt')}; fitting a temperature and a "
+        return (f"the validation split holds {plural(n_excerpts, 'excerpt')}; fitting a temperature and a "
                 f"review threshold needs at least {MIN_VAL_EXCERPTS} excerpts (and {MIN_VAL_INTERVIEWS} "
                 "interviews, which these data cannot show: they have no interview column)")
     if n_excerpts >= MIN_VAL_EXCERPTS and n_interviews >= MIN_VAL_INTERVIEWS:
         return None
-    return (f"the validation split holds {_plural(n_interviews, 'interview')} and "
-            f"{_plural(n_excerpts, 'excerpt')}; fitting a temperature and a review threshold needs at "
+    return (f"the validation split holds {plural(n_interviews, 'interview')} and "
+            f"{plural(n_excerpts, 'excerpt')}; fitting a temperature and a review threshold needs at "
             f"least {MIN_VAL_INTERVIEWS} interviews and {MIN_VAL_EXCERPTS} excerpts")
 
 
@@ -80,9 +81,9 @@ class Calibration:
 
     def validation_text(self) -> str:
         """'32 validation excerpts from 4 interviews' (or, ungrouped, '32 validation excerpts')."""
-        text = f"{_plural(self.val_excerpts, 'validation excerpt')}"
+        text = f"{plural(self.val_excerpts, 'validation excerpt')}"
         return text if not self.grouped or self.val_interviews is None else \
-            f"{text} from {_plural(self.val_interviews, 'interview')}"
+            f"{text} from {plural(self.val_interviews, 'interview')}"
 
     def summary(self) -> str:
         """One line for the run's record: what was fitted on validation, or why not."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .calibration import MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration
+from .calibration import MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, plural
 from .codebook import Codebook
 from .config import Config
 from .dataset import CodedData
@@ -14,10 +14,6 @@ from .evaluate import Evaluation
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
-
-
-def _interviews(n: int) -> str:
-    return f"{n} interview{'' if n == 1 else 's'}"
 
 
 def _split_line(run_info: dict[str, Any], grouped: bool = True) -> str:
@@ -30,7 +26,7 @@ def _split_line(run_info: dict[str, Any], grouped: bool = True) -> str:
     head = "split **by interview** (no interview in two parts): "
     if not groups:
         return head + str(sizes)
-    return head + ", ".join(f"{names[k]} {sizes.get(k)} excerpts from {_interviews(groups[k])}"
+    return head + ", ".join(f"{names[k]} {sizes.get(k)} excerpts from {plural(groups[k], 'interview')}"
                             for k in names if k in groups)
 
 
@@ -87,7 +83,7 @@ def _limits(data: CodedData, run_info: dict[str, Any], codebook: Codebook) -> st
                      f"{MIN_VAL_INTERVIEWS} interviews each. Every figure above rests on a few "
                      "interviews and has wide uncertainty.")
     elif groups and groups.get("test", MIN_VAL_INTERVIEWS) < MIN_VAL_INTERVIEWS:
-        lines.append(f"- The test split holds {_interviews(groups['test'])}: per-code figures on it have "
+        lines.append(f"- The test split holds {plural(groups['test'], 'interview')}: per-code figures on it have "
                      "wide uncertainty.")
     lines += [
         "- Authored or single-project training text transfers imperfectly to other interviews' language:\n"
@@ -143,7 +139,7 @@ def render_model_card(cfg: Config, codebook: Codebook, data: CodedData, test: Ev
     )
     grouped = data.report.grouped
     test_groups = (run_info.get("split_interviews") or {}).get("test")
-    test_from = (f" excerpts from {_interviews(test_groups)}" if grouped and test_groups is not None else
+    test_from = (f" excerpts from {plural(test_groups, 'interview')}" if grouped and test_groups is not None else
                  " excerpts" if not grouped else "")
     return f"""# Model card: supportlens {cfg.model.kind}
 

@@ -398,7 +398,8 @@ def _accepted_speakers(labels: list[_Label]) -> set[str]:
                  or (label.strong and strong_layout))}
 
 
-def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` narrowed past leading and trailing whitespace of ``text[start:end]``."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -452,7 +453,7 @@ def _read_plain(path: Path, text: str, fmt: str, encoding: str, notes: list[str]
                 stop = next((j for j in range(i + 1, stop) if _MD_HEADING.match(lines[j][1])), stop)
             begin = lines[i][0] + label.rest_start
             end = lines[stop - 1][0] + len(lines[stop - 1][1])
-            s, e = _strip_span(text, begin, end)
+            s, e = strip_span(text, begin, end)
             if s < e:
                 cues.append(Cue(label.name, text[s:e], s, e, start_time=label.time))
     if not cues:
@@ -476,7 +477,7 @@ def _paragraph_cues(text: str, lines: list[tuple[int, str]], skip_headings: bool
             block.append(item)
             continue
         if block and not (skip_headings and all(_MD_HEADING.match(line) for _, line in block)):
-            s, e = _strip_span(text, block[0][0], block[-1][0] + len(block[-1][1]))
+            s, e = strip_span(text, block[0][0], block[-1][0] + len(block[-1][1]))
             cues.append(Cue(None, text[s:e], s, e))
         block = []
     return cues

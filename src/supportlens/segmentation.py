@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .read import Cue, Transcript
+from .read import Cue, Transcript, strip_span
 
 ROLES = ("interviewer", "participant", "unknown")
 
@@ -213,14 +213,14 @@ def split_long(text: str, start: int, count_tokens: Callable[[str], int], max_to
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-    s, e = _strip(text, 0, len(text))
+    s, e = strip_span(text, 0, len(text))
     if s == e:
         return []
     if count_tokens(text[s:e]) <= max_tokens:
         return [(start + s, start + e)]
 
     bounds = _sentence_starts(text) + [len(text)]
-    sentences = [_strip(text, a, b) for a, b in zip(bounds, bounds[1:])]
+    sentences = [strip_span(text, a, b) for a, b in zip(bounds, bounds[1:])]
     sentences = [(a, b) for a, b in sentences if a < b]
 
     pieces: list[tuple[int, int]] = []
@@ -258,14 +258,6 @@ def _cut_words(text: str, a: int, b: int, count_tokens: Callable[[str], int], ma
         runs.append((words[i][0], words[lo][1]))
         i = lo + 1
     return runs
-
-
-def _strip(text: str, a: int, b: int) -> tuple[int, int]:
-    while a < b and text[a].isspace():
-        a += 1
-    while b > a and text[b - 1].isspace():
-        b -= 1
-    return a, b
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from . import tracking
-from .calibration import MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, review_threshold, validation_shortfall
+from .calibration import (MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, plural, review_threshold,
+                          validation_shortfall)
 from .codebook import Codebook, load_codebook
 from .config import Config
 from .dataset import CodedData, combine_coded, load_coded
@@ -28,7 +29,6 @@ from .evaluate import (EXCERPTS_FILE, Evaluation, evaluate_model, evaluate_proba
                        summarise_folds)
 from .modelcard import render_model_card
 from .models import TextClassifier
-from .models.base import softmax
 from .models.encoders import embedding_cache
 from .models.fitting import fit_calibrated
 from .splits import Split, grouped_folds, grouped_split, inner_validation, split_shares
@@ -84,7 +84,7 @@ def fit_with_calibration(cfg: Config, labels: list[str], frame: pd.DataFrame, fi
     if found is not None:  # what the model's calibrate() found, and why it kept T = 1 if it did
         fitted = found.optimum is not None and found.note is None
         notes += [found.note] if found.note else []
-    proba = softmax(model.decision_function(val_texts) / model.temperature_)
+    proba = model.predict_proba(val_texts)
     correct = np.asarray(model.classes_)[proba.argmax(1)] == y[val_idx]
     threshold = review_threshold(proba.max(1), correct, cfg.calibration.target_precision)
     return model, Calibration(model.temperature_, fitted, threshold, True, len(val_idx), n_val_groups,
@@ -148,10 +148,6 @@ def split_interviews(frame: pd.DataFrame, split: Split) -> dict[str, int]:
     return {part: int(len(np.unique(groups[getattr(split, part)]))) for part in ("train", "val", "test")}
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def describe_split(sizes: dict[str, int], interviews: dict[str, int] | None = None) -> str:
     """'train 40 excerpts from 6 interviews, validation 6 from 1 interview, test 7 from 1 interview';
     without ``interviews`` (data with no interview column) 'train 40 excerpts, validation 6, test 7'."""
@@ -159,7 +155,7 @@ def describe_split(sizes: dict[str, int], interviews: dict[str, int] | None = No
     parts = []
     for i, part in enumerate(("train", "val", "test")):
         unit = " excerpts" if i == 0 else ""
-        source = f" from {_plural(interviews[part], 'interview')}" if interviews else ""
+        source = f" from {plural(interviews[part], 'interview')}" if interviews else ""
         parts.append(f"{names[part]} {sizes[part]}{unit}{source}")
     return ", ".join(parts)
 
@@ -223,7 +219,7 @@ def _test_warning(cfg: Config, test: Evaluation, interviews: int, frame: pd.Data
                   f"split.test_size {cfg.split.test_size:g})")
         if not cv or cv < 2:
             advice += f", and add --cv {min(5, len(frame))} so that every excerpt is tested once (cross-validation)"
-        return (f"warning: the test split holds {_plural(m['n'], 'excerpt')}: its scores have wide "
+        return (f"warning: the test split holds {plural(m['n'], 'excerpt')}: its scores have wide "
                 f"uncertainty ({spread}); {advice}.")
     n_groups = int(frame["group"].nunique())
     needed = max(interviews_needed(cfg, len(frame) / max(n_groups, 1), "test"), n_groups + 1)
@@ -231,7 +227,7 @@ def _test_warning(cfg: Config, test: Evaluation, interviews: int, frame: pd.Data
               f"split.test_size {cfg.split.test_size:g})")
     if not cv or cv < 2:
         advice += f", and add --cv {min(5, n_groups)} so that every interview is tested once (grouped cross-validation)"
-    return (f"warning: the test split holds {interviews} interview{'' if interviews == 1 else 's'} "
+    return (f"warning: the test split holds {plural(interviews, 'interview')} "
             f"({m['n']} excerpts): its scores describe {'that interview' if interviews == 1 else 'those interviews'} "
             f"and little more ({spread}); {advice}.")
 
@@ -338,7 +334,7 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
         m = test.metrics
         log(f"test: macro-F1 {m['macro_f1']:.3f}, kappa {m['kappa']:.3f} (95% interval {_interval(m, 'kappa')}), "
             f"alpha {m['alpha']:.3f}, ECE {m['ece']:.3f} (n={m['n']} excerpts"
-            + (f" from {_plural(interviews['test'], 'interview')})" if grouped else ")"))
+            + (f" from {plural(interviews['test'], 'interview')})" if grouped else ")"))
         warning = _test_warning(cfg, test, interviews.get("test", 0), frame, k, grouped)
         if warning:
             log(warning)
