@@ -530,3 +530,23 @@ def test_cli_notes_the_codebook_match_by_the_flag_not_by_the_notes_wording(tmp_p
     result = runner.invoke(app, ["agreement", str(a), str(a), "--bootstrap", "0"])
     assert result.exit_code == 0, result.output
     assert "codes matched through configs/codebook.yaml" in result.output
+
+
+def test_qdpx_agreement_needs_two_different_users(tmp_path, codebook):
+    """The same user named twice, or a project only one user coded, is an error that says so."""
+    from test_qda import ANA, LABEL_CODE, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+
+    text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
+    selections = [(_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]) for i, g in enumerate(_gold())]
+    project = build_project(tmp_path / "one.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
+                                                      "text": text, "selections": selections}])
+    with pytest.raises(DataError, match=r"needs codings by two users that map to the codebook; found Ana \(\d+\)"):
+        agreement_files(project, None, codebook, n_boot=0)
+    with pytest.raises(DataError, match="--user-a and --user-b both name 'Ana'; name two users"):
+        agreement_files(project, None, codebook, n_boot=0, user_a="Ana", user_b="Ana")
+
+
+def test_read_coding_rejects_an_unknown_choice_for_unknown_codes(tmp_path, codebook):
+    path = _write(tmp_path / "a.csv", [{"id": "x0", "code": "push"}])
+    with pytest.raises(ValueError, match="unknown_codes must be one of error, keep; got 'ignore'"):
+        read_coding(path, codebook, unknown_codes="ignore")
