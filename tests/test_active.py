@@ -347,3 +347,17 @@ def test_cli_next_exits_1_when_an_input_could_not_be_read(tmp_path, model_dir, f
     assert out.is_file() and len(pd.read_csv(out)) == 3
     said = " ".join(result.output.split())
     assert "missing.txt: no such file or folder" in said and "1 input(s) could not be read" in said
+
+
+def test_cli_next_with_no_passages_leaves_the_earlier_sheet_alone(tmp_path, model_dir):
+    """A coding sheet with no passages is not written over a coder's earlier (maybe half-filled) one."""
+    sheet = tmp_path / "to_code.csv"
+    sheet.write_bytes(b"id,text,code\np1,half coded,push\n")
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    result = runner.invoke(app, ["next", str(tmp_path / "empty.txt"), "--model", str(model_dir), "--out", str(sheet)])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert f"no passages to choose from (no readable transcript with such turns), so {sheet} was not written " \
+           "(it is unchanged)" in said, said
+    assert sheet.read_bytes() == b"id,text,code\np1,half coded,push\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt", "to_code.csv"]

@@ -467,7 +467,7 @@ def test_qdpx_agreement_compares_the_human_coders_by_default(tmp_path, codebook)
 
 def test_a_project_without_a_codebook_uses_the_project_folders_codebook(tmp_path, codebook_path, monkeypatch):
     """Review item 12: `qdpx_codings` reads config.DEFAULT_CODEBOOK (configs/codebook.yaml of the
-    folder it runs in), as every other command does, not a path inside the installed package."""
+    folder it runs in), as every other command does, before the one bundled with the package."""
     from test_qda import ANA, BEN, FUNDING, SAMPLES, SMP01_GUID, _gold, _guid, build_project
 
     from supportlens.agreement import qdpx_codings
@@ -487,8 +487,8 @@ def test_a_project_without_a_codebook_uses_the_project_folders_codebook(tmp_path
     monkeypatch.chdir(folder)
     a, b = qdpx_codings(project)
     assert len(a.frame) == len(b.frame) == 4 and set(a.frame["code"]) == {"push"}
-    monkeypatch.chdir(tmp_path)  # no codebook here: say so, naming the option
-    with pytest.raises(DataError, match=r"p\.qdpx: .*configs/codebook\.yaml is not here.*--codebook FILE"):
+    monkeypatch.chdir(tmp_path)  # no codebook here: the bundled one, which has no alias "funding"
+    with pytest.raises(DataError, match=r"p\.qdpx: needs codings by two users that map to the codebook; found none"):
         qdpx_codings(project)
 
 
@@ -550,3 +550,21 @@ def test_read_coding_rejects_an_unknown_choice_for_unknown_codes(tmp_path, codeb
     path = _write(tmp_path / "a.csv", [{"id": "x0", "code": "push"}])
     with pytest.raises(ValueError, match="unknown_codes must be one of error, keep; got 'ignore'"):
         read_coding(path, codebook, unknown_codes="ignore")
+
+
+def test_cli_agreement_with_nothing_to_write_leaves_the_earlier_file_alone(tmp_path):
+    """Coders who now agree on every unit, or files that share no unit: no disagreements sheet is
+    written over the earlier one (the coders' resolved codes and notes), and the output says so."""
+    a, _ = _coder_files(tmp_path)
+    out_file = tmp_path / "disagree.csv"
+    out_file.write_bytes(b"id,code_a,code_b,resolved_code,notes\nx3,push,pull,pull,agreed in meeting\n")
+    before = out_file.read_bytes()
+    same = runner.invoke(app, ["agreement", str(a), str(a), "--out", str(out_file), "--bootstrap", "0"])
+    assert same.exit_code == 0, same.output
+    assert f"no disagreements, so {out_file} was not written (it is unchanged)" in " ".join(same.output.split())
+    assert out_file.read_bytes() == before
+    disjoint = _write(tmp_path / "c.jsonl", [{"id": "zz", "label": "push"}])
+    none = runner.invoke(app, ["agreement", str(a), str(disjoint), "--out", str(out_file)])
+    assert none.exit_code == 2 and "share no units" in none.output
+    assert f"{out_file} was not written (it is unchanged)" in " ".join(none.output.split())
+    assert out_file.read_bytes() == before

@@ -124,3 +124,18 @@ def test_cli_audit_bad_inputs_exit_2(tmp_path):
                                                    for i, r in enumerate(make_rows(4, 1))])
     bad_label = _cli(str(unknown))
     assert bad_label.exit_code == 2 and "row 4: unknown label 'maybe'" in bad_label.output
+
+
+def test_cli_audit_with_no_doubtful_codes_leaves_the_earlier_file_alone(tmp_path, monkeypatch):
+    """Nothing doubtful: no empty table is written over the earlier one (with a coder's notes),
+    and the output says it was not written. The audit itself is stubbed: only the CLI is tested."""
+    import supportlens.audit
+
+    monkeypatch.setattr(supportlens.audit, "audit", lambda *args, **kwargs: pd.DataFrame(columns=AUDIT_COLUMNS))
+    out = tmp_path / "doubtful.csv"
+    out.write_bytes(b"rank,id,notes\n1,i00-03,checked: the code stands\n")
+    result = _cli(str(tmp_path / "coded.jsonl"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"no doubtful codes: every excerpt's code is the one the model finds most likely, so {out} was not " \
+           "written (it is unchanged)" in " ".join(result.output.split()), result.output
+    assert out.read_bytes() == b"rank,id,notes\n1,i00-03,checked: the code stands\n"

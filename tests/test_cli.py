@@ -179,3 +179,160 @@ def test_the_cli_turns_off_the_libraries_progress_bars_unless_the_user_set_them(
     mine = subprocess.run([sys.executable, "-c", script], env={**env, "HF_HUB_DISABLE_PROGRESS_BARS": "0"},
                           capture_output=True, text=True, check=True)
     assert mine.stdout.split() == ["0", "false"]
+
+
+def test_runs_fits_the_width_and_keeps_the_key_columns(coded_file, tracking_uri):
+    """At COLUMNS=100 `runs` printed rows of about 230 characters: the table now fits the width,
+    leaving out the least telling columns (and saying which), never the run id or the scores."""
+    result = _train(coded_file)
+    assert result.exit_code == 0, result.output
+    run_id = result.output.split("model URI:")[1].split()[0].split("/")[1]
+    ev = runner.invoke(app, ["evaluate", "--model", f"runs:/{run_id}/model", "--data", str(coded_file)])
+    assert ev.exit_code == 0, ev.output
+    shown = runner.invoke(app, ["runs"], env={"COLUMNS": "100"})
+    assert shown.exit_code == 0, shown.output
+    print(shown.output)
+    lines = shown.output.splitlines()
+    assert max(len(line) for line in lines) <= 100, shown.output
+    header = " ".join(shown.output.split())
+    for column in ("run_id", "run_name", "macro_f1", "kappa", "n"):
+        assert f" {column} " in header, column
+    assert run_id in shown.output  # whole, on one line: runs:/<run_id>/model needs it
+    assert "left out to fit 100 columns: " in header and "--format csv has every column" in header
+    wide = runner.invoke(app, ["runs"], env={"COLUMNS": "400"})
+    assert "left out" not in wide.output and "data_digest" in wide.output
+
+
+def test_every_flag_shows_as_a_flag_in_help():
+    """typer's rich help showed `--no-track <bool>` (even `--help <bool>`), as if the flag took a
+    value; `train --no-track false` then failed. Every bool option is a flag, shown with no type."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    flags = 0
+    for name, command in group.commands.items():
+        shown = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, shown.output
+        assert "<bool>" not in shown.output and "BOOLEAN" not in shown.output, (name, shown.output)
+        for param in command.params:
+            if isinstance(param.default, bool):  # the bool options, --help included
+                assert param.is_flag, (name, param.name)  # given alone: `--resume`, not `--resume true`
+                line = next(line for line in shown.output.splitlines() if param.opts[0] in line)
+                assert "<" not in line.split(param.opts[0])[1].split()[0], (name, line)
+                flags += 1
+    assert flags >= 6  # --no-track, --no-log, --resume, --fast, --diversity, --offer-blank, ...
+
+
+def _header_transcripts(folder, n: int):
+    """n transcripts that each open with the same two-line header (a note per file when read)."""
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"t{i}.txt").write_text(
+            "Interview with the site lead\nRecorded in March\n\nInterviewer: How did you support the county?\n"
+            "Participant: we trained every site on the manual and checked fidelity each month\n"
+            "Interviewer: And then?\nParticipant: we designed the plan together with the families and staff\n",
+            encoding="utf-8")
+    return folder
+
+
+def test_predict_says_a_note_many_files_share_once(model_dir, tmp_path):
+    """A 200-file batch printed one identical note per file ("2 line(s) before the first speaker
+    label are a header"): it is said once, with how many files and the first few."""
+    folder = _header_transcripts(tmp_path / "in", 5)
+    result = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "l.csv")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert said.count("before the first speaker label are a header") == 1, result.output
+    assert (f"note: 5 files: 2 line(s) before the first speaker label are a header, not cues "
+            f"({folder / 't0.txt'}, {folder / 't1.txt'}, {folder / 't2.txt'} and 2 more)") in said
+    one = runner.invoke(app, ["predict", str(folder / "t0.txt"), "--model", str(model_dir),
+                              "--out", str(tmp_path / "one.csv")])
+    assert f"note: {folder / 't0.txt'}: 2 line(s) before" in " ".join(one.output.split())
+
+
+def test_predict_lists_each_failed_file_once(model_dir, tmp_path):
+    """Each failure was printed twice: as "skipped" during the run and again in the final list.
+    Now only in the list at the end, where a researcher scanning a log looks; the progress shows
+    how many failed."""
+    folder = _header_transcripts(tmp_path / "in", 2)
+    (folder / "empty.txt").write_text("")
+    result = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "l.csv")])
+    assert result.exit_code == 1
+    assert result.output.count("empty.txt") == 1, result.output
+    assert "skipped" not in result.output
+    lines = result.output.splitlines()
+    assert lines[-2:] == ["1 file(s) failed:", f"  {folder / 'empty.txt'}: " + lines[-1].split(": ", 1)[1]]
+    assert "3/3 files" in result.output and "1 failed" in result.output  # the progress counts it
+
+
+def test_predict_without_a_terminal_prints_progress_as_it_goes(model_dir, tmp_path, monkeypatch):
+    """Under nohup or in a CI log the live bar showed only at the end: there a plain line comes
+    every few seconds (here every update) while the files are labelled."""
+    from functools import partial
+
+    import supportlens.cli_progress
+    import supportlens.predict
+
+    monkeypatch.setattr(supportlens.cli_progress, "PLAIN_INTERVAL_S", 0.0)
+    # a flush per file, so that progress is reported after each file
+    monkeypatch.setattr(supportlens.predict, "predict_files",
+                        partial(supportlens.predict.predict_files, chunk_passages=1))
+    folder = _header_transcripts(tmp_path / "in", 3)
+    result = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "l.csv")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    progress = [i for i, line in enumerate(lines)
+                if re.fullmatch(r"labelling: \d/3 files, \d+ passages, \d+\.\d/s, 0:00:\d\d", line)]
+    assert {"1/3", "2/3", "3/3"} <= {lines[i].split()[1] for i in progress}, result.output
+    done = next(i for i, line in enumerate(lines) if "transcripts labelled" in line)
+    assert progress[0] < done and "━" not in result.output  # plain lines, no bar drawn into the log
+    assert len(set(lines[i] for i in progress)) == len(progress)  # the last state is not said twice
+
+
+def test_evaluate_says_where_it_wrote_and_which_run_it_logged(model_dir, coded_file, tracking_uri, tmp_path):
+    """`evaluate --out` said neither where its files went nor which MLflow run it logged."""
+    import mlflow
+
+    out_dir = tmp_path / "ev"
+    ev = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(coded_file), "--out", str(out_dir)])
+    assert ev.exit_code == 0, ev.output
+    said = " ".join(ev.output.split())
+    assert f"evaluation files -> {out_dir}" in said
+    mlflow.set_tracking_uri(tracking_uri)
+    run = mlflow.search_runs(experiment_names=["supportlens-evaluations"], output_format="list")[0]
+    assert f"MLflow run {run.info.run_id} in experiment 'supportlens-evaluations'" in said
+    quiet = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(coded_file), "--no-log"])
+    assert quiet.exit_code == 0 and "MLflow run" not in quiet.output and "evaluation files" not in quiet.output
+
+
+def test_predict_interrupted_still_lists_the_files_that_failed(model_dir, tmp_path, monkeypatch):
+    """Failures are listed at the end, not as they happen: Ctrl-C must not lose them."""
+    import supportlens.predict
+    from supportlens.predict import FileFailure
+
+    def interrupted(*args, on_total=None, on_failure=None, **kwargs):
+        on_total(3)
+        on_failure(FileFailure("a.txt", "a.txt: empty file"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(supportlens.predict, "predict_files", interrupted)
+    result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(model_dir), "--out", str(tmp_path / "l.csv")])
+    assert result.exit_code == 130
+    assert result.output.count("a.txt: empty file") == 1 and "1 file(s) failed:" in result.output, result.output
+
+
+def test_next_says_a_note_many_files_share_once(model_dir, tmp_path):
+    """`next` reads transcripts as predict does, and groups their notes the same way."""
+    folder = _header_transcripts(tmp_path / "in", 4)
+    result = runner.invoke(app, ["next", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "s.csv"),
+                                 "--n", "2"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert said.count("before the first speaker label are a header") == 1 and "note: 4 files: 2 line(s)" in said
+
+
+def test_version_is_the_installed_distributions():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"supportlens {version('supportlens')}"

@@ -66,5 +66,6 @@ def test_examples_feed_the_prior_and_roundtrip(tmp_path, codebook):
 
 def test_missing_relative_codebook_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(CodebookError, match=f"relative to {tmp_path}: run from the project folder, or give --codebook"):
-        load_codebook("configs/codebook.yaml")
+    with pytest.raises(CodebookError, match=f"relative to {tmp_path}: run from the project folder, or give --codebook") as err:
+        load_codebook("configs/mine.yaml")
+    assert "`codebook` names the one bundled with supportlens" in str(err.value)

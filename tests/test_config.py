@@ -116,8 +116,10 @@ def test_config_paths_work_from_any_directory(tmp_path, monkeypatch):
 
 def test_missing_relative_config_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=f"relative to {tmp_path}: run from the project folder, or give --config"):
-        load_config("configs/default.yaml")
+    with pytest.raises(ConfigError, match=f"relative to {tmp_path}: run from the project folder, or give --config") as err:
+        load_config("configs/mine.yaml")
+    # and names the configs that would have worked from here
+    assert "bundled with supportlens: default, embed-logreg, embed-prior, finetune, tfidf, zeroshot and " in str(err.value)
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "absent.yaml")
     assert "relative to" not in str(err.value)  # an absolute path needs no hint

@@ -1,5 +1,7 @@
 """Evaluating a saved model on a coded file: blank codes of a coding sheet, unknown codes."""
 
+import json
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -163,3 +165,50 @@ def test_training_overlap_reads_each_saved_part_once(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate, "json", types.SimpleNamespace(loads=loads))
     assert evaluate.training_overlap(tmp_path, [t.upper() for t in texts]) == {"train": 10, "val": 5, "test": 5}
     assert len(passes) <= 3
+
+
+def test_cli_evaluate_that_fails_leaves_the_earlier_out_folder_alone(model_dir, tmp_path):
+    """A sheet with no code filled in yet, or an --against model that does not load: every file
+    already in --out keeps its bytes (--against is checked before anything is written), and the
+    message says nothing was written there."""
+    out = tmp_path / "evals"
+    out.mkdir()
+    (out / "metrics.json").write_bytes(b'{"kappa": 0.61}')
+    (out / "against.json").write_bytes(b'{"kappa_difference": 0.1}')
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    blank = _sheet(tmp_path, ["", ""])
+    nothing = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(blank), "--no-log",
+                                  "--out", str(out)])
+    assert nothing.exit_code == 2
+    assert f"nothing was written to {out} (its files are unchanged)" in " ".join(nothing.output.split())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    coded = _sheet(tmp_path, ["push", "pull", "none"])
+    against = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(coded), "--no-log",
+                                  "--out", str(out), "--against", str(tmp_path / "no-model")])
+    assert against.exit_code == 2 and "--against" in against.output
+    assert f"nothing was written to {out} (its files are unchanged)" in " ".join(against.output.split())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_evaluation_files_are_all_written_or_none(model_dir, tmp_path, monkeypatch):
+    """A failure part way through (here: a plot) leaves the earlier files as they were, and no
+    temporary folder behind; a run that works replaces them all."""
+    import supportlens.evaluate
+
+    result = evaluate_file(str(model_dir), str(_sheet(tmp_path, ["push", "pull", "none"])), log_run=False)
+    out = tmp_path / "evals"
+    out.mkdir()
+    (out / "metrics.json").write_bytes(b'{"kappa": 0.61}')
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(supportlens.evaluate, "reliability_png", broken)
+        with pytest.raises(OSError, match="disk full"):
+            result.write(out)
+    assert [p.name for p in out.iterdir()] == ["metrics.json"]
+    assert (out / "metrics.json").read_bytes() == b'{"kappa": 0.61}'
+    written = result.write(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written) and len(written) == 8
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["n"] == 3

@@ -34,3 +34,23 @@ def test_readme_api_snippet_works_every_time(coded_file, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_licence_metadata_is_an_spdx_expression():
+    """`license = { text = "MIT" }` made setuptools warn three times during `make demo` that the
+    table form is deprecated: the SPDX string needs setuptools 77 or later to build."""
+    import tomllib
+    import warnings
+
+    from packaging.requirements import Requirement
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dist = apply_configuration(Distribution(), ROOT / "pyproject.toml")
+    assert not [w for w in caught if "license" in str(w.message).lower()], [str(w.message) for w in caught]
+    assert dist.metadata.license_expression == "MIT"
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["build-system"]["requires"]
+    setuptools = next(Requirement(r) for r in build if Requirement(r).name == "setuptools")
+    assert not setuptools.specifier.contains("76.99") and setuptools.specifier.contains("77.0")

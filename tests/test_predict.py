@@ -1,5 +1,6 @@
 """Batch prediction: outputs, resume after an interruption, bad files, speakers, the CLI."""
 
+import io
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from supportlens.cli import app
 from supportlens.models import load_classifier
+from supportlens import predict
 from supportlens.predict import Labeler, PredictError, predict_files, summarise
 
 from conftest import ROOT, make_rows
@@ -67,6 +69,8 @@ TABLE = pd.DataFrame({
     "text": ["How did you support the county?",
              "we trained every site on the manual and checked fidelity each month",
              "we designed the plan together with the families and staff and shared decisions"]})
+PASSAGES_TEXT = ["we trained every site", "we listened to the county", "we designed it together",
+                 "the funding ended", "the team agreed next steps"]
 COLUMNS = ["source", "passage_index", "speaker", "role", "start", "end", "start_time", "end_time", "text",
            "label", "p_push", "p_pull", "p_co_creation", "p_none", "confidence", "needs_review"]
 
@@ -133,6 +137,25 @@ def test_no_passages_of_a_role_says_how_roles_were_found(labeler, tmp_path):
     assert [f.reason for f in report.failures] == [
         f"{short}: no interviewer passages to score (no interviewer found among 2 speakers, by name or by "
         "questions (at least 3 turns each): all are scored as participants; pass --interviewer NAME)"]
+
+
+def test_only_interviewer_turns_says_speaker_all_labels_them(labeler, tmp_path):
+    asks = tmp_path / "asks.txt"
+    asks.write_text("Interviewer: How did the county start?\n\nInterviewer: And then?\n")
+    report = predict_files([str(asks)], labeler, tmp_path / "labels.csv")
+    assert [f.reason for f in report.failures] == [
+        f"{asks}: no participant passages to score: all 2 passage(s) are interviewer turns, which --speaker all "
+        "labels too (--speaker interviewer labels them alone)"]
+    assert report.output is None and not (tmp_path / "labels.csv").exists()
+
+
+def test_repeated_row_ids_are_noted(labeler, tmp_path):
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"id": ["a1", "a2", "a1", "b", "b"], "text": PASSAGES_TEXT}).to_csv(path, index=False)
+    report = predict_files([str(path)], labeler, tmp_path / "labels.csv")
+    assert report.files_done == 1 and report.passages == 5
+    assert f"{path}: 2 id(s) in column 'id' are used by more than one row, so row_id does not tell those rows " \
+        "apart: 'a1' (rows 2, 4), 'b' (rows 5, 6); give each row its own id" in report.note_lines()
 
 
 def test_bad_files_do_not_sink_the_batch(folder, labeler, tmp_path):
@@ -379,7 +402,7 @@ def test_other_files_in_a_folder_are_named_not_failed(folder, labeler, tmp_path)
     (folder / "consent-form.pdf").write_bytes(b"%PDF-1.4")
     report = predict_files([str(folder)], labeler, tmp_path / "l.csv")
     assert not report.failures and report.files_done == 5
-    assert any(n.startswith(str(folder / "consent-form.pdf")) and "not a transcript (.pdf" in n for n in report.notes)
+    assert any(n.startswith(str(folder / "consent-form.pdf")) and "not a transcript (.pdf" in n for n in report.note_lines())
 
 
 def test_cli_checks_options_before_loading_the_model(tmp_path):
@@ -413,3 +436,69 @@ def test_cli_predict_warns_when_the_models_confidence_is_not_calibrated(tmp_path
     chosen = runner.invoke(app, ["predict", str(transcript), "--model", str(tmp_path / "m"),
                                  "--out", str(tmp_path / "chosen.csv"), "--review-below", "0.5"])
     assert chosen.exit_code == 0 and "not calibrated" not in chosen.output
+
+
+def test_cli_predict_that_labels_nothing_leaves_the_earlier_output_alone(folder, model_dir, tmp_path):
+    """An empty transcript or a mistyped folder: the earlier output, summary and run record keep
+    every byte, the message says so, and the exit code is 1. A resumed run whose transcripts were
+    all done before still (re)writes its complete output."""
+    out, profile, record = tmp_path / "keep.csv", tmp_path / "profile.csv", tmp_path / ".keep.csv.run.json"
+    base = ["--model", str(model_dir), "--out", str(out), "--summary", str(profile)]
+    first = runner.invoke(app, ["predict", str(folder / "smp01_child_welfare.txt"), *base])
+    assert first.exit_code == 0, first.output
+    before = {p: p.read_bytes() for p in (out, profile, record)}
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    for inputs in ([str(tmp_path / "empty.txt")], [str(tmp_path / "no_such_folder") + "/"],
+                   [str(tmp_path / "no_such_folder") + "/", "--resume"]):
+        result = runner.invoke(app, ["predict", *inputs, *base])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1, result.output
+        assert f"no transcript was labelled, so {out} was not written (it is unchanged); {profile} was not " \
+               "written (it is unchanged)" in said, said
+        assert "transcripts labelled (" not in said  # no "0 transcripts labelled -> keep.csv"
+        assert {p: p.read_bytes() for p in before} == before
+        assert sorted(p.name for p in tmp_path.glob(".keep*")) == [".keep.csv.run.json"]  # no journal left
+    done = runner.invoke(app, ["predict", str(folder / "smp01_child_welfare.txt"), *base, "--resume"])
+    assert done.exit_code == 0, done.output
+    assert "0 transcripts labelled" in done.output and "1 already done" in done.output
+    assert pd.read_csv(out).equals(pd.read_csv(io.BytesIO(before[out]))) and len(pd.read_csv(out)) > 10
+
+
+def test_a_run_that_labels_nothing_keeps_an_interrupted_runs_journal(folder, labeler, tmp_path, monkeypatch):
+    """Without --resume the journal of an interrupted run is cleared only once this run has a
+    transcript of its own to put there: an empty input must not throw the finished ones away."""
+    out = tmp_path / "labels.csv"
+    journal = tmp_path / ".labels.csv.parts"
+    original = labeler.score
+
+    def interrupted(texts):  # Ctrl-C once the first transcript is committed
+        if list(journal.glob("*.jsonl")):
+            raise KeyboardInterrupt
+        return original(texts)
+
+    monkeypatch.setattr(labeler, "score", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict_files([str(folder)], labeler, out, chunk_passages=1)
+    monkeypatch.setattr(labeler, "score", original)
+    assert len(list(journal.glob("*.jsonl"))) == 1
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    nothing = predict_files([str(tmp_path / "empty.txt")], labeler, out)
+    assert nothing.output is None and nothing.summary is None and len(nothing.failures) == 1
+    assert not out.exists() and len(list(journal.glob("*.jsonl"))) == 1
+    resumed = predict_files([str(folder)], labeler, out, resume=True)
+    assert resumed.files_skipped == 1 and resumed.files_done == 4 and pd.read_csv(out)["source"].nunique() == 5
+
+
+def test_a_long_transcript_counts_its_passages_as_they_are_scored(labeler, tmp_path, monkeypatch):
+    path = tmp_path / "long.txt"
+    path.write_text("".join(f"Interviewer: And in week {i}?\nDana: We met the county team about referrals.\n"
+                            for i in range(300)), encoding="utf-8")
+    whole = predict_files([str(path)], labeler, tmp_path / "w.csv")  # one model call
+    monkeypatch.setattr(predict, "SCORE_CHUNK", 64)
+    seen: list[tuple[int, int]] = []
+    report = predict_files([str(path)], labeler, tmp_path / "l.csv",
+                           on_progress=lambda files, passages: seen.append((files, passages)))
+    # within the one file, not only once it is done
+    assert seen == [(0, 64), (0, 128), (0, 192), (0, 256), (1, 300)]
+    assert report.passages == whole.passages == 300
+    pd.testing.assert_frame_equal(pd.read_csv(report.output), pd.read_csv(whole.output))

@@ -628,3 +628,176 @@ def test_cli_predict_project_into_suggestions(project, model_dir, tmp_path):
     root = ET.fromstring(assert_valid_project(new))
     assert sorted(s.get("name") for s in root.iter(f"{{{NS}}}TextSource")) == [
         "smp01_child_welfare.txt", "smp06_juvenile_justice.md"]
+
+
+# ---------------------------------------------------------------------------------------------
+# an existing project is never lost; unsafe entries are dropped; the same notes as a .csv run
+
+
+def _human_codings(path: Path) -> int:
+    with zipfile.ZipFile(path) as archive:
+        return sum(1 for _ in ET.fromstring(archive.read("project.qde")).iter(f"{{{NS}}}Coding"))
+
+
+def test_a_project_with_human_codings_is_never_replaced(labeler, project, codebook, tmp_path, monkeypatch):
+    before = project.read_bytes()
+    monkeypatch.setattr(labeler, "score", lambda texts: pytest.fail("scored before the output was checked"))
+    holds = f"{project} already exists and holds 5 sources and {_human_codings(project)} codings by 2 users"
+    transcript = str(SAMPLES / "smp01_child_welfare.txt")
+    with pytest.raises(QdaError, match="it is not replaced") as refused:
+        predict_to_qdpx([transcript], labeler, project, codebook=codebook)
+    assert holds in str(refused.value)
+    assert f"predict_to_qdpx([{str(project)!r}], labeler, {str(tmp_path / 'project-suggestions.qdpx')!r})" \
+        in str(refused.value)  # how to add suggestions to it instead
+    with pytest.raises(QdaError, match="never replaced, not even with overwrite=True"):
+        predict_to_qdpx([transcript], labeler, project, codebook=codebook, overwrite=True)
+    for overwrite in (False, True):  # labelling the project into itself is no exception
+        with pytest.raises(QdaError, match="never replaced" if overwrite else "it is not replaced") as refused:
+            predict_to_qdpx([str(project)], labeler, project, codebook=codebook, overwrite=overwrite)
+        assert holds in str(refused.value)
+        with pytest.raises(QdaError, match="already exists and holds 5 sources"):
+            export_suggestions(project, _gold_predictions(), None, project, codebook, overwrite=overwrite)
+    assert project.read_bytes() == before
+
+
+def test_a_project_of_suggestions_only_is_replaced_with_overwrite(labeler, codebook, tmp_path):
+    out = tmp_path / "ai.qdpx"
+    transcript = str(SAMPLES / "smp01_child_welfare.txt")
+    predict_to_qdpx([transcript], labeler, out, codebook=codebook)
+    earlier = out.read_bytes()
+    with pytest.raises(QdaError, match=r"ai.qdpx already exists and holds 1 source and \d+ supportlens "
+                                       r"suggestions \(no human work\); pass overwrite=True to replace it"):
+        predict_to_qdpx([transcript], labeler, out, codebook=codebook)
+    assert out.read_bytes() == earlier
+    report = predict_to_qdpx([transcript], labeler, out, codebook=codebook, overwrite=True)
+    assert report.output == out and out.read_bytes() != earlier
+    assert_valid_project(out)
+    # a note a person wrote in it is human work: kept, whatever overwrite says
+    with zipfile.ZipFile(out) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    root = ET.fromstring(members["project.qde"])
+    notes = ET.SubElement(root, f"{{{NS}}}Notes")
+    ET.SubElement(notes, f"{{{NS}}}Note", {"guid": _guid("note"), "name": "memo"})
+    members["project.qde"] = ET.tostring(root)
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    noted = out.read_bytes()
+    with pytest.raises(QdaError, match=r"holds 1 source, 1 note and \d+ supportlens suggestions; a project "
+                                       "with human work is never replaced, not even with overwrite=True"):
+        predict_to_qdpx([transcript], labeler, out, codebook=codebook, overwrite=True)
+    assert out.read_bytes() == noted
+    # a file that is not a project is replaced only when asked to
+    out.write_bytes(b"not a zip")
+    with pytest.raises(QdaError, match="ai.qdpx already exists and is not a readable REFI-QDA project .*"
+                                       "unless you pass overwrite=True"):
+        predict_to_qdpx([transcript], labeler, out, codebook=codebook)
+    assert out.read_bytes() == b"not a zip"
+    predict_to_qdpx([transcript], labeler, out, codebook=codebook, overwrite=True)
+    assert_valid_project(out)
+
+
+def test_a_run_that_labels_nothing_writes_no_project(labeler, codebook, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "consent.pdf").write_bytes(b"%PDF-1.4")
+    out = tmp_path / "new.qdpx"
+    report = predict_to_qdpx([str(folder), str(tmp_path / "typo")], labeler, out, codebook=codebook)
+    assert report.output is None and report.files_done == 0 and not out.exists()
+    reasons = [f.reason for f in report.failures]
+    assert reasons[0].startswith(f"{folder}: folder has no transcripts")
+    assert reasons[1:] == [f"{tmp_path / 'typo'}: no such file or folder"]
+    assert any("consent.pdf: not a transcript" in line for line in report.note_lines())
+    empty = build_project(tmp_path / "empty.qdpx", [])  # a project without text sources
+    report = predict_to_qdpx([str(empty)], labeler, out, codebook=codebook)
+    assert report.output is None and not out.exists()
+
+
+@pytest.mark.parametrize("unsafe", ["../../evil.txt", "/abs/evil.txt", "Sources/../../evil.txt",
+                                    "..\\..\\evil.txt", "Sources\\..\\..\\evil.txt", "C:/evil.txt", "C:evil.txt"])
+def test_entries_that_point_outside_the_project_are_dropped_with_a_note(labeler, project, codebook, tmp_path,
+                                                                          unsafe):
+    with zipfile.ZipFile(project) as archive:
+        safe = sorted(archive.namelist())
+    with zipfile.ZipFile(project, "a") as archive:
+        archive.writestr(unsafe, b"would be written outside the folder it is unzipped in")
+    out = tmp_path / "suggested.qdpx"
+    report = export_suggestions(project, _gold_predictions(), None, out, codebook)
+    with zipfile.ZipFile(out) as archive:
+        assert sorted(archive.namelist()) == safe
+    assert_valid_project(out)
+    assert report.notes == [f"{project}: entry {unsafe!r} left out of {out}: its name points outside the "
+                            "project (an absolute path or '..')"]
+    again = tmp_path / "labelled.qdpx"
+    batch = predict_to_qdpx([str(project)], labeler, again, codebook=codebook)  # the CLI prints these notes
+    assert any(repr(unsafe) in line and "left out" in line for line in batch.note_lines())
+    with zipfile.ZipFile(again) as archive:
+        assert sorted(archive.namelist()) == safe
+
+
+def test_qdpx_output_gives_the_notes_and_failures_a_csv_output_gives(labeler, codebook, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("smp01_child_welfare.txt", "smp02_home_visiting.vtt"):  # a header; a guessed interviewer
+        shutil.copy(SAMPLES / name, folder / name)
+    (folder / "consent.pdf").write_bytes(b"%PDF-1.4")  # not a transcript
+    (folder / "questions.txt").write_text("Interviewer: How did it start?\n\nInterviewer: And then?\n")
+    csv = predict_files([str(folder)], labeler, tmp_path / "labels.csv")
+    qdpx = predict_to_qdpx([str(folder)], labeler, tmp_path / "labels.qdpx", codebook=codebook)
+    exported = [line for line in qdpx.note_lines() if " suggestions in 2 sources -> " in line]
+    assert len(exported) == 1
+    assert set(qdpx.note_lines()) - set(exported) == set(csv.note_lines())
+    said = " ".join(csv.note_lines())
+    assert "consent.pdf: not a transcript" in said and "interviewer guessed from questions" in said
+    assert [f.reason for f in qdpx.failures] == [f.reason for f in csv.failures] != []  # questions.txt
+    root = ET.fromstring(assert_valid_project(tmp_path / "labels.qdpx"))
+    assert sorted(s.get("name") for s in root.iter(f"{{{NS}}}TextSource")) == [
+        "smp01_child_welfare.txt", "smp02_home_visiting.vtt"]
+
+
+def test_cli_refuses_an_existing_project_before_loading_the_model(project, model_dir, tmp_path):
+    before = project.read_bytes()
+    transcript = str(SAMPLES / "smp01_child_welfare.txt")
+    missing_model = str(tmp_path / "no-model")  # never loaded: the refusal comes first
+    result = runner.invoke(app, ["predict", transcript, "--model", missing_model, "--out", str(project)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert (f"{project} already exists and holds 5 sources and {_human_codings(project)} codings by 2 users; "
+            "it is not replaced") in said
+    assert (f"supportlens predict {project} --model {missing_model} --out {tmp_path / 'project-suggestions.qdpx'}"
+            in said and "or give --out a new file name" in said)
+    for args in (["--overwrite"], []):
+        result = runner.invoke(app, ["predict", str(project), "--model", missing_model, "--out", str(project),
+                                     *args])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and "already exists and holds 5 sources" in said, result.output
+        assert ("not even with --overwrite" in said) == bool(args)
+    assert project.read_bytes() == before
+    # a project of supportlens suggestions only: --overwrite replaces it
+    out = tmp_path / "ai.qdpx"
+    assert runner.invoke(app, ["predict", transcript, "--model", str(model_dir), "--out", str(out)]).exit_code == 0
+    result = runner.invoke(app, ["predict", transcript, "--model", str(model_dir), "--out", str(out)])
+    assert result.exit_code == 2 and "(no human work); pass --overwrite to replace it" in result.output
+    result = runner.invoke(app, ["predict", transcript, "--model", str(model_dir), "--out", str(out), "--overwrite"])
+    assert result.exit_code == 0 and "1 transcripts labelled" in result.output, result.output
+
+
+def test_cli_import_and_export_codebook_with_nothing_to_write_leave_the_earlier_file_alone(tmp_path):
+    """A project nobody has coded yields no excerpts, and a codebook that does not load yields no
+    .qdc: the file already at --out keeps every byte, and the message says it was not written."""
+    coded, qdc = tmp_path / "coded.csv", tmp_path / "cb.qdc"
+    coded.write_bytes(b"id,text,label\nkeep,earlier work,push\n")
+    qdc.write_bytes(b"<CodeBook>earlier</CodeBook>")
+    uncoded = build_project(tmp_path / "uncoded.qdpx", [_smp06_source()])
+    result = runner.invoke(app, ["import", str(uncoded), "--out", str(coded), "--codebook", str(CODEBOOK)])
+    assert result.exit_code == 2
+    assert f"no coded selection maps to the codebook, so {coded} was not written (it is unchanged)" \
+        in " ".join(result.output.split()), result.output
+    assert coded.read_bytes() == b"id,text,label\nkeep,earlier work,push\n"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("codes: [\n", encoding="utf-8")
+    result = runner.invoke(app, ["export-codebook", "--out", str(qdc), "--codebook", str(broken)])
+    assert result.exit_code == 2 and "broken.yaml" in result.output
+    assert f"{qdc} was not written (it is unchanged)" in " ".join(result.output.split()), result.output
+    assert qdc.read_bytes() == b"<CodeBook>earlier</CodeBook>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.yaml", "cb.qdc", "coded.csv", "uncoded.qdpx"]

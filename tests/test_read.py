@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import codecs
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from supportlens import read
 from supportlens.read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, read_transcript
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "transcripts"
@@ -124,12 +126,20 @@ def test_utf16_with_bom(tmp_path, codec, bom):
     assert_offsets(t)
 
 
-def test_cp1252_fallback_is_noted(tmp_path):
+def test_cp1252_fallback_is_noted(tmp_path, monkeypatch):
+    import charset_normalizer
+
+    # its guess for this text, held fixed: a detector's other guess is only a hint in the note
+    guesses = SimpleNamespace(best=lambda: SimpleNamespace(encoding="cp1250"))
+    monkeypatch.setattr(charset_normalizer, "from_bytes", lambda raw: guesses)
     raw = "Interviewer: Why?\nParticipant: The caf\u00e9 \u2018meeting\u2019 helped.\n".encode("cp1252")
     t = read_transcript(write(tmp_path, "win.txt", raw))
     assert t.encoding == "cp1252"
     assert t.cues[1].text == "The caf\u00e9 \u2018meeting\u2019 helped."
-    assert any(n.startswith("decoded as cp1252 (not valid UTF-8") for n in t.notes)
+    # one encoding named as used, why it was chosen, and what to do if the text looks wrong
+    assert t.notes == ["not valid UTF-8, so decoded as cp1252, the encoding of Windows exports in Western "
+                       "European languages; if accented letters look wrong, the file is in another encoding "
+                       "(charset-normalizer suggests cp1250): save it as UTF-8 and read it again"]
 
 
 @pytest.mark.parametrize("newline,label", [("\r\n", "CRLF"), ("\r", "CR")])
@@ -168,6 +178,30 @@ def test_empty_vtt_and_docx(tmp_path):
     assert "empty file" in read_error(path)
 
 
+def test_a_file_far_larger_than_an_interview_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr(read, "MAX_TRANSCRIPT_BYTES", 100_000)  # 50 MB in use: the test stays small
+    path = write(tmp_path, "export.txt", "Interviewer: How did it go?\nDana: It went well.\n" * 4000)  # 192 KB
+
+    def unread(self):
+        raise AssertionError("read into memory")
+
+    monkeypatch.setattr(Path, "read_bytes", unread)
+    message = read_error(path)
+    assert message == (f"{path}: 192 KB, over the 0.1 MB limit for one transcript (an interview is typically "
+                       "30-200 KB): split the file into one file per interview, or into parts under 0.1 MB")
+    with pytest.raises(ReadError, match=r"^id-7: 192 KB, over the 0.1 MB limit"):  # a Spark row, too
+        read.parse_transcript(path.read_text(), "txt", source="id-7")
+
+
+def test_a_large_file_is_read_with_a_note_to_check_it(tmp_path, monkeypatch):
+    sample = SAMPLES / "smp01_child_welfare.txt"  # 12.5 KB
+    assert not any("far longer than an interview" in note for note in read_transcript(sample).notes)
+    monkeypatch.setattr(read, "LARGE_TRANSCRIPT_BYTES", 10_000)
+    notes = read_transcript(sample).notes
+    assert "13 KB is far longer than an interview (typically 30-200 KB): check that the file holds one " \
+           "interview; reading and labelling it takes minutes" in notes
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 
@@ -200,17 +234,46 @@ def test_malformed_vtt_without_header(tmp_path):
 
 
 @pytest.mark.parametrize("timing", ["00:00:01.000 --> 00:0x:02.000", "00:00:01.000 -> 00:00:02.000"])
-def test_malformed_vtt_timestamp(tmp_path, timing):
+def test_one_bad_vtt_timing_keeps_the_cue_text_without_times(tmp_path, timing):
     body = f"WEBVTT\n\n{timing}\nDana: hi\n\n00:00:03.000 --> 00:00:04.000\nDana: ok\n"
-    assert "malformed WebVTT" in read_error(write(tmp_path, "bad.vtt", body))
+    t = read_transcript(write(tmp_path, "bad.vtt", body))
+    assert [(c.text, c.start_time, c.end_time) for c in t.cues] == [("hi", None, None), ("ok", 3.0, 4.0)]
+    assert_offsets(t)
+    assert t.notes == [f"1 of 2 WebVTT cue(s) are malformed: cue 1 (line 3): timing line {timing!r} could not "
+                       "be read; its text is kept without times"]
 
 
-@pytest.mark.parametrize("body", [
-    "this is not\nan srt file\nat all\n",
-    "1\n00:00:01,000 --> 00:00:02,000\nA: hi\n\n2\n00:00:0x,000 --> 00:00:03,000\nA: yo\n",
+def test_one_bad_srt_timing_keeps_the_good_cues(tmp_path):
+    body = ("1\n00:00:01,000 --> 00:00:02,000\nA: hi\n\n2\n00:00:0x,000 --> 00:00:03,000\nA: yo\n\n"
+            "3\n00:00:04,000 --> 00:00:05,000\nA: ok\n")
+    t = read_transcript(write(tmp_path, "bad.srt", body))
+    assert [(c.speaker, c.text, c.start_time) for c in t.cues] == [("A", "hi", 1.0), ("A", "yo", None),
+                                                                   ("A", "ok", 4.0)]
+    assert_offsets(t)
+    assert t.notes == ["1 of 3 SRT cue(s) are malformed: cue 2 (line 6): timing line '00:00:0x,000 --> "
+                       "00:00:03,000' could not be read; its text is kept without times"]
+
+
+@pytest.mark.parametrize("name, body, where", [
+    ("bad.srt", "1\n00:00:0x,000 --> 00:00:02,000\nA: hi\n\n2\n00:00:03 --> 00:00:04,000\nA: yo\n",
+     "malformed SRT: no cue has timings that can be read; cue 1 (line 2): timing line '00:00:0x,000 --> "
+     "00:00:02,000' could not be read"),
+    ("bad.vtt", "WEBVTT\n\nNOTE hello\n\n00:00:01.000 -> 00:00:02.000\nDana: hi\n",
+     "malformed WebVTT: no cue has timings that can be read; cue 1 (line 5): timing line '00:00:01.000 -> "
+     "00:00:02.000' could not be read"),
 ])
-def test_malformed_srt(tmp_path, body):
-    assert "malformed SRT" in read_error(write(tmp_path, "bad.srt", body))
+def test_no_readable_timing_names_the_first_bad_cue(tmp_path, name, body, where):
+    assert read_error(write(tmp_path, name, body)).endswith(where)
+
+
+def test_malformed_srt(tmp_path):
+    assert "malformed SRT: no cue timing line" in read_error(write(tmp_path, "bad.srt", "this is not\nan srt\n"))
+
+
+def test_srt_lines_above_the_first_cue_are_noted(tmp_path):
+    t = read_transcript(write(tmp_path, "t.srt", "Title\n\n1\n00:00:01,000 --> 00:00:02,000\nA: hi\n"))
+    assert [(c.speaker, c.text) for c in t.cues] == [("A", "hi")]
+    assert t.notes == ["1 line(s) above the first cue (timing on line 4) belong to no cue and were left out"]
 
 
 def test_vtt_cue_ending_before_start(tmp_path):
@@ -514,7 +577,7 @@ def test_csv_custom_columns_and_no_speaker(tmp_path):
 def test_csv_missing_text_column_lists_columns(tmp_path):
     message = read_error(write(tmp_path, "t.csv", "who,said\nA,hi\n"))
     assert "'text'" in message and "'who'" in message and "'said'" in message
-    assert "--text-column" in message  # the option a command-line user can set
+    assert message.endswith("; choose the text column with --text-column")  # the option a command-line user can set
 
 
 def test_xlsx_rows(tmp_path):
@@ -528,6 +591,31 @@ def test_xlsx_rows(tmp_path):
     assert [(c.speaker, c.text) for c in t.cues] == [("Interviewer", "Why?"), ("Dana", "Because."), (None, "Later.")]
     assert_offsets(t)
     assert "Excel workbook" in read_error(write(tmp_path, "bad.xlsx", "not a zip"))
+
+
+def test_xlsx_transcript_on_a_later_sheet_is_found_and_named(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "t.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame({"note": ["coded by AB"]}).to_excel(book, sheet_name="About", index=False)
+        pd.DataFrame({"speaker": ["Interviewer", "Dana"], "Text": ["Why?", "N/A"]}).to_excel(
+            book, sheet_name="Transcript", index=False)
+    t = read_transcript(path)
+    assert [(c.speaker, c.text) for c in t.cues] == [("Interviewer", "Why?"), ("Dana", "N/A")]  # "N/A" is an answer
+    assert t.notes == ["read sheet 'Transcript' of 2, the first with column 'text'; not read: 'About'"]
+    message = read_error(path, text_column="utterance")
+    assert message.endswith("no sheet has a 'utterance' column (sheets and their columns: 'About': note; "
+                            "'Transcript': speaker, Text); choose the text column with --text-column")
+
+
+def test_repeated_row_ids_are_noted(tmp_path):
+    path = write(tmp_path, "t.csv", "id,text\nq1,Why?\nq2,Because.\nq1,Later.\n7,a\n7,b\n7,c\n9,d\n9,e\n3,f\n3,g\n")
+    t = read_transcript(path)
+    assert [c.row_id for c in t.cues][:3] == ["q1", "q2", "q1"]
+    assert t.notes == ["4 id(s) in column 'id' are used by more than one row, so row_id does not tell those rows "
+                       "apart: 'q1' (rows 2, 4), '7' (rows 5, 6, 7), '9' (rows 8, 9) and 1 more; give each row "
+                       "its own id"]
 
 
 # --- expand_inputs ----------------------------------------------------------------------------

@@ -22,8 +22,10 @@ from supportlens.cli import app
 from supportlens.codebook import codebook_from_dict, load_codebook
 from supportlens.models import TfidfLogReg, load_classifier
 from supportlens.predict import Labeler, predict_files, summarise
+from supportlens.read import read_transcript
 from supportlens.report import (ReportError, build_report, read_predictions, render_report, shade,
                                 write_report)
+from supportlens.segmentation import segment
 
 from conftest import CODEBOOK, ROOT, make_rows
 
@@ -166,6 +168,9 @@ def test_browser_shows_every_passage_the_legend_and_review_links(labels_file, pr
     assert squash(status.text()) == (f"Showing {len(predictions)} of {len(predictions)} passages "
                                      f"({int(predictions['needs_review'].sum())} flagged for review).")
     assert "hidden" not in dom.find_all(id="controls")[0].attrs
+    # the interviewer's turns are shown too, though the status line counts only the scored passages
+    turns = dom.find_all(**{"data-unscored": None})
+    assert turns and not any("hidden" in t.attrs for t in turns)
 
     # every predicted passage is on the page, once, with its label, flag and text
     shown = dom.find_all("article", **{"data-passage": None})
@@ -347,9 +352,12 @@ def test_default_codebook_is_the_projects(labels_file, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert runner.invoke(app, ["report", str(labels_file), "--out", str(out)]).exit_code == 0
     assert "Co-creation / exchange" in out.read_text(encoding="utf-8")
-    monkeypatch.chdir(tmp_path)  # no configs/ here
-    result = runner.invoke(app, ["report", str(labels_file), "--out", str(out)])
-    assert result.exit_code == 2 and "configs/codebook.yaml" in result.output
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the codebook bundled with supportlens, and a note saying so
+    elsewhere = tmp_path / "elsewhere.html"
+    result = runner.invoke(app, ["report", str(labels_file), "--out", str(elsewhere)])
+    assert result.exit_code == 0, result.output
+    assert "Co-creation / exchange" in elsewhere.read_text(encoding="utf-8")
+    assert "no configs/codebook.yaml in" in result.output and "bundled with supportlens" in result.output
 
 
 def test_cli_errors_and_atomic_output(labels_file, tmp_path):
@@ -428,3 +436,106 @@ def test_a_tie_for_the_dominant_approach_names_both(codebook):
     assert _dominant(pd.Series({"dominant": "push/pull"}), codebook) == \
         f"{codebook.code('push').name} = {codebook.code('pull').name}"
     assert _dominant(pd.Series({"dominant": "none"}), codebook) == codebook.code("none").name
+
+
+def test_cli_report_of_predictions_with_no_passages_leaves_the_earlier_page_alone(tmp_path):
+    """Predictions with a header and no rows: no page, the earlier one keeps every byte, and the
+    message says it was not written."""
+    empty = tmp_path / "labels.csv"
+    empty.write_text("source,passage_index,speaker,text,label,confidence,needs_review\n", encoding="utf-8")
+    page = tmp_path / "report.html"
+    page.write_bytes(b"<!DOCTYPE html><p>last week's report</p>")
+    result = runner.invoke(app, ["report", str(empty), "--out", str(page), "--codebook", str(CODEBOOK)])
+    assert result.exit_code == 2
+    assert f"labels.csv: has no passages; {page} was not written (it is unchanged)" in " ".join(result.output.split())
+    assert page.read_bytes() == b"<!DOCTYPE html><p>last week's report</p>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv", "report.html"]
+
+
+# -- interviewer turns: the questions the scored answers respond to ------------------------------
+def _expected_turns(source: str) -> list[tuple[str, str]]:
+    """(role, text) of every passage of a transcript, in order, as predict segments it."""
+    return [(p.role, p.text) for p in segment(read_transcript(source))]
+
+
+def test_interviewer_turns_sit_unscored_between_the_passages(labels_file, predictions, tmp_path):
+    """The page left the questions out, so answers read without them and numbers jumped (#1, #3, #5)."""
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(labels_file), "--out", str(out), "--codebook", str(CODEBOOK)])
+    assert result.exit_code == 0, result.output
+    assert "note:" not in result.output  # every transcript was found
+    dom = parse(out.read_text(encoding="utf-8"))
+    for section in dom.find_all("section", **{"class": "transcript"}):
+        source = section.attrs["data-source"]
+        block = predictions[predictions["source"] == source]
+        items = [n for n in section.walk() if "data-passage" in n.attrs or "data-unscored" in n.attrs]
+        # the whole interview in its order: each question right before the answer it prompted
+        assert [("interviewer" if "data-unscored" in n.attrs else "participant", by_class(n, "text")[0].text())
+                for n in items] == _expected_turns(source)
+        unscored = [n for n in items if "data-unscored" in n.attrs]
+        assert unscored and all(n.attrs["data-role"] == "interviewer" for n in unscored)
+        for turn in unscored:  # unscored: no code, confidence, flag or number, and marked as such
+            assert not any(by_class(turn, c) for c in ("label", "conf", "flag", "pid"))
+            assert "not scored" in turn.text() and "style" not in turn.attrs
+        # numbering has no gaps: the scored passages are #1..#N
+        passages = [n for n in items if "data-passage" in n.attrs]
+        assert [by_class(n, "pid")[0].text() for n in passages] == [f"#{k}" for k in range(1, len(block) + 1)]
+        # tallies count only the scored passages
+        facts = squash(by_class(section, "facts")[0].text())
+        assert facts.startswith(f"{len(block)} passages ·")
+        assert facts.endswith(f"{len(unscored)} interviewer turns not scored")
+    header = dom.find_all("header")[0]
+    assert by_class(header, "facts")[0].attrs["data-passages"] == str(len(predictions))
+    for row in dom.find_all("table")[0].find_all("tr")[1:]:
+        source = row.find_all("a")[0].attrs["href"][1:]
+        section = dom.find_all("section", id=source)[0]
+        assert int(row.find_all("td")[1].text()) == len(section.find_all(**{"data-passage": None}))
+    review = dom.find_all("li", **{"data-review-item": None})
+    assert len(review) == int(predictions["needs_review"].sum())
+    for item in review:  # the review list uses the same numbers as the page
+        target = dom.find_all(id=item.attrs["data-review-item"])[0]
+        assert f"passage {by_class(target, 'pid')[0].text()}" in item.text()
+
+
+@pytest.mark.parametrize("spoil, problem", [
+    (lambda path: path.unlink(), "transcript not found at"),
+    (lambda path: path.write_text(path.read_text(encoding="utf-8").replace("Dana", "Dina"), encoding="utf-8"),
+     "has changed since it was labelled"),
+])
+def test_a_transcript_gone_or_changed_still_reports_without_its_questions(model_dir, tmp_path, spoil, problem):
+    transcript = tmp_path / "smp01.txt"
+    shutil.copy(SAMPLES / "smp01_child_welfare.txt", transcript)
+    labels = tmp_path / "labels.csv"
+    predict_files([str(transcript), str(SAMPLES / "smp06_juvenile_justice.md")],
+                  Labeler(load_classifier(model_dir)), labels)
+    spoil(transcript)
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", str(labels), "--out", str(out), "--codebook", str(CODEBOOK)])
+    assert result.exit_code == 0, result.output
+    assert f"note: {transcript}: interviewer turns not shown: " in result.output and problem in result.output
+    dom = parse(out.read_text(encoding="utf-8"))
+    gone, found = dom.find_all("section", **{"class": "transcript"})
+    assert gone.attrs["data-source"] == str(transcript)
+    note = squash(gone.find_all(**{"data-turns-missing": None})[0].text())
+    assert note.startswith("Interviewer turns could not be shown:") and problem in note
+    assert not gone.find_all(**{"data-unscored": None})  # no question is shown out of place
+    assert len(gone.find_all(**{"data-passage": None})) == (pd.read_csv(labels)["source"] == str(transcript)).sum()
+    # the other transcript is untouched by it
+    assert found.find_all(**{"data-unscored": None}) and not found.find_all(**{"data-turns-missing": None})
+
+
+def test_a_relative_source_is_found_beside_the_predictions(model_dir, tmp_path, monkeypatch):
+    """predict run inside a project folder records sources relative to it; report runs from anywhere."""
+    shutil.copy(SAMPLES / "smp01_child_welfare.txt", tmp_path / "smp01.txt")
+    monkeypatch.chdir(tmp_path)
+    predict_files(["smp01.txt"], Labeler(load_classifier(model_dir)), tmp_path / "labels.jsonl")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    summary = build_report(tmp_path / "labels.jsonl", tmp_path / "r.html", codebook=CODEBOOK)
+    assert summary.notes == [] and summary.unscored_turns > 0
+    # offsets alone place the turns: a predictions file without them names the reason
+    frame = pd.read_json(tmp_path / "labels.jsonl", lines=True).drop(columns=["start", "end"])
+    frame.to_json(tmp_path / "no-offsets.jsonl", orient="records", lines=True)
+    summary = build_report(tmp_path / "no-offsets.jsonl", tmp_path / "r.html", codebook=CODEBOOK)
+    assert summary.unscored_turns == 0 and "no 'start' and 'end' offsets" in summary.notes[0]

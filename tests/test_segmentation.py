@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
+import pysbd
 import pytest
 
+from supportlens import segmentation
 from supportlens.read import Cue, Transcript, read_transcript
 from supportlens.segmentation import (Passage, SpeakerRules, estimate_tokens, merge_turns, segment, speaker_roles,
                                  split_long)
@@ -204,6 +208,81 @@ def test_sample_turns_split_under_a_small_limit():
     assert_invariants(t, passages)
     assert len(passages) > len(segment(t))
     assert all(estimate_tokens(p.text) <= 40 for p in passages)
+
+
+# --- long input: time and memory grow linearly ------------------------------------------------
+
+
+@pytest.fixture
+def quick_splitter(monkeypatch) -> list[int]:
+    """pysbd's sentence finder replaced by a split after . ! ? (fast at any length), which fails
+    when handed more than 10,000 characters at once; returns the lengths it was handed."""
+    handed: list[int] = []
+
+    def processor(self, text: str):
+        handed.append(len(text))
+        assert len(text) <= 10_000, f"the sentence splitter was handed {len(text)} characters at once"
+        return SimpleNamespace(process=lambda: [s for s in re.split(r"(?<=[.!?])\s+", text) if s])
+
+    monkeypatch.setattr(pysbd.Segmenter, "processor", processor)
+    return handed
+
+
+def test_a_long_paragraph_reaches_the_sentence_splitter_in_bounded_windows(quick_splitter):
+    text = " ".join(SENTENCES[i % len(SENTENCES)] for i in range(5000))  # 320 KB, one paragraph
+    t = transcript([("Dana", text)])
+    passages = segment(t, max_tokens=60)
+    assert_invariants(t, passages)
+    assert all(estimate_tokens(p.text) <= 60 and p.text.endswith("referrals.") for p in passages)
+    assert " ".join(p.text for p in passages) == text
+    for a, b in zip(passages, passages[1:]):  # packed greedily across the windows' cuts
+        assert estimate_tokens(a.text + " " + b.text.split(". ")[0]) > 60
+    assert max(quick_splitter) <= segmentation.SENTENCE_WINDOW
+    assert sum(quick_splitter) < 1.5 * len(text)  # each character is looked at about once
+
+
+def test_windows_find_the_sentences_pysbd_finds_in_the_whole_text(monkeypatch):
+    text = " ".join(" ".join(read_transcript(p).text.split()) for p in sorted(SAMPLES.glob("*.*")))[:15_000]
+    spans = pysbd.Segmenter(language="en", clean=False, char_span=True).segment(text)
+    whole = sorted({0} | {s.start for s in spans if 0 < s.start and text[s.start:s.end] == s.sent})
+    assert segmentation._sentence_starts(text) == whole
+    monkeypatch.setattr(segmentation, "SENTENCE_WINDOW", 1500)
+    monkeypatch.setattr(segmentation, "_WINDOW_MARGIN", 300)
+    assert segmentation._sentence_starts(text) == whole
+
+
+def test_a_long_text_without_punctuation_is_cut_without_counting_it_all_again_and_again(quick_splitter):
+    text = " ".join(f"word{i}" for i in range(40_000))  # 330 KB: a caption export without punctuation
+    counted: list[int] = []
+
+    def count(piece: str) -> int:
+        counted.append(len(piece))
+        return len(piece.split())
+
+    pieces = [text[s:e] for s, e in split_long(text, 0, count, 100)]
+    assert [len(p.split()) for p in pieces] == [100] * 400
+    assert " ".join(pieces) == text
+    assert max(counted) < 10_000  # never the whole text, which a tokenizer would hold in memory at once
+    assert sum(counted) < 20 * len(text)  # not a search over all the rest of the text for every piece
+
+
+class _Tallied(str):
+    """A text that tallies the characters its slices copy."""
+
+    copied = 0
+
+    def __getitem__(self, key):
+        piece = str.__getitem__(self, key)
+        self.copied += len(piece)
+        return piece
+
+
+def test_merging_thousands_of_cues_copies_the_turn_once():
+    t = transcript([(None, f"caption line {i} of the lecture") for i in range(5000)], sep=" ")
+    t.text = _Tallied(t.text)  # 150 KB
+    turns = merge_turns(t)
+    assert len(turns) == 1 and turns[0].text == t.text
+    assert t.text.copied < 3 * len(t.text)  # not the turn so far at each of 5,000 cues
 
 
 # --- roles ------------------------------------------------------------------------------------

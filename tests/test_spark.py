@@ -122,7 +122,8 @@ def test_bad_transcripts_become_failure_rows(spark, model_dir):
     assert errors["blank"].startswith("blank: empty file")
     assert "binary" in errors["notes.docx"]
     assert "no id" in errors[None]
-    assert errors["asks-only"] == "asks-only: no participant passages to score"
+    assert errors["asks-only"].startswith("asks-only: no participant passages to score: all ")
+    assert "are interviewer turns, which --speaker all labels too" in errors["asks-only"]
     kept = passages.toPandas()
     # no format and no transcript suffix: plain text; a .docx id without a format is docx
     assert set(kept["source"]) == {"good", "ocr.pdf"} and len(kept) > 10
@@ -223,3 +224,16 @@ def test_cli_engine_spark_errors(spark, model_dir, tmp_path):
                                  "--model", str(model_dir), "--engine", "spark", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "missing*.txt: no files match this pattern" in result.output
     assert "1 transcripts labelled on Spark" in result.output
+
+
+def test_cli_engine_spark_that_labels_nothing_keeps_the_earlier_output(spark, model_dir, tmp_path):
+    out = tmp_path / "labels"
+    args = ["predict", "--engine", "spark", "--master", "local[2]", "--model", str(model_dir), "--out", str(out)]
+    assert runner.invoke(app, args + [str(SAMPLES / "smp01_child_welfare.txt")]).exit_code == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    result = runner.invoke(app, args + [str(empty)])
+    assert result.exit_code == 1, result.output
+    assert "no transcript was labelled" in result.output and "(its files are unchanged)" in result.output
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

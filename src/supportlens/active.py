@@ -149,11 +149,12 @@ def select_next(passages: pd.DataFrame, labeler_or_model: Any, n: int = 40, stra
 
 
 def read_passages(inputs: list[str], labeler, speaker: str = "participant", rules=None,
-                  text_column: str = "text") -> tuple[pd.DataFrame, list[str], list[str]]:
+                  text_column: str = "text") -> tuple[pd.DataFrame, list[str], list[tuple[str, str]]]:
     """Read and segment transcripts exactly as ``supportlens predict`` does.
 
     Returns (passages, problems, notes): one row per passage with id, source, passage_index,
-    start, end, speaker, role and text; a file that cannot be read is a problem, not an error.
+    start, end, speaker, role and text; a file that cannot be read is a problem, not an error;
+    notes are (source, note) pairs, for `supportlens.predict.grouped_notes`.
     """
     from .predict import SPEAKER_CHOICES, passages_of
     from .read import ReadError, expand_inputs, read_transcript
@@ -164,7 +165,7 @@ def read_passages(inputs: list[str], labeler, speaker: str = "participant", rule
     rules = rules or SpeakerRules()
     paths, found_problems = expand_inputs(list(inputs))
     problems = [f"{given}: {reason}" for given, reason in found_problems]
-    notes: list[str] = []
+    notes: list[tuple[str, str]] = []
     rows: list[dict[str, Any]] = []
     for path in paths:
         source = str(path)
@@ -177,7 +178,7 @@ def read_passages(inputs: list[str], labeler, speaker: str = "participant", rule
         except (OSError, ValueError) as exc:  # an odd file must not sink the batch, as in predict
             problems.append(f"{source}: {type(exc).__name__}: {exc}")
             continue
-        notes.extend(f"{source}: {note}" for note in transcript.notes)
+        notes.extend((source, note) for note in transcript.notes)
         for p in passages:
             rows.append({"id": passage_id(source, p.index), "source": source, "passage_index": p.index,
                          "start": p.start, "end": p.end, "speaker": p.speaker or "", "role": p.role,

@@ -494,15 +494,12 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, use
     selections are paired with the other's overlapping ones, as with two separate files. The
     first coding's ``notes`` hold the import report (selections skipped, and why) and say who
     was compared and how to choose others. Without ``codebook``, `config.DEFAULT_CODEBOOK` (the
-    project folder's) is used, as by every other command."""
+    project folder's, else the one bundled with supportlens) is used, as by every other command."""
     from .codebook import load_codebook
     from .qda import QdaError, import_qdpx, load_code_map
 
     if codebook is None:
-        if not Path(DEFAULT_CODEBOOK).is_file():
-            raise DataError(f"{path}: a project's codes are mapped to a codebook, and {DEFAULT_CODEBOOK} is not "
-                            "here: run from the project folder or pass --codebook FILE")
-        codebook = load_codebook(DEFAULT_CODEBOOK)
+        codebook = load_codebook(DEFAULT_CODEBOOK)  # outside a project folder, the bundled one (noted)
     try:
         mapping = load_code_map(code_map) if isinstance(code_map, (str, Path)) else code_map
         frame, report = import_qdpx(path, codebook, code_map=mapping, include_suggestions=True,

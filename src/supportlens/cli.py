@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -21,28 +22,85 @@ from rich.table import Table
 for _variable, _value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
     os.environ.setdefault(_variable, _value)
 
+
+def _show_flags_as_flags() -> None:
+    """typer 0.29's rich help gives every flag a type (`--no-track <bool>`, even `--help <bool>`),
+    as if it took a value, and `--no-track false` then fails. Its plain help shows none: so do we,
+    for every command at once (a flag added later included)."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)  # the typer versions that show types
+    if shown is None:
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_show_flags_as_flags()
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Code implementation-support interviews as push, pull, co-creation or none.")
 console = Console(stderr=True, soft_wrap=True)  # never break an error message mid-line
 # tables are wide; when piped or captured (no terminal) do not squeeze them to 80 columns
 out = Console() if Console().is_terminal else Console(width=240)
 
+if TYPE_CHECKING:  # the CLI imports the library lazily, so that --help is quick
+    from .predict import FileFailure
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: the installed distribution's version, as pip knows it."""
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"supportlens {version('supportlens')}", highlight=False)
+        raise typer.Exit()
+
+
+class _ConsoleNotes(logging.Handler):
+    """The library's notes (`resources`: the bundled file a command used) as ``note:`` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(f"note: {escape(record.getMessage())}", highlight=False)
+
 
 @app.callback()
-def _quiet_libraries() -> None:
+def _quiet_libraries(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the installed version and exit")] = False,
+) -> None:
     """Our own progress bars only: transformers' per-load "Loading weights" bars and MLflow's
     per-file download bars are noise here. Set through the libraries' environment variables
     (a user's explicit setting wins), read when they are first imported: importing transformers
-    here would add more than a second to every command, --help included."""
+    here would add more than a second to every command, --help included. And say which bundled
+    file a command used, when the folder it runs in has none of its own."""
     import os
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars follow the hub's
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    notes = logging.getLogger("supportlens.resources")
+    if not any(isinstance(h, _ConsoleNotes) for h in notes.handlers):
+        notes.addHandler(_ConsoleNotes())
+        notes.setLevel(logging.INFO)
 
 
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def _not_written(*paths: str | os.PathLike | None) -> str:
+    """Tell a user whose run produced nothing that their files are safe: an earlier output is
+    left as it was, byte for byte (every output is written whole, or not at all)."""
+    said = []
+    for path in (Path(p) for p in paths if p is not None):
+        if path.is_dir():  # evaluate --out: a folder of files
+            said.append(f"nothing was written to {path} (its files are unchanged)")
+        else:
+            said.append(f"{path} was not written" + (" (it is unchanged)" if path.exists() else ""))
+    return "; ".join(said)
 
 
 def _styled(message: str) -> str:
@@ -65,7 +123,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (see configs/)")] = Path("configs/default.yaml"),
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config, or a bundled config's name (default, tfidf, finetune, ...)")] = Path("configs/default.yaml"),
     data: Annotated[Optional[str], typer.Option(help="Coded excerpts (CSV/TSV/JSONL/XLSX); overrides data.path")] = None,
     codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML; overrides the config's")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. train.epochs=3")] = None,
@@ -121,10 +179,10 @@ def evaluate(
                                              ("group_column", group_column)) if value is not None}
     try:
         data_cfg = DataConfig(**given) if given else None
-        result = evaluate_file(model, data, codebook, str(out_dir) if out_dir else None, tracking_uri,
-                               log_run=not no_log, data_cfg=data_cfg)
+        # --out is written below, once --against has worked too: a failed run leaves it as it was
+        result = evaluate_file(model, data, codebook, None, tracking_uri, log_run=not no_log, data_cfg=data_cfg)
     except _user_errors() as exc:
-        _fail(str(exc))
+        _fail(str(exc) + (f"; {_not_written(out_dir)}" if out_dir else ""))
         return
     other = None
     if against:
@@ -133,9 +191,11 @@ def evaluate(
                                   data_cfg=data_cfg)
             paired = paired_difference(result, other)
         except (*_user_errors(), ValueError) as exc:
-            _fail(f"--against {against}: {exc}")
+            _fail(f"--against {against}: {exc}" + (f"; {_not_written(out_dir)}" if out_dir else ""))
             return
-        if out_dir:
+    if out_dir:
+        result.write(out_dir)
+        if other is not None:
             from .atomic import write_atomic
 
             write_atomic(out_dir / "against.json", lambda tmp: Path(tmp).write_text(
@@ -170,6 +230,35 @@ def evaluate(
                   f"[{paired['kappa_difference_ci_low']:+.3f}, {paired['kappa_difference_ci_high']:+.3f}] over "
                   f"{int(paired['n'])} excerpts ({int(paired['only_a_right'])} right only by the first, "
                   f"{int(paired['only_b_right'])} only by the second): {verdict}", highlight=False)
+    if out_dir:  # where it wrote and what it logged, to find both again
+        out.print(f"evaluation files -> {out_dir}" + (" (against.json too)" if other is not None else ""),
+                  highlight=False)
+    for name, evaluation in ((model, result), (against, other)):
+        if evaluation is not None and evaluation.run_id:
+            out.print(f"logged {name} on {data}: MLflow run {evaluation.run_id} in experiment "
+                      f"{evaluation.experiment!r} (supportlens runs --experiment {evaluation.experiment})",
+                      highlight=False)
+
+
+# `runs` columns from the most telling; the least telling are left out first where the width is short
+_RUNS_KEPT = ("run_id", "run_name", "macro_f1", "kappa")
+_RUNS_RANK = (*_RUNS_KEPT, "n", "scored_on", "model_kind", "alpha", "cv_macro_f1", "f1_", "started",
+              "train_seconds", "data_digest")
+
+
+def _runs_column_rank(column: str, kind: str) -> int:
+    """Where a column stands in `_RUNS_RANK` (per-code F1 columns by their prefix; unknown ones last)."""
+    if kind == "train" and column == "scored_on":  # "test split" on every training run
+        return len(_RUNS_RANK)
+    key = "f1_" if column.startswith("f1_") else column
+    return _RUNS_RANK.index(key) if key in _RUNS_RANK else len(_RUNS_RANK)
+
+
+def _table_width() -> int:
+    """The width a table may take: the terminal's; without a terminal $COLUMNS where set (e.g.
+    COLUMNS=100 in a script), else `out`'s 240, so that a piped table is not squeezed to 80."""
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if not out.is_terminal and columns.isdigit() else out.width
 
 
 @app.command()
@@ -200,15 +289,26 @@ def runs(
     titles = {"train": "training runs: scored on each run's own held-out test interviews",
               "evaluate": "evaluation runs: scored on the file named in scored_on"}
     kinds = list(dict.fromkeys(table["kind"])) if len(table) else ["train"]
+    width = _table_width()
     for kind in kinds:
         part = table[table["kind"] == kind].drop(columns="kind")
-        view = Table(title=titles.get(kind, f"{kind} runs"), title_justify="left")
-        for column in part.columns:
-            view.add_column(column, no_wrap=column == "run_id")
-        for row in part.itertuples(index=False):
-            view.add_row(*("" if v is None or pd.isna(v) else f"{v:.3f}" if isinstance(v, float) else str(v)
-                           for v in row))
-        out.print(view)
+        cells = part.map(lambda v: "" if v is None or pd.isna(v) else f"{v:.3f}" if isinstance(v, float) else str(v))
+        columns = list(part.columns)
+        while True:  # leave out the least telling columns until the table fits the width
+            view = Table(title=titles.get(kind, f"{kind} runs"), title_justify="left")
+            for column in columns:
+                view.add_column(column, no_wrap=column == "run_id")  # whole: runs:/<run_id>/model needs it
+            for row in cells[columns].itertuples(index=False):
+                view.add_row(*row)
+            spare = [c for c in columns if c not in _RUNS_KEPT]
+            if out.measure(view, options=out.options.update(width=10_000)).maximum <= width or not spare:
+                break
+            columns.remove(max(spare, key=lambda c: _runs_column_rank(c, kind)))
+        if len(columns) < len(part.columns):
+            view.caption = (f"left out to fit {width} columns: {', '.join(c for c in part.columns if c not in columns)}"
+                            " (--format csv has every column)")
+            view.caption_justify = "left"
+        out.print(view, width=width)  # what still does not fit wraps
 
 
 @app.command()
@@ -231,16 +331,16 @@ def predict(
     min_confidence: Annotated[float, typer.Option(help="With .qdpx output: leave out suggestions below this confidence")] = 0.0,
     engine: Annotated[str, typer.Option(help="local (this process) or spark (needs supportlens[spark] and Java; INPUT may be Parquet of id, text, format)")] = "local",
     master: Annotated[str, typer.Option(help="With --engine spark: the Spark master, e.g. local[4], yarn, spark://host:7077")] = "local[2]",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="With .qdpx output: replace an existing --out that holds only supportlens suggestions (a project with human codings is never replaced)")] = False,
 ) -> None:
     """Segment transcripts into passages and label each with a code and calibrated confidence.
 
     With a REFI-QDA project as input, or --out ending in .qdpx, the labels become suggested codings
     in a .qdpx project (a copy of the input project, or a new one made from the transcripts)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from .cli_progress import FileProgress
     from .models import load_classifier
-    from .predict import Labeler, PredictError, check_options, predict_files
-    from .qda import QdaError
+    from .predict import FileFailure, Labeler, PredictError, check_options, predict_files
+    from .qda import QdaError, check_qdpx_options
     from .segmentation import SpeakerRules
     from .tracking import fetch_model_dir
 
@@ -258,11 +358,13 @@ def predict(
     try:
         if engine == "local" and not to_qda:
             check_options(out_path, summary, speaker)  # before the model takes seconds to load
+        elif to_qda:  # an existing project is refused before the model loads, not after scoring
+            check_qdpx_options(inputs, out_path, speaker, overwrite=overwrite, cli_model=model)
         model_dir = fetch_model_dir(model, tracking_uri)
         loaded = load_classifier(model_dir)
         labeler = Labeler(loaded, review_below=review_below, device=device, fast=fast, batch_size=batch_size,
                           runtime=runtime)
-    except (*_user_errors(), PredictError) as exc:
+    except (*_user_errors(), PredictError, QdaError) as exc:
         _fail(str(exc))
         return
     calibration = getattr(loaded, "meta_", {}).get("calibration") or {}
@@ -284,28 +386,19 @@ def predict(
         except (PredictError, *_user_errors()) as exc:
             _fail(str(exc))
             return
-        console.print(f"{done.transcripts} transcripts labelled on Spark ({done.passages} passages, "
-                      f"{done.passages_per_second:.1f}/s) -> {done.output}", highlight=False)
         for failure in done.failures:
             console.print(f"[bold red]failed:[/] {failure.reason}", highlight=False)
+        if done.output is None:
+            _fail(f"no transcript was labelled, so {_not_written(out_path)}", code=1)
+        console.print(f"{done.transcripts} transcripts labelled on Spark ({done.passages} passages, "
+                      f"{done.passages_per_second:.1f}/s) -> {done.output}", highlight=False)
         raise typer.Exit(1 if done.failures else 0)
-    started = __import__("time").perf_counter()
-    progress = Progress(TextColumn("[bold]labelling"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                        TextColumn("{task.fields[passages]} passages, {task.fields[rate]:.1f}/s"),
-                        TimeElapsedColumn(), console=console, transient=False)
-    task = progress.add_task("predict", total=None, passages=0, rate=0.0)
+    progress = FileProgress(console)  # counts the files that will be read, not inputs that name none
+    failed: list[FileFailure] = []  # listed once, at the end (or on an interruption)
 
-    def on_total(files: int) -> None:  # the files that will be read, not inputs that name none
-        progress.update(task, total=files)
-        if files:  # a run that fails before it has a file to read shows no empty bar
-            progress.start()
-
-    def on_progress(files: int, passages: int) -> None:
-        elapsed = __import__("time").perf_counter() - started
-        progress.update(task, completed=files, passages=passages, rate=passages / max(elapsed, 1e-9))
-
-    def on_failure(failure) -> None:
-        progress.console.print(f"[yellow]skipped[/] {failure.reason}", highlight=False)
+    def on_failure(failure: FileFailure) -> None:
+        failed.append(failure)
+        progress.failed()
 
     try:
         try:
@@ -318,40 +411,49 @@ def predict(
                                          codebook=load_codebook(saved) if saved.is_file() else None,
                                          speaker=speaker, rules=rules, code_prefix=code_prefix,
                                          min_confidence=min_confidence, model_uri=model,
-                                         text_column=text_column, on_progress=on_progress,
-                                         on_failure=on_failure, on_total=on_total)
+                                         text_column=text_column, overwrite=overwrite, on_progress=progress.update,
+                                         on_failure=on_failure, on_total=progress.start)
             else:
                 report = predict_files(inputs, labeler, out_path, summary=summary, speaker=speaker, resume=resume,
-                                       rules=rules, on_progress=on_progress, on_failure=on_failure,
-                                       text_column=text_column, on_total=on_total)
+                                       rules=rules, on_progress=progress.update, on_failure=on_failure,
+                                       text_column=text_column, on_total=progress.start)
         finally:
-            if progress.live.is_started:  # the bar ends above any message that follows
-                progress.stop()
+            progress.stop()  # the bar ends above any message that follows
     except (PredictError, QdaError, *_user_errors()) as exc:
         _fail(str(exc))
         return
     except KeyboardInterrupt:
+        _list_failures(failed)  # not shown while the run went on
         if to_qda:
             console.print(f"interrupted: {out_path} was not written; run the command again", highlight=False)
-        elif progress.tasks[0].completed or resume:
+        elif progress.completed or resume:
             console.print(f"interrupted: the transcripts finished so far are kept; run the same command "
                           f"with --resume to label the rest into {out_path}", highlight=False)
         else:
             console.print(f"interrupted before any transcript was finished: {out_path} was not written; "
                           "run the command again", highlight=False)
         raise typer.Exit(130) from None
-    for note in report.notes:
+    for note in report.note_lines():  # a note many files share is said once
         console.print(f"note: {note}", highlight=False)
-    console.print(f"{report.files_done} transcripts labelled ({report.passages} passages, "
-                  f"{report.passages_per_second:.1f}/s)"
-                  + (f", {report.files_skipped} already done" if report.files_skipped else "")
-                  + f" -> {report.output}" + (f"; summary -> {report.summary}" if report.summary else ""),
-                  highlight=False)
+    if report.output is not None:  # None: no transcript labelled, nothing written (said below)
+        console.print(f"{report.files_done} transcripts labelled ({report.passages} passages, "
+                      f"{report.passages_per_second:.1f}/s)"
+                      + (f", {report.files_skipped} already done" if report.files_skipped else "")
+                      + f" -> {report.output}" + (f"; summary -> {report.summary}" if report.summary else ""),
+                      highlight=False)
+    _list_failures(report.failures)
+    if report.output is None:
+        _fail(f"no transcript was labelled, so {_not_written(out_path, summary)}", code=1)
     if report.failures:
-        console.print(f"[bold red]{len(report.failures)} file(s) failed:[/]", highlight=False)
-        for failure in report.failures:
-            console.print(f"  {failure.reason}", highlight=False)
         raise typer.Exit(1)
+
+
+def _list_failures(failures: list[FileFailure]) -> None:
+    """The files a batch could not label, each once: where a researcher scanning the end of a log looks."""
+    if failures:
+        console.print(f"[bold red]{len(failures)} file(s) failed:[/]", highlight=False)
+        for failure in failures:
+            console.print(f"  {failure.reason}", highlight=False)
 
 
 @app.command()
@@ -364,6 +466,28 @@ def ui(
 
     raise typer.Exit(subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
                                       resolve_uri(tracking_uri), "--host", "127.0.0.1", "--port", str(port)]))
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="The project folder to create (new, or empty)")],
+) -> None:
+    """Create a project folder to work in, with the codebook and configs to edit.
+
+    It also holds data/ with the sample transcripts and a .gitignore for what runs write (MLflow's
+    store, outputs/). An existing folder that is not empty is refused, never written over."""
+    from .project import ProjectError, init_project
+
+    try:
+        written = init_project(folder)
+    except ProjectError as exc:
+        _fail(str(exc))
+        return
+    out.print(f"created {folder} ({len(written)} files: configs/, data/, .gitignore). Next:", highlight=False)
+    out.print(f"  cd {folder}   # edit configs/codebook.yaml; coded excerpts go in data/ (data/README.md)\n"
+              "  supportlens train --data data/coded.csv --register mymodel   # no --data: the starter corpus\n"
+              "  supportlens predict data/transcripts --model models:/mymodel@champion --out outputs/labels.csv\n"
+              "  supportlens report outputs/labels.csv --out outputs/report.html", highlight=False, markup=False)
 
 
 # commands defined in their own modules register on `app` when imported

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .cli import _fail, _user_errors, app, console, out
+from .cli import _fail, _not_written, _user_errors, app, console, out
 from .config import DEFAULT_CODEBOOK
 from .dataset import DataError
 
@@ -71,10 +71,10 @@ def agreement(
                                     "pass --codebook FILE for another scheme")
         else:
             result = compare(_load_codebook(codebook))
-        if out_path is not None:
+        if out_path is not None and not result.disagreements.empty:  # no empty sheet over an earlier one
             write_disagreements(result, out_path)
     except (*_user_errors(), SelectionError) as exc:
-        _fail(str(exc))
+        _fail(str(exc) + (f"; {_not_written(out_path)}" if out_path is not None else ""))
         return
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
@@ -114,7 +114,8 @@ def agreement(
     out.print(confusion)
     d = result.disagreements
     if d.empty:
-        out.print("no disagreements")
+        out.print("no disagreements" + (f", so {_not_written(out_path)}" if out_path is not None else ""),
+                  highlight=False)
         return
     listing = Table(title=f"disagreements ({len(d)}" + (f", first {_SHOWN}" if len(d) > _SHOWN else "") + ")")
     for name in ("unit", "A", "B", "text"):
@@ -158,7 +159,7 @@ def next_(
     from .active import (SHEET_SUFFIXES, STRATEGIES, SelectionError, coded_and_blank_texts, coding_sheet,
                          drop_seen, read_passages, select_next, write_sheet)
     from .models import load_classifier
-    from .predict import Labeler, PredictError
+    from .predict import Labeler, PredictError, grouped_notes
     from .segmentation import SpeakerRules
     from .tracking import fetch_model_dir
 
@@ -181,7 +182,7 @@ def next_(
         passages, problems, notes = read_passages(inputs, labeler, speaker, rules, text_column)
         for problem in problems:
             console.print(f"[yellow]skipped[/] {problem}", highlight=False)
-        for note in notes:
+        for note in grouped_notes(notes):  # a note many files share is said once
             console.print(f"note: {note}", highlight=False)
         total = len(passages)
         passages = drop_seen(passages, coded)
@@ -191,11 +192,12 @@ def next_(
             passages = drop_seen(passages, blank)
         if passages.empty:
             _fail("no passages to choose from" + (f" ({_left_out(n_coded, n_blank, offer_blank)})" if total else
-                                                  " (no readable transcript with such turns)"))
+                                                  " (no readable transcript with such turns)")
+                  + f", so {_not_written(out_path)}")
         chosen = select_next(passages, labeler, n=n, strategy=strategy, diversity=diversity, seed=seed)
         write_sheet(coding_sheet(chosen), out_path)
     except (*_user_errors(), PredictError, SelectionError) as exc:
-        _fail(str(exc))
+        _fail(f"{exc}; {_not_written(out_path)}")
         return
     table = Table(title=f"{len(chosen)} passages to code next ({strategy}"
                   + (", spread out" if diversity and strategy != "random" else "") + ")")
@@ -242,13 +244,14 @@ def audit(
         book = load_codebook(codebook or cfg.codebook)
         result = run_audit(data, cfg, k=cv, codebook=book, top=top,
                            log=lambda m: console.print(m, highlight=False))
-        if out_path is not None:
+        if out_path is not None and not result.empty:  # no empty sheet over an earlier one
             write_sheet(result, out_path)
     except (*_user_errors(), SelectionError) as exc:
-        _fail(str(exc))
+        _fail(str(exc) + (f"; {_not_written(out_path)}" if out_path is not None else ""))
         return
     if result.empty:
-        out.print("no doubtful codes: every excerpt's code is the one the model finds most likely")
+        out.print("no doubtful codes: every excerpt's code is the one the model finds most likely"
+                  + (f", so {_not_written(out_path)}" if out_path is not None else ""), highlight=False)
         return
     shown = result.head(_SHOWN)
     table = Table(title=f"doubtful codes ({len(result)}" + (f", first {_SHOWN}" if len(result) > _SHOWN else "") + ")",

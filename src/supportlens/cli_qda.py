@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .cli import _fail, app, console, out
+from .cli import _fail, _not_written, app, console, out
 from .config import DEFAULT_CODEBOOK
 
 
@@ -42,10 +42,10 @@ def import_project(
                                     map_source=str(code_map) if code_map else "code map")
         if frame.empty:
             console.print(report.summary(), highlight=False)
-            _fail(f"{project}: no coded selection maps to the codebook; nothing written")
+            _fail(f"{project}: no coded selection maps to the codebook, so {_not_written(out_path)}")
         write_excerpts(frame, out_path)
     except (CodebookError, QdaError) as exc:
-        _fail(str(exc))
+        _fail(f"{exc}; {_not_written(out_path)}")
         return
     codes = Table(title="project codes -> codebook")
     codes.add_column("project code")
@@ -71,7 +71,7 @@ def export_codebook_command(
     try:
         book = load_codebook(codebook)
         export_codebook(book, out_path)
-    except (CodebookError, QdaError) as exc:
-        _fail(str(exc))
+    except (CodebookError, QdaError) as exc:  # e.g. a codebook that does not load: no .qdc at all
+        _fail(f"{exc}; {_not_written(out_path)}")
         return
     out.print(f"{len(book.codes)} codes -> {out_path}", highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import _fail, _user_errors, app, console, out
+from .cli import _fail, _not_written, _user_errors, app, console, out
 from .config import DEFAULT_CODEBOOK
 
 
@@ -23,15 +23,22 @@ def report(
     """Write predict's output as a self-contained HTML page to read and review.
 
     The page holds the transcripts shaded by code and confidence, a legend, per-transcript
-    profiles and the passages flagged for review."""
+    profiles and the passages flagged for review. The unscored turns (by default, the
+    interviewer's questions) are read again from the transcripts and shown in grey between them."""
     from .report import ReportError, build_report
 
     try:
         summary = build_report(predictions, out_path, codebook=codebook, model=model,
                                tracking_uri=tracking_uri, title=title)
-    except (*_user_errors(), ReportError) as exc:
-        _fail(str(exc))
+    except (*_user_errors(), ReportError) as exc:  # e.g. predictions with no passages: no page
+        _fail(f"{exc}; {_not_written(out_path)}")
         return
     out.print(f"report: {summary.output} ({summary.transcripts} transcripts, {summary.passages} passages, "
               f"{summary.needs_review} flagged for review)", highlight=False)
+    # one line per transcript would bury the rest when a whole batch was labelled elsewhere
+    for note in summary.notes[:3]:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    if len(summary.notes) > 3:
+        console.print(f"note: and {len(summary.notes) - 3} more transcripts without their unscored turns "
+                      "(the page names each)", highlight=False)
     console.print(f"open it in a browser: file://{summary.output.resolve()}", highlight=False)

@@ -158,11 +158,15 @@ def codebook_from_dict(raw: dict[str, Any], source: str | None = None) -> Codebo
 
 
 def load_codebook(path: str | Path) -> Codebook:
-    path = Path(path)
+    """The codebook at ``path``; outside a project folder, ``configs/codebook.yaml`` (the default of
+    every command) and ``codebook`` name the one bundled with supportlens."""
+    from .resources import bundled_hint, resolve
+
+    path = resolve(path)
     if not path.is_file():
         raise CodebookError(f"codebook file not found: {path}" + (
-            f" (relative to {Path.cwd()}: run from the project folder, or give --codebook a full path)"
-            if not path.is_absolute() else ""))
+            f" (relative to {Path.cwd()}: run from the project folder, or give --codebook a full path"
+            f"{bundled_hint('codebook')})" if not path.is_absolute() else ""))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -351,13 +351,15 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (or the defaults), apply ``--set`` overrides and validate."""
+    from .resources import bundled_hint, resolve
+
     raw: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = resolve(path)  # the user's file, else the bundled one of that name (`--config tfidf`)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}" + (
-                f" (relative to {Path.cwd()}: run from the project folder, or give --config a full path)"
-                if not path.is_absolute() else ""))
+                f" (relative to {Path.cwd()}: run from the project folder, or give --config a full path"
+                f"{bundled_hint('config')})" if not path.is_absolute() else ""))
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
@@ -366,7 +368,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     try:
         cfg = _build(Config, _merge(raw, parse_overrides(overrides)))
-        return _anchor_paths(cfg, path.parent) if path is not None else cfg
+        return _anchor_paths(cfg, path.parent if path is not None else None)
     except ConfigError as exc:
         raise ConfigError(f"{_culprit(raw, overrides, path)}: {exc}") from None
     except TypeError as exc:  # pragma: no cover - dataclass signature mismatch
@@ -391,20 +393,27 @@ def _culprit(raw: dict[str, Any], overrides: list[str] | None, path: Path | None
     return "--set " + " --set ".join(overrides)
 
 
-def _anchored(value: str, folder: Path) -> str:
+def _anchored(value: str, folder: Path | None) -> str:
     """``value`` as it is when it exists from the working directory; else the first of the config's
-    folder and the folder above it (the project root, for configs/…) under which it exists."""
+    folder and the folder above it (the project root, for configs/…) under which it exists; else
+    the file bundled with supportlens under that name (a project made by `init` has no
+    data/excerpts/starter.jsonl of its own)."""
     if not value or Path(value).is_absolute() or Path(value).exists():
         return value
-    for base in (folder, folder.parent):
+    for base in (folder, folder.parent) if folder is not None else ():
         if (base / value).exists():
             return str(base / value)
-    return value  # reported as missing where it is used, under the name the user wrote
+    from .resources import resolve
+
+    found = resolve(value, note=False)  # quiet: --data or --codebook may still replace it
+    # else reported as missing where it is used, under the name the user wrote
+    return str(found) if found.is_file() else value
 
 
-def _anchor_paths(cfg: Config, folder: Path) -> Config:
+def _anchor_paths(cfg: Config, folder: Path | None) -> Config:
     """Paths in a config work from the project root and from anywhere else: ``supportlens train
-    --config ~/study/configs/default.yaml`` run elsewhere finds its codebook, data and members."""
+    --config ~/study/configs/default.yaml`` run elsewhere finds its codebook, data and members.
+    ``folder``: the config file's, None for the defaults (only the bundled files are looked at)."""
     cfg.codebook = _anchored(cfg.codebook, folder)
     cfg.data.path = _anchored(cfg.data.path, folder)
     cfg.ensemble.members = [_anchored(m, folder) for m in cfg.ensemble.members]

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .codebook import Codebook
 from .config import DataConfig
+from .workbook import choose_sheet, sheet_note, sheets_listing
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".xlsx")
 _MAX_LISTED = 10
@@ -173,11 +174,8 @@ def read_table(path: str | Path, required: Sequence[str | tuple[str, ...]] = ())
             raise DataError(f"{path}: cannot read as an Excel workbook: {exc}") from exc
         if not sheets:
             raise DataError(f"{path}: the workbook has no sheets")
-        name = next((n for n, f in sheets.items() if _has_columns(f.columns, required)), next(iter(sheets)))
-        frame = sheets[name].copy()
+        frame = choose_sheet(sheets, lambda columns: _has_columns(columns, required))
         frame["_row"] = range(2, len(frame) + 2)
-        frame.attrs["sheet"] = str(name)
-        frame.attrs["sheets"] = {str(n): [str(c) for c in f.columns] for n, f in sheets.items()}
         return frame
     text = _decode(path, path.read_bytes())
     if suffix in (".jsonl", ".ndjson"):
@@ -197,20 +195,6 @@ def table_name(path: str | Path, frame: pd.DataFrame) -> str:
     """How messages name a table: the file, and the sheet read when the workbook has several."""
     sheets = frame.attrs.get("sheets") or {}
     return f"{path} (sheet {frame.attrs['sheet']!r})" if len(sheets) > 1 else str(path)
-
-
-def _sheet_note(frame: pd.DataFrame, required: Sequence[str]) -> str | None:
-    sheets = frame.attrs.get("sheets") or {}
-    if len(sheets) < 2:
-        return None
-    others = ", ".join(repr(n) for n in sheets if n != frame.attrs["sheet"])
-    return (f"read sheet {frame.attrs['sheet']!r} of {len(sheets)}, the first with columns "
-            f"{' and '.join(map(repr, required))}; not read: {others}")
-
-
-def _sheets_listing(frame: pd.DataFrame) -> str:
-    return "; ".join(f"{name!r}: {', '.join(columns) or '(none)'}"
-                     for name, columns in (frame.attrs.get("sheets") or {}).items())
 
 
 def _set_advice(key: str, value: str = "NAME") -> str:
@@ -271,7 +255,7 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
         frame = read_table(path, required=[cfg.text_column, cfg.label_column])
     where = table_name(path, frame)
     report = DataReport(path=str(path), rows_read=len(frame), conflict_policy=cfg.conflicts, notes=notes)
-    sheet = _sheet_note(frame, [cfg.text_column, cfg.label_column])
+    sheet = sheet_note(frame, [cfg.text_column, cfg.label_column])
     if sheet:
         report.notes.append(sheet)
     if frame.empty:
@@ -384,7 +368,7 @@ def _resolve_columns(frame: pd.DataFrame, cfg: DataConfig, where: str, report: D
             missing.append(f"no column {getattr(cfg, key)!r} (data.{key}){hint}")
     if missing:
         sheets = frame.attrs.get("sheets") or {}
-        has = (f"no sheet has it; the sheets and their columns: {_sheets_listing(frame)}" if len(sheets) > 1
+        has = (f"no sheet has it; the sheets and their columns: {sheets_listing(frame)}" if len(sheets) > 1
                else f"the file has columns: {', '.join(map(str, columns))}")
         raise DataError(f"{where}: " + "; ".join(missing) + f". {has[0].upper()}{has[1:]}")
     if found["group_column"] is None:

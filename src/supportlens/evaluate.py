@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -72,6 +74,8 @@ class Evaluation:
     predictions: pd.DataFrame = field(repr=False)
     notes: list[str] = field(default_factory=list)  # what loading the coded file left out, and why
     warnings: list[str] = field(default_factory=list)  # why the figures may mislead (seen excerpts)
+    run_id: str | None = None  # the MLflow run this evaluation was logged as; None: not logged
+    experiment: str | None = None  # and the experiment that holds it
 
     def flat_metrics(self, prefix: str | None = None) -> dict[str, float]:
         """Metrics plus per-code precision/recall/F1, ready for ``mlflow.log_metrics``."""
@@ -83,9 +87,22 @@ class Evaluation:
         return out
 
     def write(self, directory: str | Path) -> list[Path]:
-        """Write every artifact under ``directory``; returns the paths written."""
+        """Write every artifact under ``directory``; returns the paths written.
+
+        They are all made in a temporary folder inside it first, then each is renamed into place:
+        a failure part way (a plot, a full disk) leaves the earlier files as they were."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=d, prefix=".evaluation.") as staging:
+            made = self._write_files(Path(staging))
+            for path in made:
+                with path.open("rb") as fh:
+                    os.fsync(fh.fileno())
+            for path in made:
+                os.replace(path, d / path.name)
+        return [d / path.name for path in made]
+
+    def _write_files(self, d: Path) -> list[Path]:
         files = []
         (d / "metrics.json").write_text(json.dumps(json_ready(self.metrics), indent=2), encoding="utf-8")
         files.append(d / "metrics.json")
@@ -236,8 +253,10 @@ def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = No
     if out_dir:
         result.write(out_dir)
     if log_run:
-        tracking.setup(tracking_uri, "supportlens-evaluations")
-        with tracking.run(f"evaluate {Path(data_path).name}"):
+        result.experiment = "supportlens-evaluations"
+        tracking.setup(tracking_uri, result.experiment)
+        with tracking.run(f"evaluate {Path(data_path).name}") as active:
+            result.run_id = active.info.run_id
             tracking.set_tags({"model_uri": model_uri, "model_kind": model.kind, tracking.KIND_TAG: "evaluate",
                                "evaluated_file": Path(data_path).name,
                                "data_digest": data.digest, "evaluation_of": model_uri,
@@ -245,8 +264,6 @@ def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = No
             tracking.log_training_data(frame, source=data_path, name=Path(data_path).stem,
                                        digest=data.digest, context="evaluation")
             tracking.log_metrics(result.flat_metrics())
-            import tempfile
-
             with tempfile.TemporaryDirectory() as tmp:
                 result.write(tmp)
                 tracking.log_artifacts(tmp, "evaluation")

@@ -34,6 +34,9 @@ OUTPUT_SUFFIXES = (".csv", ".jsonl", ".parquet")
 SPEAKER_CHOICES = ("participant", "interviewer", "all")
 PASSAGE_COLUMNS = ["source", "passage_index", "speaker", "role", "start", "end", "start_time",
                    "end_time", "text"]
+# passages per model call: a transcript of more (a 20 MB file has some 20,000) is scored in parts, its
+# progress shown after each; an interview's passages, and the few transcripts pending, take one call
+SCORE_CHUNK = 1024
 # the id of a csv/xlsx input's row (its `read.ID_COLUMN`): the last column, and only in outputs
 # that hold such a row, so the columns of every other output stay as they were
 ROW_ID_COLUMN = "row_id"
@@ -51,18 +54,41 @@ class FileFailure:
 
 @dataclass
 class BatchReport:
-    output: Path | None = None
+    output: Path | None = None  # None when no transcript was labelled: nothing was written
     summary: Path | None = None
     files_done: int = 0
     files_skipped: int = 0  # already done (resume)
     passages: int = 0
     seconds: float = 0.0
     failures: list[FileFailure] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about the batch as a whole
+    # (source, note) about one file: kept apart so that a note many files share is said once
+    file_notes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def passages_per_second(self) -> float:
         return self.passages / self.seconds if self.seconds else 0.0
+
+    def note_lines(self) -> list[str]:
+        """Every note, to print one a line: the batch's, then the files' (see `grouped_notes`)."""
+        return self.notes + grouped_notes(self.file_notes)
+
+
+def grouped_notes(file_notes: list[tuple[str, str]], shown: int = 3) -> list[str]:
+    """One line per distinct note, in the order first seen: ``source: note`` for one file; for a
+    note several files share (the same header on 200 transcripts), how many and the first few:
+    ``12 files: note (a.txt, b.txt, c.txt and 9 more)``."""
+    sources_of: dict[str, list[str]] = {}
+    for source, note in file_notes:
+        sources_of.setdefault(note, []).append(source)
+    lines = []
+    for note, sources in sources_of.items():
+        if len(sources) == 1:
+            lines.append(f"{sources[0]}: {note}")
+        else:
+            named = ", ".join(sources[:shown]) + (f" and {len(sources) - shown} more" if len(sources) > shown else "")
+            lines.append(f"{len(sources)} files: {note} ({named})")
+    return lines
 
 
 def _keep(passage: Passage, speaker: str) -> bool:
@@ -151,6 +177,20 @@ def resolve_device(device: str) -> str:
 def passages_of(transcript: Transcript, labeler: Labeler, speaker: str, rules: SpeakerRules) -> list[Passage]:
     passages = segment(transcript, rules, count_tokens=labeler.count_tokens, max_tokens=labeler.max_tokens)
     return [p for p in passages if _keep(p, speaker)]
+
+
+def nothing_to_score(source: str, transcript: Transcript, labeler: Labeler, speaker: str,
+                     rules: SpeakerRules) -> str:
+    """The one-line failure for a transcript with no passages of `speaker`: with what the
+    transcript does hold (only interviewer turns, which the default leaves out) and its notes,
+    which say how the roles were found."""
+    message = f"{source}: no {speaker + ' ' if speaker != 'all' else ''}passages to score"
+    if speaker == "participant":
+        asked = len(passages_of(transcript, labeler, "interviewer", rules))
+        if asked:
+            message += (f": all {asked} passage(s) are interviewer turns, which --speaker all labels too "
+                        "(--speaker interviewer labels them alone)")
+    return message + "".join(f" ({note})" for note in transcript.notes)
 
 
 def _rows(source: str, passages: list[Passage], scores: pd.DataFrame) -> list[dict]:
@@ -403,8 +443,13 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
     """Label every passage of every readable transcript in ``inputs``; see the module docstring.
 
     Progress counts the files that are read: ``on_total(n)`` is called once, before the first
-    is read, with their number; ``on_progress(files, passages)`` as they are labelled or fail.
-    An input that names no file and a transcript already done (resume) are not among them."""
+    is read, with their number; ``on_progress(files, passages)`` as they are labelled or fail,
+    and as each `SCORE_CHUNK` passages are scored (so a long transcript's passages count up).
+    An input that names no file and a transcript already done (resume) are not among them.
+
+    When no transcript is labelled (and, resuming, none was done before), nothing is written:
+    an earlier ``output``, ``summary`` and run record stay as they were, and ``report.output``
+    is None."""
     output = Path(output)
     check_options(output, summary, speaker)
     rules = rules or SpeakerRules()
@@ -412,21 +457,23 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
     started = time.perf_counter()
     journal = Journal(output)
     settings = {**labeler.settings, "speaker": speaker}
+    # an interrupted run's journal outlives a run that labels nothing (it is cleared, without
+    # --resume, only when this run commits its first transcript)
+    had_journal = journal.dir.is_dir()
+    start_over = not resume
     if resume:
         adopted, notes = _adopt_existing(output, journal, settings)
         report.notes.extend(notes)
         if adopted:
             report.notes.append(f"resumed: {adopted} transcripts taken from the earlier {output.name}")
-    else:
-        journal.reset()
-    done = journal.headers()
+    done = journal.headers() if resume else {}
 
     others: list[Path] = []
     paths, problems = expand_inputs(list(inputs), skipped=others)
     for given, reason in problems:
         _fail(report, FileFailure(given, f"{given}: {reason}"), on_failure)
-    report.notes.extend(f"{p}: not a transcript ({p.suffix.lower() or 'no suffix'}; reads "
-                        f"{', '.join(SUPPORTED_SUFFIXES)}); skipped" for p in others)
+    report.file_notes.extend((str(p), f"not a transcript ({p.suffix.lower() or 'no suffix'}; reads "
+                              f"{', '.join(SUPPORTED_SUFFIXES)}); skipped") for p in others)
     todo: list[tuple[Path, str | None]] = []
     changed = 0
     for path in paths:
@@ -460,10 +507,17 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
         if on_progress:
             on_progress(report.files_done + unreadable, report.passages)
 
+    def scoring(scored: int) -> None:  # a long transcript's passages count as they are scored
+        if on_progress:
+            on_progress(report.files_done + unreadable, report.passages + scored)
+
     def flush() -> None:
-        nonlocal pending, pending_n
+        nonlocal pending, pending_n, start_over
         texts = [p.text for _, _, ps in pending for p in ps]
-        scores = labeler.score(texts)
+        scores = _score_in_chunks(labeler, texts, SCORE_CHUNK, scoring)
+        if start_over:  # after scoring: a run interrupted before its first commit keeps the old journal
+            journal.reset()
+            start_over = False
         offset = 0
         for source, sha, ps in pending:
             block = scores.iloc[offset:offset + len(ps)].reset_index(drop=True)
@@ -480,9 +534,7 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
             transcript = read_transcript(path, text_column=text_column)
             passages = passages_of(transcript, labeler, speaker, rules)
             if not passages:
-                why = "".join(f" ({note})" for note in transcript.notes)  # e.g. how roles were found
-                raise ReadError(f"{source}: no {speaker if speaker != 'all' else ''} passages to score"
-                                .replace("  ", " ") + why)
+                raise ReadError(nothing_to_score(source, transcript, labeler, speaker, rules))
         except ReadError as exc:
             _fail(report, FileFailure(source, str(exc)), on_failure)
             unreadable += 1
@@ -493,13 +545,22 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
             unreadable += 1
             progress()
             continue
-        report.notes.extend(f"{source}: {note}" for note in transcript.notes)
+        report.file_notes.extend((source, note) for note in transcript.notes)
         pending.append((source, sha, passages))
         pending_n += len(passages)
         if pending_n >= chunk_passages:
             flush()
     if pending:
         flush()
+
+    if not report.files_done and not report.files_skipped:
+        # nothing of these inputs would be in the output: the earlier output, summary and record
+        # stay as they were (a resumed run whose transcripts were all done still writes its output)
+        if not had_journal:
+            journal.reset()  # the rows --resume copied from the earlier output
+        report.output = None
+        report.seconds = time.perf_counter() - started
+        return report
 
     row_ids = journal.has_row_ids()
     columns = (PASSAGE_COLUMNS + ["label"] + [f"p_{lab}" for lab in labeler.labels] + ["confidence", "needs_review"]
@@ -521,6 +582,21 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
     journal.reset()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _score_in_chunks(labeler: Labeler, texts: list[str], size: int,
+                     on_chunk: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """``labeler.score(texts)``, `size` texts per model call, with ``on_chunk(texts scored so far)``
+    after each call but the last: a transcript of thousands of passages (a 20 MB file) shows its
+    progress instead of sitting at 0 passages until the whole of it is scored."""
+    if len(texts) <= size:
+        return labeler.score(texts)
+    frames = []
+    for begin in range(0, len(texts), size):
+        frames.append(labeler.score(texts[begin:begin + size]))
+        if on_chunk and begin + size < len(texts):
+            on_chunk(begin + size)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _fail(report: BatchReport, failure: FileFailure, callback) -> None:

@@ -613,6 +613,7 @@ class ExportReport:
     none_skipped: int = 0
     codes_created: list[str] = field(default_factory=list)
     replaced: int = 0  # earlier supportlens suggestions of the same user, removed first
+    notes: list[str] = field(default_factory=list)  # e.g. unsafe entries of the input left out
 
     def summary(self) -> str:
         parts = [f"{self.suggestions} suggestions in {self.sources} sources -> {self.output}"]
@@ -753,10 +754,129 @@ def _suggestion_codes(project: QdaProject, codebook: Codebook, labels: list[str]
     return chosen
 
 
+_PROJECT_PARTS = ("Cases", "Variables", "Sets", "Links", "Graphs")  # made only by people
+
+
+@dataclass
+class ProjectContents:
+    """What a project holds, people's work told apart from supportlens' own suggestions."""
+
+    sources: int = 0
+    sources_added: int = 0  # added by a person (supportlens' new projects mark theirs as its own)
+    codings: int = 0  # every coding that is not part of a supportlens suggestion
+    coders: set[str] = field(default_factory=set)  # who made them
+    selections: int = 0  # people's selections without a coding (one holding a memo, say)
+    notes: int = 0
+    codes: int = 0  # codes supportlens did not make (its own carry a "supportlens label" line)
+    other: dict[str, int] = field(default_factory=dict)  # cases, variables, sets, links, graphs
+    suggestions: int = 0
+
+    @property
+    def human_work(self) -> bool:
+        return bool(self.sources_added or self.codings or self.selections or self.notes or self.codes
+                    or self.other)
+
+    def describe(self) -> str:
+        """'6 sources and 59 codings by 1 user'."""
+        from .calibration import plural
+
+        parts = [plural(self.sources, "source")]
+        if self.codings:
+            parts.append(f"{plural(self.codings, 'coding')} by {plural(len(self.coders), 'user')}")
+        if self.selections:
+            parts.append(f"{plural(self.selections, 'selection')} without a code")
+        if self.notes:
+            parts.append(plural(self.notes, "note"))
+        if self.codes and not self.codings:  # a code tree nobody has used yet is work too
+            parts.append(f"{plural(self.codes, 'code')} of its own")
+        parts += [f"{n} {part.lower()}" for part, n in self.other.items()]
+        if self.suggestions:
+            parts.append(plural(self.suggestions, "supportlens suggestion"))
+        return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+
+
+def project_contents(project: QdaProject, user: str = DEFAULT_USER) -> ProjectContents:
+    """Count a project's human work and the suggestions ``user`` (supportlens) made in it."""
+    mine = {u.get("guid") for u in project.root.iter(project.tag("User")) if u.get("name") == user}
+    names = project_users(project)
+    contents = ProjectContents()
+    sources = project.root.find(project.tag("Sources"))
+    for source in sources if sources is not None else []:
+        contents.sources += 1
+        if source.get("creatingUser") not in mine:
+            contents.sources_added += 1
+        suggested: set[int] = set()  # the codings of supportlens' selections, by id()
+        for element in source.iter():  # a selection comes before its codings
+            _, local = _split_tag(element.tag)
+            if local.endswith("Selection"):
+                if element.get("creatingUser") in mine and _is_suggestion(project, element):
+                    contents.suggestions += 1
+                    suggested.update(id(c) for c in element.findall(project.tag("Coding")))
+                elif element.find(project.tag("Coding")) is None:
+                    contents.selections += 1
+            elif local == "Coding" and id(element) not in suggested:
+                contents.codings += 1
+                who = element.get("creatingUser") or ""
+                contents.coders.add(names.get(who, who))
+    contents.notes = len(project.root.findall(f"{project.tag('Notes')}/{project.tag('Note')}"))
+    contents.codes = sum(1 for code in project_codes(project).values() if code.label_hint is None)
+    for part in _PROJECT_PARTS:
+        element = project.root.find(project.tag(part))
+        if element is not None and len(element):
+            contents.other[part] = len(element)
+    return contents
+
+
+def _free_name(path: Path, suffix: str) -> Path:
+    """``name-suggestions.qdpx`` beside ``path``, numbered when that file exists too."""
+    candidate = path.with_name(f"{path.stem}{suffix}{path.suffix}")
+    n = 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}{suffix}-{n}{path.suffix}")
+        n += 1
+    return candidate
+
+
+def check_qdpx_output(out_path: str | os.PathLike, overwrite: bool = False, user: str = DEFAULT_USER,
+                      cli_model: str | None = None) -> None:
+    """Refuse an ``out_path`` whose project would be lost: a .qdpx that exists is replaced only
+    with ``overwrite`` and only when it holds no human work (nothing but supportlens suggestions),
+    or when it is not a readable project. ``cli_model`` (the --model of a ``supportlens predict``
+    run) makes the messages speak in that command's flags."""
+    out = Path(out_path)
+    if not out.exists():
+        return
+    if out.is_dir():
+        raise QdaError(f"{out}: is a folder; the output must be a .qdpx file")
+    if cli_model is not None:
+        allow, new_name = "--overwrite", "give --out a new file name"
+        relabel = (f"supportlens predict {shlex.quote(str(out))} --model {shlex.quote(cli_model)} "
+                   f"--out {shlex.quote(str(_free_name(out, '-suggestions')))}")
+    else:
+        allow, new_name = "overwrite=True", "give out_path a new file name"
+        relabel = f"predict_to_qdpx([{str(out)!r}], labeler, {str(_free_name(out, '-suggestions'))!r})"
+    try:
+        contents = project_contents(open_project(out), user)
+    except QdaError as exc:
+        if overwrite:
+            return  # not a project: nothing in it that supportlens could keep
+        raise QdaError(f"{out} already exists and is not a readable REFI-QDA project ({exc}); it is not "
+                       f"replaced unless you pass {allow}; or {new_name}") from None
+    if contents.human_work:
+        why = (f"a project with human work is never replaced, not even with {allow}" if overwrite
+               else "it is not replaced")
+        raise QdaError(f"{out} already exists and holds {contents.describe()}; {why}. To add suggestions "
+                       f"to it, label the project itself into a copy that keeps every human coding: "
+                       f"{relabel}; or {new_name}")
+    if not overwrite:
+        raise QdaError(f"{out} already exists and holds {contents.describe()} (no human work); pass {allow} "
+                       f"to replace it, or {new_name}")
+
+
 def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.DataFrame,
                        sources: dict[str, str] | None, out_path: str | os.PathLike, codebook: Codebook,
                        user: str = DEFAULT_USER, code_prefix: str = "", min_confidence: float = 0.0,
-                       model_uri: str = "", include_none: bool = False) -> ExportReport:
+                       model_uri: str = "", include_none: bool = False, overwrite: bool = False) -> ExportReport:
     """Write model labels as suggested codings into a ``.qdpx`` project.
 
     With ``project_path`` the project is copied and suggestions are added (human codings are left
@@ -766,6 +886,11 @@ def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.D
     ``start``, ``end``, ``label`` and ``confidence``; with a ``text`` column each row is checked
     against ``plain_text[start:end]``. Passages labelled ``none`` are not suggested unless
     ``include_none`` (a coder gains nothing from seeing most of a transcript coded "none").
+
+    An existing ``out_path`` is never replaced when it holds human work, and otherwise only with
+    ``overwrite`` (see `check_qdpx_output`); ``project_path`` itself is no exception. Entries of
+    the project whose names point outside it (``../x``, ``/x``, ``C:x``) are left out, each with a
+    line in ``notes``.
     """
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".qdpx":
@@ -774,6 +899,9 @@ def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.D
         raise QdaError(f"{out_path.parent}: output folder does not exist")
     if (project_path is None) == (sources is None):
         raise QdaError("export_suggestions needs either a project or the sources' texts, not both")
+    if sources is not None and not sources:
+        raise QdaError(f"no sources given: nothing was labelled; {out_path} was not written")
+    check_qdpx_output(out_path, overwrite, user)
     report = ExportReport(output=out_path)
     if project_path is not None:
         project = open_project(project_path)
@@ -789,7 +917,7 @@ def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.D
         report.sources = len(sources)
     _add_suggestions(project, texts, keys, predictions, codebook, user, code_prefix, min_confidence,
                      model_uri, include_none, report)
-    _write_project(project, out_path)
+    report.notes.extend(_write_project(project, out_path))
     return report
 
 
@@ -922,21 +1050,42 @@ def _copy_member(source: zipfile.ZipFile, info: zipfile.ZipInfo, target: zipfile
         shutil.copyfileobj(reader, writer, 1 << 20)
 
 
-def _write_project(project: QdaProject, out_path: Path) -> None:
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _unsafe_member(name: str) -> bool:
+    """An archive entry that an unzip tool would write outside the folder it extracts into:
+    an absolute path, a drive letter, or a ``..`` step (with / or \\ as separator)."""
+    path = name.replace("\\", "/")
+    return path.startswith("/") or bool(_DRIVE.match(path)) or ".." in path.split("/")
+
+
+def _write_project(project: QdaProject, out_path: Path) -> list[str]:
+    """Write the project to ``out_path``; returns notes naming the input's unsafe entries, which
+    are never copied (the rest of the project is)."""
     data = _serialise(project.root, project.namespace)
+    qde_name = PROJECT_FILE if _unsafe_member(project.qde_name) else project.qde_name
+    notes: list[str] = []
 
     def write(tmp: Path) -> None:
+        notes.clear()
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(project.qde_name, data)
+            archive.writestr(qde_name, data)
             if project.members:  # the project's own files, streamed over unchanged
                 with zipfile.ZipFile(project.path) as source:
                     for info in source.infolist():
-                        if info.filename != project.qde_name:
-                            _copy_member(source, info, archive)
+                        if info.filename == project.qde_name:
+                            continue
+                        if _unsafe_member(info.filename):
+                            notes.append(f"{project.path}: entry {info.filename!r} left out of {out_path}: "
+                                         "its name points outside the project (an absolute path or '..')")
+                            continue
+                        _copy_member(source, info, archive)
             for info, payload in project.added:
                 archive.writestr(info, payload)
 
     write_atomic(out_path, write)
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -955,22 +1104,11 @@ def _model_codebook(model) -> Codebook:
                     source="the model's labels")
 
 
-def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, codebook: Codebook | None = None,
-                    speaker: str = "participant", rules: SpeakerRules | None = None, code_prefix: str = "",
-                    min_confidence: float = 0.0, model_uri: str = "", user: str = DEFAULT_USER,
-                    text_column: str = "text", include_none: bool = False,
-                    on_progress: Callable[[int, int], None] | None = None,
-                    on_failure: Callable[[Any], None] | None = None,
-                    on_total: Callable[[int], None] | None = None):
-    """Label transcripts, or the text sources of one ``.qdpx`` project, into a ``.qdpx`` of suggestions.
-
-    A project input is copied with suggestions added; transcript inputs (files, folders, globs)
-    become a new project with one text source per transcript, named by file name. Passages are
-    made and scored exactly as by `supportlens.predict.predict_files`, with progress counted as
-    there (files read, not inputs that name none). Returns its `BatchReport`.
-    """
-    from .predict import SPEAKER_CHOICES, BatchReport, FileFailure, passages_of
-    from .read import expand_inputs, read_transcript
+def check_qdpx_options(inputs: list[str], out_path: str | os.PathLike, speaker: str = "participant",
+                       overwrite: bool = False, user: str = DEFAULT_USER, cli_model: str | None = None) -> None:
+    """Refuse what `predict_to_qdpx` would refuse about its inputs and output, before a model is
+    loaded or a transcript read; ``cli_model`` as for `check_qdpx_output`."""
+    from .predict import SPEAKER_CHOICES
 
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".qdpx":
@@ -982,6 +1120,41 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
     projects = [i for i in inputs if str(i).lower().endswith(".qdpx")]
     if projects and len(inputs) > 1:
         raise QdaError("give one .qdpx project, or transcripts, not both or several projects")
+    check_qdpx_output(out_path, overwrite, user, cli_model)
+
+
+def _skipped_note(path: Path) -> tuple[str, str]:
+    """A folder's file that is not a transcript, as `predict_files` notes it."""
+    from .read import SUPPORTED_SUFFIXES
+
+    return str(path), (f"not a transcript ({path.suffix.lower() or 'no suffix'}; reads "
+                       f"{', '.join(SUPPORTED_SUFFIXES)}); skipped")
+
+
+def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, codebook: Codebook | None = None,
+                    speaker: str = "participant", rules: SpeakerRules | None = None, code_prefix: str = "",
+                    min_confidence: float = 0.0, model_uri: str = "", user: str = DEFAULT_USER,
+                    text_column: str = "text", include_none: bool = False, overwrite: bool = False,
+                    on_progress: Callable[[int, int], None] | None = None,
+                    on_failure: Callable[[Any], None] | None = None,
+                    on_total: Callable[[int], None] | None = None):
+    """Label transcripts, or the text sources of one ``.qdpx`` project, into a ``.qdpx`` of suggestions.
+
+    A project input is copied with suggestions added; transcript inputs (files, folders, globs)
+    become a new project with one text source per transcript, named by file name. Passages are
+    made and scored exactly as by `supportlens.predict.predict_files`, with progress, failures and
+    notes as there (files read, not inputs that name none). Returns its `BatchReport`.
+
+    An existing ``out_path`` is refused before anything is read (see `check_qdpx_output`; the
+    input project itself included), and when nothing is labelled nothing is written:
+    ``report.output`` is then None.
+    """
+    from .predict import BatchReport, FileFailure, nothing_to_score, passages_of
+    from .read import expand_inputs, read_transcript
+
+    out_path = Path(out_path)
+    check_qdpx_options(inputs, out_path, speaker, overwrite, user)
+    projects = [i for i in inputs if str(i).lower().endswith(".qdpx")]
     if codebook is None:
         codebook = _model_codebook(labeler.model)
     rules = rules or SpeakerRules()
@@ -993,8 +1166,8 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
         if on_failure:
             on_failure(report.failures[-1])
 
-    # (key naming the source in predictions, Transcript) per readable input
-    transcripts: list[tuple[str, Transcript]] = []
+    # (key naming the source in predictions, how notes and failures name it, Transcript) per readable input
+    transcripts: list[tuple[str, str, Transcript]] = []
     unreadable = 0  # sources or files that were read and failed (progress counts them)
     if projects:
         project_path = projects[0]
@@ -1002,16 +1175,19 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
         if on_total:
             on_total(len(project_sources))
         for source in project_sources:
+            where = f"{project_path}: source {source.name!r}"
             try:
-                transcripts.append((source.guid, source_transcript(source.name, source.text)))
+                transcripts.append((source.guid, where, source_transcript(source.name, source.text)))
             except ReadError as exc:
-                fail(source.name, f"{project_path}: source {source.name!r}: {exc.reason}")
+                fail(source.name, f"{where}: {exc.reason}")
                 unreadable += 1
     else:
         project_path = None
-        paths, problems = expand_inputs(list(inputs))
+        others: list[Path] = []
+        paths, problems = expand_inputs(list(inputs), skipped=others)
         for given, reason in problems:
             fail(given, f"{given}: {reason}")
+        report.file_notes.extend(_skipped_note(p) for p in others)
         if on_total:
             on_total(len(paths))
         names = Counter(p.name for p in paths)
@@ -1022,14 +1198,23 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
                 fail(str(path), str(exc))
                 unreadable += 1
                 continue
-            report.notes.extend(f"{path}: {note}" for note in transcript.notes)
-            transcripts.append((path.name if names[path.name] == 1 else str(path), transcript))
+            transcripts.append((path.name if names[path.name] == 1 else str(path), str(path), transcript))
     if on_progress and unreadable:
         on_progress(unreadable, 0)
 
     rows = []
-    for key, transcript in transcripts:
+    labelled: set[str] = set()
+    for key, where, transcript in transcripts:
         passages = passages_of(transcript, labeler, speaker, rules)
+        # notes after segmenting, which adds how the interviewer was found to them
+        if not passages:  # as in predict_files: a failure, so that no interview is skipped unsaid
+            fail(where, nothing_to_score(where, transcript, labeler, speaker, rules))
+            unreadable += 1
+            if on_progress:
+                on_progress(report.files_done + unreadable, report.passages)
+            continue
+        report.file_notes.extend((where, note) for note in transcript.notes)
+        labelled.add(key)
         scores = labeler.score([p.text for p in passages])
         for p, label, confidence in zip(passages, scores["label"], scores["confidence"]):
             rows.append({"source": key, "start": p.start, "end": p.end, "text": p.text,
@@ -1038,11 +1223,16 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
         report.passages += len(passages)
         if on_progress:
             on_progress(report.files_done + unreadable, report.passages)
+    if not report.files_done:  # an empty project, or an unchanged copy, would only mislead
+        report.output = None
+        report.seconds = time.perf_counter() - started
+        return report
     predictions = pd.DataFrame(rows, columns=["source", "start", "end", "text", "label", "confidence"])
-    sources = None if projects else {key: t.text for key, t in transcripts}
+    sources = None if projects else {key: t.text for key, _, t in transcripts if key in labelled}
     exported = export_suggestions(project_path, predictions, sources, out_path, codebook, user=user,
                                   code_prefix=code_prefix, min_confidence=min_confidence,
-                                  model_uri=model_uri, include_none=include_none)
+                                  model_uri=model_uri, include_none=include_none, overwrite=overwrite)
+    report.notes.extend(exported.notes)
     report.notes.append(exported.summary())
     report.seconds = time.perf_counter() - started
     return report

@@ -14,11 +14,12 @@ on the format:
   consecutive cues of the same speaker joined by a single space on that line. (A .docx paragraph
   without a speaker prefix continues the current cue after a ``"\\n"``; caption line wraps inside
   one VTT/SRT cue become single spaces.) Offsets refer to this rendering, which is also the text
-  exported to QDA software, so codings made on it line up there.
-* **csv / xlsx** -- one cue per non-empty row; ``Transcript.text`` is the row texts joined by
-  ``"\\n\\n"``. A row's ``id`` cell (when the table has an ``id`` column) becomes
-  ``Cue.row_id`` and its ``speaker_role`` cell ``Cue.role``, so each row can be traced back and
-  its role need not be guessed.
+  exported to QDA software, so codings made on it line up there. A caption cue whose timing line
+  cannot be read keeps its text without times, with a note naming its cue number and line.
+* **csv / xlsx** -- one cue per non-empty row (of a workbook's first sheet with the text column);
+  ``Transcript.text`` is the row texts joined by ``"\\n\\n"``. A row's ``id`` cell (when the
+  table has an ``id`` column) becomes ``Cue.row_id`` and its ``speaker_role`` cell ``Cue.role``,
+  so each row can be traced back and its role need not be guessed.
 
 Speaker labels in txt/md/docx/Zoom-VTT/SRT are written as ``Name: text`` at the start of a line
 (optionally after a ``[hh:mm:ss]`` timestamp and inside Markdown bold/italics: ``**Name:**``). A
@@ -48,6 +49,11 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".vtt", ".srt", ".csv", ".xlsx")
 # coded-excerpt files already call speaker_role
 ID_COLUMN = "id"
 ROLE_COLUMN = "speaker_role"
+# An interview transcript is typically 30-200 KB. A file over this limit is not one (a whole export,
+# a corpus in one file) and would take hours to label: it is refused before it is read into memory.
+MAX_TRANSCRIPT_BYTES = 50_000_000
+# A file over this is read and labelled, with a note to check that it holds one interview.
+LARGE_TRANSCRIPT_BYTES = 5_000_000
 
 
 class ReadError(ValueError):
@@ -99,7 +105,8 @@ def read_transcript(path: str | os.PathLike, text_column: str = "text",
     if suffix not in SUPPORTED_SUFFIXES:
         raise ReadError(path, f"unsupported file type {suffix or '(no suffix)'!r}; "
                               f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    return _parse(path, _read_bytes(path), suffix[1:], text_column, speaker_column)
+    raw = _read_bytes(path)  # a file over MAX_TRANSCRIPT_BYTES is refused before it is read
+    return _note_size(_parse(path, raw, suffix[1:], text_column, speaker_column), len(raw))
 
 
 def parse_transcript(content: str | bytes, fmt: str, source: str = "<text>", text_column: str = "text",
@@ -119,7 +126,9 @@ def parse_transcript(content: str | bytes, fmt: str, source: str = "<text>", tex
             raise ReadError(source, f"a .{fmt} transcript is binary: give the file's bytes, not text")
         content = content.encode("utf-8")  # one decoding path: BOM, line endings, emptiness checks
     try:
-        transcript = _parse(Path(source), bytes(content), fmt, text_column, speaker_column)
+        _check_size(source, len(content))
+        transcript = _note_size(_parse(Path(source), bytes(content), fmt, text_column, speaker_column),
+                                len(content))
     except ReadError as exc:  # name the source as given, not as Path rewrote it ("s3://" -> "s3:/")
         raise ReadError(source, exc.reason) from None
     transcript.source = source
@@ -205,6 +214,7 @@ def _one_line(s: str) -> str:
 
 def _read_bytes(path: Path) -> bytes:
     try:
+        _check_size(path, path.stat().st_size)
         return path.read_bytes()
     except FileNotFoundError:
         raise ReadError(path, "file not found") from None
@@ -214,6 +224,24 @@ def _read_bytes(path: Path) -> bytes:
         raise ReadError(path, "permission denied") from None
     except OSError as exc:
         raise ReadError(path, f"cannot read file: {exc.strerror or exc}") from None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} KB"
+
+
+def _check_size(source: str | os.PathLike, size: int) -> None:
+    if size > MAX_TRANSCRIPT_BYTES:
+        raise ReadError(source, f"{_megabytes(size)}, over the {MAX_TRANSCRIPT_BYTES / 1e6:g} MB limit for one "
+                                "transcript (an interview is typically 30-200 KB): split the file into one "
+                                f"file per interview, or into parts under {MAX_TRANSCRIPT_BYTES / 1e6:g} MB")
+
+
+def _note_size(transcript: Transcript, size: int) -> Transcript:
+    if size > LARGE_TRANSCRIPT_BYTES:
+        transcript.notes.append(f"{_megabytes(size)} is far longer than an interview (typically 30-200 KB): "
+                                "check that the file holds one interview; reading and labelling it takes minutes")
+    return transcript
 
 
 def _looks_binary(raw: bytes) -> bool:
@@ -269,14 +297,23 @@ def _decode_fallback(path: Path, raw: bytes) -> tuple[str, str, str]:
         guess = best.encoding if best is not None else None
     except Exception:  # detection is advisory only
         guess = None
-    guessed = f"; charset-normalizer guessed {guess}" if guess else ""
+    # cp1252 even when the detector guesses otherwise: its guesses on a short English transcript
+    # with a few accents are often wrong, so it is named only as the thing to try when text looks odd
     try:
-        return raw.decode("cp1252"), "cp1252", f"decoded as cp1252 (not valid UTF-8{guessed})"
+        other = f" (charset-normalizer suggests {guess})" if guess and codecs.lookup(guess).name != "cp1252" else ""
+    except LookupError:  # a name Python has no codec for: no suggestion worth making
+        other = ""
+    try:
+        return raw.decode("cp1252"), "cp1252", (
+            "not valid UTF-8, so decoded as cp1252, the encoding of Windows exports in Western European "
+            f"languages; if accented letters look wrong, the file is in another encoding{other}: "
+            "save it as UTF-8 and read it again")
     except UnicodeDecodeError:
         pass
     if guess:
         try:
-            note = f"decoded as {guess} (not valid UTF-8 or cp1252; guessed by charset-normalizer)"
+            note = (f"not valid UTF-8 or cp1252, so decoded as {guess}, charset-normalizer's guess; if "
+                    "characters look wrong, save the file as UTF-8 and read it again")
             return raw.decode(guess), guess, note
         except (UnicodeDecodeError, LookupError):
             pass
@@ -519,37 +556,96 @@ def _render(utterances: list[_Utterance], join_unlabelled: bool = True) -> tuple
 
 # a cue timing line, well formed or not ("00:00:01.000 --> ...", "00:00:0x,000 --> ...", "00:01 -> ...")
 _TIMING_LINE = re.compile(r"^(?:.*-->|[ \t]*\d[\d:.,]*[ \t]*->)", re.MULTILINE)
+# stands in for a timing that cannot be read, so that cue's text is still read as webvtt-py reads text
+_NO_TIMING = "00:00:00.000 --> 00:00:00.000"
 
 
-def _read_captions(path: Path, text: str, fmt: str, encoding: str, notes: list[str]) -> Transcript:
+@dataclass
+class _CaptionCue:
+    number: int  # 1-based, among the file's cues
+    line: int  # 1-based line of its timing line in the (decoded) file
+    timing: str  # that line as written
+    lines: list[str]  # from its timing line up to the next cue's number or identifier line
+
+
+def _caption_cues(text: str, fmt: str) -> tuple[list[_CaptionCue], int]:
+    """Split a caption file at its timing lines, one piece per cue, so that one malformed cue can be
+    read, or left, on its own; also count the filled lines above the first cue (SRT junk)."""
+    lines = text.split("\n")
+    rows = [i for i, line in enumerate(lines) if _TIMING_LINE.match(line)]
+
+    def opens(i: int) -> int:  # where cue i's block starts: its number (SRT) or identifier (VTT) line
+        if i == 0 or not lines[i - 1].strip() or _TIMING_LINE.match(lines[i - 1]):
+            return i
+        if fmt == "srt":
+            return i - 1 if lines[i - 1].strip().isdigit() else i
+        # a VTT identifier opens its block: after a blank line, never the "WEBVTT" header line
+        return i - 1 if i >= 2 and not lines[i - 2].strip() else i
+
+    starts = [opens(i) for i in rows]
+    cues = [_CaptionCue(k + 1, i + 1, lines[i], lines[i:starts[k + 1] if k + 1 < len(rows) else len(lines)])
+            for k, i in enumerate(rows)]
+    above = sum(1 for line in lines[:starts[0] if starts else len(lines)] if line.strip())
+    return cues, above
+
+
+def _parse_caption(cue: _CaptionCue, fmt: str, timing: str | None = None):
+    """The webvtt-py caption of one cue (with `timing` in place of its own), or None if unreadable."""
     import webvtt
     from webvtt.errors import MalformedCaptionError, MalformedFileError
 
+    body = [timing if timing is not None else cue.timing, *cue.lines[1:]]
+    # webvtt-py reads each piece as a whole file: a header for VTT, a cue number for SRT
+    piece = ["WEBVTT", "", *body] if fmt == "vtt" else ["1", *body]
+    try:
+        captions = list(webvtt.from_buffer(io.StringIO("\n".join(piece)), format=fmt,
+                                           **({"strict": timing is None} if fmt == "vtt" else {})))
+    except (MalformedFileError, MalformedCaptionError, ValueError):
+        return None
+    return captions[0] if len(captions) == 1 else None
+
+
+def _read_captions(path: Path, text: str, fmt: str, encoding: str, notes: list[str]) -> Transcript:
     kind = "WebVTT" if fmt == "vtt" else "SRT"
     if fmt == "vtt" and not text.lstrip("\ufeff").startswith("WEBVTT"):
         raise ReadError(path, "malformed WebVTT: missing 'WEBVTT' header on the first line")
-    try:
-        if fmt == "vtt":
-            captions = list(webvtt.from_buffer(io.StringIO(text), format="vtt", strict=True))
-        else:
-            captions = list(webvtt.from_buffer(io.StringIO(text), format="srt"))
-    except (MalformedFileError, MalformedCaptionError, ValueError) as exc:
-        raise ReadError(path, f"malformed {kind}: {exc}") from None
-    # webvtt-py skips blocks it cannot parse (SRT always, VTT some): count timing lines to notice.
-    timings = len(_TIMING_LINE.findall(text))
-    if timings != len(captions):
-        raise ReadError(path, f"malformed {kind}: {timings - len(captions)} of {timings} cue(s) "
-                              "have timings that could not be parsed")
-    if not captions:
+    pieces, above = _caption_cues(text.lstrip("\ufeff"), fmt)
+    if not pieces:
+        if fmt == "srt":
+            raise ReadError(path, "malformed SRT: no cue timing line such as '00:00:01,000 --> 00:00:04,000' found")
         raise ReadError(path, f"empty file: no {kind} cues")
+    if fmt == "srt" and above:
+        notes.append(f"{above} line(s) above the first cue (timing on line {pieces[0].line}) belong to no cue "
+                     "and were left out")
 
-    pending: list[tuple[str | None, _Label | None, str, float, float]] = []
-    for cap in captions:
+    # one cue whose timing cannot be read keeps its text, without times: the rest of the file is good
+    pending: list[tuple[str | None, _Label | None, str, float | None, float | None]] = []
+    bad: list[tuple[str, str]] = []  # ("cue 2 (line 6): what is wrong", what was done)
+    for piece in pieces:
+        if not any(line.strip() for line in piece.lines[1:]):
+            continue  # a cue with no text: nothing to read or to lose
+        cap = _parse_caption(piece, fmt)
+        t0 = t1 = None
+        problem = f"timing line {piece.timing.strip()!r} could not be read"
+        if cap is not None:
+            t0, t1 = cap.start_time.in_milliseconds() / 1000, cap.end_time.in_milliseconds() / 1000
+            if t1 < t0:
+                problem = f"ends before it starts ({piece.timing.strip()!r})"
+                t0 = t1 = None
+        if t0 is None:
+            cap = _parse_caption(piece, fmt, timing=_NO_TIMING)
+            bad.append((f"cue {piece.number} (line {piece.line}): {problem}",
+                        "its text is kept without times" if cap is not None else "the cue was left out"))
+        if cap is None:
+            continue
         body = " ".join(cap.text.split())  # caption line wraps are display-only
-        t0, t1 = cap.start_time.in_milliseconds() / 1000, cap.end_time.in_milliseconds() / 1000
-        if t1 < t0:
-            raise ReadError(path, f"malformed {kind}: cue at {cap.start} ends before it starts ({cap.end})")
         pending.append((cap.voice, None if cap.voice else _parse_label(body), body, t0, t1))
+    if bad and all(t0 is None for *_, t0, _ in pending):
+        raise ReadError(path, f"malformed {kind}: no cue has timings that can be read; {bad[0][0]}")
+    if bad:
+        shown = "; ".join(f"{what}; {done}" for what, done in bad[:3])
+        more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+        notes.append(f"{len(bad)} of {len(pieces)} {kind} cue(s) are malformed: {shown}{more}")
 
     accepted = _accepted_speakers([lab for _, lab, _, _, _ in pending if lab is not None])
     utterances = []
@@ -670,17 +766,30 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
             first = text.split("\n", 1)[0]
             sep = ";" if ("," not in first and ";" in first) else "\t" if ("," not in first and "\t" in first) else ","
             frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-        else:
-            frame = pd.read_excel(io.BytesIO(raw), dtype=str, engine="openpyxl")
+        else:  # every sheet as written: a cell reading "N/A" is an answer, not a missing value
+            sheets = pd.read_excel(io.BytesIO(raw), sheet_name=None, dtype=str, keep_default_na=False,
+                                   engine="openpyxl")
     except Exception as exc:  # pandas/openpyxl raise many parser and zip error types
         what = "CSV" if fmt == "csv" else "an Excel workbook"
         raise ReadError(path, f"cannot read as {what}: {type(exc).__name__}: {exc}") from None
+    if fmt == "xlsx":  # the transcript may not be on the first sheet: take it as `train` takes coded data
+        from .workbook import choose_sheet, sheet_note, sheets_listing
+
+        if not sheets:
+            raise ReadError(path, "the workbook has no sheets")
+        frame = choose_sheet(sheets, lambda columns: _find_column(columns, text_column) is not None)
+        if len(sheets) > 1 and _find_column(frame.columns, text_column) is None:
+            raise ReadError(path, f"no sheet has a {text_column!r} column (sheets and their columns: "
+                                  f"{sheets_listing(frame)}); choose the text column with --text-column")
+        sheet = sheet_note(frame, [text_column])
+        if sheet:
+            notes.append(sheet)
 
     text_col = _find_column(frame.columns, text_column)
     if text_col is None:
         columns = ", ".join(repr(str(c)) for c in frame.columns) or "none"
         raise ReadError(path, f"no {text_column!r} column (columns: {columns}); "
-                              "choose the text column with --text-column (text_column= from Python)")
+                              "choose the text column with --text-column")
     speaker_col = _find_column(frame.columns, speaker_column) if speaker_column else None
     id_col = _find_column(frame.columns, ID_COLUMN)
     role_col = _find_column(frame.columns, ROLE_COLUMN)
@@ -690,8 +799,12 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
 
     parts: list[str] = []
     cues: list[Cue] = []
+    rows_of: dict[str, list[int]] = {}  # row id -> the rows (as a spreadsheet numbers them) that have it
     pos = 0
-    for _, row in frame.iterrows():
+    # plain dicts of the columns used, not iterrows(): a Series per row or column (each copying
+    # frame.attrs) made a sheet with a stray cell far below or beside the table take minutes
+    used = [col for col in dict.fromkeys((text_col, speaker_col, id_col, role_col)) if col is not None]
+    for number, row in enumerate(frame[used].to_dict("records"), start=2):  # row 1 is the header
         body = _cell(row[text_col]).strip()
         if not body:
             continue
@@ -705,10 +818,19 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
         start = pos + len(label)
         cues.append(Cue(speaker, body, start, start + len(body),
                         row_id=optional(row, id_col), role=optional(row, role_col)))
+        if cues[-1].row_id is not None:
+            rows_of.setdefault(cues[-1].row_id, []).append(number)
         parts.append(label + body)
         pos = start + len(body)
     if not cues:
         raise ReadError(path, f"empty file: no text in column {str(text_col)!r}")
+    repeated = {row_id: rows for row_id, rows in rows_of.items() if len(rows) > 1}
+    if repeated:  # the predictions of these rows could not be told apart, nor joined back to the rows
+        shown = ", ".join(f"{row_id!r} (rows {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''})"
+                          for row_id, rows in list(repeated.items())[:3])
+        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        notes.append(f"{len(repeated)} id(s) in column {str(id_col)!r} are used by more than one row, so "
+                     f"row_id does not tell those rows apart: {shown}{more}; give each row its own id")
     return Transcript(str(path), "".join(parts), cues, fmt, encoding, notes)
 
 

@@ -10,11 +10,12 @@ JavaScript; the inline script only adds filters.
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,8 @@ from .atomic import write_atomic
 from .codebook import Code, Codebook, CodebookError, codebook_from_dict, load_codebook
 from .config import DEFAULT_CODEBOOK
 from .predict import record_path, summarise
+from .read import ReadError, read_transcript, strip_span
+from .segmentation import merge_turns
 
 PREDICTION_SUFFIXES = (".csv", ".jsonl", ".parquet")
 REPORT_SUFFIXES = (".html", ".htm")
@@ -45,6 +48,30 @@ class ReportSummary:
     transcripts: int
     passages: int
     needs_review: int
+    unscored_turns: int = 0  # shown for context (by default, the interviewer's)
+    notes: list[str] = field(default_factory=list)  # transcripts whose unscored turns could not be shown
+
+
+@dataclass
+class UnscoredTurn:
+    """A turn predict did not score (by default, an interviewer's), shown so an answer reads with
+    its question."""
+
+    speaker: str
+    role: str
+    text: str
+    start: int
+    end: int
+    start_time: float | None = None
+
+
+@dataclass
+class TranscriptTurns:
+    """The unscored turns of one transcript, or why they could not be found (`problem`)."""
+
+    role: str  # whose turns were not scored: "interviewer", unless predict scored only interviewers
+    turns: list[UnscoredTurn] = field(default_factory=list)
+    problem: str | None = None
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -149,20 +176,72 @@ def resolve_codebook(codebook: str | Path | None = None, model: str | None = Non
         recorded = _recorded_codebook(Path(predictions))
         if recorded is not None:
             return recorded
-    if not Path(DEFAULT_CODEBOOK).is_file():
-        raise CodebookError(f"codebook file not found: {DEFAULT_CODEBOOK} (run from the project folder, "
-                            "or pass --codebook FILE or --model M)")
-    return load_codebook(DEFAULT_CODEBOOK)
+    return load_codebook(DEFAULT_CODEBOOK)  # outside a project folder, the bundled one (noted)
 
 
 def _recorded_codebook(predictions: Path) -> Codebook | None:
     """The codebook ``predict`` wrote into the run record beside ``predictions``, if any."""
-    path = record_path(predictions)
+    raw = _run_record(predictions).get("codebook")
+    return codebook_from_dict(raw, source=str(record_path(predictions))) if isinstance(raw, dict) else None
+
+
+def _run_record(predictions: Path) -> dict:
+    """The run record ``predict`` wrote beside ``predictions``; empty when there is none or it is unreadable."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8")).get("codebook")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return codebook_from_dict(raw, source=str(path)) if isinstance(raw, dict) else None
+        record = json.loads(record_path(predictions).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+# -- unscored turns: the questions the scored answers respond to ---------------------------------
+def unscored_turns(frame: pd.DataFrame, folder: str | Path | None = None,
+                   scored: str = "participant") -> dict[str, TranscriptTurns]:
+    """Per source: the turns lying between the scored passages, found by reading the transcript again.
+
+    Predictions hold one row per scored passage only (by default, the participants'), but the
+    transcripts they name still hold the questions. A source is looked up as written, then relative
+    to ``folder`` (the predictions' folder). ``scored`` is predict's ``--speaker``. A transcript that
+    cannot be found or read, or that changed since it was labelled (a passage's text is no longer at
+    its offsets), gets a ``problem`` instead of turns, so no turn is ever shown out of place.
+    """
+    role = "participant" if scored == "interviewer" else "interviewer"
+    return {str(source): _turns_of(str(source), block, Path(folder) if folder is not None else None, role)
+            for source, block in frame.groupby("source", sort=False)}
+
+
+def _turns_of(source: str, block: pd.DataFrame, folder: Path | None, role: str) -> TranscriptTurns:
+    def problem(why: str) -> TranscriptTurns:
+        return TranscriptTurns(role, problem=why)
+
+    if "start" not in block.columns or "end" not in block.columns:
+        return problem("the predictions have no 'start' and 'end' offsets to place them by")
+    try:
+        spans = sorted((int(s), int(e)) for s, e in zip(block["start"], block["end"]))
+    except (TypeError, ValueError):  # also NaN: a row without offsets
+        return problem("a passage has no 'start' or 'end' offset to place them by")
+    path = Path(source)
+    if not path.is_file() and folder is not None and not path.is_absolute() and (folder / path).is_file():
+        path = folder / path  # predict ran in the predictions' folder
+    if not path.is_file():
+        return problem(f"transcript not found at {source}")
+    try:
+        transcript = read_transcript(path)
+    except (ReadError, OSError, ValueError) as exc:
+        return problem(f"cannot read the transcript again ({exc})")
+    text = transcript.text
+    for s, e, passage in zip(block["start"], block["end"], block["text"]):
+        if text[int(s):int(e)] != passage:
+            return problem(f"{path} has changed since it was labelled")
+    starts = [s for s, _ in spans]
+    turns = []
+    for turn in merge_turns(transcript):
+        s, e = strip_span(text, turn.start, turn.end)
+        k = bisect.bisect_left(starts, e) - 1  # the last scored passage that starts before this turn ends
+        if s == e or (k >= 0 and spans[k][1] > s):  # empty, or (part of it) scored
+            continue
+        turns.append(UnscoredTurn(turn.speaker or "", role, text[s:e], s, e, turn.start_time))
+    return TranscriptTurns(role, turns)
 
 
 def _check_labels(frame: pd.DataFrame, codebook: Codebook, where: str) -> None:
@@ -277,8 +356,12 @@ def profile_bar(shares: dict[str, float], codebook: Codebook, title: str) -> str
 
 # -- the page ---------------------------------------------------------------------------------
 def render_report(frame: pd.DataFrame, codebook: Codebook, title: str = "supportlens report",
-                  subtitle: str = "", where: str = "predictions") -> str:
-    """The whole page as one string; ``frame`` is predict's output as read by :func:`read_predictions`."""
+                  subtitle: str = "", where: str = "predictions",
+                  turns: dict[str, TranscriptTurns] | None = None) -> str:
+    """The whole page as one string; ``frame`` is predict's output as read by :func:`read_predictions`.
+
+    ``turns`` (from :func:`unscored_turns`) puts each transcript's unscored turns between its passages.
+    """
     _check_labels(frame, codebook, where)
     codes = {c.label: c for c in codebook.codes}
     sources = list(dict.fromkeys(frame["source"]))  # predict's order (sorted by source) is kept
@@ -298,7 +381,8 @@ def render_report(frame: pd.DataFrame, codebook: Codebook, title: str = "support
         _legend(codebook),
         _overview(sources, transcript_id, profile, codebook),
         _review_list(sources, blocks, codes),
-        *(_transcript(source, transcript_id[source], blocks[source], profile.loc[source], codebook)
+        *(_transcript(source, transcript_id[source], blocks[source], profile.loc[source], codebook,
+                      (turns or {}).get(source))
           for source in sources),
     ]
     return (
@@ -359,8 +443,9 @@ def _legend(codebook: Codebook) -> str:
             f'<ul class="legend">{"".join(items)}</ul>{rule}'
             '<p class="key">Each passage is shaded in the colour of its suggested code; the fainter the '
             f'shading, the less confident the model (confidence {ramp}). '
-            '⚑ marks a passage under the review threshold. <b>#</b> is the passage number in its transcript; '
-            'gaps are turns that were not scored (by default, the interviewer\'s).</p></section>')
+            '⚑ marks a passage under the review threshold. <b>#</b> numbers the scored passages of a transcript '
+            'in order. Turns in grey, marked <i>not scored</i>, were not labelled (by default, the '
+            'interviewer\'s); they are shown so each answer reads with its question.</p></section>')
 
 
 def _shares(row: pd.Series, codebook: Codebook) -> dict[str, float]:
@@ -393,13 +478,13 @@ def _review_list(sources: list[str], blocks: dict[str, list[tuple[str, pd.Series
                  codes: dict[str, Code]) -> str:
     items = []
     for source in sources:
-        for anchor, row in blocks[source]:
+        for number, (anchor, row) in enumerate(blocks[source], 1):
             if not row["needs_review"]:
                 continue
             text = row["text"] if len(row["text"]) <= 160 else row["text"][:157].rstrip() + "…"
             items.append(
                 f'<li data-review-item="{anchor}"><a href="#{anchor}">{_e(_short_name(source))} · '
-                f'passage {int(row["passage_index"])}</a> · {_e(row["speaker"] or "unnamed speaker")} · '
+                f'passage #{number}</a> · {_e(row["speaker"] or "unnamed speaker")} · '
                 f'{_e(codes[row["label"]].name)} {_confidence_text(row["confidence"])}'
                 f'<div class="snippet">{_e(text)}</div></li>')
     inner = f'<ol class="review">{"".join(items)}</ol>' if items else '<p>No passage is under the review threshold.</p>'
@@ -408,10 +493,15 @@ def _review_list(sources: list[str], blocks: dict[str, list[tuple[str, pd.Series
 
 
 def _transcript(source: str, tid: str, rows: list[tuple[str, pd.Series]], profile: pd.Series,
-                codebook: Codebook) -> str:
+                codebook: Codebook, turns: TranscriptTurns | None = None) -> str:
     n = len(codebook.codes)
+    context = turns.turns if turns is not None and turns.problem is None else []
     passages = []
-    for anchor, row in rows:
+    q = 0  # the next unscored turn; it goes before the first passage that starts after it
+    for number, (anchor, row) in enumerate(rows, 1):
+        while q < len(context) and context[q].start < int(row["start"]):
+            passages.append(_unscored(context[q], anchor))
+            q += 1
         code = codebook.code(row["label"])
         review = bool(row["needs_review"])
         probabilities = " · ".join(f"{c.name} {_probability(float(row[f'p_{c.label}']))}" for c in codebook.codes
@@ -424,21 +514,40 @@ def _transcript(source: str, tid: str, rows: list[tuple[str, pd.Series]], profil
                 + f'<span class="label" style="border-color:{_e(_safe_color(code.color))}">{_e(code.name)}</span>'
                 + f'<span class="conf" title="{_e(probabilities)}">{_confidence_text(row["confidence"])}</span>'
                 + ('<span class="flag" title="needs review">⚑</span>' if review else "")
-                + f'<a class="pid" href="#{anchor}">#{int(row["passage_index"])}</a>')
+                + f'<a class="pid" href="#{anchor}" title="passage_index {int(row["passage_index"])} in the '
+                  f'predictions">#{number}</a>')
         passages.append(
             f'<article class="passage{" review" if review else ""}" id="{anchor}" data-passage '
             f'data-source="{_e(source)}" data-index="{int(row["passage_index"])}" data-label="{_e(code.label)}" '
             f'data-confidence="{row["confidence"]:.4f}" data-review="{"true" if review else "false"}" '
             f'style="--code:{_e(_safe_color(code.color))}; background:{_e(_tint(code.color, shade(row["confidence"], n)))}">'
             f'<div class="meta">{meta}</div><div class="text">{_e(row["text"])}</div></article>')
+    passages.extend(_unscored(turn, None) for turn in context[q:])
+    unscored = f" · {len(context)} {turns.role} turn{'s' if len(context) != 1 else ''} not scored" if context else ""
+    missing = (f'<p class="note" data-turns-missing>{_e(turns.role.capitalize())} turns could not be shown: '
+               f'{_e(turns.problem)}.</p>' if turns is not None and turns.problem else "")
     return (f'<section class="transcript" id="{tid}" data-source="{_e(source)}">'
             f'<h2>{_e(_short_name(source))}</h2><p class="path">{_e(source)}</p>'
             f'<p class="facts">{int(profile["passages"])} passages · {int(profile["words"])} words · '
-            f'dominant approach: {_e(_dominant(profile, codebook))} · {int(profile["needs_review"])} ⚑</p>'
+            f'dominant approach: {_e(_dominant(profile, codebook))} · {int(profile["needs_review"])} ⚑'
+            f'{_e(unscored)}</p>{missing}'
             f'{profile_bar(_shares(profile, codebook), codebook, _short_name(source))}'
             # the bar labels only wide segments; the caption gives every share
             f'<p class="shares">{_share_caption(_shares(profile, codebook), codebook)}</p>'
             f'<div class="passages">{"".join(passages)}</div></section>')
+
+
+def _unscored(turn: UnscoredTurn, answer: str | None) -> str:
+    """An unscored turn: quieter than a passage, with no code, confidence or number. ``answer`` is
+    the passage after it, so a filter that hides the answer hides its question too."""
+    when = _clock(turn.start_time)
+    role_note = f" ({turn.role})" if turn.role.casefold() not in turn.speaker.casefold() else ""
+    meta = (f'<span class="speaker">{_e(turn.speaker or "unnamed speaker")}{_e(role_note)}</span>'
+            + (f'<span class="time">{_e(when)}</span>' if when else "")
+            + '<span class="unscored-tag">not scored</span>')
+    before = f' data-before="{_e(answer)}"' if answer else ""
+    return (f'<div class="unscored" data-unscored data-role="{_e(turn.role)}"{before}>'
+            f'<div class="meta">{meta}</div><div class="text">{_e(turn.text)}</div></div>')
 
 
 def _share_caption(shares: dict[str, float], codebook: Codebook) -> str:
@@ -473,11 +582,17 @@ def build_report(predictions: str | Path, out: str | Path, codebook: str | Path 
     frame = read_predictions(predictions)
     book = resolve_codebook(codebook, model, tracking_uri, predictions)
     subtitle = f"predictions: {predictions.name}" + (f" · model: {model}" if model else "")
+    settings = _run_record(predictions).get("settings")
+    scored = settings.get("speaker", "participant") if isinstance(settings, dict) else "participant"
+    turns = unscored_turns(frame, predictions.parent, scored=str(scored))
     page = render_report(frame, book, title=title or f"supportlens report: {predictions.name}",
-                         subtitle=subtitle, where=str(predictions))
+                         subtitle=subtitle, where=str(predictions), turns=turns)
     write_report(page, out)
     return ReportSummary(output=out, transcripts=frame["source"].nunique(), passages=len(frame),
-                         needs_review=int(frame["needs_review"].sum()))
+                         needs_review=int(frame["needs_review"].sum()),
+                         unscored_turns=sum(len(t.turns) for t in turns.values()),
+                         notes=[f"{source}: {t.role} turns not shown: {t.problem}"
+                                for source, t in turns.items() if t.problem])
 
 
 _CSS = """
@@ -536,6 +651,14 @@ ol.review li { margin: .3rem 0; }
 .conf { font-variant-numeric: tabular-nums; }
 .flag { color: #b00020; font-weight: 700; }
 .text { white-space: pre-wrap; }
+/* an unscored turn (by default the interviewer's question): context, quieter than the passages */
+.unscored { padding: .15rem .75rem .15rem 1rem; border-left: 2px solid var(--line); color: var(--muted);
+            font-size: .88rem; }
+.unscored[hidden] { display: none; }
+.unscored .speaker { font-weight: 500; }
+.unscored .time { color: inherit; }
+.unscored-tag { font-style: italic; }
+.note { color: #7a4b00; font-size: .9rem; margin: .2rem 0; }
 @media print { .controls { display: none; } .passage { break-inside: avoid; } }
 """
 
@@ -543,6 +666,7 @@ ol.review li { margin: .3rem 0; }
 _JS = """
 (function () {
   var passages = Array.prototype.slice.call(document.querySelectorAll('[data-passage]'));
+  var turns = Array.prototype.slice.call(document.querySelectorAll('[data-unscored]'));
   var codeBoxes = Array.prototype.slice.call(document.querySelectorAll('[data-filter-code]'));
   var onlyReview = document.getElementById('only-review');
   var status = document.getElementById('status');
@@ -556,6 +680,13 @@ _JS = """
       var show = shown[p.getAttribute('data-label')] !== false && (!onlyReview.checked || review);
       p.hidden = !show;
       if (show) { visible += 1; }
+    });
+    // an unscored turn shows with the passage that answers it; one after the last passage, unfiltered
+    var filtering = onlyReview.checked || codeBoxes.some(function (box) { return !box.checked; });
+    turns.forEach(function (t) {
+      var answer = t.getAttribute('data-before');
+      var next = answer && document.getElementById(answer);
+      t.hidden = next ? next.hidden : filtering;
     });
     status.textContent = 'Showing ' + visible + ' of ' + passages.length + ' passages (' + flagged +
       ' flagged for review).';
@@ -579,5 +710,5 @@ _JS = """
 })();
 """
 
-__all__ = ["ReportError", "ReportSummary", "build_report", "profile_bar", "read_predictions",
-           "render_report", "resolve_codebook", "shade", "write_report"]
+__all__ = ["ReportError", "ReportSummary", "TranscriptTurns", "UnscoredTurn", "build_report", "profile_bar",
+           "read_predictions", "render_report", "resolve_codebook", "shade", "unscored_turns", "write_report"]

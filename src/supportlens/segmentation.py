@@ -16,6 +16,7 @@ Every passage keeps character offsets into ``transcript.text``:
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -100,6 +101,7 @@ def merge_turns(transcript: Transcript) -> list[Cue]:
     text = transcript.text
     table = transcript.format in TABLE_FORMATS
     turns: list[Cue] = []
+    extended: set[int] = set()  # turns that cues were merged into
     current = None  # the speaker in effect
     for cue in transcript.cues:
         speaker = cue.speaker if cue.speaker is not None else current
@@ -110,12 +112,16 @@ def merge_turns(transcript: Transcript) -> list[Cue]:
             if (last.speaker == speaker and cue.start >= last.end and not gap.strip()
                     and (speaker is not None or "\n\n" not in gap)
                     and last.row_id is None and cue.row_id is None and last.role == cue.role):
-                end_time = cue.end_time if cue.end_time is not None else last.end_time
-                turns[-1] = Cue(speaker, text[last.start:cue.end], last.start, cue.end,
-                                last.start_time, end_time, role=last.role)
+                # extended in place, its text cut once below: copying the turn so far at every cue
+                # is quadratic in a long turn (a lecture's thousands of caption cues)
+                last.end = cue.end
+                last.end_time = cue.end_time if cue.end_time is not None else last.end_time
+                extended.add(len(turns) - 1)
                 continue
         turns.append(Cue(speaker, cue.text, cue.start, cue.end, cue.start_time, cue.end_time,
                          row_id=cue.row_id, role=cue.role))
+    for i in extended:
+        turns[i].text = text[turns[i].start:turns[i].end]
     return turns
 
 
@@ -189,18 +195,72 @@ def _question_counts(cues: list[Cue]) -> dict[str, tuple[int, int]]:
 # ---------------------------------------------------------------------------------------------
 
 
+# pysbd's time grows with the square of the text it is given (a 100 KB paragraph takes seconds, 1 MB
+# many minutes), so a longer turn is handed to it a window at a time: cost then grows linearly. A
+# turn of an interview is a few hundred to a few thousand characters and is segmented whole.
+SENTENCE_WINDOW = 4000  # characters
+# pysbd judges a boundary by the text around it; one this close to a window's cut may be an
+# artefact of the cut, so it is left to the next window, which starts before it
+_WINDOW_MARGIN = 500
+_SPACES = re.compile(r"\s*")
+
+
 def _sentence_starts(text: str) -> list[int]:
-    """Offsets where sentences start (pysbd). Only starts are used, so a sentence pysbd could not
-    place is absorbed by its neighbour and the pieces always cover the whole text."""
+    """Offsets where sentences start (pysbd), 0 first. Only starts are used, so a sentence pysbd
+    could not place is absorbed by its neighbour and the pieces always cover the whole text.
+
+    A text over `SENTENCE_WINDOW` characters is segmented in windows of that size: each window
+    begins at the last sentence start of the one before that lies clear of its cut, or, inside
+    a sentence longer than a window, at a word boundary (then not taken for a sentence start)."""
+    if len(text) <= SENTENCE_WINDOW:
+        return _pysbd_starts(text, 0, len(text))
+    starts = [0]
+    begin = 0
+    while True:
+        end = min(begin + SENTENCE_WINDOW, len(text))
+        found = [s for s in _pysbd_starts(text, begin, end) if s > begin]
+        if end == len(text):
+            starts.extend(found)
+            return starts
+        clear = [s for s in found if s <= end - _WINDOW_MARGIN]
+        starts.extend(clear)
+        begin = clear[-1] if clear else _word_start(text, begin, end - _WINDOW_MARGIN)
+
+
+def _pysbd_starts(text: str, begin: int, end: int) -> list[int]:
+    """Sentence starts pysbd finds in ``text[begin:end]``, as offsets into `text`, `begin` first."""
     import pysbd
 
+    window = text[begin:end]
     # a Segmenter keeps the text it works on as state, so each call gets its own (cheap to build)
-    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    segmenter = pysbd.Segmenter(language="en", clean=False)
     starts = {0}
-    for span in segmenter.segment(text):
-        if 0 < span.start < len(text) and text[span.start:span.end] == span.sent:
-            starts.add(span.start)
-    return sorted(starts)
+    found = 0  # where the sentence found last ends, with the whitespace after it
+    for sentence in segmenter.processor(window).process():
+        if not sentence:
+            continue
+        # the spans `segment(..., char_span=True)` gives, without its regular expression per
+        # sentence (a third of its time, and they push its own out of `re`'s cache): a sentence
+        # follows the one before it, and only one that does not is searched for as pysbd does
+        if window.startswith(sentence, found):
+            start, after = found, _SPACES.match(window, found + len(sentence)).end()
+        else:
+            match = next((m for m in re.finditer(re.escape(sentence) + r"\s*", window) if m.end() > found), None)
+            if match is None:
+                continue
+            start, after = match.span()
+        if 0 < start < len(window):
+            starts.add(start)
+        found = after
+    return [begin + s for s in sorted(starts)]
+
+
+def _word_start(text: str, begin: int, at: int) -> int:
+    """The start of the word at offset `at` (after `begin`), or `at` itself in a run without spaces."""
+    i = at
+    while i > begin and not text[i - 1].isspace():
+        i -= 1
+    return i if i > begin else at
 
 
 def split_long(text: str, start: int, count_tokens: Callable[[str], int], max_tokens: int) -> list[tuple[int, int]]:
@@ -209,14 +269,23 @@ def split_long(text: str, start: int, count_tokens: Callable[[str], int], max_to
     `text` is the turn and `start` its offset in the transcript; returned spans are offsets in the
     transcript, stripped of surrounding whitespace, in order, inside the turn. Sentences are packed
     greedily; a sentence that alone is over the limit is cut at word boundaries (a single word over
-    the limit becomes its own piece).
+    the limit becomes its own piece). `count_tokens` must give each whitespace-separated word one
+    token at least (as subword tokenizers and `estimate_tokens` do): a long span of more words than
+    `max_tokens` is then known to be over the limit without counting it, so time and memory grow
+    linearly with the turn.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+
+    def fits(a: int, b: int) -> bool:
+        if b - a > SENTENCE_WINDOW and _more_words(text, a, b, max_tokens):
+            return False  # uncounted: tokenizing a whole file to learn that costs time and memory
+        return count_tokens(text[a:b]) <= max_tokens
+
     s, e = strip_span(text, 0, len(text))
     if s == e:
         return []
-    if count_tokens(text[s:e]) <= max_tokens:
+    if fits(s, e):
         return [(start + s, start + e)]
 
     bounds = _sentence_starts(text) + [len(text)]
@@ -226,12 +295,12 @@ def split_long(text: str, start: int, count_tokens: Callable[[str], int], max_to
     pieces: list[tuple[int, int]] = []
     current: tuple[int, int] | None = None
     for a, b in sentences:
-        if current is not None and count_tokens(text[current[0]:b]) <= max_tokens:
+        if current is not None and fits(current[0], b):
             current = (current[0], b)
             continue
         if current is not None:
             pieces.append(current)
-        if count_tokens(text[a:b]) <= max_tokens:
+        if fits(a, b):
             current = (a, b)
         else:  # one sentence over the limit: cut it into word runs, keep the tail open for packing
             runs = _cut_words(text, a, b, count_tokens, max_tokens)
@@ -242,21 +311,49 @@ def split_long(text: str, start: int, count_tokens: Callable[[str], int], max_to
     return [(start + a, start + b) for a, b in pieces]
 
 
+_WORD = re.compile(r"\S+")
+
+
+def _more_words(text: str, a: int, b: int, n: int) -> bool:
+    """Whether ``text[a:b]`` holds more than `n` words (reading no further than word n + 1)."""
+    return sum(1 for _ in itertools.islice(_WORD.finditer(text, a, b), n + 1)) > n
+
+
 def _cut_words(text: str, a: int, b: int, count_tokens: Callable[[str], int], max_tokens: int) -> list[tuple[int, int]]:
-    words = [(m.start() + a, m.end() + a) for m in re.finditer(r"\S+", text[a:b])]
+    """``text[a:b]`` cut into runs of whole words, each the longest that fits from where the one
+    before ended. Words are read as needed and a run is found by doubling, then bisecting, its
+    length: the time grows with the run, not with the rest of the sentence, which for a transcript
+    without punctuation (a single sentence for pysbd) is the rest of the file."""
+    words = _WORD.finditer(text, a, b)
+    ahead: list[tuple[int, int]] = []  # words read but not yet in a run
+
+    def read(n: int) -> bool:  # whether `ahead` holds at least n words
+        while len(ahead) < n:
+            word = next(words, None)
+            if word is None:
+                return False
+            ahead.append(word.span())
+        return True
+
+    def fits(n: int) -> bool:  # whether the first n words of `ahead` fit (token counts grow with length)
+        return count_tokens(text[ahead[0][0]:ahead[n - 1][1]]) <= max_tokens
+
     runs = []
-    i = 0
-    while i < len(words):
-        # binary search for the longest run of words from i that fits (token counts grow with length)
-        lo, hi = i, len(words) - 1
+    while read(1):
+        lo = 1  # a single word over the limit still becomes its own piece
+        size = 2
+        while read(size) and fits(size):
+            lo, size = size, size * 2
+        # the longest run that may fit: short of the `size` words that did not, or all words left
+        hi = size - 1 if len(ahead) >= size else len(ahead)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if count_tokens(text[words[i][0]:words[mid][1]]) <= max_tokens:
+            if fits(mid):
                 lo = mid
             else:
                 hi = mid - 1
-        runs.append((words[i][0], words[lo][1]))
-        i = lo + 1
+        runs.append((ahead[0][0], ahead[lo - 1][1]))
+        del ahead[:lo]
     return runs
 
 

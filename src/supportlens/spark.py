@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Iterator
 import pandas as pd
 
 from .predict import (PASSAGE_COLUMNS, SPEAKER_CHOICES, FileFailure, Labeler, PredictError, _rows,
-                      passages_of)
+                      nothing_to_score, passages_of)
 from .read import SUPPORTED_SUFFIXES, ReadError, expand_inputs, parse_transcript
 from .segmentation import SpeakerRules
 
@@ -258,8 +258,7 @@ def _score_transcript_batches(batches: Iterator[pd.DataFrame], model: ShippedMod
                 transcript = parse_transcript(content, fmt, source, text_column=table_text_column)
                 passages = passages_of(transcript, labeler, speaker, rules)
                 if not passages:  # same wording as `predict_files`
-                    raise ReadError(f"{source}: no {speaker if speaker != 'all' else ''} passages to score"
-                                    .replace("  ", " "))
+                    raise ReadError(nothing_to_score(source, transcript, labeler, speaker, rules))
             except ReadError as exc:
                 failures.append({"source": source, ERROR_COLUMN: str(exc)})
                 continue
@@ -462,7 +461,7 @@ def _local_output(out: str | Path) -> Path | None:
 
 @dataclass
 class SparkReport:
-    output: str
+    output: str | None  # None: no transcript was labelled, so nothing was written
     transcripts: int = 0
     passages: int = 0
     seconds: float = 0.0
@@ -496,10 +495,11 @@ def predict_spark(inputs: list[str], model: str | Path, out: str | Path, *, mast
         scored = scored.persist(StorageLevel.MEMORY_AND_DISK)  # written, counted, listed: score once
         try:
             passages, failures = split_failures(scored)
-            written = write_passages(passages, out, buckets)
             ok = F.col(ERROR_COLUMN).isNull()
             stats = scored.agg(F.count(F.when(ok, 1)).alias("passages"),
                                F.countDistinct(F.when(ok, F.col("source"))).alias("transcripts")).first()
+            # a run that labelled nothing leaves an earlier output as it was
+            written = write_passages(passages, out, buckets) if stats["transcripts"] else None
             failed = [FileFailure(r["source"] or "", r[ERROR_COLUMN]) for r in failures.collect()]
         finally:
             scored.unpersist()
