@@ -40,7 +40,7 @@ def simulate(frame, labels, test_idx, pool_idx, arm, cfg, start, batch, budget, 
     import pandas as pd
     from sklearn.metrics import f1_score
 
-    from supportlens.active import select_next
+    from supportlens.assist.active import select_next
     from supportlens.models import build_model
 
     strategy, diversity = ARMS[arm]
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from supportlens.codebook import load_codebook
     from supportlens.config import load_config
-    from supportlens.dataset import load_coded
-    from supportlens.splits import grouped_folds
+    from supportlens.corpus.dataset import load_coded
+    from supportlens.corpus.splits import grouped_folds
 
     cfg = load_config(args.config, [f"codebook={ROOT / 'configs' / 'codebook.yaml'}"])
     codebook = load_codebook(cfg.codebook)

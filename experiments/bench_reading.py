@@ -43,7 +43,7 @@ MAX_TOKENS = 256  # a Labeler's limit for a model without a tokenizer
 
 
 def sample_texts() -> list[str]:
-    from supportlens.read import read_transcript
+    from supportlens.transcripts.read import read_transcript
 
     return [read_transcript(p).text for p in sorted(SAMPLES.glob("smp*"))]
 
@@ -78,12 +78,12 @@ def worker(path: str, code: str, before_rev: str) -> dict:
 
     import pysbd  # noqa: F401 - imported before the baseline, as `segment` would import it
 
-    from supportlens.read import read_transcript
+    from supportlens.transcripts.read import read_transcript
 
     if code == "before":
         segment = _segment_at(before_rev)
     else:
-        from supportlens.segmentation import segment
+        from supportlens.transcripts.segmentation import segment
 
     def count_tokens(text: str) -> int:  # Labeler.count_tokens for a model without a tokenizer
         return int(math.ceil(len(text.split()) * 1.3))

@@ -41,8 +41,8 @@ def local_worker(model_dir: str, inputs: str, out: str) -> dict:
     import torch
 
     from supportlens.models import load_classifier
-    from supportlens.predict import Labeler, predict_files
-    from supportlens.training import peak_memory_mb
+    from supportlens.inference.predict import Labeler, predict_files
+    from supportlens.training.trainer import peak_memory_mb
 
     labeler = Labeler(load_classifier(model_dir))
     report = predict_files([inputs], labeler, out)
@@ -54,8 +54,8 @@ def local_worker(model_dir: str, inputs: str, out: str) -> dict:
 
 def spark_worker(model_dir: str, inputs: str, out: str, master: str) -> dict:
     started = time.perf_counter()
-    from supportlens.spark import predict_spark, spark_session
-    from supportlens.training import peak_memory_mb
+    from supportlens.inference.spark import predict_spark, spark_session
+    from supportlens.training.trainer import peak_memory_mb
 
     spark = spark_session(master, conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"})
     session_seconds = time.perf_counter() - started
@@ -222,7 +222,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from supportlens.atomic import write_atomic
+    from supportlens.io.atomic import write_atomic
 
     write_atomic(out.with_suffix(".json"), lambda p: p.write_text(json.dumps(result, indent=2)))
     lines = report_lines(result)

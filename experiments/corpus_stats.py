@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     from supportlens.config import load_config
-    from supportlens.splits import grouped_split
+    from supportlens.corpus.splits import grouped_split
 
     cfg = load_config(sys.argv[1] if len(sys.argv) > 1 else ROOT / "configs" / "default.yaml")
     df = pd.read_json(ROOT / cfg.data.path, lines=True)

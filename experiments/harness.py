@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.chdir(ROOT)
-    from supportlens.compare import Benchmarks, compare, write_results
+    from supportlens.training.compare import Benchmarks, compare, write_results
 
     benchmarks = Benchmarks.find(ROOT, args.dev)
     if benchmarks.dev is None:

@@ -51,9 +51,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.chdir(ROOT)
     from supportlens.codebook import load_codebook
-    from supportlens.compare import Benchmarks, evaluate_config, load_dev
+    from supportlens.training.compare import Benchmarks, evaluate_config, load_dev
     from supportlens.config import load_config
-    from supportlens.dataset import load_coded
+    from supportlens.corpus.dataset import load_coded
     from supportlens.models.encoders import embedding_cache
 
     cfgs = {Path(c).stem: load_config(c) for c in args.configs}

@@ -137,8 +137,9 @@ def test_regularisation_settings_are_checked(override, message):
 
 def test_the_default_codebook_path_is_defined_once():
     """The config's default and every command's fallback are one constant, so they cannot drift."""
-    from supportlens import cli_assist, cli_qda, cli_report, report
+    from supportlens.cli import assist, qda, report as report_command
+    from supportlens.inference import report
 
     assert Config().codebook == DEFAULT_CODEBOOK == "configs/codebook.yaml"
-    for module in (cli_assist, cli_qda, cli_report, report):
+    for module in (assist, qda, report_command, report):
         assert module.DEFAULT_CODEBOOK is DEFAULT_CODEBOOK, module.__name__

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from supportlens.config import load_config
-from supportlens.training import train
+from supportlens.training.trainer import train
 
 from conftest import fast_overrides
 

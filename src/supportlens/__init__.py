@@ -4,8 +4,9 @@ The public API (importing it is cheap; heavy libraries load on first use):
 
     from supportlens import load_config, load_codebook, load_coded, train, load_classifier
 
-The functions ``train`` and ``segment`` live in the modules ``training`` and ``segmentation``: a
-function named like its module would be replaced by the module as soon as the module is imported.
+The stages are subpackages named for the pipeline (transcripts -> corpus -> models -> training ->
+evaluation -> tracking -> inference -> qda/assist -> cli); each one's docstring says what it owns and
+what it may import. No function here is named like a module, so importing one never hides the other.
 """
 
 from __future__ import annotations
@@ -18,18 +19,18 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_config": ".config", "Config": ".config",
     "load_codebook": ".codebook", "Codebook": ".codebook",
-    "load_coded": ".dataset", "DataError": ".dataset",
-    "grouped_split": ".splits",
+    "load_coded": ".corpus.dataset", "DataError": ".corpus.dataset",
+    "grouped_split": ".corpus.splits",
     "build_model": ".models", "load_classifier": ".models",
-    "train": ".training", "cross_validate": ".training",
-    "evaluate_model": ".evaluate", "evaluate_file": ".evaluate",
-    "cohens_kappa": ".agreement", "krippendorff_alpha": ".agreement",
-    "read_transcript": ".read", "expand_inputs": ".read", "ReadError": ".read",
-    "segment": ".segmentation", "SpeakerRules": ".segmentation",
-    "Labeler": ".predict", "predict_files": ".predict",
-    "import_qdpx": ".qda", "export_suggestions": ".qda", "export_codebook": ".qda",
-    "predict_to_qdpx": ".qda", "QdaError": ".qda",
-    "build_report": ".report", "render_report": ".report",
+    "train": ".training.trainer", "cross_validate": ".training.trainer",
+    "evaluate_model": ".evaluation.evaluate", "evaluate_file": ".evaluation.evaluate",
+    "cohens_kappa": ".evaluation.agreement", "krippendorff_alpha": ".evaluation.agreement",
+    "read_transcript": ".transcripts.read", "expand_inputs": ".transcripts.read", "ReadError": ".transcripts.read",
+    "segment": ".transcripts.segmentation", "SpeakerRules": ".transcripts.segmentation",
+    "Labeler": ".inference.predict", "predict_files": ".inference.predict",
+    "import_qdpx": ".qda.refi", "export_suggestions": ".qda.refi", "export_codebook": ".qda.refi",
+    "predict_to_qdpx": ".qda.refi", "QdaError": ".qda.refi",
+    "build_report": ".inference.report", "render_report": ".inference.report",
 }
 
 

@@ -160,7 +160,7 @@ def codebook_from_dict(raw: dict[str, Any], source: str | None = None) -> Codebo
 def load_codebook(path: str | Path) -> Codebook:
     """The codebook at ``path``; outside a project folder, ``configs/codebook.yaml`` (the default of
     every command) and ``codebook`` name the one bundled with supportlens."""
-    from .resources import bundled_hint, resolve
+    from supportlens.resources import bundled_hint, resolve
 
     path = resolve(path)
     if not path.is_file():

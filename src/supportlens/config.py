@@ -351,7 +351,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (or the defaults), apply ``--set`` overrides and validate."""
-    from .resources import bundled_hint, resolve
+    from supportlens.resources import bundled_hint, resolve
 
     raw: dict[str, Any] = {}
     if path is not None:
@@ -403,7 +403,7 @@ def _anchored(value: str, folder: Path | None) -> str:
     for base in (folder, folder.parent) if folder is not None else ():
         if (base / value).exists():
             return str(base / value)
-    from .resources import resolve
+    from supportlens.resources import resolve
 
     found = resolve(value, note=False)  # quiet: --data or --codebook may still replace it
     # else reported as missing where it is used, under the name the user wrote

@@ -23,8 +23,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from .cache import cache_root
-from .models.base import META_FILE, ModelLoadError
+from supportlens.io.cache import cache_root
+from supportlens.models.base import META_FILE, ModelLoadError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 MODEL_ARTIFACT = "model"
@@ -184,7 +184,7 @@ finally:
 
 def predictions_frame(model, texts: list[str], threshold: float, measured: bool = True) -> pd.DataFrame:
     """The shared output shape of pyfunc and batch prediction."""
-    from .calibration import flags_for_review
+    from supportlens.calibration import flags_for_review
 
     proba = model.predict_proba(texts) if texts else np.zeros((0, len(model.classes_)))
     labels = list(model.classes_)
@@ -201,7 +201,7 @@ def log_model(model_dir: str | Path, example_texts: list[str]) -> Any:
     """Log a saved model folder as an MLflow pyfunc model with signature and input example."""
     from mlflow.models import infer_signature
 
-    from .models import load_classifier
+    from supportlens.models import load_classifier
 
     model = load_classifier(model_dir)
     example = pd.DataFrame({"text": example_texts[:3]})

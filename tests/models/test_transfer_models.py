@@ -300,7 +300,7 @@ def test_packaged_mpnet_errors_are_actionable(tmp_path, monkeypatch):
 
 def test_ensemble_labels_transcripts(tmp_path, tiny_bert):
     """An ensemble folder scores a transcript end to end, like any other model folder."""
-    from supportlens.predict import Labeler, predict_files
+    from supportlens.inference.predict import Labeler, predict_files
 
     a, b = _member_configs(tmp_path, tiny_bert)
     cfg = load_config(None, fast_overrides() + ["model.kind=ensemble", f"ensemble.members=[{a}, {b}]"])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Config
-from .base import META_FILE, ModelLoadError, TextClassifier, read_meta
-from .embed import EmbedLogReg
-from .ensemble import EnsembleClassifier
-from .finetune import FineTuneClassifier
-from .setfit import SetFitClassifier
-from .tfidf import TfidfLogReg
-from .zeroshot import CodebookPrior
+from supportlens.config import Config
+from supportlens.models.base import META_FILE, ModelLoadError, TextClassifier, read_meta
+from supportlens.models.embed import EmbedLogReg
+from supportlens.models.ensemble import EnsembleClassifier
+from supportlens.models.finetune import FineTuneClassifier
+from supportlens.models.setfit import SetFitClassifier
+from supportlens.models.tfidf import TfidfLogReg
+from supportlens.models.zeroshot import CodebookPrior
 
 MODEL_CLASSES: dict[str, type[TextClassifier]] = {
     cls.kind: cls for cls in (TfidfLogReg, EmbedLogReg, FineTuneClassifier, CodebookPrior, SetFitClassifier,
@@ -27,7 +27,7 @@ def _prior_params(cfg: Config, codebook=None, mode: str | None = None) -> dict:
     texts = None
     if mode != "off" or cfg.model.kind == "codebook_prior":
         if codebook is None:
-            from ..codebook import load_codebook
+            from supportlens.codebook import load_codebook
 
             codebook = load_codebook(cfg.codebook)
         texts = {c.label: c.prior_texts() for c in codebook.codes}
@@ -37,7 +37,7 @@ def _prior_params(cfg: Config, codebook=None, mode: str | None = None) -> dict:
 
 def _ensemble_members(cfg: Config) -> list[dict]:
     """Each member's full config, resolved now so the saved ensemble does not depend on the files."""
-    from ..config import ConfigError, load_config
+    from supportlens.config import ConfigError, load_config
 
     members = []
     for i, path in enumerate(cfg.ensemble.members):

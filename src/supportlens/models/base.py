@@ -75,7 +75,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
         What the search found, and why its optimum was not used if it was not, stays in
         ``temperature_fit_`` (a `calibration.TemperatureFit`) for the run's record."""
-        from ..calibration import temperature_fit
+        from supportlens.calibration import temperature_fit
 
         logits = self.decision_function(X)
         index = {label: i for i, label in enumerate(self.classes_)}

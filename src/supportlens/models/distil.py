@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .base import softmax
+from supportlens.models.base import softmax
 
 GATE_MARGINS = tuple(round(0.05 * i, 2) for i in range(21))  # 0.0, 0.05, ..., 1.0
 DEFAULT_GATE = 0.6  # used when there are no validation passages to choose it on
@@ -106,7 +106,7 @@ def distil(student, tokenizer, texts: Sequence[str], teacher_logits: np.ndarray,
     teacher's scale, so the teacher's calibration temperature stays valid for the student."""
     import torch
 
-    from .finetune import length_grouped_order, padded_batch, warmup_then_linear_decay
+    from supportlens.models.finetune import length_grouped_order, padded_batch, warmup_then_linear_decay
 
     order = order or length_grouped_order
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)

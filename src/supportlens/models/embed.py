@@ -9,10 +9,10 @@ import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from .base import TextClassifier, expand_columns
-from .encoders import (batched_apply, cached_embed, encoder_digest, load_encoder, mean_pool,
+from supportlens.models.base import TextClassifier, expand_columns
+from supportlens.models.encoders import (batched_apply, cached_embed, encoder_digest, load_encoder, mean_pool,
                        saved_encoder, shared_encoder)
-from .prior import PRIOR_MODES, CodebookSimilarity
+from supportlens.models.prior import PRIOR_MODES, CodebookSimilarity
 
 
 class EmbedLogReg(TextClassifier):

@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .base import ModelLoadError
+from supportlens.models.base import ModelLoadError
 
 # hub id -> (module, function returning the folder holding config.json and the weights)
 PACKAGED_MODELS: dict[str, tuple[str, str]] = {
@@ -274,7 +274,7 @@ def embedding_cache(directory: str | os.PathLike | None = None) -> Iterator[None
         if _STATE.directory is not None and _STATE.directory != outer_dir:
             import joblib
 
-            from ..atomic import write_atomic
+            from supportlens.io.atomic import write_atomic
 
             _STATE.directory.mkdir(parents=True, exist_ok=True)
             for key, store in _STATE.store.items():

@@ -18,8 +18,8 @@ import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from .base import TextClassifier, expand_columns
-from .encoders import embedding_cache, share_identical_encoders
+from supportlens.models.base import TextClassifier, expand_columns
+from supportlens.models.encoders import embedding_cache, share_identical_encoders
 
 
 class EnsembleClassifier(TextClassifier):
@@ -34,12 +34,12 @@ class EnsembleClassifier(TextClassifier):
         self.seed = seed
 
     def _member_configs(self):
-        from ..config import config_from_dict
+        from supportlens.config import config_from_dict
 
         return [config_from_dict(m) for m in self.members or []]
 
     def _fit(self, X, y, X_val, y_val) -> None:
-        from .fitting import fit_calibrated
+        from supportlens.models.fitting import fit_calibrated
 
         if X_val is None or len(X_val) == 0:
             raise ValueError("an ensemble needs validation data to calibrate its members")
@@ -85,7 +85,7 @@ class EnsembleClassifier(TextClassifier):
         joblib.dump(self.stacker_, path / "stacker.joblib")
 
     def _load(self, path: Path) -> None:
-        from . import load_classifier
+        from supportlens.models import load_classifier
 
         folders = sorted((path / "members").iterdir(), key=lambda p: int(p.name))
         self.members_ = [load_classifier(folder) for folder in folders]

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from . import distil
-from .base import ModelLoadError, TextClassifier
-from .encoders import batched_apply, resolve_pretrained, set_threads
-from .onnx_runtime import OnnxEngine, OnnxUnavailable
+from supportlens.models import distil
+from supportlens.models.base import ModelLoadError, TextClassifier
+from supportlens.models.encoders import batched_apply, resolve_pretrained, set_threads
+from supportlens.models.onnx_runtime import OnnxEngine, OnnxUnavailable
 
 log = logging.getLogger("supportlens")
 

@@ -47,7 +47,7 @@ def fit_calibrated(cfg, labels: list[str], X: Sequence[str], y: Sequence[str], X
                    y_val: Sequence[str]):
     """(model, seconds): ``build_model(cfg)`` fitted on X (early stopping on X_val) and, when the
     config asks for it, temperature-calibrated on X_val."""
-    from . import build_model
+    from supportlens.models import build_model
 
     key = fit_key(cfg, X, y, X_val, y_val) if _FITS is not None else None
     if key is not None and key in _FITS:

@@ -40,9 +40,9 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..atomic import write_atomic
-from ..cache import cache_root
-from .encoders import file_sha256, folder_digest, length_sorted_batches
+from supportlens.io.atomic import write_atomic
+from supportlens.io.cache import cache_root
+from supportlens.models.encoders import file_sha256, folder_digest, length_sorted_batches
 
 log = logging.getLogger("supportlens")
 

