@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock mpnet demo test test-install test-slow docs bench clean
+.PHONY: install lock mpnet demo test lint test-install test-slow docs bench clean
 
 # torch first, pinned: that CPU build is on this machine's disk; a bare `torch` pulls a CUDA build.
 # Then the tested dependency set (requirements/lock.txt, every version pinned), then supportlens itself.
@@ -40,6 +40,13 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# Lint, format, types and layer rules: what CI checks beside the tests (the pre-commit hooks run the same).
+lint: install
+	$(BIN)/ruff check src tests experiments
+	$(BIN)/ruff format --check src tests experiments
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The wheel, installed into a fresh virtual environment, run in an empty folder (tests/test_install.py;
 # 2 to 4 minutes, most of it pip installing torch, transformers and MLflow).

@@ -66,7 +66,7 @@ def make_scorer(path: str, model_dir: str, student_dir: str | None = None):
     import numpy as np
 
     from supportlens.models import load_classifier
-    from supportlens.inference.predict import Labeler
+    from supportlens.inference.labeler import Labeler
 
     if path == "pipeline":
         from transformers import pipeline
@@ -168,7 +168,7 @@ def memory_worker(model_dir: str, path: str, n_passages: int) -> dict:
 def first_use_worker(model_dir: str) -> dict:
     """Export and quantise from scratch on a copy of the model folder without its cached graph."""
     from supportlens.models import load_classifier
-    from supportlens.inference.predict import Labeler
+    from supportlens.inference.labeler import Labeler
 
     tmp = Path(tempfile.mkdtemp(prefix="sl-bench-export-"))
     try:
@@ -193,7 +193,8 @@ def first_use_worker(model_dir: str) -> dict:
 
 def scaling_worker(model_dir: str, n_files: int) -> dict:
     from supportlens.models import load_classifier
-    from supportlens.inference.predict import Labeler, predict_files
+    from supportlens.inference.labeler import Labeler
+    from supportlens.inference.predict import predict_files
     from supportlens.training.trainer import peak_memory_mb
 
     samples = sorted((ROOT / "data/transcripts").glob("smp*"))

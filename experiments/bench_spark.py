@@ -41,7 +41,8 @@ def local_worker(model_dir: str, inputs: str, out: str) -> dict:
     import torch
 
     from supportlens.models import load_classifier
-    from supportlens.inference.predict import Labeler, predict_files
+    from supportlens.inference.labeler import Labeler
+    from supportlens.inference.predict import predict_files
     from supportlens.training.trainer import peak_memory_mb
 
     labeler = Labeler(load_classifier(model_dir))

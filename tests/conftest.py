@@ -117,7 +117,7 @@ def model_dir(tmp_path_factory) -> Path:
 def labeler(model_dir):
     """A fresh Labeler over `model_dir` (tests may monkeypatch it)."""
     from supportlens.models import load_classifier
-    from supportlens.inference.predict import Labeler
+    from supportlens.inference.labeler import Labeler
 
     return Labeler(load_classifier(model_dir))
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from supportlens.cli.common import in_cli_terms
 from supportlens.config import DEFAULT_CODEBOOK, Config, ConfigError, load_config, parse_overrides
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml"))
@@ -116,8 +117,10 @@ def test_config_paths_work_from_any_directory(tmp_path, monkeypatch):
 
 def test_missing_relative_config_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=f"relative to {tmp_path}: run from the project folder, or give --config") as err:
+    with pytest.raises(ConfigError, match=f"relative to {tmp_path}: run from the project folder, or give the config a") as err:
         load_config("configs/mine.yaml")
+    # the command line names its option instead
+    assert f"relative to {tmp_path}: run from the project folder, or give --config" in in_cli_terms(str(err.value))
     # and names the configs that would have worked from here
     assert "bundled with supportlens: default, embed-logreg, embed-prior, finetune, tfidf, zeroshot and " in str(err.value)
     with pytest.raises(ConfigError) as err:

@@ -23,13 +23,13 @@ _EXPORTS = {
     "grouped_split": ".corpus.splits",
     "build_model": ".models", "load_classifier": ".models",
     "train": ".training.trainer", "cross_validate": ".training.trainer",
-    "evaluate_model": ".evaluation.evaluate", "evaluate_file": ".evaluation.evaluate",
+    "evaluate_model": ".evaluation.evaluate", "evaluate_file": ".training.evaluate_run",
     "cohens_kappa": ".evaluation.agreement", "krippendorff_alpha": ".evaluation.agreement",
     "read_transcript": ".transcripts.read", "expand_inputs": ".transcripts.read", "ReadError": ".transcripts.read",
     "segment": ".transcripts.segmentation", "SpeakerRules": ".transcripts.segmentation",
-    "Labeler": ".inference.predict", "predict_files": ".inference.predict",
-    "import_qdpx": ".qda.refi", "export_suggestions": ".qda.refi", "export_codebook": ".qda.refi",
-    "predict_to_qdpx": ".qda.refi", "QdaError": ".qda.refi",
+    "Labeler": ".inference.labeler", "predict_files": ".inference.predict",
+    "import_qdpx": ".qda.importing", "export_suggestions": ".qda.exporting", "export_codebook": ".qda.exporting",
+    "predict_to_qdpx": ".inference.qdpx", "QdaError": ".qda.project",
     "build_report": ".inference.report", "render_report": ".inference.report",
 }
 

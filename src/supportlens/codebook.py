@@ -165,7 +165,7 @@ def load_codebook(path: str | Path) -> Codebook:
     path = resolve(path)
     if not path.is_file():
         raise CodebookError(f"codebook file not found: {path}" + (
-            f" (relative to {Path.cwd()}: run from the project folder, or give --codebook a full path"
+            f" (relative to {Path.cwd()}: run from the project folder, or give the codebook a full path"
             f"{bundled_hint('codebook')})" if not path.is_absolute() else ""))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -358,7 +358,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = resolve(path)  # the user's file, else the bundled one of that name (`--config tfidf`)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}" + (
-                f" (relative to {Path.cwd()}: run from the project folder, or give --config a full path"
+                f" (relative to {Path.cwd()}: run from the project folder, or give the config a full path"
                 f"{bundled_hint('config')})" if not path.is_absolute() else ""))
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -377,7 +377,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def _culprit(raw: dict[str, Any], overrides: list[str] | None, path: Path | None) -> str:
     """Where an invalid config came from: the file when it is invalid on its own, else the first
-    --set that makes it invalid (or all of them, when only their combination does)."""
+    override that makes it invalid (or all of them, when only their combination does), as the
+    ``overrides`` argument that names it."""
     def valid(extra: list[str]) -> bool:
         try:
             _build(Config, _merge(raw, parse_overrides(extra)))
@@ -389,8 +390,8 @@ def _culprit(raw: dict[str, Any], overrides: list[str] | None, path: Path | None
         return str(path) if path is not None else "config"
     for item in overrides:
         if not valid([item]):
-            return f"--set {item}"
-    return "--set " + " --set ".join(overrides)
+            return f"`overrides={[item]!r}`"
+    return f"`overrides={list(overrides)!r}`"
 
 
 def _anchored(value: str, folder: Path | None) -> str:

@@ -7,8 +7,6 @@ is logged and again when it is loaded; the model folder itself is an artifact (s
 ``tracking.SupportlensModel.load_context``).
 """
 
-import mlflow
+from supportlens.tracking import serve_from_code
 
-from supportlens.tracking import SupportlensModel
-
-mlflow.models.set_model(SupportlensModel())
+serve_from_code()

@@ -14,6 +14,8 @@ import importlib.metadata
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 from supportlens.io.cache import cache_root
-from supportlens.models.base import META_FILE, ModelLoadError
+from supportlens.schema import score_frame
+from supportlens.models.meta import META_FILE, ModelLoadError
+from supportlens.models.registry import load_classifier
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 MODEL_ARTIFACT = "model"
@@ -102,12 +106,15 @@ def set_tags(tags: dict[str, Any]) -> None:
     mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
-def log_training_data(frame: pd.DataFrame, source: str, name: str, digest: str,
-                      context: str = "training") -> None:
-    """Log the coded excerpts as an MLflow dataset (with its digest) and tag our own digest."""
+def log_training_data(data: Any, source: str, name: str, digest: str, context: str = "training") -> None:
+    """Log the coded excerpts as an MLflow dataset (with its digest) and tag our own digest.
+
+    ``data`` is the corpus as training reads it, a ``datasets.Dataset`` (`CodedData.dataset`),
+    recorded as a table with the codes by name; or such a table (``pandas.DataFrame``) itself."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.pandas_dataset import from_pandas
 
+    frame = data if isinstance(data, pd.DataFrame) else _codes_by_name(data)
     columns = [c for c in ("id", "group", "speaker", "text", "label") if c in frame.columns]
     with warnings.catch_warnings():
         # MLflow registers its local-file source class twice and warns, on every run, that a path
@@ -117,6 +124,17 @@ def log_training_data(frame: pd.DataFrame, source: str, name: str, digest: str,
     dataset = from_pandas(frame[columns], source=resolved, name=name, targets="label")
     mlflow.log_input(dataset, context=context)
     set_tags({f"data_digest_{context}": digest})
+
+
+def _codes_by_name(corpus: Any) -> pd.DataFrame:
+    """A ``datasets.Dataset`` as a table whose ``label`` holds its ``ClassLabel``'s names, not
+    their numbers: what a person reading the run expects (duck-typed: importing ``datasets`` here
+    would slow every command that only lists runs)."""
+    columns = {c: list(corpus[c]) for c in corpus.column_names}
+    label = corpus.features.get("label")
+    if "label" in columns and hasattr(label, "int2str"):
+        columns["label"] = label.int2str(columns["label"])
+    return pd.DataFrame(columns)
 
 
 def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> None:
@@ -161,8 +179,6 @@ try:
         confidence and needs_review. The model folder and supportlens' code travel inside it."""
 
         def load_context(self, context) -> None:
-            from supportlens.models import load_classifier
-
             self.model = load_classifier(context.artifacts["model_dir"])
             self.threshold = float(self.model.meta_.get("review_threshold", 0.0))
 
@@ -183,25 +199,16 @@ finally:
 
 
 def predictions_frame(model, texts: list[str], threshold: float, measured: bool = True) -> pd.DataFrame:
-    """The shared output shape of pyfunc and batch prediction."""
-    from supportlens.calibration import flags_for_review
-
-    proba = model.predict_proba(texts) if texts else np.zeros((0, len(model.classes_)))
-    labels = list(model.classes_)
-    frame = pd.DataFrame({"label": [labels[i] for i in proba.argmax(axis=1)] if len(texts) else []})
-    for j, label in enumerate(labels):
-        frame[f"p_{label}"] = proba[:, j].astype(float)
-    frame["confidence"] = proba.max(axis=1).astype(float) if len(texts) else []
-    frame["needs_review"] = flags_for_review(frame["confidence"].to_numpy(dtype=float), threshold, measured) \
-        if len(texts) else []
-    return frame
+    """What the pyfunc model returns for `texts`: the score columns of batch prediction
+    (`supportlens.schema.score_frame`), so a served model and ``supportlens predict`` agree."""
+    labels = [str(x) for x in model.classes_]
+    proba = model.predict_proba(texts) if texts else np.zeros((0, len(labels)))
+    return score_frame(proba, labels, threshold, measured)
 
 
 def log_model(model_dir: str | Path, example_texts: list[str]) -> Any:
     """Log a saved model folder as an MLflow pyfunc model with signature and input example."""
     from mlflow.models import infer_signature
-
-    from supportlens.models import load_classifier
 
     model = load_classifier(model_dir)
     example = pd.DataFrame({"text": example_texts[:3]})
@@ -217,6 +224,19 @@ def log_model(model_dir: str | Path, example_texts: list[str]) -> Any:
             input_example=example,
             pip_requirements=_pip_requirements(),
         )
+
+
+def serve_from_code() -> None:
+    """Tell MLflow which object a model logged from code serves. ``pyfunc_entry.py``, the file
+    MLflow executes when it logs or loads a supportlens model, calls this: only this module
+    imports mlflow."""
+    mlflow.models.set_model(SupportlensModel())
+
+
+def open_ui(uri: str | None = None, port: int = 5000) -> int:
+    """Run the MLflow UI on the tracking store (127.0.0.1:``port``) until it stops; its exit status."""
+    return subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", resolve_uri(uri),
+                            "--host", "127.0.0.1", "--port", str(port)])
 
 
 def register(model_uri: str, name: str, alias: str | None) -> Any:
@@ -260,7 +280,7 @@ def fetch_model_dir(uri: str, tracking_uri: str | None = None) -> Path:
         db = Path(store[len("sqlite:///"):])
         if not db.is_file():  # never leave an empty store behind where none was meant to be
             raise ModelLoadError(f"cannot fetch model {uri!r}: there is no MLflow store at {db.resolve()} "
-                                 "(run from the project folder that holds it, or pass --tracking-uri)")
+                                 "(run from the project folder that holds it, or pass `tracking_uri`)")
     setup(tracking_uri)
     key = _immutable_key(uri, tracking_uri)
     if key is None:  # e.g. a bucket path: its contents may change, so fetch afresh every time

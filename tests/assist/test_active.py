@@ -2,7 +2,6 @@
 into training."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -11,14 +10,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from supportlens.assist.active import (SHEET_COLUMNS, SelectionError, coding_sheet, diverse_order, drop_seen,
-                                is_coding_sheet, read_passages, select_next, sheet_data_config, texts_in,
-                                uncertainty, write_sheet)
+from supportlens.assist.active import (NothingToOffer, SelectionError, choose_next, diverse_order, drop_seen,
+                                      read_passages, select_next, texts_in, uncertainty)
+from supportlens.corpus.sheets import SHEET_COLUMNS, coding_sheet, is_coding_sheet, sheet_data_config, write_sheet
 from supportlens.cli import app
 from supportlens.config import DataConfig, load_config
 from supportlens.corpus.dataset import DataError, load_coded
 from supportlens.models import load_classifier
-from supportlens.inference.predict import Labeler
+from supportlens.inference.labeler import Labeler
 from supportlens.training.trainer import train
 
 from conftest import ROOT, fast_overrides, make_rows, write_jsonl
@@ -117,7 +116,7 @@ def test_passages_from_transcripts_with_a_labeler(folder, model_dir):
     assert passages["id"].iloc[0] == f"{passages['source'].iloc[0]}#{passages['passage_index'].iloc[0]}"
     chosen = select_next(passages, labeler, n=6)
     assert len(chosen) == 6 and chosen["confidence"].between(0, 1).all()
-    with pytest.raises(SelectionError, match="--speaker must be one of"):
+    with pytest.raises(SelectionError, match="`speaker` must be one of"):
         read_passages([str(folder)], labeler, speaker="everyone")
 
 
@@ -163,28 +162,32 @@ def test_filled_sheet_loads_as_training_data(tmp_path, model_dir, folder, codebo
     assert sheet_data_config(tmp_path / "project.qdpx", DataConfig()).label_column == "label"
 
 
-def test_write_sheet_is_atomic_and_checks_the_path(tmp_path):
-    frame = pd.DataFrame({"text": ["caf\u00e9 \u201cquoted\u201d\x07"]})
-    write_sheet(frame, tmp_path / "s.xlsx")  # a control character Excel rejects is dropped
-    assert pd.read_excel(tmp_path / "s.xlsx")["text"].tolist() == ["caf\u00e9 \u201cquoted\u201d"]
-    write_sheet(frame, tmp_path / "s.csv")
-    assert (tmp_path / "s.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # Excel then reads UTF-8
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv", "s.xlsx"]  # no temporary files left
-    umask = os.umask(0)
-    os.umask(umask)
-    assert (tmp_path / "s.csv").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
-    with pytest.raises(SelectionError, match="must end in .csv or .xlsx"):
-        write_sheet(frame, tmp_path / "s.parquet")
-    with pytest.raises(SelectionError, match="output folder does not exist"):
-        write_sheet(frame, tmp_path / "nope" / "s.csv")
-
-
 def test_skip_leaves_out_passages_already_coded(tmp_path):
     passages = _frame(["We trained  everyone.", "Something new"])
     coded = write_jsonl(tmp_path / "coded.jsonl", [{"id": "1", "text": "we trained everyone.", "label": "push"}])
     assert drop_seen(passages, texts_in([coded]))["text"].tolist() == ["Something new"]
     with pytest.raises(DataError, match="missing column 'text'"):
         texts_in([write_jsonl(tmp_path / "x.jsonl", [{"body": "a"}])])
+
+
+def test_choose_next_leaves_out_coded_and_blank_passages_and_writes_the_sheet(tmp_path):
+    """`next` as one library call: coded passages never come back, blank ones only when asked,
+    and what was left out is said in the API's terms (the CLI names its options)."""
+    table = {"coded": [0.4, 0.4, 0.1, 0.1], "blank": [0.4, 0.4, 0.1, 0.1], "new": [0.6, 0.3, 0.05, 0.05]}
+    coded, blank = {"coded"}, {"blank"}
+    sheet = choose_next(_frame(list(table)), FixedModel(table), tmp_path / "s.csv", coded=coded, blank=blank)
+    assert sheet.chosen["text"].tolist() == ["new"] and (sheet.offered, sheet.coded, sheet.blank) == (1, 1, 1)
+    assert sheet.path == tmp_path / "s.csv" and pd.read_csv(sheet.path)["text"].tolist() == ["new"]
+    assert sheet.left_out() == ("1 already coded left out; 1 on a `skip` sheet without a code left out too "
+                                "(code them there, or add `offer_blank=True` to have them offered again)")
+    again = choose_next(_frame(list(table)), FixedModel(table), coded=coded, blank=blank, offer_blank=True)
+    assert again.chosen["text"].tolist() == ["blank", "new"] and again.path is None
+    assert again.left_out() == "1 already coded left out; 1 left blank on a `skip` sheet offered again"
+    with pytest.raises(NothingToOffer, match=r"^no passages to choose from \(1 already coded left out\)$"):
+        choose_next(_frame(["coded"]), FixedModel(table), tmp_path / "t.csv", coded=coded)
+    with pytest.raises(NothingToOffer, match="no readable transcript with such turns"):
+        choose_next(_frame([]), FixedModel(table), tmp_path / "t.csv")
+    assert not (tmp_path / "t.csv").exists()
 
 
 def _filled(tmp_path, model_dir, folder) -> Path:

@@ -91,10 +91,10 @@ def test_help_lists_commands():
 
 
 def test_ui_starts_mlflow_ui_on_the_store(monkeypatch, tracking_uri):
-    import supportlens.cli.train as cli
+    import supportlens.tracking as tracking  # the one module that knows how to start MLflow
 
     calls = []
-    monkeypatch.setattr(cli.subprocess, "call", lambda args: calls.append(args) or 0)
+    monkeypatch.setattr(tracking.subprocess, "call", lambda args: calls.append(args) or 0)
     result = runner.invoke(app, ["ui", "--port", "5055"])
     assert result.exit_code == 0
     assert calls and calls[0][1:4] == ["-m", "mlflow", "ui"]
@@ -308,7 +308,7 @@ def test_evaluate_says_where_it_wrote_and_which_run_it_logged(model_dir, coded_f
 def test_predict_interrupted_still_lists_the_files_that_failed(model_dir, tmp_path, monkeypatch):
     """Failures are listed at the end, not as they happen: Ctrl-C must not lose them."""
     import supportlens.inference.predict
-    from supportlens.inference.predict import FileFailure
+    from supportlens.inference.loop import FileFailure
 
     def interrupted(*args, on_total=None, on_failure=None, **kwargs):
         on_total(3)
@@ -336,3 +336,20 @@ def test_version_is_the_installed_distributions():
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"supportlens {version('supportlens')}"
+
+
+@pytest.mark.parametrize("command", ["predict", "import", "next"])
+def test_an_invalid_interviewer_pattern_is_a_one_line_error(command, tmp_path):
+    """`--interviewer 'Dr (Smith'` is not a valid regular expression: a clear error naming it, and no
+    traceback (predict and import crashed with a ValueError)."""
+    transcript = tmp_path / "a.txt"
+    transcript.write_text("Interviewer: How did it go?\nSam: We planned it together.\n", encoding="utf-8")
+    args = {"predict": ["predict", str(transcript), "--model", str(tmp_path / "no-model"), "--out",
+                        str(tmp_path / "labels.csv")],
+            "import": ["import", str(tmp_path / "p.qdpx"), "--out", str(tmp_path / "coded.csv")],
+            "next": ["next", str(transcript), "--model", str(tmp_path / "no-model"), "--out",
+                     str(tmp_path / "sheet.csv")]}[command]
+    result = runner.invoke(app, args + ["--interviewer", "Dr (Smith"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "interviewer pattern 'Dr (Smith' is not a valid regular expression" in result.output

@@ -1,9 +1,11 @@
 import json
+from types import SimpleNamespace
 
 import datasets
 import pandas as pd
 import pytest
 
+from supportlens.cli.common import in_cli_terms
 from supportlens.config import DataConfig
 from supportlens.corpus.dataset import DataError, load_coded
 
@@ -52,8 +54,9 @@ def test_missing_column_names_file_and_columns(tmp_path, codebook):
         load_coded(path, codebook)
     msg = str(err.value)
     assert str(path) in msg and "'text'" in msg and "excerpt" in msg
-    # advice that each command accepts: train and audit have --set, evaluate has --text-column
-    assert "--set data.text_column=excerpt (train, audit) or --text-column excerpt (evaluate)" in msg
+    assert "'excerpt' looks like it: `data.text_column='excerpt'` in the config" in msg  # in the API's terms
+    # on the command line, advice that each command accepts: train and audit have --set, evaluate has --text-column
+    assert "--set data.text_column=excerpt (train, audit) or --text-column excerpt (evaluate)" in in_cli_terms(msg)
 
 
 def test_unknown_labels_listed_with_known_ones(tmp_path, codebook):
@@ -90,10 +93,43 @@ def test_empty_label_is_an_error_unless_skipped(tmp_path, codebook):
     assert len(data.frame) == len(df) - 1
 
 
-def test_undecodable_bytes_name_file_and_line(tmp_path, codebook):
+def test_undecodable_bytes_name_file_and_line(tmp_path, codebook, monkeypatch):
+    import charset_normalizer
+
+    # bytes that are not UTF-8 and that cp1252 does not define, and no guess from the detector
+    monkeypatch.setattr(charset_normalizer, "from_bytes", lambda raw: SimpleNamespace(best=lambda: None))
     path = tmp_path / "c.csv"
-    path.write_bytes(b"text,label,interview_id\nfine,push,a\nbad \xff\xfe\xfa here,pull,b\n")
-    with pytest.raises(DataError, match=r"line 3: undecodable bytes"):
+    path.write_bytes(b"text,label,interview_id\nfine,push,a\nbad \x81\x8d\x90 here,pull,b\n")
+    with pytest.raises(DataError, match=r"c\.csv: line 3: undecodable bytes b'\\x81' at byte 40 \(cannot decode "
+                                        r"text: not valid UTF-8, UTF-16 or cp1252\); save the file as UTF-8"):
+        load_coded(path, codebook)
+
+
+def test_cp1252_table_is_read_with_the_transcript_readers_note(tmp_path, codebook, monkeypatch):
+    """Excel's plain "CSV" on Western European Windows is cp1252: coded data in it is read as a
+    transcript in it is, with the same note, not refused."""
+    import charset_normalizer
+
+    from supportlens.transcripts.read import read_transcript
+
+    monkeypatch.setattr(charset_normalizer, "from_bytes", lambda raw: SimpleNamespace(best=lambda: None))
+    df = _frame()
+    df.loc[0, "text"] = "We met at the caf\u00e9 \u2013 a \u2018co-design\u2019 session."
+    path = tmp_path / "c.csv"
+    path.write_bytes(df.to_csv(index=False).encode("cp1252"))
+    data = load_coded(path, codebook)
+    assert data.frame.loc[0, "text"] == df.loc[0, "text"]
+    transcript = read_transcript(path)
+    assert transcript.encoding == "cp1252" and transcript.cues[0].text == df.loc[0, "text"]
+    note = transcript.notes[0]
+    assert note.startswith("not valid UTF-8, so decoded as cp1252") and note in data.report.notes
+    assert f"note: {note}" in data.report.summary()
+
+
+def test_binary_file_with_a_table_suffix_is_refused(tmp_path, codebook):
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" * 20)  # a workbook renamed .csv
+    with pytest.raises(DataError, match=r"c\.csv: binary file, not a CSV file"):
         load_coded(path, codebook)
 
 
@@ -218,7 +254,9 @@ def test_interview_column_under_another_name_is_named_in_the_note(tmp_path, code
     assert not data.report.grouped
     note = data.report.notes[0]
     assert "no interview column 'interview_id' (data.group_column)" in note
-    assert "'Interview' looks like the interview: use it with --set data.group_column=Interview" in note
+    assert "'Interview' looks like the interview: use it with `data.group_column='Interview'` in the config" in note
+    assert ("'Interview' looks like the interview: use it with --set data.group_column=Interview"
+            in in_cli_terms(note))
     # a name that differs only in case or spacing is the column itself
     df.rename(columns={"Interview": "Interview_ID"}).to_csv(path, index=False)
     same = load_coded(path, codebook)
@@ -343,12 +381,13 @@ def test_a_coding_sheet_joins_interviews_imported_from_a_project(tmp_path, codeb
     filled sheet's passages must join that interview, by file name or stem, case ignored."""
     import shutil
 
-    from supportlens.assist.active import coding_sheet, read_passages, select_next, sheet_data_config, write_sheet
+    from supportlens.assist.active import read_passages, select_next
+    from supportlens.corpus.sheets import coding_sheet, sheet_data_config, write_sheet
     from supportlens.corpus.dataset import combine_coded, text_key
-    from supportlens.qda.refi import import_qdpx, write_excerpts
-    from test_qda import SAMPLES, _maori_source, _smp01_source, build_project
+    from supportlens.qda.importing import import_qdpx, write_excerpts
+    from qda_projects import SAMPLES, build_project, maori_source, smp01_source
 
-    project = build_project(tmp_path / "project.qdpx", [_smp01_source(), _maori_source()])
+    project = build_project(tmp_path / "project.qdpx", [smp01_source(), maori_source()])
     frame, _ = import_qdpx(project, codebook)
     coded = write_excerpts(frame, tmp_path / "coded.csv")  # supportlens import project.qdpx --out coded.csv
     folder = tmp_path / "transcripts"

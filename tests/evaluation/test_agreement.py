@@ -46,6 +46,7 @@ from typer.testing import CliRunner
 from supportlens.evaluation.agreement import (agreement_files, bootstrap_confusions, compare_codings, match_codings,
                                    read_coding, specific_agreement, stats_from_confusion)
 from supportlens.cli import app
+from supportlens.cli.common import in_cli_terms
 from supportlens.corpus.dataset import DataError
 
 runner = CliRunner()
@@ -327,18 +328,18 @@ def test_cli_agreement_bad_inputs_exit_2(tmp_path):
 
 
 def test_two_users_in_one_qdpx(tmp_path, codebook):
-    from test_qda import ANA, BEN, LABEL_CODE, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+    from qda_projects import ANA, BEN, LABEL_CODE, SAMPLES, SMP01_GUID, build_project, gold_codings, make_guid
 
     from supportlens.evaluation.agreement import agreement_files
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
-    gold = _gold()
+    gold = gold_codings()
     flips = {"push": "pull", "pull": "co_creation", "co_creation": "none", "none": "push"}
     selections = []
     for i, g in enumerate(gold):
-        selections.append((_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]))
+        selections.append((make_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]))
         ben = flips[g["label"]] if i in (0, 3) else g["label"]  # Ben disagrees twice
-        selections.append((_guid(f"b-{i}"), g["start"], g["end"], BEN, [LABEL_CODE[ben]]))
+        selections.append((make_guid(f"b-{i}"), g["start"], g["end"], BEN, [LABEL_CODE[ben]]))
     project = build_project(tmp_path / "two.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
                                                       "text": text, "selections": selections}])
     result = agreement_files(project, None, codebook, n_boot=200)
@@ -357,16 +358,16 @@ def test_two_users_in_one_qdpx(tmp_path, codebook):
 
 def test_cli_names_the_two_users_it_compared(tmp_path):
     """On a .qdpx the header says which coders were compared, not the file twice."""
-    from test_qda import ANA, BEN, LABEL_CODE, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+    from qda_projects import ANA, BEN, LABEL_CODE, SAMPLES, SMP01_GUID, build_project, gold_codings, make_guid
     from typer.testing import CliRunner
 
     from supportlens.cli import app
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
     selections = []
-    for i, g in enumerate(_gold()):
-        selections.append((_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]))
-        selections.append((_guid(f"b-{i}"), g["start"], g["end"], BEN, [LABEL_CODE[g["label"]]]))
+    for i, g in enumerate(gold_codings()):
+        selections.append((make_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]))
+        selections.append((make_guid(f"b-{i}"), g["start"], g["end"], BEN, [LABEL_CODE[g["label"]]]))
     project = build_project(tmp_path / "two.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
                                                       "text": text, "selections": selections}])
     result = CliRunner().invoke(app, ["agreement", str(project), "--bootstrap", "0"])
@@ -402,25 +403,26 @@ def test_one_unknown_code_leaves_the_others_matched_through_the_codebook(tmp_pat
 def _project_with_unmapped_codes(tmp_path: Path) -> Path:
     """Ana and Ben code the 17 passages of smp01. Ben codes each of the 3 pull passages with
     'Responsive TA' (no codebook name), Ana the first; Ben codes the second passage (push) none."""
-    from test_qda import ANA, BEN, LABEL_CODE, RESPONSIVE, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+    from qda_projects import (ANA, BEN, LABEL_CODE, RESPONSIVE, SAMPLES, SMP01_GUID, build_project, gold_codings,
+                              make_guid)
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
     selections = []
-    for i, g in enumerate(_gold()):
+    for i, g in enumerate(gold_codings()):
         label = g["label"]
         ana = RESPONSIVE if label == "pull" and i == 3 else LABEL_CODE[label]
         ben = RESPONSIVE if label == "pull" else LABEL_CODE["none" if i == 1 else label]
-        selections.append((_guid(f"a-{i}"), g["start"], g["end"], ANA, [ana]))
-        selections.append((_guid(f"b-{i}"), g["start"], g["end"], BEN, [ben]))
+        selections.append((make_guid(f"a-{i}"), g["start"], g["end"], ANA, [ana]))
+        selections.append((make_guid(f"b-{i}"), g["start"], g["end"], BEN, [ben]))
     return build_project(tmp_path / "two.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
                                                    "text": text, "selections": selections}])
 
 
 def test_qdpx_agreement_reports_skipped_selections_and_takes_a_code_map(tmp_path):
-    from test_qda import _gold
+    from qda_projects import gold_codings
 
     project = _project_with_unmapped_codes(tmp_path)
-    assert [g["label"] for g in _gold()].count("pull") == 3 and _gold()[1]["label"] == "push"
+    assert [g["label"] for g in gold_codings()].count("pull") == 3 and gold_codings()[1]["label"] == "push"
     plain = runner.invoke(app, ["agreement", str(project), "--bootstrap", "0"])
     assert plain.exit_code == 0, plain.output
     assert ("note: 4 selections skipped: their codes map to no codebook code ('Support model > Responsive TA' "
@@ -442,12 +444,12 @@ def test_qdpx_agreement_reports_skipped_selections_and_takes_a_code_map(tmp_path
 def test_qdpx_agreement_compares_the_human_coders_by_default(tmp_path, codebook):
     """Once a project holds supportlens' suggestions (more codings than anyone), the default is
     still Ana against Ben, and a note says who was compared and how to choose the model instead."""
-    from test_qda import SMP01_GUID, _gold
+    from qda_projects import SMP01_GUID, gold_codings
 
-    from supportlens.qda.refi import export_suggestions
+    from supportlens.qda.exporting import export_suggestions
 
     project = _project_with_unmapped_codes(tmp_path)
-    gold = _gold()
+    gold = gold_codings()
     predictions = pd.DataFrame({"source": SMP01_GUID, "start": [g["start"] for g in gold],
                                 "end": [g["end"] for g in gold], "label": "push", "confidence": 0.9})
     suggested = tmp_path / "suggested.qdpx"
@@ -456,7 +458,8 @@ def test_qdpx_agreement_compares_the_human_coders_by_default(tmp_path, codebook)
     assert (result.name_a, result.name_b) == ("suggested.qdpx [Ana]", "suggested.qdpx [Ben]")
     note = next(n for n in result.notes if n.startswith("compared "))
     assert note.startswith("compared Ana (A) with Ben (B), Ana and Ben being the two human coders with most codings")
-    assert "not compared: supportlens suggestions (" in note and "--user-a and --user-b" in note
+    assert "not compared: supportlens suggestions (" in note and "`user_a` and `user_b`" in note
+    assert "--user-a and --user-b" in in_cli_terms(note)  # as the command line says it
     model = agreement_files(suggested, None, codebook, n_boot=0, user_b="supportlens suggestions")
     assert (model.name_a, model.name_b) == ("suggested.qdpx [Ana]", "suggested.qdpx [supportlens suggestions]")
     with pytest.raises(DataError, match=r"no user 'Zoe'.*Ana \(\d+\), Ben \(\d+\), supportlens suggestions "
@@ -467,13 +470,13 @@ def test_qdpx_agreement_compares_the_human_coders_by_default(tmp_path, codebook)
 def test_a_project_without_a_codebook_uses_the_project_folders_codebook(tmp_path, codebook_path, monkeypatch):
     """Review item 12: `qdpx_codings` reads config.DEFAULT_CODEBOOK (configs/codebook.yaml of the
     folder it runs in), as every other command does, before the one bundled with the package."""
-    from test_qda import ANA, BEN, FUNDING, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+    from qda_projects import ANA, BEN, FUNDING, SAMPLES, SMP01_GUID, build_project, gold_codings, make_guid
 
     from supportlens.evaluation.agreement import qdpx_codings
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
-    selections = [(_guid(f"{who}-{i}"), g["start"], g["end"], who, [FUNDING])
-                  for i, g in enumerate(_gold()[:4]) for who in (ANA, BEN)]
+    selections = [(make_guid(f"{who}-{i}"), g["start"], g["end"], who, [FUNDING])
+                  for i, g in enumerate(gold_codings()[:4]) for who in (ANA, BEN)]
     project = build_project(tmp_path / "p.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
                                                     "text": text, "selections": selections}])
     folder = tmp_path / "study"
@@ -533,16 +536,18 @@ def test_cli_notes_the_codebook_match_by_the_flag_not_by_the_notes_wording(tmp_p
 
 def test_qdpx_agreement_needs_two_different_users(tmp_path, codebook):
     """The same user named twice, or a project only one user coded, is an error that says so."""
-    from test_qda import ANA, LABEL_CODE, SAMPLES, SMP01_GUID, _gold, _guid, build_project
+    from qda_projects import ANA, LABEL_CODE, SAMPLES, SMP01_GUID, build_project, gold_codings, make_guid
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
-    selections = [(_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]) for i, g in enumerate(_gold())]
+    selections = [(make_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]])
+                  for i, g in enumerate(gold_codings())]
     project = build_project(tmp_path / "one.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
                                                       "text": text, "selections": selections}])
     with pytest.raises(DataError, match=r"needs codings by two users that map to the codebook; found Ana \(\d+\)"):
         agreement_files(project, None, codebook, n_boot=0)
-    with pytest.raises(DataError, match="--user-a and --user-b both name 'Ana'; name two users"):
+    with pytest.raises(DataError, match="`user_a` and `user_b` both name 'Ana'; name two users") as err:
         agreement_files(project, None, codebook, n_boot=0, user_a="Ana", user_b="Ana")
+    assert "--user-a and --user-b both name 'Ana'; name two users" in in_cli_terms(str(err.value))
 
 
 def test_read_coding_rejects_an_unknown_choice_for_unknown_codes(tmp_path, codebook):

@@ -9,9 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from supportlens.cli import app
+from supportlens.cli.common import in_cli_terms
 from supportlens.models import load_classifier
-from supportlens.inference import predict
-from supportlens.inference.predict import Labeler, PredictError, predict_files, summarise
+from supportlens.inference import loop
+from supportlens.inference.labeler import Labeler, PredictError
+from supportlens.inference.predict import predict_files, summarise
 
 from conftest import ROOT, make_rows
 
@@ -134,7 +136,7 @@ def test_no_passages_of_a_role_says_how_roles_were_found(labeler, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("Speaker 1  0:00\nHello, we rolled it out.\n\nSpeaker 2  0:05\nWe co-designed it.\n")
     report = predict_files([str(short)], labeler, tmp_path / "labels.csv", speaker="interviewer")
-    assert [f.reason for f in report.failures] == [
+    assert [in_cli_terms(f.reason) for f in report.failures] == [  # as the command line says it
         f"{short}: no interviewer passages to score (no interviewer found among 2 speakers, by name or by "
         "questions (at least 3 turns each): all are scored as participants; pass --interviewer NAME)"]
 
@@ -144,8 +146,8 @@ def test_only_interviewer_turns_says_speaker_all_labels_them(labeler, tmp_path):
     asks.write_text("Interviewer: How did the county start?\n\nInterviewer: And then?\n")
     report = predict_files([str(asks)], labeler, tmp_path / "labels.csv")
     assert [f.reason for f in report.failures] == [
-        f"{asks}: no participant passages to score: all 2 passage(s) are interviewer turns, which --speaker all "
-        "labels too (--speaker interviewer labels them alone)"]
+        f"{asks}: no participant passages to score: all 2 passage(s) are interviewer turns, which `speaker='all'` "
+        "labels too (`speaker='interviewer'` labels them alone)"]
     assert report.output is None and not (tmp_path / "labels.csv").exists()
 
 
@@ -226,7 +228,7 @@ def test_resume_relabels_edited_files_and_never_mixes_settings(folder, model_dir
                in n for n in fewer.notes), fewer.notes
     assert pd.read_csv(out)["source"].nunique() == first.files_done
     # another review threshold (or model, or speaker choice) would mix two kinds of rows
-    with pytest.raises(PredictError, match="other settings .*review_below.*write to a new --out"):
+    with pytest.raises(PredictError, match="other settings .*review_below.*write to a new `output`"):
         predict_files([str(folder)], Labeler(load_classifier(model_dir), review_below=0.99), out, resume=True)
     with pytest.raises(PredictError, match="speaker participant there, all now"):
         predict_files([str(folder)], Labeler(load_classifier(model_dir)), out, resume=True, speaker="all")
@@ -241,47 +243,12 @@ def test_resume_relabels_edited_files_and_never_mixes_settings(folder, model_dir
 
 
 def test_bad_options(labeler, tmp_path, folder):
-    with pytest.raises(PredictError, match="--out must end in"):
+    with pytest.raises(PredictError, match="`output` must end in"):
         predict_files([str(folder)], labeler, tmp_path / "labels.txt")
-    with pytest.raises(PredictError, match="--speaker"):
+    with pytest.raises(PredictError, match="`speaker` must be one of"):
         predict_files([str(folder)], labeler, tmp_path / "l.csv", speaker="everyone")
     with pytest.raises(PredictError, match="does not exist"):
         predict_files([str(folder)], labeler, tmp_path / "nope" / "l.csv")
-
-
-def test_review_threshold_override(model_dir):
-    labeler = Labeler(load_classifier(model_dir), review_below=0.99)
-    frame = labeler.score(["we trained every site on the manual", "hello"])
-    assert frame["needs_review"].all()
-
-
-def test_a_model_with_no_measured_threshold_flags_passages_it_is_certain_of(tmp_path):
-    """Its stored threshold is 1.0; a confidence of exactly 1.0 (a float64 softmax of a logit gap
-    of about 37) must still be flagged. A measured threshold is compared as before."""
-    from supportlens.models import TfidfLogReg
-
-    rows = make_rows(6, 2)
-    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit([r["text"] for r in rows],
-                                                                           [r["label"] for r in rows])
-    model.temperature_ = 1e-4  # sharpened until the softmax rounds to exactly 1.0
-    texts = [rows[0]["text"], rows[3]["text"]]
-    assert (model.predict_proba(texts).max(1) == 1.0).all()
-    model.save(tmp_path / "unmeasured", extra={"review_threshold": 1.0, "calibration": {
-        "threshold_measured": False, "notes": ["too few"]}})
-    assert Labeler(load_classifier(tmp_path / "unmeasured")).score(texts)["needs_review"].all()
-    model.save(tmp_path / "measured", extra={"review_threshold": 1.0, "calibration": {"threshold_measured": True}})
-    assert not Labeler(load_classifier(tmp_path / "measured")).score(texts)["needs_review"].any()
-    model.save(tmp_path / "legacy", extra={"review_threshold": 0.5})  # saved before calibration was recorded
-    assert not Labeler(load_classifier(tmp_path / "legacy")).score(texts)["needs_review"].any()
-    # --review-below is the user's own threshold, compared as given
-    chosen = Labeler(load_classifier(tmp_path / "unmeasured"), review_below=1.0).score(texts)
-    assert not chosen["needs_review"].any()
-    # the MLflow pyfunc model's output flags them too
-    from supportlens.calibration import threshold_measured
-    from supportlens.tracking import predictions_frame
-
-    served = load_classifier(tmp_path / "unmeasured")
-    assert predictions_frame(served, texts, 1.0, threshold_measured(served))["needs_review"].all()
 
 
 def test_summary_dominant_approach():
@@ -319,9 +286,9 @@ def test_cli_predict_interrupted_says_how_to_resume(folder, model_dir, tmp_path,
     assert early.exit_code == 130
     said = " ".join(early.output.split())
     assert "before any transcript was finished" in said and "kept" not in said
-    import supportlens.qda.refi
+    import supportlens.inference.qdpx
 
-    monkeypatch.setattr(supportlens.qda.refi, "predict_to_qdpx", interrupted)  # a project is written whole or not at all
+    monkeypatch.setattr(supportlens.inference.qdpx, "predict_to_qdpx", interrupted)  # a project is written whole or not at all
     project = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "p.qdpx")])
     assert project.exit_code == 130 and "p.qdpx was not written; run the command again" in " ".join(project.output.split())
     assert not (tmp_path / "p.qdpx").exists()
@@ -360,11 +327,6 @@ def test_cli_predict_failing_before_any_file_is_read_shows_no_progress_bar(model
     assert project.exit_code == 2 and "nope.qdpx: file not found" in project.output
     assert "labelling" not in project.output, project.output
     assert project.output.startswith("error:")  # no blank line where the bar would have been
-
-
-def test_fast_mode_rejected_for_tfidf(model_dir):
-    with pytest.raises(PredictError, match="--fast is only available for fine-tuned models"):
-        Labeler(load_classifier(model_dir), fast=True)
 
 
 def test_whole_path_with_tiny_finetuned_model(tiny_bert, tmp_path, folder):
@@ -494,7 +456,7 @@ def test_a_long_transcript_counts_its_passages_as_they_are_scored(labeler, tmp_p
     path.write_text("".join(f"Interviewer: And in week {i}?\nDana: We met the county team about referrals.\n"
                             for i in range(300)), encoding="utf-8")
     whole = predict_files([str(path)], labeler, tmp_path / "w.csv")  # one model call
-    monkeypatch.setattr(predict, "SCORE_CHUNK", 64)
+    monkeypatch.setattr(loop, "SCORE_CHUNK", 64)
     seen: list[tuple[int, int]] = []
     report = predict_files([str(path)], labeler, tmp_path / "l.csv",
                            on_progress=lambda files, passages: seen.append((files, passages)))

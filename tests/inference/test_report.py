@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from supportlens.cli import app
 from supportlens.codebook import codebook_from_dict, load_codebook
 from supportlens.models import TfidfLogReg, load_classifier
-from supportlens.inference.predict import Labeler, predict_files, summarise
+from supportlens.inference.labeler import Labeler
+from supportlens.inference.predict import predict_files, summarise
 from supportlens.transcripts.read import read_transcript
 from supportlens.inference.report import (ReportError, build_report, read_predictions, render_report, shade,
                                 write_report)

@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from supportlens.cli import app
-from supportlens.inference.predict import PredictError, predict_files
+from supportlens.inference.labeler import PredictError
+from supportlens.inference.predict import predict_files
 from supportlens.transcripts.read import ReadError, parse_transcript, read_transcript
 
 from conftest import ROOT
@@ -42,7 +43,7 @@ def spark():
 def local_labels(model_dir, tmp_path_factory) -> pd.DataFrame:
     """`supportlens predict` on one machine over the six sample transcripts (all formats)."""
     from supportlens.models import load_classifier
-    from supportlens.inference.predict import Labeler
+    from supportlens.inference.labeler import Labeler
 
     out = tmp_path_factory.mktemp("local") / "labels.parquet"
     report = predict_files([str(SAMPLES)], Labeler(load_classifier(model_dir)), out)
@@ -123,7 +124,7 @@ def test_bad_transcripts_become_failure_rows(spark, model_dir):
     assert "binary" in errors["notes.docx"]
     assert "no id" in errors[None]
     assert errors["asks-only"].startswith("asks-only: no participant passages to score: all ")
-    assert "are interviewer turns, which --speaker all labels too" in errors["asks-only"]
+    assert "are interviewer turns, which `speaker='all'` labels too" in errors["asks-only"]
     kept = passages.toPandas()
     # no format and no transcript suffix: plain text; a .docx id without a format is docx
     assert set(kept["source"]) == {"good", "ocr.pdf"} and len(kept) > 10

@@ -11,7 +11,7 @@ import pytest
 from supportlens.config import ConfigError, TrainConfig
 from supportlens.models import FineTuneClassifier, load_classifier
 from supportlens.models import distil
-from supportlens.inference.predict import Labeler
+from supportlens.inference.labeler import Labeler
 from supportlens.training.trainer import student_metrics
 
 from conftest import make_rows

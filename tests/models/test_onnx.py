@@ -18,7 +18,7 @@ from supportlens.models import FineTuneClassifier, load_classifier
 from supportlens.models import onnx_runtime
 from supportlens.models.base import softmax
 from supportlens.models.onnx_runtime import FP32_FILE, INT8_FILE, GraphCache
-from supportlens.inference.predict import Labeler, PredictError
+from supportlens.inference.labeler import Labeler, PredictError
 
 from conftest import PASSAGES, make_rows
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from supportlens.config import ConfigError, load_config
-from supportlens.models import (CodebookPrior, EmbedLogReg, EnsembleClassifier, SetFitClassifier, build_model,
-                                load_classifier)
+from supportlens.models import (CodebookPriorClassifier, EmbedLogReg, EnsembleClassifier, SetFitClassifier,
+                                build_model, load_classifier)
 from supportlens.models import encoders
 from supportlens.models.base import ModelLoadError
-from supportlens.models.fitting import fit_calibrated, reuse_fits
+from supportlens.models.fitting import fit_model, reuse_fits
 from supportlens.models.prior import CodebookSimilarity
 from supportlens.models.setfit import supervised_contrastive_loss
 
@@ -44,8 +44,9 @@ def test_codebook_similarity_takes_mean_of_top_k_per_code():
 
 def test_zero_shot_prior_never_uses_training_labels(tiny_bert):
     X, y = _xy()
-    a = CodebookPrior(labels=LABELS, pretrained=str(tiny_bert), max_length=32, prior_texts=PRIOR).fit(X, y)
-    b = CodebookPrior(labels=LABELS, pretrained=str(tiny_bert), max_length=32, prior_texts=PRIOR).fit(X, y[::-1])
+    zero_shot = dict(labels=LABELS, pretrained=str(tiny_bert), max_length=32, prior_texts=PRIOR)
+    a = CodebookPriorClassifier(**zero_shot).fit(X, y)
+    b = CodebookPriorClassifier(**zero_shot).fit(X, y[::-1])
     assert np.allclose(a.predict_proba(X), b.predict_proba(X))
     # a passage that is one of the prior sentences is most similar to its own code
     top = a.predict([PRIOR["co_creation"][0], PRIOR["none"][1]])
@@ -187,12 +188,12 @@ def test_reuse_fits_shares_identical_fits_only(tiny_bert):
     cfg = load_config(None, fast_overrides())
     other = load_config(None, fast_overrides() + ["tfidf.C=0.5"])
     with reuse_fits():
-        m1, _ = fit_calibrated(cfg, LABELS, X[:30], y[:30], X[30:], y[30:])
-        m2, _ = fit_calibrated(cfg, LABELS, X[:30], y[:30], X[30:], y[30:])
-        m3, _ = fit_calibrated(other, LABELS, X[:30], y[:30], X[30:], y[30:])
-        m4, _ = fit_calibrated(cfg, LABELS, X[:29], y[:29], X[30:], y[30:])
+        m1, _ = fit_model(cfg, LABELS, X[:30], y[:30], X[30:], y[30:])
+        m2, _ = fit_model(cfg, LABELS, X[:30], y[:30], X[30:], y[30:])
+        m3, _ = fit_model(other, LABELS, X[:30], y[:30], X[30:], y[30:])
+        m4, _ = fit_model(cfg, LABELS, X[:29], y[:29], X[30:], y[30:])
     assert m1 is m2 and m3 is not m1 and m4 is not m1
-    m5, _ = fit_calibrated(cfg, LABELS, X[:30], y[:30], X[30:], y[30:])
+    m5, _ = fit_model(cfg, LABELS, X[:30], y[:30], X[30:], y[30:])
     assert m5 is not m1  # no reuse outside the block
 
 
@@ -300,7 +301,8 @@ def test_packaged_mpnet_errors_are_actionable(tmp_path, monkeypatch):
 
 def test_ensemble_labels_transcripts(tmp_path, tiny_bert):
     """An ensemble folder scores a transcript end to end, like any other model folder."""
-    from supportlens.inference.predict import Labeler, predict_files
+    from supportlens.inference.labeler import Labeler
+    from supportlens.inference.predict import predict_files
 
     a, b = _member_configs(tmp_path, tiny_bert)
     cfg = load_config(None, fast_overrides() + ["model.kind=ensemble", f"ensemble.members=[{a}, {b}]"])
@@ -316,7 +318,7 @@ def test_ensemble_labels_transcripts(tmp_path, tiny_bert):
 def test_zero_shot_from_config_carries_codebook_but_combines_nothing(tiny_bert):
     cfg = load_config(None, fast_overrides(tiny_bert, "codebook_prior"))
     model = build_model(cfg, LABELS)
-    assert isinstance(model, CodebookPrior)
+    assert isinstance(model, CodebookPriorClassifier)
     assert model.prior_mode == "off" and set(model.prior_texts) == set(LABELS)
 
 

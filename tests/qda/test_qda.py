@@ -6,192 +6,34 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import uuid
 import xml.etree.ElementTree as ET
 import zipfile
-from functools import cache
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import xmlschema
 from typer.testing import CliRunner
 
 from supportlens.cli import app
 from supportlens.corpus.dataset import DataError, load_coded
-from supportlens.inference.predict import predict_files
-from supportlens.qda.refi import (QdaError, export_codebook, export_suggestions, import_qdpx, load_code_map,
-                             predict_to_qdpx, source_transcript, write_excerpts)
-from supportlens.transcripts.read import read_transcript
+from supportlens.qda.exporting import export_codebook, export_suggestions
+from supportlens.qda.importing import import_qdpx, load_code_map, write_excerpts
+from supportlens.qda.project import QdaError, source_transcript
 from supportlens.transcripts.segmentation import segment
 
-from conftest import CODEBOOK, ROOT, fast_overrides, make_rows
+from conftest import CODEBOOK, fast_overrides, make_rows
+from qda_projects import (ANA, AUDIO, AUDIO_GUID, BEN, INLINE_GUID, INLINE_TEXT, LABEL_CODE, MAORI_CO, MAORI_GUID,
+                          MAORI_NAME, MAORI_PULL, MAORI_TEXT, NS, PUSH, SAMPLES, SMP01_GUID, SMP06_GUID,
+                          assert_valid_project, build_project, count_codings, gold_codings, gold_predictions,
+                          make_guid, maori_source, project_selections, sample_project, schema, smp01_source,
+                          smp06_source)
 
-SAMPLES = ROOT / "data" / "transcripts"
-SCHEMAS = Path(__file__).parent / "refi-qda"
-NS = "urn:QDA-XML:project:1.0"
 runner = CliRunner()
-
-
-def _guid(name: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.test.supportlens"))
-
-
-ANA, BEN = _guid("ana"), _guid("ben")
-SUPPORT, PUSH, PULL, COCREATION = _guid("support"), _guid("push"), _guid("pull"), _guid("co")
-SHARED, RESPONSIVE, HELPDESK = _guid("shared"), _guid("responsive"), _guid("helpdesk")
-NO_APPROACH, FUNDING = _guid("noapproach"), _guid("funding")
-# (guid, name, codable, children)
-CODE_TREE = [
-    (SUPPORT, "Support model", False, [
-        (PUSH, "Push", True, []),
-        (PULL, "Pull", True, []),
-        (COCREATION, "Co-creation", True, [(SHARED, "Shared decisions", True, [])]),
-        (RESPONSIVE, "Responsive TA", True, [(HELPDESK, "Help desk", True, [])]),
-    ]),
-    (NO_APPROACH, "No approach", True, []),
-    (FUNDING, "Funding", True, []),
-]
-LABEL_CODE = {"push": PUSH, "pull": PULL, "co_creation": COCREATION, "none": NO_APPROACH}
-
-MAORI_NAME = "Kōrero_Māori_02.txt"
-MAORI_TEXT = (
-    "Interviewer: Kia ora, thanks for joining. How did the support start?\r\n\r\n"
-    "Aroha: 😀 Honestly it was naïve at first. We sat down with the whānau and designed the plan together,\r\n"
-    "sharing every decision.\r\n\r\n"
-    "Interviewer: And later?\r\n\r\n"
-    "Aroha: The Māori health team asked us for help with referrals, so we tailored the coaching to that.\r\n\r\n"
-    "Interviewer: Anything else?\r\n\r\n"
-    "Aroha: We also moved offices that winter, which was chaotic.\r\n"
-)
-MAORI_CO = "We sat down with the whānau and designed the plan together,\r\nsharing every decision."
-MAORI_PULL = "The Māori health team asked us for help with referrals, so we tailored the coaching to that."
-MAORI_GUID = _guid("maori")
-SMP01_GUID, SMP06_GUID, INLINE_GUID = _guid("smp01"), _guid("smp06"), _guid("inline")
-AUDIO_GUID = _guid("audio")
-AUDIO = bytes(range(256)) * 64  # stands in for a recording: binary, copied byte for byte
-INLINE_TEXT = "District note\r\nThe district asked for coaching on referrals.\r\n"
-
-
-def _gold() -> list[dict]:
-    lines = (SAMPLES / "gold" / "smp01_child_welfare.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-# ---------------------------------------------------------------------------------------------
-# a hand-written project builder (independent of supportlens.qda.refi's writer)
-
-
-def _code_nodes(parent: ET.Element, nodes) -> None:
-    for guid, name, codable, children in nodes:
-        el = ET.SubElement(parent, "Code", {"guid": guid, "name": name,
-                                                    "isCodable": "true" if codable else "false",
-                                                    "color": "#336699"})
-        _code_nodes(el, children)
-
-
-def build_project(path: Path, sources: list[dict], drop_member: str | None = None,
-                  qde: bytes | None = None, audio: bytes | None = None) -> Path:
-    """sources: {guid, name, text, inline?, selections: [(guid, start, end, user, [code guids])]};
-    ``audio``: also an audio source stored in the archive (not text: import passes it by)."""
-    root = ET.Element("Project", {"xmlns": NS, "name": "test project", "origin": "hand-built"})
-    users = ET.SubElement(root, "Users")
-    ET.SubElement(users, "User", {"guid": ANA, "name": "Ana"})
-    ET.SubElement(users, "User", {"guid": BEN, "name": "Ben"})
-    codes = ET.SubElement(ET.SubElement(root, "CodeBook"), "Codes")
-    _code_nodes(codes, CODE_TREE)
-    holder = ET.SubElement(root, "Sources")
-    files = {}
-    for src in sources:
-        attrs = {"guid": src["guid"], "name": src["name"]}
-        if not src.get("inline"):
-            attrs["plainTextPath"] = f"internal://{src['guid']}.txt"
-            files[f"Sources/{src['guid']}.txt"] = src["text"].encode("utf-8")
-        el = ET.SubElement(holder, "TextSource", attrs)
-        if src.get("inline"):  # an escaped CR survives XML parsing; write it as &#13;
-            ET.SubElement(el, "PlainTextContent").text = src["text"].replace("\r", "\ue123")
-        for sel_guid, start, end, user, code_guids in src.get("selections", []):
-            sel = ET.SubElement(el, "PlainTextSelection", {
-                "guid": sel_guid, "startPosition": str(start), "endPosition": str(end),
-                "creatingUser": user, "creationDateTime": "2024-03-12T10:00:00Z"})
-            for k, code in enumerate(code_guids):
-                coding = ET.SubElement(sel, "Coding", {"guid": _guid(f"{sel_guid}-{k}"),
-                                                               "creatingUser": user})
-                ET.SubElement(coding, "CodeRef", {"targetGUID": code})
-    if audio is not None:
-        ET.SubElement(holder, "AudioSource", {"guid": AUDIO_GUID, "name": "recording",
-                                              "path": f"internal://{AUDIO_GUID}.m4a"})
-        files[f"Sources/{AUDIO_GUID}.m4a"] = audio
-    xml = ET.tostring(root, encoding="unicode").replace("\ue123", "&#13;")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("project.qde", qde if qde is not None
-                         else ('<?xml version="1.0" encoding="utf-8"?>\n' + xml).encode("utf-8"))
-        for name, data in files.items():
-            if name != drop_member:
-                archive.writestr(name, data)
-    return path
-
-
-def _smp01_source() -> dict:
-    text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
-    selections = []
-    for i, g in enumerate(_gold()):
-        codes = [LABEL_CODE[g["label"]]]
-        if i == 4:  # coded only with a code the codebook does not know
-            codes = [FUNDING]
-        elif i == 5:  # a grandchild of "Co-creation" inherits co_creation
-            codes = [SHARED]
-        elif i == 12:  # a child of a code mapped only through --code-map
-            codes = [HELPDESK]
-        elif i == 1:  # one mapped and one unmapped code on the same selection
-            codes = [PUSH, FUNDING]
-        selections.append((_guid(f"smp01-{i}"), g["start"], g["end"], ANA if i % 2 == 0 else BEN, codes))
-    return {"guid": SMP01_GUID, "name": "smp01_child_welfare.txt", "text": text, "selections": selections}
-
-
-def _maori_source() -> dict:
-    co, pull = MAORI_TEXT.index(MAORI_CO), MAORI_TEXT.index(MAORI_PULL)
-    return {"guid": MAORI_GUID, "name": MAORI_NAME, "text": MAORI_TEXT, "selections": [
-        (_guid("m-co"), co, co + len(MAORI_CO), ANA, [COCREATION]),
-        (_guid("m-pull"), pull, pull + len(MAORI_PULL), BEN, [PULL]),
-    ]}
-
-
-def _inline_source() -> dict:
-    start = INLINE_TEXT.index("The district")
-    return {"guid": INLINE_GUID, "name": "inline note", "text": INLINE_TEXT, "inline": True,
-            "selections": [(_guid("inline-1"), start, INLINE_TEXT.index(".") + 1, ANA, [PULL])]}
-
-
-def _smp06_source() -> dict:  # nobody has coded it yet
-    return {"guid": SMP06_GUID, "name": "smp06_juvenile_justice.md",
-            "text": (SAMPLES / "smp06_juvenile_justice.md").read_text(encoding="utf-8")}
 
 
 @pytest.fixture
 def project(tmp_path) -> Path:
-    return build_project(tmp_path / "project.qdpx",
-                         [_smp01_source(), _maori_source(), _inline_source(), _smp06_source()], audio=AUDIO)
-
-
-@cache
-def _schema(name: str) -> xmlschema.XMLSchema:
-    return xmlschema.XMLSchema(str(SCHEMAS / name))
-
-
-def assert_valid_project(path: Path) -> bytes:
-    with zipfile.ZipFile(path) as archive:
-        xml = archive.read("project.qde")
-    _schema("Project.xsd").validate(io.BytesIO(xml))
-    return xml
-
-
-def _selections(path: Path) -> dict[str, bytes]:
-    """Every PlainTextSelection of a project, serialised, by guid."""
-    with zipfile.ZipFile(path) as archive:
-        root = ET.fromstring(archive.read("project.qde"))
-    return {s.get("guid"): ET.tostring(s) for s in root.iter(f"{{{NS}}}PlainTextSelection")}
+    return sample_project(tmp_path / "project.qdpx")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,18 +45,18 @@ def test_import_reads_every_human_coding_with_exact_offsets(project, codebook):
     frame, report = import_qdpx(project, codebook)
     smp01 = frame[frame["source"] == SMP01_GUID].set_index("id")
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
-    for i, g in enumerate(_gold()):
+    for i, g in enumerate(gold_codings()):
         if i in (4, 12):  # Funding only; Help desk needs a code map
-            assert _guid(f"smp01-{i}") not in smp01.index
+            assert make_guid(f"smp01-{i}") not in smp01.index
             continue
-        row = smp01.loc[_guid(f"smp01-{i}")]
+        row = smp01.loc[make_guid(f"smp01-{i}")]
         assert (row["start"], row["end"], row["label"]) == (g["start"], g["end"], g["label"])
         assert row["text"] == g["text"] == text[g["start"]:g["end"]]
         assert row["coder"] == ("Ana" if i % 2 == 0 else "Ben")
         assert (row["speaker"], row["speaker_role"]) == ("Dana", "participant")
         assert row["interview_id"] == "smp01_child_welfare.txt"
-    assert smp01.loc[_guid("smp01-5"), "code"] == "Support model > Co-creation > Shared decisions"
-    assert smp01.loc[_guid("smp01-5"), "label"] == "co_creation"
+    assert smp01.loc[make_guid("smp01-5"), "code"] == "Support model > Co-creation > Shared decisions"
+    assert smp01.loc[make_guid("smp01-5"), "label"] == "co_creation"
     assert frame["id"].is_unique
     assert report.coders == {"Ana": 9, "Ben": 9}  # smp01 7 + 8, Kōrero 1 + 1, inline 1 + 0
     assert report.sources == 4 and report.excerpts == len(frame) == 18
@@ -235,11 +77,11 @@ def test_code_map_maps_a_parent_and_its_children(project, codebook, tmp_path):
     path.write_text("Responsive TA: pull\nFunding: none\nNot in project: push\n", encoding="utf-8")
     frame, report = import_qdpx(project, codebook, code_map=load_code_map(path), map_source=str(path))
     rows = frame.set_index("id")
-    assert rows.loc[_guid("smp01-12"), "label"] == "pull"  # "Help desk" inherits from its parent
-    assert rows.loc[_guid("smp01-12"), "code"] == "Support model > Responsive TA > Help desk"
-    assert rows.loc[_guid("smp01-4"), "label"] == "none"
+    assert rows.loc[make_guid("smp01-12"), "label"] == "pull"  # "Help desk" inherits from its parent
+    assert rows.loc[make_guid("smp01-12"), "code"] == "Support model > Responsive TA > Help desk"
+    assert rows.loc[make_guid("smp01-4"), "label"] == "none"
     # one selection coded Push and Funding now carries two labels: one row each
-    assert set(rows.loc[[f"{_guid('smp01-1')}#1", f"{_guid('smp01-1')}#2"], "label"]) == {"push", "none"}
+    assert set(rows.loc[[f"{make_guid('smp01-1')}#1", f"{make_guid('smp01-1')}#2"], "label"]) == {"push", "none"}
     assert report.skipped_selections == 0 and not report.unmapped
     assert any("'Not in project'" in n for n in report.notes)
 
@@ -298,7 +140,7 @@ def test_uncoded_participant_text_becomes_none(project, codebook):
         same = coded[coded["source"] == row.source]
         assert not ((same["start"] < row.end) & (row.start < same["end"])).any()
     # gold span 4 is coded only "Funding" (unmapped), so its turn is uncovered and becomes none
-    assert _gold()[4]["text"] in set(extra["text"])
+    assert gold_codings()[4]["text"] in set(extra["text"])
     with pytest.raises(QdaError, match="uncoded_as: 'nothing' is not a codebook code"):
         import_qdpx(project, codebook, uncoded_as="nothing")
 
@@ -327,19 +169,19 @@ def _broken(tmp_path: Path, kind: str) -> tuple[Path, str]:
         build_project(path, [], qde=b'<?xml version="1.0"?>\n<Project xmlns="urn:QDA-XML:project:1.0" name="x">\n<Users>')
         return path, r"broken\.qdpx: project\.qde: broken XML at line 3, column"
     if kind == "missing source file":
-        build_project(path, [_maori_source()], drop_member=f"Sources/{MAORI_GUID}.txt")
+        build_project(path, [maori_source()], drop_member=f"Sources/{MAORI_GUID}.txt")
         return path, (rf"broken\.qdpx: project\.qde: TextSource {MAORI_GUID} \('{MAORI_NAME}'\): "
                       rf"plainTextPath 'internal://{MAORI_GUID}\.txt': Sources/{MAORI_GUID}\.txt is not in the archive")
     if kind == "dangling CodeRef":
-        source = _maori_source()
-        source["selections"][1] = (_guid("m-pull"), 10, 20, BEN, [_guid("nowhere")])
+        source = maori_source()
+        source["selections"][1] = (make_guid("m-pull"), 10, 20, BEN, [make_guid("nowhere")])
         build_project(path, [source])
-        return path, (rf"PlainTextSelection {_guid('m-pull')} in source '{MAORI_NAME}': Coding [0-9a-f-]+: "
-                      rf"CodeRef {_guid('nowhere')} is not a code of the project's CodeBook")
-    source = _maori_source()  # positions past the end of the text
-    source["selections"][0] = (_guid("m-co"), 10, len(MAORI_TEXT) + 5, ANA, [PUSH])
+        return path, (rf"PlainTextSelection {make_guid('m-pull')} in source '{MAORI_NAME}': Coding [0-9a-f-]+: "
+                      rf"CodeRef {make_guid('nowhere')} is not a code of the project's CodeBook")
+    source = maori_source()  # positions past the end of the text
+    source["selections"][0] = (make_guid("m-co"), 10, len(MAORI_TEXT) + 5, ANA, [PUSH])
     build_project(path, [source])
-    return path, rf"PlainTextSelection {_guid('m-co')} .*positions 10-{len(MAORI_TEXT) + 5} lie outside"
+    return path, rf"PlainTextSelection {make_guid('m-co')} .*positions 10-{len(MAORI_TEXT) + 5} lie outside"
 
 
 @pytest.mark.parametrize("kind", ["not a zip", "no project.qde", "broken XML", "missing source file",
@@ -357,22 +199,14 @@ def test_broken_projects_give_one_line_errors(tmp_path, codebook, kind):
 # export
 
 
-def _gold_predictions() -> pd.DataFrame:
-    rows = []
-    for i, g in enumerate(_gold()):
-        rows.append({"source": "smp01_child_welfare.txt", "start": g["start"], "end": g["end"],
-                     "text": g["text"], "label": g["label"], "confidence": 0.9 if i % 3 else 0.3})
-    return pd.DataFrame(rows)
-
-
 def test_suggestions_are_added_and_human_codings_stay_untouched(project, codebook, tmp_path):
-    before = _selections(project)
+    before = project_selections(project)
     out = tmp_path / "suggested.qdpx"
-    preds = _gold_predictions()
+    preds = gold_predictions()
     report = export_suggestions(project, preds, None, out, codebook, min_confidence=0.5,
                                 model_uri="runs:/abc123/model")
     xml = assert_valid_project(out)
-    after = _selections(out)
+    after = project_selections(out)
     assert {g: after[g] for g in before} == before  # every human selection byte-identical
     kept = preds[(preds["confidence"] >= 0.5) & (preds["label"] != "none")]
     assert report.suggestions == len(after) - len(before) == len(kept) > 0
@@ -402,14 +236,14 @@ def test_suggestions_are_added_and_human_codings_stay_untouched(project, codeboo
 
 def test_code_prefix_makes_new_codes_and_reexport_reuses_them(project, codebook, tmp_path):
     out = tmp_path / "ai.qdpx"
-    report = export_suggestions(project, _gold_predictions(), None, out, codebook, code_prefix="AI: ")
+    report = export_suggestions(project, gold_predictions(), None, out, codebook, code_prefix="AI: ")
     assert report.codes_created == ["AI: Push", "AI: Pull", "AI: Co-creation / exchange"]
     root = ET.fromstring(assert_valid_project(out))
     codes = {c.get("name"): c for c in root.iter(f"{{{NS}}}Code")}
     assert codes["AI: Push"].get("color") == codebook.code("push").color
     assert "Use when:" in codes["AI: Pull"].findtext(f"{{{NS}}}Description")
     again = tmp_path / "ai2.qdpx"
-    report = export_suggestions(out, _gold_predictions(), None, again, codebook, code_prefix="AI: ")
+    report = export_suggestions(out, gold_predictions(), None, again, codebook, code_prefix="AI: ")
     assert report.codes_created == []
     root = ET.fromstring(assert_valid_project(again))
     assert [u.get("name") for u in root.iter(f"{{{NS}}}User")].count("supportlens suggestions") == 1
@@ -437,59 +271,16 @@ def test_crlf_source_round_trips_through_export(project, codebook, tmp_path):
 
 def test_predictions_that_do_not_fit_the_source_are_refused(project, codebook, tmp_path):
     out = tmp_path / "x.qdpx"
-    bad = _gold_predictions().head(2).copy()
+    bad = gold_predictions().head(2).copy()
     bad.loc[0, "start"] += 1
     with pytest.raises(QdaError, match="predictions row 1: the text at .* differs"):
         export_suggestions(project, bad, None, out, codebook)
-    bad = _gold_predictions().head(1).assign(source="nowhere.txt")
+    bad = gold_predictions().head(1).assign(source="nowhere.txt")
     with pytest.raises(QdaError, match="predictions row 1: source 'nowhere.txt' is not a text source"):
         export_suggestions(project, bad, None, out, codebook)
     with pytest.raises(QdaError, match="missing column confidence"):
-        export_suggestions(project, _gold_predictions().drop(columns="confidence"), None, out, codebook)
+        export_suggestions(project, gold_predictions().drop(columns="confidence"), None, out, codebook)
     assert not out.exists()
-
-
-def test_new_project_from_transcripts_matches_predict_and_round_trips(labeler, codebook, tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for name in ("smp01_child_welfare.txt", "smp03_schools_teams.vtt", "smp05_public_health.docx"):
-        shutil.copy(SAMPLES / name, folder / name)
-    out = tmp_path / "new.qdpx"
-    report = predict_to_qdpx([str(folder)], labeler, out, codebook=codebook, include_none=True)
-    assert report.files_done == 3 and not report.failures
-    xml = assert_valid_project(out)
-    root = ET.fromstring(xml)
-    with zipfile.ZipFile(out) as archive:
-        for source in root.iter(f"{{{NS}}}TextSource"):
-            stored = archive.read(f"Sources/{source.get('guid')}.txt")
-            assert stored.decode("utf-8") == read_transcript(folder / source.get("name")).text
-            assert b"\r" not in stored and not stored.startswith(b"\xef\xbb\xbf")
-    frame, _ = import_qdpx(out, codebook, include_suggestions=True)
-    csv = tmp_path / "labels.csv"
-    predict_files([str(folder)], labeler, csv)
-    expected = pd.read_csv(csv)
-    expected["source"] = expected["source"].map(lambda s: Path(s).name)
-    got = sorted(zip(frame["interview_id"], frame["start"], frame["end"], frame["label"]))
-    assert got == sorted(zip(expected["source"], expected["start"], expected["end"], expected["label"]))
-    assert set(frame["code"]) <= {c.name for c in codebook.codes}
-
-
-def test_predict_into_an_existing_project(labeler, project, codebook, tmp_path):
-    out = tmp_path / "suggested.qdpx"
-    before = _selections(project)
-    report = predict_to_qdpx([str(project)], labeler, out, codebook=codebook, include_none=True)
-    assert report.files_done == 4 and not report.failures
-    assert_valid_project(out)
-    after = _selections(out)
-    assert {g: after[g] for g in before} == before
-    frame, _ = import_qdpx(out, codebook, include_suggestions=True)
-    ai = frame[frame["coder"] == "supportlens suggestions"]
-    assert set(ai["source"]) == {SMP01_GUID, MAORI_GUID, INLINE_GUID, SMP06_GUID}
-    maori = ai[ai["source"] == MAORI_GUID]
-    assert len(maori) == 3 and set(maori["speaker"]) == {"Aroha"}  # participant turns only
-    assert maori.sort_values("start")["text"].iloc[0].startswith("😀 Honestly")
-    for row in maori.itertuples():
-        assert MAORI_TEXT[row.start:row.end] == row.text
 
 
 def test_export_codebook_is_a_valid_qdc(codebook, tmp_path):
@@ -498,7 +289,7 @@ def test_export_codebook_is_a_valid_qdc(codebook, tmp_path):
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # ordinary rights, not mkstemp's 0600
     data = out.read_bytes()
-    _schema("Codebook.xsd").validate(io.BytesIO(data))
+    schema("Codebook.xsd").validate(io.BytesIO(data))
     ns = "{urn:QDA-XML:codebook:1.0}"
     codes = ET.fromstring(data).findall(f"{ns}Codes/{ns}Code")
     assert [c.get("name") for c in codes] == [c.name for c in codebook.codes]
@@ -524,10 +315,10 @@ def _training_project(path: Path) -> Path:
         text, selections = "", []
         for k, row in enumerate(rows):
             text += "Interviewer: Could you say more about that?\n\nP01: "
-            selections.append((_guid(row["id"]), len(text), len(text) + len(row["text"]),
+            selections.append((make_guid(row["id"]), len(text), len(text) + len(row["text"]),
                                ANA if k % 2 else BEN, [LABEL_CODE[row["label"]]]))
             text += row["text"] + "\n\n"
-        sources.append({"guid": _guid(interview), "name": interview, "text": text, "selections": selections})
+        sources.append({"guid": make_guid(interview), "name": interview, "text": text, "selections": selections})
     return build_project(path, sources)
 
 
@@ -549,9 +340,9 @@ def test_cli_import_then_train_on_the_project(tmp_path, tracking_uri):
 
 def test_cli_train_on_a_project_of_suggestions_points_to_import(codebook, tmp_path):
     """train has no --include-suggestions: its advice must be a command that has one."""
-    human = build_project(tmp_path / "uncoded.qdpx", [{**_smp01_source(), "selections": []}])
+    human = build_project(tmp_path / "uncoded.qdpx", [{**smp01_source(), "selections": []}])
     suggested = tmp_path / "suggested.qdpx"
-    export_suggestions(human, _gold_predictions(), None, suggested, codebook)
+    export_suggestions(human, gold_predictions(), None, suggested, codebook)
     result = runner.invoke(app, ["train", "--config", str(CODEBOOK.parent / "tfidf.yaml"), "--data",
                                  str(suggested), "--no-track"])
     assert result.exit_code == 2, result.output
@@ -572,7 +363,7 @@ def test_cli_import_code_map_uncoded_and_errors(project, tmp_path):
                                  "--uncoded-as", "none", "--codebook", str(CODEBOOK)])
     assert result.exit_code == 0, result.output
     frame = pd.read_excel(out)
-    assert _guid("smp01-12") in set(frame["id"]) and "none" in set(frame["label"])
+    assert make_guid("smp01-12") in set(frame["id"]) and "none" in set(frame["label"])
     assert "selections skipped" in result.output and "'Funding' (2)" in result.output
     broken, _ = _broken(tmp_path, "dangling CodeRef")
     result = runner.invoke(app, ["import", str(broken), "--out", str(tmp_path / "b.csv"), "--codebook", str(CODEBOOK)])
@@ -594,7 +385,7 @@ def test_excerpts_as_jsonl_read_as_written(tmp_path):
 def test_cli_export_codebook(tmp_path):
     result = runner.invoke(app, ["export-codebook", "--out", str(tmp_path / "cb.qdc"), "--codebook", str(CODEBOOK)])
     assert result.exit_code == 0, result.output
-    _schema("Codebook.xsd").validate(str(tmp_path / "cb.qdc"))
+    schema("Codebook.xsd").validate(str(tmp_path / "cb.qdc"))
     result = runner.invoke(app, ["export-codebook", "--out", str(tmp_path / "cb.xml")])
     assert result.exit_code == 2 and "must end in .qdc" in result.output
 
@@ -630,128 +421,7 @@ def test_cli_predict_project_into_suggestions(project, model_dir, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# an existing project is never lost; unsafe entries are dropped; the same notes as a .csv run
-
-
-def _human_codings(path: Path) -> int:
-    with zipfile.ZipFile(path) as archive:
-        return sum(1 for _ in ET.fromstring(archive.read("project.qde")).iter(f"{{{NS}}}Coding"))
-
-
-def test_a_project_with_human_codings_is_never_replaced(labeler, project, codebook, tmp_path, monkeypatch):
-    before = project.read_bytes()
-    monkeypatch.setattr(labeler, "score", lambda texts: pytest.fail("scored before the output was checked"))
-    holds = f"{project} already exists and holds 5 sources and {_human_codings(project)} codings by 2 users"
-    transcript = str(SAMPLES / "smp01_child_welfare.txt")
-    with pytest.raises(QdaError, match="it is not replaced") as refused:
-        predict_to_qdpx([transcript], labeler, project, codebook=codebook)
-    assert holds in str(refused.value)
-    assert f"predict_to_qdpx([{str(project)!r}], labeler, {str(tmp_path / 'project-suggestions.qdpx')!r})" \
-        in str(refused.value)  # how to add suggestions to it instead
-    with pytest.raises(QdaError, match="never replaced, not even with overwrite=True"):
-        predict_to_qdpx([transcript], labeler, project, codebook=codebook, overwrite=True)
-    for overwrite in (False, True):  # labelling the project into itself is no exception
-        with pytest.raises(QdaError, match="never replaced" if overwrite else "it is not replaced") as refused:
-            predict_to_qdpx([str(project)], labeler, project, codebook=codebook, overwrite=overwrite)
-        assert holds in str(refused.value)
-        with pytest.raises(QdaError, match="already exists and holds 5 sources"):
-            export_suggestions(project, _gold_predictions(), None, project, codebook, overwrite=overwrite)
-    assert project.read_bytes() == before
-
-
-def test_a_project_of_suggestions_only_is_replaced_with_overwrite(labeler, codebook, tmp_path):
-    out = tmp_path / "ai.qdpx"
-    transcript = str(SAMPLES / "smp01_child_welfare.txt")
-    predict_to_qdpx([transcript], labeler, out, codebook=codebook)
-    earlier = out.read_bytes()
-    with pytest.raises(QdaError, match=r"ai.qdpx already exists and holds 1 source and \d+ supportlens "
-                                       r"suggestions \(no human work\); pass overwrite=True to replace it"):
-        predict_to_qdpx([transcript], labeler, out, codebook=codebook)
-    assert out.read_bytes() == earlier
-    report = predict_to_qdpx([transcript], labeler, out, codebook=codebook, overwrite=True)
-    assert report.output == out and out.read_bytes() != earlier
-    assert_valid_project(out)
-    # a note a person wrote in it is human work: kept, whatever overwrite says
-    with zipfile.ZipFile(out) as archive:
-        members = {n: archive.read(n) for n in archive.namelist()}
-    root = ET.fromstring(members["project.qde"])
-    notes = ET.SubElement(root, f"{{{NS}}}Notes")
-    ET.SubElement(notes, f"{{{NS}}}Note", {"guid": _guid("note"), "name": "memo"})
-    members["project.qde"] = ET.tostring(root)
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    noted = out.read_bytes()
-    with pytest.raises(QdaError, match=r"holds 1 source, 1 note and \d+ supportlens suggestions; a project "
-                                       "with human work is never replaced, not even with overwrite=True"):
-        predict_to_qdpx([transcript], labeler, out, codebook=codebook, overwrite=True)
-    assert out.read_bytes() == noted
-    # a file that is not a project is replaced only when asked to
-    out.write_bytes(b"not a zip")
-    with pytest.raises(QdaError, match="ai.qdpx already exists and is not a readable REFI-QDA project .*"
-                                       "unless you pass overwrite=True"):
-        predict_to_qdpx([transcript], labeler, out, codebook=codebook)
-    assert out.read_bytes() == b"not a zip"
-    predict_to_qdpx([transcript], labeler, out, codebook=codebook, overwrite=True)
-    assert_valid_project(out)
-
-
-def test_a_run_that_labels_nothing_writes_no_project(labeler, codebook, tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "consent.pdf").write_bytes(b"%PDF-1.4")
-    out = tmp_path / "new.qdpx"
-    report = predict_to_qdpx([str(folder), str(tmp_path / "typo")], labeler, out, codebook=codebook)
-    assert report.output is None and report.files_done == 0 and not out.exists()
-    reasons = [f.reason for f in report.failures]
-    assert reasons[0].startswith(f"{folder}: folder has no transcripts")
-    assert reasons[1:] == [f"{tmp_path / 'typo'}: no such file or folder"]
-    assert any("consent.pdf: not a transcript" in line for line in report.note_lines())
-    empty = build_project(tmp_path / "empty.qdpx", [])  # a project without text sources
-    report = predict_to_qdpx([str(empty)], labeler, out, codebook=codebook)
-    assert report.output is None and not out.exists()
-
-
-@pytest.mark.parametrize("unsafe", ["../../evil.txt", "/abs/evil.txt", "Sources/../../evil.txt",
-                                    "..\\..\\evil.txt", "Sources\\..\\..\\evil.txt", "C:/evil.txt", "C:evil.txt"])
-def test_entries_that_point_outside_the_project_are_dropped_with_a_note(labeler, project, codebook, tmp_path,
-                                                                          unsafe):
-    with zipfile.ZipFile(project) as archive:
-        safe = sorted(archive.namelist())
-    with zipfile.ZipFile(project, "a") as archive:
-        archive.writestr(unsafe, b"would be written outside the folder it is unzipped in")
-    out = tmp_path / "suggested.qdpx"
-    report = export_suggestions(project, _gold_predictions(), None, out, codebook)
-    with zipfile.ZipFile(out) as archive:
-        assert sorted(archive.namelist()) == safe
-    assert_valid_project(out)
-    assert report.notes == [f"{project}: entry {unsafe!r} left out of {out}: its name points outside the "
-                            "project (an absolute path or '..')"]
-    again = tmp_path / "labelled.qdpx"
-    batch = predict_to_qdpx([str(project)], labeler, again, codebook=codebook)  # the CLI prints these notes
-    assert any(repr(unsafe) in line and "left out" in line for line in batch.note_lines())
-    with zipfile.ZipFile(again) as archive:
-        assert sorted(archive.namelist()) == safe
-
-
-def test_qdpx_output_gives_the_notes_and_failures_a_csv_output_gives(labeler, codebook, tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for name in ("smp01_child_welfare.txt", "smp02_home_visiting.vtt"):  # a header; a guessed interviewer
-        shutil.copy(SAMPLES / name, folder / name)
-    (folder / "consent.pdf").write_bytes(b"%PDF-1.4")  # not a transcript
-    (folder / "questions.txt").write_text("Interviewer: How did it start?\n\nInterviewer: And then?\n")
-    csv = predict_files([str(folder)], labeler, tmp_path / "labels.csv")
-    qdpx = predict_to_qdpx([str(folder)], labeler, tmp_path / "labels.qdpx", codebook=codebook)
-    exported = [line for line in qdpx.note_lines() if " suggestions in 2 sources -> " in line]
-    assert len(exported) == 1
-    assert set(qdpx.note_lines()) - set(exported) == set(csv.note_lines())
-    said = " ".join(csv.note_lines())
-    assert "consent.pdf: not a transcript" in said and "interviewer guessed from questions" in said
-    assert [f.reason for f in qdpx.failures] == [f.reason for f in csv.failures] != []  # questions.txt
-    root = ET.fromstring(assert_valid_project(tmp_path / "labels.qdpx"))
-    assert sorted(s.get("name") for s in root.iter(f"{{{NS}}}TextSource")) == [
-        "smp01_child_welfare.txt", "smp02_home_visiting.vtt"]
+# an existing project is never lost (predict_to_qdpx's own tests: tests/inference/test_qdpx.py)
 
 
 def test_cli_refuses_an_existing_project_before_loading_the_model(project, model_dir, tmp_path):
@@ -761,7 +431,7 @@ def test_cli_refuses_an_existing_project_before_loading_the_model(project, model
     result = runner.invoke(app, ["predict", transcript, "--model", missing_model, "--out", str(project)])
     said = " ".join(result.output.split())
     assert result.exit_code == 2, result.output
-    assert (f"{project} already exists and holds 5 sources and {_human_codings(project)} codings by 2 users; "
+    assert (f"{project} already exists and holds 5 sources and {count_codings(project)} codings by 2 users; "
             "it is not replaced") in said
     assert (f"supportlens predict {project} --model {missing_model} --out {tmp_path / 'project-suggestions.qdpx'}"
             in said and "or give --out a new file name" in said)
@@ -787,7 +457,7 @@ def test_cli_import_and_export_codebook_with_nothing_to_write_leave_the_earlier_
     coded, qdc = tmp_path / "coded.csv", tmp_path / "cb.qdc"
     coded.write_bytes(b"id,text,label\nkeep,earlier work,push\n")
     qdc.write_bytes(b"<CodeBook>earlier</CodeBook>")
-    uncoded = build_project(tmp_path / "uncoded.qdpx", [_smp06_source()])
+    uncoded = build_project(tmp_path / "uncoded.qdpx", [smp06_source()])
     result = runner.invoke(app, ["import", str(uncoded), "--out", str(coded), "--codebook", str(CODEBOOK)])
     assert result.exit_code == 2
     assert f"no coded selection maps to the codebook, so {coded} was not written (it is unchanged)" \

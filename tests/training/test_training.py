@@ -8,8 +8,9 @@ import mlflow
 import pandas as pd
 import pytest
 
+from supportlens.cli.common import in_cli_terms
 from supportlens.config import load_config
-from supportlens.evaluation.evaluate import evaluate_file
+from supportlens.training.evaluate_run import evaluate_file
 from supportlens.models import load_classifier
 from supportlens.tracking import fetch_model_dir, runs_table
 from supportlens.training.trainer import train
@@ -169,8 +170,9 @@ def test_bad_model_uri(tracking_uri):
         fetch_model_dir("no/such/folder")
     with pytest.raises(ModelLoadError, match="cannot fetch model"):
         fetch_model_dir("models:/nothing-registered@champion")
-    with pytest.raises(ModelLoadError, match="no MLflow store at .*pass --tracking-uri"):
+    with pytest.raises(ModelLoadError, match="no MLflow store at .*pass `tracking_uri`") as err:
         fetch_model_dir("models:/supportlens@champion", "sqlite:///elsewhere.db")
+    assert "pass --tracking-uri)" in in_cli_terms(str(err.value))
     assert not (Path.cwd() / "elsewhere.db").exists()  # no empty store left behind
 
 
@@ -327,7 +329,8 @@ def test_data_without_an_interview_column_are_described_as_excerpts(tmp_path, mo
     assert "no interview column" in text.split("warning: confidence")[1]
     assert "about 150 coded excerpts are needed (c.csv has 80" in text
     assert "(n=16 excerpts)" in text and "warning: the test split holds 16 excerpts" in text
-    assert "add --cv 5 so that every excerpt is tested once" in text
+    assert "add `cv=5` so that every excerpt is tested once" in text  # train's argument
+    assert "add --cv 5 so that every excerpt is tested once" in in_cli_terms(text)  # the command's option
     for claim in ("by interview:", "16 interviews", "excerpts each", "interviews are needed", "code more interviews"):
         assert claim not in text, claim
     calibration = result.calibration
@@ -383,7 +386,7 @@ def test_small_splits_show_their_interviews_the_test_interval_and_a_warning(tmp_
     assert (f"kappa {m['kappa']:.3f} (95% interval {m['kappa_ci_low']:.3f} to {m['kappa_ci_high']:.3f})"
             in text) and "(n=8 excerpts from 1 interview)" in text
     assert "warning: the test split holds 1 interview (8 excerpts)" in text
-    assert "add --cv 5 so that every interview is tested once" in text
+    assert "add --cv 5 so that every interview is tested once" in in_cli_terms(text)
     assert result.split_interviews == {"train": 6, "val": 1, "test": 1}
     card = (result.model_dir / "MODEL_CARD.md").read_text()
     assert "- Trained on few interviews (8; validation 1, test 1): about" in card

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from supportlens.cli.common import in_cli_terms
 from supportlens.transcripts import read
 from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, read_transcript
 
@@ -577,7 +578,9 @@ def test_csv_custom_columns_and_no_speaker(tmp_path):
 def test_csv_missing_text_column_lists_columns(tmp_path):
     message = read_error(write(tmp_path, "t.csv", "who,said\nA,hi\n"))
     assert "'text'" in message and "'who'" in message and "'said'" in message
-    assert message.endswith("; choose the text column with --text-column")  # the option a command-line user can set
+    assert message.endswith("; choose the text column with `text_column`")  # read_transcript's argument
+    # and the option a command-line user can set
+    assert in_cli_terms(message).endswith("; choose the text column with --text-column")
 
 
 def test_xlsx_rows(tmp_path):
@@ -605,8 +608,8 @@ def test_xlsx_transcript_on_a_later_sheet_is_found_and_named(tmp_path):
     assert [(c.speaker, c.text) for c in t.cues] == [("Interviewer", "Why?"), ("Dana", "N/A")]  # "N/A" is an answer
     assert t.notes == ["read sheet 'Transcript' of 2, the first with column 'text'; not read: 'About'"]
     message = read_error(path, text_column="utterance")
-    assert message.endswith("no sheet has a 'utterance' column (sheets and their columns: 'About': note; "
-                            "'Transcript': speaker, Text); choose the text column with --text-column")
+    assert in_cli_terms(message).endswith("no sheet has a 'utterance' column (sheets and their columns: 'About': "
+                                          "note; 'Transcript': speaker, Text); choose the text column with --text-column")
 
 
 def test_repeated_row_ids_are_noted(tmp_path):

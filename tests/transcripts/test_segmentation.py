@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import pysbd
 import pytest
 
+from supportlens.cli.common import in_cli_terms
 from supportlens.transcripts import segmentation
 from supportlens.transcripts.read import Cue, Transcript, read_transcript
-from supportlens.transcripts.segmentation import (Passage, SpeakerRules, estimate_tokens, merge_turns, segment, speaker_roles,
+from supportlens.transcripts.segmentation import (Passage, SpeakerRules, SpeakerRulesError, estimate_tokens, merge_turns, segment, speaker_roles,
                                  split_long)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "transcripts"
@@ -309,6 +310,17 @@ def test_interviewer_by_name():
     assert not jane.names_interviewer("Jane Doering (she/her)")
 
 
+def test_with_interviewers_adds_names_and_patterns_to_the_usual_ones():
+    """What --interviewer gives (predict, next, import): the name as a name and as a pattern."""
+    rules = SpeakerRules.with_interviewers(["Jane Doe", r"Dr\.? Smith"])
+    assert rules.names_interviewer("jane doe (she/her)")  # as a name
+    assert rules.names_interviewer("Dr Smith") and rules.names_interviewer("Dr. Smith")  # as a pattern
+    assert rules.names_interviewer("Moderator")  # the usual names stay
+    assert SpeakerRules.with_interviewers(None) == SpeakerRules() == SpeakerRules.with_interviewers([])
+    with pytest.raises(SpeakerRulesError, match=r"interviewer pattern 'Jane \(' is not a valid regular expression"):
+        SpeakerRules.with_interviewers(["Jane ("])
+
+
 def test_interviewer_inferred_from_questions():
     assert speaker_roles(interview("Sam", "Alex")) == {"Sam": "interviewer", "Alex": "participant"}
     assert speaker_roles(interview("Alex", "Sam")) == {"Alex": "interviewer", "Sam": "participant"}
@@ -331,10 +343,14 @@ def test_segment_notes_how_the_interviewer_was_found():
 
     guessed = notes_of(interview("Sam", "Alex"))
     assert guessed == ["interviewer guessed from questions: Sam (ends 4 of 4 turns with '?'); "
-                       "if that is wrong, pass --interviewer NAME"]
+                       "if that is wrong, pass `rules=SpeakerRules.with_interviewers(['NAME'])`"]
+    # the command line names its option instead
+    assert [in_cli_terms(n) for n in guessed] == ["interviewer guessed from questions: Sam (ends 4 of 4 turns "
+                                                  "with '?'); if that is wrong, pass --interviewer NAME"]
     missing = notes_of(interview("Sam", "Alex", turns=2))
-    assert missing == ["no interviewer found among 2 speakers, by name or by questions (at least 3 turns "
-                       "each): all are scored as participants; pass --interviewer NAME"]
+    assert [in_cli_terms(n) for n in missing] == [
+        "no interviewer found among 2 speakers, by name or by questions (at least 3 turns "
+        "each): all are scored as participants; pass --interviewer NAME"]
     assert notes_of(interview("Interviewer", "Alex")) == []
     assert notes_of([Cue("Alex", "Just me.", 0, 0)]) == []
 
@@ -347,5 +363,5 @@ def test_custom_interviewer_pattern():
 
 
 def test_invalid_pattern_is_reported():
-    with pytest.raises(ValueError, match="interviewer_patterns"):
+    with pytest.raises(SpeakerRulesError, match=r"interviewer pattern '\(unclosed' is not a valid regular expression"):
         SpeakerRules(interviewer_patterns=["(unclosed"])

@@ -8,21 +8,19 @@ often say the same thing, and ten codings of one idea teach little more than one
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from supportlens.evaluation.agreement import passage_id
-from supportlens.io.atomic import write_atomic
-from supportlens.config import DataConfig
 from supportlens.corpus.dataset import text_key
+from supportlens.corpus.sheets import SheetError, coding_sheet, passage_id, write_sheet
+from supportlens.inference.loop import SPEAKER_CHOICES, FileFailure, file_inputs, segment_transcripts
+from supportlens.transcripts.read import expand_inputs
 
 STRATEGIES = ("margin", "entropy", "random")
-SHEET_COLUMNS = ["id", "source", "passage_index", "start", "end", "speaker", "text", "suggested_code",
-                 "confidence", "code", "notes"]
-SHEET_SUFFIXES = (".csv", ".xlsx")
 POOL_FACTOR = 5  # the diversity step chooses among the 5n most uncertain passages
 DIVERSITY_WEIGHT = 0.5  # 0: pure uncertainty order; 1: only spread matters
 # TF-IDF cosine at which two passages count as near-duplicates; distinct passages of one interview
@@ -30,8 +28,9 @@ DIVERSITY_WEIGHT = 0.5  # 0: pure uncertainty order; 1: only spread matters
 NEAR_DUPLICATE = 0.5
 
 
-class SelectionError(ValueError):
-    """Passages cannot be selected or the sheet cannot be written as asked."""
+class SelectionError(SheetError):
+    """Passages cannot be selected as asked (a `SheetError`, so that one ``except`` covers choosing
+    the passages and writing their sheet)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,36 +149,27 @@ def select_next(passages: pd.DataFrame, labeler_or_model: Any, n: int = 40, stra
 
 def read_passages(inputs: list[str], labeler, speaker: str = "participant", rules=None,
                   text_column: str = "text") -> tuple[pd.DataFrame, list[str], list[tuple[str, str]]]:
-    """Read and segment transcripts exactly as ``supportlens predict`` does.
+    """Read and segment transcripts exactly as ``supportlens predict`` does (its loop,
+    `supportlens.inference.loop`, without the scoring).
 
     Returns (passages, problems, notes): one row per passage with id, source, passage_index,
-    start, end, speaker, role and text; a file that cannot be read is a problem, not an error;
+    start, end, speaker, role and text; a file that cannot be read is a problem, not an error
+    (a transcript with no passages of `speaker` is not one: it offers none to choose from);
     notes are (source, note) pairs, for `supportlens.inference.predict.grouped_notes`.
     """
-    from supportlens.inference.predict import SPEAKER_CHOICES, passages_of
-    from supportlens.transcripts.read import ReadError, expand_inputs, read_transcript
-    from supportlens.transcripts.segmentation import SpeakerRules
-
     if speaker not in SPEAKER_CHOICES:
-        raise SelectionError(f"--speaker must be one of {', '.join(SPEAKER_CHOICES)}; got {speaker!r}")
-    rules = rules or SpeakerRules()
+        raise SelectionError(f"`speaker` must be one of {', '.join(SPEAKER_CHOICES)}; got {speaker!r}")
     paths, found_problems = expand_inputs(list(inputs))
     problems = [f"{given}: {reason}" for given, reason in found_problems]
     notes: list[tuple[str, str]] = []
     rows: list[dict[str, Any]] = []
-    for path in paths:
-        source = str(path)
-        try:
-            transcript = read_transcript(path, text_column=text_column)
-            passages = passages_of(transcript, labeler, speaker, rules)
-        except ReadError as exc:
-            problems.append(str(exc))
+    for result in segment_transcripts(file_inputs(paths, text_column), labeler, speaker, rules, keep_empty=True):
+        if isinstance(result, FileFailure):
+            problems.append(result.reason)
             continue
-        except (OSError, ValueError) as exc:  # an odd file must not sink the batch, as in predict
-            problems.append(f"{source}: {type(exc).__name__}: {exc}")
-            continue
-        notes.extend((source, note) for note in transcript.notes)
-        for p in passages:
+        source = result.source
+        notes.extend((source, note) for note in result.transcript.notes)
+        for p in result.passages:
             rows.append({"id": passage_id(source, p.index), "source": source, "passage_index": p.index,
                          "start": p.start, "end": p.end, "speaker": p.speaker or "", "role": p.role,
                          "text": p.text, "row_id": p.row_id})
@@ -193,7 +183,7 @@ def coded_and_blank_texts(paths: Sequence[str | Path], text_column: str = "text"
     The code is the sheet's ``code`` column, else a ``label`` column; a file with neither counts
     every text as coded. A code that is empty, JSON ``null`` or missing from a JSONL row is blank;
     a row without a text is passed over. A text coded in one file and blank in another counts as coded."""
-    from supportlens.corpus.dataset import DataError, _clean, find_column, read_table, table_name
+    from supportlens.corpus.dataset import DataError, cell_text, find_column, read_table, table_name
 
     coded: set[str] = set()
     blank: set[str] = set()
@@ -205,9 +195,9 @@ def coded_and_blank_texts(paths: Sequence[str | Path], text_column: str = "text"
                             f"{', '.join(str(c) for c in frame.columns if c != '_row')}")
         code = next((c for c in ("code", "label") if c in frame.columns), None)
         for text, value in zip(frame[column], frame[code] if code else [None] * len(frame)):
-            text = _clean(text)  # None or NaN (a JSONL null or a missing key) is no text, not "nan"
+            text = cell_text(text)  # None or NaN (a JSONL null or a missing key) is no text, not "nan"
             if text.strip():
-                (blank if code and not _clean(value).strip() else coded).add(text_key(text))
+                (blank if code and not cell_text(value).strip() else coded).add(text_key(text))
     return coded, blank - coded
 
 
@@ -225,62 +215,57 @@ def drop_seen(passages: pd.DataFrame, seen: set[str]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-# the coding sheet
+# the next coding sheet
 
 
-def coding_sheet(selected: pd.DataFrame) -> pd.DataFrame:
-    """The sheet a coder fills in: `SHEET_COLUMNS`, with ``code`` and ``notes`` left empty.
+class NothingToOffer(SelectionError):
+    """No passage is left to choose from: every one read is coded already, or none was read."""
 
-    Passages from table rows with an id (csv/xlsx inputs) also get ``row_id``, the last column,
-    as in ``supportlens predict``'s output, so a coded row can be matched to the input table."""
-    sheet = pd.DataFrame({column: selected[column] if column in selected.columns else ""
-                          for column in SHEET_COLUMNS})
-    sheet["confidence"] = selected["confidence"].astype(float).round(3)
-    sheet["code"] = ""
-    sheet["notes"] = ""
-    if "row_id" in selected.columns and selected["row_id"].notna().any():
-        sheet["row_id"] = selected["row_id"].fillna("")
+
+@dataclass
+class NextSheet:
+    """The passages `choose_next` put on the sheet, and what it left out and why."""
+
+    chosen: pd.DataFrame  # as `select_next` returns them, pick 1 first
+    offered: int  # passages they were chosen from
+    coded: int  # passages left out because a ``skip`` file has them coded
+    blank: int  # passages a ``skip`` sheet holds without a code: left out unless offer_blank
+    offer_blank: bool = False
+    path: Path | None = None  # the sheet written, if any
+
+    def left_out(self) -> str:
+        """What ``skip`` left out: passages coded, and those an earlier sheet holds with a blank code."""
+        parts = [f"{self.coded} already coded left out"] if self.coded else []
+        if self.blank and self.offer_blank:
+            parts.append(f"{self.blank} left blank on a `skip` sheet offered again")
+        elif self.blank:
+            parts.append(f"{self.blank} on a `skip` sheet without a code left out too (code them there, or add "
+                         "`offer_blank=True` to have them offered again)")
+        return "; ".join(parts)
+
+
+def choose_next(passages: pd.DataFrame, labeler_or_model: Any, out: str | Path | None = None,
+                coded: set[str] | None = None, blank: set[str] | None = None, offer_blank: bool = False,
+                n: int = 40, strategy: str = "margin", diversity: bool = True, seed: int = 13) -> NextSheet:
+    """The next coding sheet: `select_next` over the ``passages`` (from `read_passages`) that are
+    not coded yet, written to ``out`` (.csv or .xlsx) when given.
+
+    ``coded`` and ``blank`` are the texts of earlier files (`coded_and_blank_texts` of the
+    ``skip`` files): coded passages are never offered again, and passages an earlier sheet holds
+    without a code are left out too (they are still on that sheet) unless ``offer_blank``.
+    Raises `NothingToOffer` when no passage is left, before anything is scored or written."""
+    total = len(passages)
+    passages = drop_seen(passages, coded or set())
+    n_coded = total - len(passages)
+    n_blank = len(passages) - len(drop_seen(passages, blank or set()))
+    if not offer_blank:  # offered on an earlier sheet and not coded there yet: still on that sheet
+        passages = drop_seen(passages, blank or set())
+    sheet = NextSheet(passages.iloc[:0], len(passages), n_coded, n_blank, offer_blank)
+    if passages.empty:
+        raise NothingToOffer("no passages to choose from" + (f" ({sheet.left_out()})" if total else
+                                                             " (no readable transcript with such turns)"))
+    sheet.chosen = select_next(passages, labeler_or_model, n=n, strategy=strategy, diversity=diversity, seed=seed)
+    if out is not None:
+        sheet.path = write_sheet(coding_sheet(sheet.chosen), out)
     return sheet
 
-
-def write_sheet(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a table for people to read or fill in (.csv or .xlsx), atomically.
-
-    CSV is written with a UTF-8 byte order mark so that Excel shows curly quotes and accents
-    correctly; supportlens and pandas read it either way.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SHEET_SUFFIXES:
-        raise SelectionError(f"{path.name}: the output must end in {' or '.join(SHEET_SUFFIXES)}")
-    if not path.parent.exists():
-        raise SelectionError(f"{path.parent}: output folder does not exist")
-    def write(tmp: Path) -> None:
-        if suffix == ".xlsx":
-            from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-            # control characters that Excel rejects would make openpyxl fail on the whole file
-            clean = frame.apply(lambda col: col.map(lambda v: ILLEGAL_CHARACTERS_RE.sub("", v)
-                                                    if isinstance(v, str) else v))
-            clean.to_excel(tmp, index=False, engine="openpyxl")
-        else:
-            frame.to_csv(tmp, index=False, encoding="utf-8-sig")
-
-    return write_atomic(path, write)
-
-
-def is_coding_sheet(path: str | Path) -> bool:
-    """A filled coding sheet (written by `supportlens next`) has a ``suggested_code`` column."""
-    from supportlens.corpus.dataset import TABLE_SUFFIXES, read_table
-
-    if Path(path).suffix.lower() not in TABLE_SUFFIXES:
-        return False  # a .qdpx project, say: load_coded reads it (or says why it cannot)
-    return "suggested_code" in read_table(path, required=["suggested_code"]).columns
-
-
-def sheet_data_config(path: str | Path, default: DataConfig) -> DataConfig:
-    """How to load an extra training file: a coding sheet has its code in ``code`` and its
-    interview in ``source``; any other coded file is read as the main data is."""
-    if is_coding_sheet(path):
-        return DataConfig(label_column="code", group_column="source")
-    return default

@@ -122,6 +122,6 @@ def audit(data: str | Path | pd.DataFrame, cfg: Config, k: int = 5, codebook: Co
     if kappa < WEAK_KAPPA:
         log(f"warning: out of fold, the model agrees with these codes at κ {kappa:.2f} (below {WEAK_KAPPA}): "
             "too weak a model for its doubts to say much about the codes; code more excerpts, or "
-            "use a stronger --config, before acting on this list")
+            "use a stronger config, before acting on this list")
     result = doubtful_codes(oof, labels, codebook)
     return result.head(top).reset_index(drop=True) if top else result

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from supportlens.cli.common import console, fail, not_written, out, user_errors
+from supportlens.cli.common import console, fail, in_cli_terms, not_written, out, user_errors
 from supportlens.config import DEFAULT_CODEBOOK
 
 _SHOWN = 20  # rows of a long list printed to the terminal; the file has them all
@@ -47,7 +47,7 @@ def agreement(
     code_map: Annotated[Optional[Path], typer.Option(help="In a .qdpx: YAML {project code name or 'Parent > Child': codebook label or null}, as for `import`")] = None,
 ) -> None:
     """Agreement between two coders, or a coder and a model: kappa, alpha, per-code agreement, disagreements."""
-    from supportlens.assist.active import SelectionError
+    from supportlens.corpus.sheets import SheetError
     from supportlens.evaluation.agreement import agreement_files, write_disagreements
 
     if bootstrap < 0:
@@ -71,11 +71,11 @@ def agreement(
             result = compare(_load_codebook(codebook))
         if out_path is not None and not result.disagreements.empty:  # no empty sheet over an earlier one
             write_disagreements(result, out_path)
-    except (*user_errors(), SelectionError) as exc:
+    except (*user_errors(), SheetError) as exc:
         fail(str(exc) + (f"; {not_written(out_path)}" if out_path is not None else ""))
         return
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {in_cli_terms(note)}", highlight=False)
     out.print(f"A = {result.name_a}\nB = {result.name_b}", highlight=False, markup=False)
     units = Table(title=f"units (matched by {result.matched_by})")
     for name in ("matched", "only in A", "only in B", "not coded in A", "not coded in B"):
@@ -126,17 +126,6 @@ def agreement(
         out.print(f"disagreements -> {out_path}", highlight=False)
 
 
-def _left_out(coded: int, blank: int, offer_blank: bool) -> str:
-    """What --skip left out: passages coded, and those an earlier sheet holds with a blank code."""
-    parts = [f"{coded} already coded left out"] if coded else []
-    if blank and offer_blank:
-        parts.append(f"{blank} left blank on a --skip sheet offered again")
-    elif blank:
-        parts.append(f"{blank} on a --skip sheet without a code left out too (code them there, or add "
-                     "--offer-blank to have them offered again)")
-    return "; ".join(parts)
-
-
 def next_(
     inputs: Annotated[list[str], typer.Argument(help="Transcript files, folders (searched recursively) or globs")],
     model: Annotated[str, typer.Option(help="runs:/<id>/model, models:/<name>@<alias> or a model folder")],
@@ -153,12 +142,13 @@ def next_(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
 ) -> None:
     """Suggest the passages to code next (where the model is least sure) as a coding sheet."""
-    from supportlens.assist.active import (SHEET_SUFFIXES, STRATEGIES, SelectionError, coded_and_blank_texts, coding_sheet,
-                         drop_seen, read_passages, select_next, write_sheet)
+    from supportlens.assist.active import STRATEGIES, NothingToOffer, choose_next, coded_and_blank_texts, read_passages
+    from supportlens.corpus.sheets import SHEET_SUFFIXES, SheetError
+    from supportlens.inference.labeler import Labeler, PredictError
+    from supportlens.inference.predict import grouped_notes
     from supportlens.models import load_classifier
-    from supportlens.inference.predict import Labeler, PredictError, grouped_notes
-    from supportlens.transcripts.segmentation import SpeakerRules
     from supportlens.tracking import fetch_model_dir
+    from supportlens.transcripts.segmentation import SpeakerRules
 
     if out_path.suffix.lower() not in SHEET_SUFFIXES:
         fail(f"--out must end in {' or '.join(SHEET_SUFFIXES)}; got {out_path.name!r}")
@@ -167,35 +157,27 @@ def next_(
     if n < 1:
         fail(f"--n must be at least 1, got {n}")
     try:
-        rules = SpeakerRules(interviewer_patterns=list(interviewer or []))
+        rules = SpeakerRules.with_interviewers(interviewer)
     except ValueError as exc:  # an invalid --interviewer regular expression
         fail(str(exc))
         return
-    if interviewer:
-        rules.interviewer_names = list(rules.interviewer_names) + [x.lower() for x in interviewer]
     try:
-        coded, blank = coded_and_blank_texts(skip or [])
+        coded, blank = coded_and_blank_texts(skip or [])  # a bad --skip file stops us before the model loads
         labeler = Labeler(load_classifier(fetch_model_dir(model, tracking_uri)))
         passages, problems, notes = read_passages(inputs, labeler, speaker, rules, text_column)
         for problem in problems:
-            console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+            console.print(f"[yellow]skipped[/] {in_cli_terms(problem)}", highlight=False)
         for note in grouped_notes(notes):  # a note many files share is said once
-            console.print(f"note: {note}", highlight=False)
-        total = len(passages)
-        passages = drop_seen(passages, coded)
-        n_coded = total - len(passages)
-        n_blank = len(passages) - len(drop_seen(passages, blank))
-        if not offer_blank:  # offered on an earlier sheet and not coded there yet: still on that sheet
-            passages = drop_seen(passages, blank)
-        if passages.empty:
-            fail("no passages to choose from" + (f" ({_left_out(n_coded, n_blank, offer_blank)})" if total else
-                                                  " (no readable transcript with such turns)")
-                  + f", so {not_written(out_path)}")
-        chosen = select_next(passages, labeler, n=n, strategy=strategy, diversity=diversity, seed=seed)
-        write_sheet(coding_sheet(chosen), out_path)
-    except (*user_errors(), PredictError, SelectionError) as exc:
+            console.print(f"note: {in_cli_terms(note)}", highlight=False)
+        sheet = choose_next(passages, labeler, out_path, coded=coded, blank=blank, offer_blank=offer_blank,
+                            n=n, strategy=strategy, diversity=diversity, seed=seed)
+    except NothingToOffer as exc:
+        fail(f"{exc}, so {not_written(out_path)}")
+        return
+    except (*user_errors(), PredictError, SheetError) as exc:  # SheetError: a SelectionError too
         fail(f"{exc}; {not_written(out_path)}")
         return
+    chosen = sheet.chosen
     table = Table(title=f"{len(chosen)} passages to code next ({strategy}"
                   + (", spread out" if diversity and strategy != "random" else "") + ")")
     for name in ("#", "source", "passage", "suggested", "confidence", "text"):
@@ -204,8 +186,8 @@ def next_(
         table.add_row(str(r.pick), Path(r.source).name, str(r.passage_index), r.suggested_code,
                       f"{r.confidence:.2f}", _clip(r.text, 70))
     out.print(table)
-    left_out = f" ({_left_out(n_coded, n_blank, offer_blank)})" if n_coded or n_blank else ""
-    out.print(f"{len(chosen)} of {len(passages)} passages{left_out} -> {out_path}\n"
+    left_out = f" ({in_cli_terms(sheet.left_out())})" if sheet.coded or sheet.blank else ""
+    out.print(f"{len(chosen)} of {sheet.offered} passages{left_out} -> {out_path}\n"
               f"fill in the 'code' column, then: supportlens train --add-data {out_path} ...", highlight=False)
     if problems:  # as predict does: the sheet is written, but not every input was read
         console.print(f"[bold red]{len(problems)} input(s) could not be read[/] (listed above); the sheet "
@@ -223,11 +205,11 @@ def audit(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. data.label_column=code")] = None,
 ) -> None:
     """List coded excerpts whose code looks wrong to a cross-validated model, most doubtful first."""
-    from supportlens.assist.active import SelectionError, write_sheet
     from supportlens.assist.audit import FLAGGED_MEANING, code_legend
     from supportlens.assist.audit import audit as run_audit
     from supportlens.codebook import load_codebook
     from supportlens.config import load_config
+    from supportlens.corpus.sheets import SheetError, write_sheet
 
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".xlsx"):
         fail(f"--out must end in .csv or .xlsx; got {out_path.name!r}")
@@ -239,10 +221,10 @@ def audit(
         cfg = load_config(config, set_)
         book = load_codebook(codebook or cfg.codebook)
         result = run_audit(data, cfg, k=cv, codebook=book, top=top,
-                           log=lambda m: console.print(m, highlight=False))
+                           log=lambda m: console.print(in_cli_terms(m), highlight=False))
         if out_path is not None and not result.empty:  # no empty sheet over an earlier one
             write_sheet(result, out_path)
-    except (*user_errors(), SelectionError) as exc:
+    except (*user_errors(), SheetError) as exc:
         fail(str(exc) + (f"; {not_written(out_path)}" if out_path is not None else ""))
         return
     if result.empty:

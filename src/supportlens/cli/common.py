@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
+import shlex
 from pathlib import Path
 
 import typer
@@ -38,8 +41,70 @@ console = Console(stderr=True, soft_wrap=True)  # never break an error message m
 out = Console() if Console().is_terminal else Console(width=240)
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print an error (a library's, in the command line's terms) and exit with ``code``."""
+    console.print(f"[bold red]error:[/] {in_cli_terms(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+# The library's messages speak to a notebook user: what to change is a parameter or a config key,
+# written in backticks (`speaker='all'`, `resume=True`, `data.text_column='excerpt'` in the config).
+# A command-line user changes an option instead; this is where one is turned into the other.
+_OPTIONS = {"by": "--by", "code_map": "--code-map", "cv": "--cv", "device": "--device", "engine": "--engine",
+            "fast": "--fast", "include_suggestions": "--include-suggestions", "offer_blank": "--offer-blank",
+            "out": "--out", "output": "--out", "overrides": "--set", "overwrite": "--overwrite", "resume": "--resume",
+            "review_below": "--review-below", "runtime": "--runtime", "skip": "--skip", "speaker": "--speaker",
+            "summary": "--summary", "text_column": "--text-column", "tracking_uri": "--tracking-uri",
+            "user_a": "--user-a", "user_b": "--user-b"}
+# the data settings `evaluate` takes as options; train and audit take them as --set data.<key>=...
+_EVALUATE_OPTIONS = {"text_column": "--text-column", "label_column": "--label-column",
+                     "group_column": "--group-column"}
+_LITERAL = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
+_PHRASES = (  # whole phrases whose option is not one parameter
+    (re.compile(r"give the (config|codebook) a full path"), r"give --\1 a full path"),
+    (re.compile(r"`(config|codebook)=([^`]*)`"), r"--\1 \2"),  # bare, `codebook` names a bundled file
+    (re.compile(r"use another codebook"), "pass another with --codebook"),
+    (re.compile(r"use a stronger config\b"), "use a stronger --config"),
+    (re.compile(r"`Labeler\(review_below=X\)`"), "'supportlens predict --review-below X'"),
+    (re.compile(r"student \(`fast=True`\):"), "--fast student:"),
+    (re.compile(rf"`rules=SpeakerRules\.with_interviewers\(\[({_LITERAL})\]\)`"),
+     lambda m: f"--interviewer {ast.literal_eval(m[1])}"),
+)
+_SETTING = re.compile(rf"`data\.(\w+)(?:=({_LITERAL}))?` in the config")
+_PARAMETER = re.compile(r"`(\w+)(?:=([^`]*))?`")
+
+
+def _setting(match: re.Match[str]) -> str:
+    """```data.text_column='excerpt'` in the config`` as the options of each command that reads
+    coded data: ``--set data.text_column=excerpt (train, audit) or --text-column excerpt (evaluate)``."""
+    key, value = match[1], ast.literal_eval(match[2]) if match[2] else "NAME"
+    option = _EVALUATE_OPTIONS.get(key)
+    return (f"--set {shlex.quote(f'data.{key}={value}')} (train, audit)"
+            + (f" or {option} {shlex.quote(value)} (evaluate)" if option else ""))
+
+
+def _option(match: re.Match[str]) -> str:
+    """`name`, `name=True`, `name='value'`, `name=[...]` as the option a command takes instead."""
+    name, value = match[1], match[2]
+    flag = _OPTIONS.get(name)
+    if flag is None:  # a name no command takes as an option: left as the library wrote it
+        return match[0]
+    if value is None or value == "True":
+        return flag
+    try:
+        given = ast.literal_eval(value)
+    except (ValueError, SyntaxError):  # a placeholder such as MAP.yaml or X
+        given = value
+    if isinstance(given, list):  # overrides=['a=1', 'b=2']: --set a=1 --set b=2
+        return " ".join(f"{flag} {item}" for item in given)
+    return f"{flag} {given}"
+
+
+def in_cli_terms(message: str) -> str:
+    """A library message (error, note, log line) with each parameter or config key it tells the
+    user to change named as the command-line option that changes it."""
+    for pattern, replacement in _PHRASES:
+        message = pattern.sub(replacement, message)
+    return _PARAMETER.sub(_option, _SETTING.sub(_setting, message))
 
 
 def not_written(*paths: str | os.PathLike | None) -> str:
@@ -57,6 +122,7 @@ def not_written(*paths: str | os.PathLike | None) -> str:
 def styled(message: str) -> str:
     """A library log line for the console: its text as written (a path may hold '['), with a
     leading 'warning:' in colour so that it stands out from the progress lines."""
+    message = in_cli_terms(message)
     if message.startswith("warning:"):
         return "[bold yellow]warning:[/]" + escape(message[len("warning:"):])
     return escape(message)
@@ -68,7 +134,8 @@ def user_errors() -> tuple[type[Exception], ...]:
     from supportlens.corpus.dataset import DataError
     from supportlens.models.base import ModelLoadError
     from supportlens.corpus.splits import SplitError
+    from supportlens.transcripts.segmentation import SpeakerRulesError
 
-    return (ConfigError, CodebookError, DataError, ModelLoadError, SplitError)
+    return (ConfigError, CodebookError, DataError, ModelLoadError, SplitError, SpeakerRulesError)
 
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.markup import escape
 
-from supportlens.cli.common import console, fail, not_written, user_errors
+from supportlens.cli.common import console, fail, in_cli_terms, not_written, user_errors
 
 if TYPE_CHECKING:
-    from supportlens.inference.predict import FileFailure
+    from supportlens.inference.loop import FileFailure
 
 
 
@@ -41,56 +41,33 @@ def predict(
     With a REFI-QDA project as input, or --out ending in .qdpx, the labels become suggested codings
     in a .qdpx project (a copy of the input project, or a new one made from the transcripts)."""
     from supportlens.cli.progress import FileProgress
-    from supportlens.models import load_classifier
-    from supportlens.inference.predict import Labeler, PredictError, check_options, predict_files
-    from supportlens.qda.refi import QdaError, check_qdpx_options
-    from supportlens.transcripts.segmentation import SpeakerRules
-    from supportlens.tracking import fetch_model_dir
+    from supportlens.inference.label import (LabelOptions, calibration_warning, check_label_options, label,
+                                             labels_into_qdpx, load_model)
+    from supportlens.inference.labeler import PredictError
+    from supportlens.qda.project import QdaError
 
-    to_qda = Path(out_path).suffix.lower() == ".qdpx" or any(i.lower().endswith(".qdpx") for i in inputs)
-    if engine not in ("local", "spark"):
-        fail(f"--engine must be local or spark, got {engine!r}")
-    if runtime is not None and runtime not in ("auto", "onnx", "torch"):
-        fail(f"--runtime must be auto, onnx or torch, got {runtime!r}")
-    if review_below is not None and not 0.0 <= review_below <= 1.0:
-        fail(f"--review-below is a confidence between 0 and 1, got {review_below}")
-    if engine == "spark" and (to_qda or summary is not None or resume):
-        fail("--engine spark writes partitioned Parquet: .qdpx, --summary and --resume need --engine local")
-    if to_qda and (summary is not None or resume):
-        fail("--summary and --resume are not available with a .qdpx project; label into .csv/.jsonl for them")
+    options = LabelOptions(summary=summary, speaker=speaker, interviewers=list(interviewer or []),
+                           review_below=review_below, resume=resume, device=device, fast=fast, runtime=runtime,
+                           batch_size=batch_size, text_column=text_column, tracking_uri=tracking_uri,
+                           code_prefix=code_prefix, min_confidence=min_confidence, overwrite=overwrite,
+                           engine=engine, master=master)
     try:
-        if engine == "local" and not to_qda:
-            check_options(out_path, summary, speaker)  # before the model takes seconds to load
-        elif to_qda:  # an existing project is refused before the model loads, not after scoring
-            check_qdpx_options(inputs, out_path, speaker, overwrite=overwrite, cli_model=model)
-        model_dir = fetch_model_dir(model, tracking_uri)
-        loaded = load_classifier(model_dir)
-        labeler = Labeler(loaded, review_below=review_below, device=device, fast=fast, batch_size=batch_size,
-                          runtime=runtime)
+        check_label_options(inputs, out_path, options, model_uri=model)  # before the model takes seconds to load
+        loaded = load_model(model, options)
     except (*user_errors(), PredictError, QdaError) as exc:
         fail(str(exc))
         return
-    calibration = getattr(loaded, "meta_", {}).get("calibration") or {}
-    if calibration.get("threshold_measured") is False and review_below is None:
-        console.print("[bold yellow]warning:[/] " + escape(
-            f"this model's confidence is not calibrated ({'; '.join(calibration.get('notes') or [])}), so every "
-            "passage is flagged needs_review. Train on more coded interviews, or pass --review-below "
-            "with a threshold of your own choosing (one that no data has checked)."), highlight=False)
-    rules = SpeakerRules(interviewer_patterns=list(interviewer or []))
-    if interviewer:
-        rules.interviewer_names = list(rules.interviewer_names) + [n.lower() for n in interviewer]
+    warning = calibration_warning(loaded, options)
+    if warning:
+        console.print("[bold yellow]warning:[/] " + escape(in_cli_terms(warning)), highlight=False)
     if engine == "spark":
-        from supportlens.inference.spark import LabelerSettings, predict_spark
-
         try:
-            done = predict_spark(inputs, model_dir, out_path, master=master, speaker=speaker, rules=rules,
-                                 settings=LabelerSettings(review_below, fast, batch_size, device),
-                                 table_text_column=text_column)
+            done = label(inputs, loaded, out_path, options)
         except (PredictError, *user_errors()) as exc:
             fail(str(exc))
             return
         for failure in done.failures:
-            console.print(f"[bold red]failed:[/] {failure.reason}", highlight=False)
+            console.print(f"[bold red]failed:[/] {in_cli_terms(failure.reason)}", highlight=False)
         if done.output is None:
             fail(f"no transcript was labelled, so {not_written(out_path)}", code=1)
         console.print(f"{done.transcripts} transcripts labelled on Spark ({done.passages} passages, "
@@ -105,21 +82,8 @@ def predict(
 
     try:
         try:
-            if to_qda:
-                from supportlens.codebook import load_codebook
-                from supportlens.qda.refi import predict_to_qdpx
-
-                saved = model_dir / "codebook.yaml"  # names, colours, definitions of the codes
-                report = predict_to_qdpx(inputs, labeler, out_path,
-                                         codebook=load_codebook(saved) if saved.is_file() else None,
-                                         speaker=speaker, rules=rules, code_prefix=code_prefix,
-                                         min_confidence=min_confidence, model_uri=model,
-                                         text_column=text_column, overwrite=overwrite, on_progress=progress.update,
-                                         on_failure=on_failure, on_total=progress.start)
-            else:
-                report = predict_files(inputs, labeler, out_path, summary=summary, speaker=speaker, resume=resume,
-                                       rules=rules, on_progress=progress.update, on_failure=on_failure,
-                                       text_column=text_column, on_total=progress.start)
+            report = label(inputs, loaded, out_path, options, on_progress=progress.update, on_failure=on_failure,
+                           on_total=progress.start)
         finally:
             progress.stop()  # the bar ends above any message that follows
     except (PredictError, QdaError, *user_errors()) as exc:
@@ -127,7 +91,7 @@ def predict(
         return
     except KeyboardInterrupt:
         _list_failures(failed)  # not shown while the run went on
-        if to_qda:
+        if labels_into_qdpx(inputs, out_path):
             console.print(f"interrupted: {out_path} was not written; run the command again", highlight=False)
         elif progress.completed or resume:
             console.print(f"interrupted: the transcripts finished so far are kept; run the same command "
@@ -137,7 +101,7 @@ def predict(
                           "run the command again", highlight=False)
         raise typer.Exit(130) from None
     for note in report.note_lines():  # a note many files share is said once
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {in_cli_terms(note)}", highlight=False)
     if report.output is not None:  # None: no transcript labelled, nothing written (said below)
         console.print(f"{report.files_done} transcripts labelled ({report.passages} passages, "
                       f"{report.passages_per_second:.1f}/s)"
@@ -156,6 +120,6 @@ def _list_failures(failures: list[FileFailure]) -> None:
     if failures:
         console.print(f"[bold red]{len(failures)} file(s) failed:[/]", highlight=False)
         for failure in failures:
-            console.print(f"  {failure.reason}", highlight=False)
+            console.print(f"  {in_cli_terms(failure.reason)}", highlight=False)
 
 

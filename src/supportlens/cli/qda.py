@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from supportlens.cli.common import console, fail, not_written, out
+from supportlens.cli.common import console, fail, in_cli_terms, not_written, out
 from supportlens.config import DEFAULT_CODEBOOK
 
 
@@ -27,23 +27,22 @@ def import_project(
 ) -> None:
     """Turn the coded text selections of a REFI-QDA project into coded excerpts for training."""
     from supportlens.codebook import CodebookError, load_codebook
-    from supportlens.qda.refi import QdaError, import_qdpx, load_code_map, write_excerpts
-    from supportlens.transcripts.segmentation import SpeakerRules
+    from supportlens.qda.importing import import_qdpx, load_code_map, write_excerpts
+    from supportlens.qda.project import QdaError
+    from supportlens.transcripts.segmentation import SpeakerRules, SpeakerRulesError
 
-    rules = SpeakerRules(interviewer_patterns=list(interviewer or []))
-    if interviewer:
-        rules.interviewer_names = list(rules.interviewer_names) + [n.lower() for n in interviewer]
     try:
+        rules = SpeakerRules.with_interviewers(interviewer)
         book = load_codebook(codebook)
         mapping = load_code_map(code_map) if code_map else None
         frame, report = import_qdpx(project, book, code_map=mapping, uncoded_as=uncoded_as, rules=rules,
                                     include_suggestions=include_suggestions,
                                     map_source=str(code_map) if code_map else "code map")
         if frame.empty:
-            console.print(report.summary(), highlight=False)
+            console.print(in_cli_terms(report.summary()), highlight=False)
             fail(f"{project}: no coded selection maps to the codebook, so {not_written(out_path)}")
         write_excerpts(frame, out_path)
-    except (CodebookError, QdaError) as exc:
+    except (CodebookError, QdaError, SpeakerRulesError) as exc:
         fail(f"{exc}; {not_written(out_path)}")
         return
     codes = Table(title="project codes -> codebook")
@@ -52,7 +51,7 @@ def import_project(
     for path, label in report.code_mapping.items():
         codes.add_row(path, label or "-")
     out.print(codes)
-    console.print(report.summary(), highlight=False)
+    console.print(in_cli_terms(report.summary()), highlight=False)
     out.print(f"{len(frame)} excerpts -> {out_path}", highlight=False)
 
 
@@ -62,7 +61,8 @@ def export_codebook_command(
 ) -> None:
     """Write the codebook as a REFI-QDA .qdc file (definitions and when to use each code included)."""
     from supportlens.codebook import CodebookError, load_codebook
-    from supportlens.qda.refi import QdaError, export_codebook
+    from supportlens.qda.exporting import export_codebook
+    from supportlens.qda.project import QdaError
 
     if out_path.suffix.lower() != ".qdc":
         fail(f"--out must end in .qdc, got {out_path.name!r}")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from supportlens.cli.common import console, fail, not_written, out, user_errors
+from supportlens.cli.common import console, fail, in_cli_terms, not_written, out, user_errors
 from supportlens.config import DEFAULT_CODEBOOK
 
 
@@ -36,7 +36,7 @@ def report(
               f"{summary.needs_review} flagged for review)", highlight=False)
     # one line per transcript would bury the rest when a whole batch was labelled elsewhere
     for note in summary.notes[:3]:
-        console.print(f"note: {note}", highlight=False, markup=False)
+        console.print(f"note: {in_cli_terms(note)}", highlight=False, markup=False)
     if len(summary.notes) > 3:
         console.print(f"note: and {len(summary.notes) - 3} more transcripts without their unscored turns "
                       "(the page names each)", highlight=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -14,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from supportlens.cli.common import console, fail, not_written, out, styled, user_errors
+from supportlens.cli.common import console, fail, in_cli_terms, not_written, out, styled, user_errors
 
 if TYPE_CHECKING:
     pass
@@ -71,7 +70,8 @@ def evaluate(
     --against, a second model is scored on the same rows and kappa's difference gets a paired
     bootstrap interval: is one model measurably better on this file?"""
     from supportlens.config import DataConfig
-    from supportlens.evaluation.evaluate import evaluate_file, paired_difference
+    from supportlens.evaluation.evaluate import paired_difference
+    from supportlens.training.evaluate_run import evaluate_file
 
     given = {name: value for name, value in (("text_column", text_column), ("label_column", label_column),
                                              ("group_column", group_column)) if value is not None}
@@ -99,9 +99,9 @@ def evaluate(
             write_atomic(out_dir / "against.json", lambda tmp: Path(tmp).write_text(
                 json.dumps({"model": model, "against": against, **paired}, indent=2), encoding="utf-8"))
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {in_cli_terms(note)}", highlight=False)
     for warning in result.warnings:
-        console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+        console.print(f"[bold yellow]warning:[/] {escape(in_cli_terms(warning))}", highlight=False)
     m = result.metrics
     table = Table(title=f"{result.name} (n={m['n']})")
     for name in ("accuracy", "macro_f1", "kappa", "alpha", "ece"):
@@ -213,9 +213,8 @@ def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 5000,
 ) -> None:
     """Open the MLflow UI on the tracking store."""
-    from supportlens.tracking import resolve_uri
+    from supportlens.tracking import open_ui
 
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-                                      resolve_uri(tracking_uri), "--host", "127.0.0.1", "--port", str(port)]))
+    raise typer.Exit(open_ui(tracking_uri, port))
 
 

@@ -8,11 +8,10 @@ and the field, before any training starts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
-import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +21,8 @@ import pandas as pd
 
 from supportlens.codebook import Codebook
 from supportlens.config import DataConfig
+from supportlens.io import tables
+from supportlens.io.decoding import DecodeError, decode_text
 from supportlens.io.workbook import choose_sheet, sheet_note, sheets_listing
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".xlsx")
@@ -37,9 +38,6 @@ _LIKELY_COLUMNS = {
                      "document", "document id", "doc", "doc id", "transcript", "transcript id", "source",
                      "file", "file name", "filename", "participant", "participant id", "case", "case id"),
 }
-# the settings `evaluate` also takes as options (train and audit take --set data.<key>=...)
-_EVALUATE_OPTIONS = {"text_column": "--text-column", "label_column": "--label-column",
-                     "group_column": "--group-column"}
 
 
 class DataError(ValueError):
@@ -83,9 +81,19 @@ class DataReport:
 
 @dataclass
 class CodedData:
-    dataset: datasets.Dataset
+    """Coded excerpts, kept and checked: ``frame`` for reports and inspection, ``dataset`` for what
+    learns from them (training's split, fit and evaluation, MLflow's dataset record)."""
+
     report: DataReport
-    frame: pd.DataFrame  # the kept rows, with canonical columns, for logging and inspection
+    frame: pd.DataFrame  # the kept rows, with canonical columns (row, id, text, label, group, ...)
+    codebook: Codebook = field(repr=False)  # what the labels were checked against: the ClassLabel's names
+
+    @functools.cached_property
+    def dataset(self) -> datasets.Dataset:
+        """The kept rows as a ``datasets.Dataset`` whose ``label`` is a ``ClassLabel`` of the codebook's
+        codes, in ``frame``'s order. Built once, when first read: a file loaded only to be combined
+        with others, evaluated or audited never needs it."""
+        return to_dataset(self.frame, self.codebook)
 
     @property
     def digest(self) -> str:
@@ -101,18 +109,21 @@ def dataset_digest(frame: pd.DataFrame) -> str:
     return h.hexdigest()[:12]
 
 
-def _decode(path: Path, raw: bytes) -> str:
-    """Decode UTF-8 (with or without BOM) or UTF-16 with BOM; anything else is an error."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+def _decode(path: Path, raw: bytes) -> tuple[str, list[str]]:
+    """Decode a coded table as transcripts are decoded (`supportlens.io.decoding`): a CSV that
+    Excel saved as cp1252 is read, with a note saying so, rather than refused. Returns (text with
+    its line endings as written, notes)."""
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+        decoded = decode_text(raw, what=f"{path.suffix[1:].upper()} file")
+    except DecodeError as exc:
+        if exc.start is None:
+            raise DataError(f"{path}: {exc.reason}") from None
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{path}: line {line}: undecodable bytes {raw[exc.start:exc.end]!r} at byte "
-            f"{exc.start}; save the file as UTF-8 (in Excel: 'CSV UTF-8') and try again"
+            f"{path}: line {line}: undecodable bytes {raw[exc.start:exc.end]!r} at byte {exc.start} "
+            f"({exc.reason}); save the file as UTF-8 (in Excel: 'CSV UTF-8') and try again"
         ) from None
+    return decoded.text, decoded.notes
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
@@ -134,17 +145,11 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _column_key(name: object) -> str:
-    return re.sub(r"[\s_\-]+", " ", str(name)).strip().casefold()
-
-
 def find_column(columns: Sequence[object], wanted: str) -> Any | None:
-    """The column named ``wanted``, else one whose name differs only in case or spacing
-    ("Text ", "TEXT", "Interview_ID" for "interview id"); None when there is none."""
-    columns = [c for c in columns if c != "_row"]
-    if wanted in columns:
-        return wanted
-    return next((c for c in columns if _column_key(c) == _column_key(wanted)), None)
+    """The column of a table read by `read_table` that ``wanted`` names, by the rule of
+    `supportlens.io.tables.find_column` ("Text ", "TEXT", "Interview_ID" for "interview id");
+    the ``_row`` it adds is never one. None when there is none."""
+    return tables.find_column([c for c in columns if c != "_row"], wanted)
 
 
 def _has_columns(columns: Sequence[object], required: Sequence[str | tuple[str, ...]]) -> bool:
@@ -157,7 +162,9 @@ def read_table(path: str | Path, required: Sequence[str | tuple[str, ...]] = ())
 
     A workbook's sheet is the first one that has the ``required`` columns (a tuple: any one of
     them), else its first sheet; ``frame.attrs`` then holds ``sheet`` (the one read) and
-    ``sheets`` (every sheet's columns), so messages can name them."""
+    ``sheets`` (every sheet's columns), so messages can name them. A text file is decoded as
+    transcripts are (`supportlens.io.decoding`); ``frame.attrs["notes"]`` then holds what decoding
+    did (a cp1252 fallback), for the caller's report."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -177,9 +184,11 @@ def read_table(path: str | Path, required: Sequence[str | tuple[str, ...]] = ())
         frame = choose_sheet(sheets, lambda columns: _has_columns(columns, required))
         frame["_row"] = range(2, len(frame) + 2)
         return frame
-    text = _decode(path, path.read_bytes())
+    text, notes = _decode(path, path.read_bytes())
     if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(path, text)
+        frame = _read_jsonl(path, text)
+        frame.attrs["notes"] = notes
+        return frame
     sep = "\t" if suffix == ".tsv" else ","
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
@@ -188,6 +197,7 @@ def read_table(path: str | Path, required: Sequence[str | tuple[str, ...]] = ())
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     frame["_row"] = range(2, len(frame) + 2)
+    frame.attrs["notes"] = notes
     return frame
 
 
@@ -197,18 +207,17 @@ def table_name(path: str | Path, frame: pd.DataFrame) -> str:
     return f"{path} (sheet {frame.attrs['sheet']!r})" if len(sheets) > 1 else str(path)
 
 
-def _set_advice(key: str, value: str = "NAME") -> str:
-    """How to point a data setting at a column, valid for each command that reads coded data."""
-    option = _EVALUATE_OPTIONS.get(key)
-    return (f"--set {shlex.quote(f'data.{key}={value}')} (train, audit)"
-            + (f" or {option} {shlex.quote(value)} (evaluate)" if option else ""))
+def _set_advice(key: str, value: str | None = None) -> str:
+    """How to point a data setting at a column, in the config's terms (`DataConfig`); the CLI
+    turns this into the option of each command that reads coded data."""
+    return f"`data.{key}{'' if value is None else f'={value!r}'}` in the config"
 
 
 def _likely(columns: Sequence[object], key: str, taken: set[object]) -> list[object]:
     """Columns that may hold what setting ``key`` names (an "Interview" column for interview_id)."""
-    names = {_column_key(n) for n in _LIKELY_COLUMNS.get(key, ())}
+    names = {tables.column_key(n) for n in _LIKELY_COLUMNS.get(key, ())}
     return [c for c in columns if c != "_row" and c not in taken
-            and (_column_key(c) in names or (key == "group_column" and "interview" in _column_key(c)))]
+            and (tables.column_key(c) in names or (key == "group_column" and "interview" in tables.column_key(c)))]
 
 
 def text_key(text: object) -> str:
@@ -220,17 +229,19 @@ def text_key(text: object) -> str:
     return " ".join(str(text).split()).casefold()
 
 
-def _listing(rows: list[Any]) -> str:
+def listing(rows: list[Any]) -> str:
+    """"4, 9, 12 and 3 more": at most ten items, so that a message about a big file stays readable."""
     shown = ", ".join(str(r) for r in rows[:_MAX_LISTED])
     return shown + (f" and {len(rows) - _MAX_LISTED} more" if len(rows) > _MAX_LISTED else "")
 
 
-def _rows(rows: list[Any]) -> str:
+def rows_phrase(rows: list[Any]) -> str:
     """"row 4" or "rows 4, 9, 12": rows of a file as a person counts them."""
-    return f"row{'s' if len(rows) > 1 else ''} {_listing(rows)}"
+    return f"row{'s' if len(rows) > 1 else ''} {listing(rows)}"
 
 
-def _clean(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A table cell as text: None or NaN (an empty cell, a JSONL null) is "", not "nan"."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     return str(value)
@@ -239,7 +250,7 @@ def _clean(value: Any) -> str:
 def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = None,
                skip_blank_labels: bool = False, min_codes: int = 2) -> CodedData:
     """Load, validate and de-duplicate coded excerpts (a table, or a REFI-QDA ``.qdpx`` project
-    whose coded selections are read by `supportlens.qda.refi.import_qdpx`).
+    whose coded selections are read by `supportlens.qda.importing.import_qdpx`).
 
     Every problem in the rows (an empty text, code or interview id, an unknown code, a repeated
     id) is found before any is reported, so one run lists them all. A row that repeats another
@@ -254,6 +265,7 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
     else:
         frame = read_table(path, required=[cfg.text_column, cfg.label_column])
     where = table_name(path, frame)
+    notes += frame.attrs.get("notes", [])  # what decoding did: a cp1252 file is read, not refused
     report = DataReport(path=str(path), rows_read=len(frame), conflict_policy=cfg.conflicts, notes=notes)
     sheet = sheet_note(frame, [cfg.text_column, cfg.label_column])
     if sheet:
@@ -264,13 +276,13 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
     columns = _resolve_columns(frame, cfg, where, report)
     out = pd.DataFrame({
         "row": frame["_row"].astype(int),
-        "text": [_clean(v).strip() for v in frame[columns["text_column"]]],
-        "raw_label": [_clean(v).strip() for v in frame[columns["label_column"]]],
+        "text": [cell_text(v).strip() for v in frame[columns["text_column"]]],
+        "raw_label": [cell_text(v).strip() for v in frame[columns["label_column"]]],
     })
     for name, key in (("group", "group_column"), ("id", "id_column"), ("speaker", "speaker_column"),
                       ("coder", "coder_column")):
         column = columns[key]
-        out[name] = [_clean(v).strip() for v in frame[column]] if column is not None else ""
+        out[name] = [cell_text(v).strip() for v in frame[column]] if column is not None else ""
     group_column, id_column = columns["group_column"], columns["id_column"]
     _fill_blank_ids(out, id_column, report)
     out["label"] = [codebook.normalise(v) if v else None for v in out["raw_label"]]
@@ -284,36 +296,36 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
     if group_column is not None:
         missing = out.loc[out["group"] == "", "row"].tolist()
         if missing:
-            problems.append(f"{_rows(missing)}: field {group_column!r} is empty; every excerpt needs its "
+            problems.append(f"{rows_phrase(missing)}: field {group_column!r} is empty; every excerpt needs its "
                             "interview or document id")
     empty = out.loc[out["text"] == "", "row"].tolist()
     if empty:
-        problems.append(f"{_rows(empty)}: field {columns['text_column']!r} is empty")
+        problems.append(f"{rows_phrase(empty)}: field {columns['text_column']!r} is empty")
     blank = out["raw_label"] == ""
     if blank.any() and not skip_blank_labels:
-        problems.append(f"{_rows(out.loc[blank, 'row'].tolist())}: field {columns['label_column']!r} is empty")
+        problems.append(f"{rows_phrase(out.loc[blank, 'row'].tolist())}: field {columns['label_column']!r} is empty")
     unknown = out.loc[~blank & out["label"].isna()]
     advice = ""
     if not unknown.empty:
         values = sorted(set(unknown["raw_label"]))
         field_name = columns["label_column"]
         if len(values) == 1:
-            problems.append(f"{_rows(unknown['row'].tolist())}: unknown label {values[0]!r} in field {field_name!r}")
+            problems.append(f"{rows_phrase(unknown['row'].tolist())}: unknown label {values[0]!r} in field {field_name!r}")
         else:
             problems.append(
-                f"{_rows(unknown['row'].tolist())}: unknown labels in field {field_name!r}: "
-                + ", ".join(f"{v!r} ({_rows(unknown.loc[unknown['raw_label'] == v, 'row'].tolist())})"
+                f"{rows_phrase(unknown['row'].tolist())}: unknown labels in field {field_name!r}: "
+                + ", ".join(f"{v!r} ({rows_phrase(unknown.loc[unknown['raw_label'] == v, 'row'].tolist())})"
                             for v in values[:_MAX_LISTED])
                 + (f" and {len(values) - _MAX_LISTED} more" if len(values) > _MAX_LISTED else ""))
         advice = (f"Known codes: {'; '.join(codebook.known_values())}. Add an alias to the codebook "
-                  "or pass another with --codebook.")
+                  "or use another codebook.")
     ids = out.loc[out["id"] != "", "id"]
     repeated = sorted(set(ids[ids.duplicated()]))
     if repeated:
         rows_of = {i: out.loc[out["id"] == i, "row"].tolist() for i in repeated}
         problems.append(
-            f"{_rows(sorted(r for rows in rows_of.values() for r in rows))}: field {id_column!r} repeats ids "
-            + ", ".join(f"{i!r} ({_rows(rows_of[i])})" for i in repeated[:_MAX_LISTED])
+            f"{rows_phrase(sorted(r for rows in rows_of.values() for r in rows))}: field {id_column!r} repeats ids "
+            + ", ".join(f"{i!r} ({rows_phrase(rows_of[i])})" for i in repeated[:_MAX_LISTED])
             + (f" and {len(repeated) - _MAX_LISTED} more" if len(repeated) > _MAX_LISTED else "")
             + "; excerpt ids must be unique (a row repeating another exactly is removed; these differ)")
     if problems:
@@ -329,7 +341,7 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
     out = out.drop(columns=["raw_label"]).reset_index(drop=True)
     if out["label"].nunique() < min_codes:  # an extra sheet may hold one code; the training set may not
         raise DataError(f"{where}: all kept excerpts have the same code; a classifier needs two or more")
-    return CodedData(dataset=to_dataset(out, codebook), report=report, frame=out)
+    return CodedData(report=report, frame=out, codebook=codebook)
 
 
 def _problems_message(where: str, problems: list[str], advice: str = "") -> str:
@@ -410,11 +422,11 @@ def _fill_blank_ids(out: pd.DataFrame, id_column: Any, report: DataReport) -> No
     if id_column is None:
         return  # no id column at all: row numbers are the ids, as documented
     rows = out.loc[blank, "row"].tolist()
-    report.notes.append(f"{_rows(rows)}: no id in field {id_column!r}; "
+    report.notes.append(f"{rows_phrase(rows)}: no id in field {id_column!r}; "
                         + ("every row is given its row number as id (row-2, ...)" if blank.all()
                            else f"given {'their row numbers' if len(rows) > 1 else 'its row number'} as id "
-                                f"({_listing(generated)})")
-                        + (f"; {_listing(clashes)} {'are' if len(clashes) > 1 else 'is'} already an id in the "
+                                f"({listing(generated)})")
+                        + (f"; {listing(clashes)} {'are' if len(clashes) > 1 else 'is'} already an id in the "
                            "file, so a suffix was added" if clashes else ""))
 
 
@@ -449,7 +461,8 @@ def _drop_repeated_rows(out: pd.DataFrame, id_column: Any, report: DataReport) -
 def _read_qdpx(path: Path, codebook: Codebook, cfg: DataConfig) -> tuple[pd.DataFrame, DataConfig, list[str]]:
     """A REFI-QDA project's coded selections as a table (``_row`` counts excerpts from 1), with
     the column settings that fit it: its columns have fixed names whatever the config says."""
-    from supportlens.qda.refi import QdaError, import_qdpx
+    from supportlens.qda.importing import import_qdpx
+    from supportlens.qda.project import QdaError
 
     try:
         frame, qda_report = import_qdpx(path, codebook)
@@ -525,7 +538,7 @@ def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebo
         clash = frame.loc[frame["id"].isin(id_source.keys())]
         if not clash.empty:
             ids = clash["id"].tolist()
-            raise DataError(f"{path}: ids {_listing(ids)} ({_rows(clash['row'].tolist())}) are also used in "
+            raise DataError(f"{path}: ids {listing(ids)} ({rows_phrase(clash['row'].tolist())}) are also used in "
                             f"{id_source[ids[0]]}; excerpt ids must be unique across all training files")
         id_source.update({i: path for i in frame["id"]})
         text_group.update(zip(key, frame["group"]))
@@ -540,7 +553,7 @@ def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebo
         frames.append(frame)
     report.path = " + ".join(f["path"] for f in report.files)
     combined = pd.concat(frames, ignore_index=True)
-    return CodedData(dataset=to_dataset(combined, codebook), report=report, frame=combined)
+    return CodedData(report=report, frame=combined, codebook=codebook)
 
 
 def _align_groups(frame: pd.DataFrame, text_group: dict[str, str], path: str, report: DataReport) -> pd.Series:
@@ -581,8 +594,8 @@ def _align_groups(frame: pd.DataFrame, text_group: dict[str, str], path: str, re
     new = sorted({renamed[n] for n in files} - set(known.values()))
     report.notes.append(
         f"{path}: each transcript file is one interview, named by the file without folder and suffix"
-        + (f"; joined to interviews of the data so far: {_listing(joined)}" if joined else "")
-        + (f"; new interviews: {_listing(new)}" if new else ""))
+        + (f"; joined to interviews of the data so far: {listing(joined)}" if joined else "")
+        + (f"; new interviews: {listing(new)}" if new else ""))
     return groups.map(lambda g: renamed.get(g, g))
 
 

@@ -26,7 +26,8 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
 from supportlens.config import DEFAULT_CODEBOOK
-from supportlens.corpus.dataset import DataError, _listing, _rows
+from supportlens.corpus.dataset import DataError, listing, rows_phrase
+from supportlens.corpus.sheets import passage_id, write_sheet
 
 MATCH_CHOICES = ("id", "span")
 SOURCE_COLUMNS = ("source", "file")  # `predict` writes source; the gold files name it file
@@ -264,17 +265,11 @@ def compare_codings(a: pd.DataFrame, b: pd.DataFrame, labels: Sequence[str] | No
 # reading a coding and matching two of them
 
 
-def passage_id(source: str, passage_index: int | str) -> str:
-    """The id of a passage of a transcript: shared by coding sheets and prediction files, so a
-    sheet a coder filled in can be matched to predictions by id."""
-    return f"{source}#{passage_index}"
-
-
 def _integers(frame: pd.DataFrame, column: str, path: Path | str) -> pd.Series:
     values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
     bad = frame.loc[values.isna() | (values != values.round()), "_row"].tolist()
     if bad:
-        raise DataError(f"{path}: {_rows(bad)}: field {column!r} must be a whole number "
+        raise DataError(f"{path}: {rows_phrase(bad)}: field {column!r} must be a whole number "
                         "(a character offset)")
     return values.astype(int)
 
@@ -341,7 +336,7 @@ def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
         frame["end"] = _integers(raw, "end", where).to_numpy()
         backwards = frame.loc[frame["end"] <= frame["start"], "row"].tolist()
         if backwards:
-            raise DataError(f"{where}: {_rows(backwards)}: field 'end' must be after 'start'")
+            raise DataError(f"{where}: {rows_phrase(backwards)}: field 'end' must be after 'start'")
     else:
         frame["start"] = frame["end"] = pd.array([pd.NA] * len(frame), dtype="Int64")
     if id_column in raw.columns:
@@ -364,11 +359,12 @@ def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
         unknown = {code: strange.loc[strange["code"] == code, "row"].tolist() for code in sorted(set(strange["code"]))}
         if unknown and unknown_codes == "error":
             raise DataError(f"{where}: unknown code{'s' if len(unknown) > 1 else ''} in field "
-                            f"{code_column!r}: " + ", ".join(f"{code!r} ({_rows(rows)})" for code, rows in unknown.items())
+                            f"{code_column!r}: " + ", ".join(f"{code!r} ({rows_phrase(rows)})" for code, rows in unknown.items())
                             + f". Known codes: {'; '.join(codebook.known_values())}")
         frame["code"] = normalised.fillna(frame["code"])  # an unknown code stays as written
     return Coding(path=str(path), frame=frame[UNIT_COLUMNS].reset_index(drop=True), uncoded=uncoded,
-                  has_spans=has_spans, blank=blank_rows, unknown=unknown)
+                  has_spans=has_spans, blank=blank_rows, unknown=unknown,
+                  notes=[f"{where}: {note}" for note in raw.attrs.get("notes", [])])  # a cp1252 file, read
 
 
 def _source_keys(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series, str | None]:
@@ -430,12 +426,12 @@ def _match_ids(a: Coding, b: Coding) -> tuple[np.ndarray, np.ndarray]:
         units = coding.frame["unit"]
         if (units == "").all():
             raise DataError(f"{coding.path}: no id column (nor source and passage_index) to match "
-                            "units by; use --by span with source, start and end columns")
+                            "units by; use `by='span'` with source, start and end columns")
         repeated = sorted(set(units[units.duplicated() & (units != "")]))
         if repeated:
             where = "; ".join(f"{unit!r} in rows {', '.join(map(str, coding.frame.loc[units == unit, 'row']))}"
                               for unit in repeated[:10])
-            raise DataError(f"{coding.path}: field 'id' repeats ids {_listing(repeated)} ({where}); "
+            raise DataError(f"{coding.path}: field 'id' repeats ids {listing(repeated)} ({where}); "
                             "ids must be unique to match by id")
     return _pair_ids(a.frame, b.frame)
 
@@ -446,7 +442,7 @@ def _match(a: Coding, b: Coding, by: str | None) -> tuple[np.ndarray, np.ndarray
     if by is None:
         by = "span" if a.has_spans and b.has_spans else "id"
     if by not in MATCH_CHOICES:
-        raise DataError(f"--by must be one of {', '.join(MATCH_CHOICES)}; got {by!r}")
+        raise DataError(f"`by` must be one of {', '.join(MATCH_CHOICES)}; got {by!r}")
     if by == "span":
         for coding in (a, b):
             if not coding.has_spans:
@@ -496,7 +492,8 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, use
     was compared and how to choose others. Without ``codebook``, `config.DEFAULT_CODEBOOK` (the
     project folder's, else the one bundled with supportlens) is used, as by every other command."""
     from supportlens.codebook import load_codebook
-    from supportlens.qda.refi import QdaError, import_qdpx, load_code_map
+    from supportlens.qda.importing import import_qdpx, load_code_map
+    from supportlens.qda.project import QdaError
 
     if codebook is None:
         codebook = load_codebook(DEFAULT_CODEBOOK)  # outside a project folder, the bundled one (noted)
@@ -518,11 +515,11 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, use
     for who in (user_a, user_b):
         if who is not None and who not in everyone:
             skipped = (f"; {report.skipped_selections} selections were skipped because their codes map to no "
-                       "codebook code: map them with --code-map MAP.yaml" if report.skipped_selections else "")
+                       "codebook code: map them with `code_map=MAP.yaml`" if report.skipped_selections else "")
             raise DataError(f"{path}: no user {who!r} has codings that map to the codebook; users with "
                             f"such codings: {', '.join(map(described, everyone)) or 'none'}{skipped}")
     if user_a is not None and user_a == user_b:
-        raise DataError(f"{path}: --user-a and --user-b both name {user_a!r}; name two users")
+        raise DataError(f"{path}: `user_a` and `user_b` both name {user_a!r}; name two users")
     chosen = [user_a, user_b]
     for i in (0, 1):  # people first: the model's suggestions only when no other person coded
         if chosen[i] is None:
@@ -540,7 +537,7 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, use
         left = [u for u in everyone if u not in chosen]
         notes.append(f"compared {chosen[0]} (A) with {chosen[1]} (B), {' and '.join(picked)} being {why}"
                      + (f"; not compared: {', '.join(map(described, left))}" if left else "")
-                     + "; choose with --user-a and --user-b")
+                     + "; choose with `user_a` and `user_b`")
     codings = []
     for who in chosen:
         block = frame.loc[frame["coder"] == who]
@@ -559,7 +556,7 @@ def _unknown_codes(codings: Sequence[Coding]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for coding in codings:
         for code, rows in coding.unknown.items():
-            found.setdefault(code, []).append(f"{coding.name} {_rows(rows)}")
+            found.setdefault(code, []).append(f"{coding.name} {rows_phrase(rows)}")
     return found
 
 
@@ -589,8 +586,8 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
 
     is_project = str(path_a).lower().endswith(".qdpx") and (path_b is None or Path(path_b) == Path(path_a))
     if code_map is not None and not is_project:
-        raise DataError("--code-map maps the codes of one .qdpx project; for coded files, add the names "
-                        "as aliases to the codebook (or pass another with --codebook)")
+        raise DataError("`code_map` maps the codes of one .qdpx project; for coded files, add the names "
+                        "as aliases to the codebook (or use another codebook)")
     if is_project:
         a, b = qdpx_codings(path_a, codebook, user_a, user_b, code_map)
         by = by or "span"
@@ -632,8 +629,6 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
 
 def write_disagreements(result: Agreement, path: str | Path) -> Path:
     """Write the disagreements (.csv or .xlsx) for the coders to discuss, atomically."""
-    from supportlens.assist.active import write_sheet
-
     frame = result.disagreements.rename(columns={"unit": "id"})
     frame["resolved_code"] = ""
     frame["notes"] = ""

@@ -1,5 +1,8 @@
-"""Labelling transcripts: the one read -> segment -> score loop, the one predictions schema,
-batch runs with their journal, Spark, and the HTML report.
+"""Labelling transcripts: the model as a `labeler`, the one read -> segment -> score `loop`, batch
+runs with their journal (`predict`), a .qdpx project (`qdpx`), Spark, and the HTML report.
 
-Imports `transcripts`, `models`, `qda` (export), `tracking`; never training, assist or the CLI.
+The predictions table they all write and read is `supportlens.schema`, at the top level so that
+`tracking` (below this package) serves the same columns from its pyfunc model.
+
+Imports `schema`, `transcripts`, `models`, `qda` (export), `tracking`; never training, assist or the CLI.
 """

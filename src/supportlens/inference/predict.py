@@ -24,32 +24,14 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from supportlens.inference.labeler import Labeler, PredictError
+from supportlens.inference.loop import (CHUNK_PASSAGES, SPEAKER_CHOICES, FileFailure, file_input, label_transcripts)
 from supportlens.io.atomic import write_atomic
-from supportlens.calibration import flags_for_review, threshold_measured
 from supportlens.io.jsonl import frame_to_jsonl
-from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, read_transcript
-from supportlens.transcripts.segmentation import Passage, SpeakerRules, segment
-
-OUTPUT_SUFFIXES = (".csv", ".jsonl", ".parquet")
-SPEAKER_CHOICES = ("participant", "interviewer", "all")
-PASSAGE_COLUMNS = ["source", "passage_index", "speaker", "role", "start", "end", "start_time",
-                   "end_time", "text"]
-# passages per model call: a transcript of more (a 20 MB file has some 20,000) is scored in parts, its
-# progress shown after each; an interview's passages, and the few transcripts pending, take one call
-SCORE_CHUNK = 1024
-# the id of a csv/xlsx input's row (its `read.ID_COLUMN`): the last column, and only in outputs
-# that hold such a row, so the columns of every other output stay as they were
-ROW_ID_COLUMN = "row_id"
-
-
-class PredictError(ValueError):
-    """The batch cannot start (bad output path, bad option); per-file problems are not raised."""
-
-
-@dataclass
-class FileFailure:
-    source: str
-    reason: str
+from supportlens.schema import (PREDICTION_SUFFIXES, ROW_ID_COLUMN, arrow_schema, passage_rows, prediction_columns,
+                                read_output)
+from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, expand_inputs
+from supportlens.transcripts.segmentation import SpeakerRules
 
 
 @dataclass
@@ -89,122 +71,6 @@ def grouped_notes(file_notes: list[tuple[str, str]], shown: int = 3) -> list[str
             named = ", ".join(sources[:shown]) + (f" and {len(sources) - shown} more" if len(sources) > shown else "")
             lines.append(f"{len(sources)} files: {note} ({named})")
     return lines
-
-
-def _keep(passage: Passage, speaker: str) -> bool:
-    if speaker == "all":
-        return True
-    if speaker == "interviewer":
-        return passage.role == "interviewer"
-    return passage.role in ("participant", "unknown")
-
-
-class Labeler:
-    """Scores passages with a loaded supportlens model; owns device, speed mode and threshold."""
-
-    def __init__(self, model, review_below: float | None = None, device: str = "cpu", fast: bool = False,
-                 batch_size: int = 16, runtime: str | None = None):
-        """``runtime``: for fine-tuned models, ``auto`` (ONNX Runtime on CPU when possible), ``onnx``
-        or ``torch``; None defers to ``$SUPPORTLENS_RUNTIME`` (see FineTuneClassifier.use_runtime)."""
-        self.model = model
-        self.labels = [str(x) for x in model.classes_]
-        self.threshold = float(review_below if review_below is not None
-                               else model.meta_.get("review_threshold", 0.0))
-        # no threshold measured in training (stored as 1.0): every passage is flagged, also one at 1.0
-        self.threshold_measured = review_below is not None or threshold_measured(model)
-        self.device = resolve_device(device)
-        if hasattr(model, "predict_batch_size"):
-            model.predict_batch_size = batch_size
-        if hasattr(model, "to_device"):
-            model.to_device(self.device)
-        if fast and not hasattr(model, "make_fast"):
-            raise PredictError(f"--fast is only available for fine-tuned models; this {model.kind} "
-                               "model always runs at full precision: run without --fast")
-        self.runtime: str | None = None  # "onnx" or "torch" for fine-tuned models
-        if hasattr(model, "use_runtime"):
-            from supportlens.models.onnx_runtime import OnnxUnavailable
-
-            try:  # choose (and on first use, export) before the first batch, not in the middle of it
-                model.use_runtime(runtime)
-                if fast:
-                    model.make_fast()
-                self.runtime = model.use_runtime()
-            except OnnxUnavailable as exc:
-                raise PredictError(f"ONNX Runtime asked for but unavailable: {exc}") from exc
-            except ValueError as exc:
-                raise PredictError(str(exc)) from exc
-        tokenizer = getattr(model, "tokenizer_", None)
-        self.max_tokens = int(getattr(model, "max_length", 256)) - 2 if tokenizer is not None else 256
-
-    @property
-    def settings(self) -> dict:
-        """What decides the rows of an output: the trained model (its saved metadata holds its
-        parameters, calibration and metrics) and the review threshold."""
-        meta = json.dumps(getattr(self.model, "meta_", {}), sort_keys=True, default=str)
-        return {"model": hashlib.sha256(meta.encode("utf-8")).hexdigest()[:16],
-                "kind": getattr(self.model, "kind", type(self.model).__name__),
-                "review_below": round(self.threshold, 6)}
-
-    def count_tokens(self, text: str) -> int:
-        tokenizer = getattr(self.model, "tokenizer_", None)
-        if tokenizer is None:
-            return int(np.ceil(len(text.split()) * 1.3))
-        return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
-
-    def score(self, texts: list[str]) -> pd.DataFrame:
-        proba = self.model.predict_proba(texts) if texts else np.zeros((0, len(self.labels)))
-        frame = pd.DataFrame({"label": [self.labels[i] for i in proba.argmax(1)] if texts else []})
-        for j, label in enumerate(self.labels):
-            frame[f"p_{label}"] = proba[:, j] if texts else []
-        frame["confidence"] = proba.max(1) if texts else []
-        frame["needs_review"] = flags_for_review(frame["confidence"].to_numpy(dtype=float), self.threshold,
-                                                 self.threshold_measured)
-        return frame
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise PredictError(f"--device must be cpu, cuda or auto; got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PredictError("--device cuda asked for, but torch sees no CUDA device; use cpu or auto")
-    return device
-
-
-def passages_of(transcript: Transcript, labeler: Labeler, speaker: str, rules: SpeakerRules) -> list[Passage]:
-    passages = segment(transcript, rules, count_tokens=labeler.count_tokens, max_tokens=labeler.max_tokens)
-    return [p for p in passages if _keep(p, speaker)]
-
-
-def nothing_to_score(source: str, transcript: Transcript, labeler: Labeler, speaker: str,
-                     rules: SpeakerRules) -> str:
-    """The one-line failure for a transcript with no passages of `speaker`: with what the
-    transcript does hold (only interviewer turns, which the default leaves out) and its notes,
-    which say how the roles were found."""
-    message = f"{source}: no {speaker + ' ' if speaker != 'all' else ''}passages to score"
-    if speaker == "participant":
-        asked = len(passages_of(transcript, labeler, "interviewer", rules))
-        if asked:
-            message += (f": all {asked} passage(s) are interviewer turns, which --speaker all labels too "
-                        "(--speaker interviewer labels them alone)")
-    return message + "".join(f" ({note})" for note in transcript.notes)
-
-
-def _rows(source: str, passages: list[Passage], scores: pd.DataFrame) -> list[dict]:
-    rows = []
-    for p, (_, s) in zip(passages, scores.iterrows()):
-        row = {"source": source, "passage_index": p.index, "speaker": p.speaker, "role": p.role,
-               "start": p.start, "end": p.end, "start_time": p.start_time, "end_time": p.end_time,
-               "text": p.text}
-        row.update({k: (bool(v) if k == "needs_review" else float(v) if k.startswith("p_") or k == "confidence"
-                        else v) for k, v in s.items()})
-        if p.row_id is not None:
-            row[ROW_ID_COLUMN] = p.row_id
-        rows.append(row)
-    return rows
 
 
 # -- journal: one atomically written file per finished transcript -----------------------------
@@ -287,18 +153,8 @@ def _check_settings(where: str, recorded: dict | None, settings: dict) -> None:
     differ = [k for k in settings if recorded.get(k) != settings[k]]
     if differ:
         what = ", ".join(f"{k} {recorded.get(k)} there, {settings[k]} now" for k in differ)
-        raise PredictError(f"{where} was labelled with other settings ({what}); --resume would mix "
-                           "them in one output: write to a new --out, or run without --resume to start over")
-
-
-def _read_output(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    as_text = {ROW_ID_COLUMN: str}  # ids such as "007" stay as written, not numbers
-    if suffix == ".csv":
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=as_text)
-    if suffix == ".jsonl":
-        return pd.read_json(path, lines=True, dtype=as_text)
-    return pd.read_parquet(path)
+        raise PredictError(f"{where} was labelled with other settings ({what}); `resume=True` would mix "
+                           "them in one output: write to a new `output`, or run without `resume=True` to start over")
 
 
 def _adopt_existing(output: Path, journal: Journal, settings: dict) -> tuple[int, list[str]]:
@@ -322,10 +178,10 @@ def _adopt_existing(output: Path, journal: Journal, settings: dict) -> tuple[int
         notes.append(f"{output.name} has no record of the model that labelled it "
                      f"({record_file.name} is missing); its rows are kept as they are")
     try:
-        frame = _read_output(output)
+        frame = read_output(output)
     except Exception as exc:  # noqa: BLE001 - any unreadable earlier output
         raise PredictError(f"{output}: cannot read the earlier output to resume from ({exc}); "
-                           "move it away or run without --resume") from exc
+                           "move it away or run without `resume=True`") from exc
     if "source" not in frame.columns:
         raise PredictError(f"{output}: has no 'source' column, so it is not a supportlens output")
     done = journal.done()
@@ -338,20 +194,6 @@ def _adopt_existing(output: Path, journal: Journal, settings: dict) -> tuple[int
                            record.get("settings") or None)
             count += 1
     return count, notes
-
-
-def _arrow_schema(labels: list[str], row_ids: bool = False):
-    """Fixed Parquet types, so a transcript with no timestamps (all nulls) still fits the file."""
-    import pyarrow as pa
-
-    fields = [("source", pa.string()), ("passage_index", pa.int64()), ("speaker", pa.string()),
-              ("role", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
-              ("start_time", pa.float64()), ("end_time", pa.float64()), ("text", pa.string()),
-              ("label", pa.string())]
-    fields += [(f"p_{lab}", pa.float64()) for lab in labels]
-    fields += [("confidence", pa.float64()), ("needs_review", pa.bool_())]
-    fields += [(ROW_ID_COLUMN, pa.string())] if row_ids else []
-    return pa.schema(fields)
 
 
 def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[str] | None = None,
@@ -420,15 +262,16 @@ def summarise(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
 
 
 def check_options(output: str | Path, summary: str | Path | None = None, speaker: str = "participant") -> None:
-    """Refuse a bad --out, --summary or --speaker before any model is loaded or file is read."""
+    """Refuse a bad `output`, `summary` or `speaker` before any model is loaded or file is read."""
     output = Path(output)
-    if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise PredictError(f"--out must end in one of {', '.join(OUTPUT_SUFFIXES)} (or .qdpx for QDA "
+    if output.suffix.lower() not in PREDICTION_SUFFIXES:
+        raise PredictError(f"`output` must end in one of {', '.join(PREDICTION_SUFFIXES)} (or .qdpx for QDA "
                            f"software); got {output.name!r}")
-    if summary is not None and Path(summary).suffix.lower() not in OUTPUT_SUFFIXES:
-        raise PredictError(f"--summary must end in one of {', '.join(OUTPUT_SUFFIXES)}; got {Path(summary).name!r}")
+    if summary is not None and Path(summary).suffix.lower() not in PREDICTION_SUFFIXES:
+        raise PredictError(f"`summary` must end in one of {', '.join(PREDICTION_SUFFIXES)}; "
+                           f"got {Path(summary).name!r}")
     if speaker not in SPEAKER_CHOICES:
-        raise PredictError(f"--speaker must be one of {', '.join(SPEAKER_CHOICES)}; got {speaker!r}")
+        raise PredictError(f"`speaker` must be one of {', '.join(SPEAKER_CHOICES)}; got {speaker!r}")
     for path in (output, Path(summary) if summary is not None else None):
         if path is not None and not path.parent.exists():
             raise PredictError(f"{path.parent}: output folder does not exist")
@@ -437,14 +280,14 @@ def check_options(output: str | Path, summary: str | Path | None = None, speaker
 def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
                   summary: str | Path | None = None, speaker: str = "participant",
                   resume: bool = False, rules: SpeakerRules | None = None,
-                  chunk_passages: int = 256, on_progress: Callable[[int, int], None] | None = None,
+                  chunk_passages: int = CHUNK_PASSAGES, on_progress: Callable[[int, int], None] | None = None,
                   on_failure: Callable[[FileFailure], None] | None = None,
                   text_column: str = "text", on_total: Callable[[int], None] | None = None) -> BatchReport:
     """Label every passage of every readable transcript in ``inputs``; see the module docstring.
 
     Progress counts the files that are read: ``on_total(n)`` is called once, before the first
     is read, with their number; ``on_progress(files, passages)`` as they are labelled or fail,
-    and as each `SCORE_CHUNK` passages are scored (so a long transcript's passages count up).
+    and as each `loop.SCORE_CHUNK` passages are scored (so a long transcript's passages count up).
     An input that names no file and a transcript already done (resume) are not among them.
 
     When no transcript is labelled (and, resuming, none was done before), nothing is written:
@@ -458,7 +301,7 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
     journal = Journal(output)
     settings = {**labeler.settings, "speaker": speaker}
     # an interrupted run's journal outlives a run that labels nothing (it is cleared, without
-    # --resume, only when this run commits its first transcript)
+    # resume, only when this run commits its first transcript)
     had_journal = journal.dir.is_dir()
     start_over = not resume
     if resume:
@@ -494,13 +337,11 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
         if extra:
             shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
             report.notes.append(f"{len(extra)} transcript(s) in the earlier {output.name} are not among this "
-                                f"run's inputs and are kept: {shown}; run without --resume to label only "
-                                "these inputs")
+                                f"run's inputs and are kept: {shown}; run without `resume=True` to label "
+                                "only these inputs")
     if on_total:
         on_total(len(todo))
 
-    pending: list[tuple[str, str | None, list[Passage]]] = []
-    pending_n = 0
     unreadable = 0  # files of `todo` that failed
 
     def progress() -> None:
@@ -511,67 +352,43 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
         if on_progress:
             on_progress(report.files_done + unreadable, report.passages + scored)
 
-    def flush() -> None:
-        nonlocal pending, pending_n, start_over
-        texts = [p.text for _, _, ps in pending for p in ps]
-        scores = _score_in_chunks(labeler, texts, SCORE_CHUNK, scoring)
+    inputs_todo = (file_input(path, text_column, key=sha) for path, sha in todo)
+    for result in label_transcripts(inputs_todo, labeler, speaker, rules, chunk_passages=chunk_passages,
+                                    on_scoring=scoring):
+        if isinstance(result, FileFailure):
+            _fail(report, result, on_failure)
+            unreadable += 1
+            progress()
+            continue
         if start_over:  # after scoring: a run interrupted before its first commit keeps the old journal
             journal.reset()
             start_over = False
-        offset = 0
-        for source, sha, ps in pending:
-            block = scores.iloc[offset:offset + len(ps)].reset_index(drop=True)
-            offset += len(ps)
-            journal.commit(source, _rows(source, ps, block), sha, settings)
+        for done_now in result:
+            report.file_notes.extend((done_now.source, note) for note in done_now.transcript.notes)
+            journal.commit(done_now.source, passage_rows(done_now.source, done_now.passages, done_now.scores),
+                           done_now.key, settings)
             report.files_done += 1
-            report.passages += len(ps)
+            report.passages += len(done_now.passages)
         progress()
-        pending, pending_n = [], 0
-
-    for path, sha in todo:
-        source = str(path)
-        try:
-            transcript = read_transcript(path, text_column=text_column)
-            passages = passages_of(transcript, labeler, speaker, rules)
-            if not passages:
-                raise ReadError(nothing_to_score(source, transcript, labeler, speaker, rules))
-        except ReadError as exc:
-            _fail(report, FileFailure(source, str(exc)), on_failure)
-            unreadable += 1
-            progress()
-            continue
-        except (OSError, ValueError) as exc:  # a reader bug or odd file must not sink the batch
-            _fail(report, FileFailure(source, f"{source}: {type(exc).__name__}: {exc}"), on_failure)
-            unreadable += 1
-            progress()
-            continue
-        report.file_notes.extend((source, note) for note in transcript.notes)
-        pending.append((source, sha, passages))
-        pending_n += len(passages)
-        if pending_n >= chunk_passages:
-            flush()
-    if pending:
-        flush()
 
     if not report.files_done and not report.files_skipped:
         # nothing of these inputs would be in the output: the earlier output, summary and record
         # stay as they were (a resumed run whose transcripts were all done still writes its output)
         if not had_journal:
-            journal.reset()  # the rows --resume copied from the earlier output
+            journal.reset()  # the rows resuming copied from the earlier output
         report.output = None
         report.seconds = time.perf_counter() - started
         return report
 
     row_ids = journal.has_row_ids()
-    columns = (PASSAGE_COLUMNS + ["label"] + [f"p_{lab}" for lab in labeler.labels] + ["confidence", "needs_review"]
-               + ([ROW_ID_COLUMN] if row_ids else []))
+    columns = prediction_columns(labeler.labels, row_ids)
     record = {"settings": settings,
               "sources": {source: h.get("sha256") for source, h in journal.headers().items()}}
     codebook = getattr(labeler.model, "meta_", {}).get("codebook")
     if isinstance(codebook, dict):  # so `report` finds the codes' names and definitions anywhere
         record["codebook"] = codebook
     _write_atomic(journal.iter_frames(), output, columns,
-                  _arrow_schema(labeler.labels, row_ids) if output.suffix.lower() == ".parquet" else None)
+                  arrow_schema(labeler.labels, row_ids) if output.suffix.lower() == ".parquet" else None)
     write_atomic(record_path(output),
                  lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1), encoding="utf-8"))
     if summary is not None:
@@ -584,21 +401,6 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
     return report
 
 
-def _score_in_chunks(labeler: Labeler, texts: list[str], size: int,
-                     on_chunk: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """``labeler.score(texts)``, `size` texts per model call, with ``on_chunk(texts scored so far)``
-    after each call but the last: a transcript of thousands of passages (a 20 MB file) shows its
-    progress instead of sitting at 0 passages until the whole of it is scored."""
-    if len(texts) <= size:
-        return labeler.score(texts)
-    frames = []
-    for begin in range(0, len(texts), size):
-        frames.append(labeler.score(texts[begin:begin + size]))
-        if on_chunk and begin + size < len(texts):
-            on_chunk(begin + size)
-    return pd.concat(frames, ignore_index=True)
-
-
 def _fail(report: BatchReport, failure: FileFailure, callback) -> None:
     report.failures.append(failure)
     if callback:
@@ -607,12 +409,13 @@ def _fail(report: BatchReport, failure: FileFailure, callback) -> None:
 
 def gold_comparison(labeler: Labeler, transcript: str | Path, gold: str | Path,
                     rules: SpeakerRules | None = None) -> pd.DataFrame:
-    """Run read -> segment -> label on a gold-coded transcript and pair each gold span with the
-    predicted label of the passage that overlaps it most (passages are split only for long turns)."""
-    text = read_transcript(transcript)
-    passages = segment(text, rules or SpeakerRules(), count_tokens=labeler.count_tokens,
-                       max_tokens=labeler.max_tokens)
-    scores = labeler.score([p.text for p in passages])
+    """Run read -> segment -> label on a gold-coded transcript (every speaker's passages) and pair
+    each gold span with the predicted label of the passage that overlaps it most (passages are
+    split only for long turns). A transcript that cannot be read raises its `ReadError`."""
+    [result] = label_transcripts([file_input(transcript)], labeler, "all", rules, keep_empty=True)
+    if isinstance(result, FileFailure):
+        raise ReadError(result.reason)
+    passages, scores = result[0].passages, result[0].scores
     rows = []
     with Path(gold).open(encoding="utf-8") as fh:
         for line in fh:

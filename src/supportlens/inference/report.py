@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from supportlens import schema
 from supportlens.io.atomic import write_atomic
 from supportlens.codebook import Code, Codebook, CodebookError, codebook_from_dict, load_codebook
 from supportlens.config import DEFAULT_CODEBOOK
@@ -27,13 +28,10 @@ from supportlens.inference.predict import record_path, summarise
 from supportlens.transcripts.read import ReadError, read_transcript, strip_span
 from supportlens.transcripts.segmentation import merge_turns
 
-PREDICTION_SUFFIXES = (".csv", ".jsonl", ".parquet")
 REPORT_SUFFIXES = (".html", ".htm")
-REQUIRED_COLUMNS = ("source", "passage_index", "speaker", "text", "label", "confidence", "needs_review")
 _FALLBACK_COLOR = "#888888"
 _HEX = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _NAMED = re.compile(r"[a-zA-Z]+")
-_BOOLEAN = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 class ReportError(ValueError):
@@ -76,77 +74,19 @@ class TranscriptTurns:
 
 # -- inputs -----------------------------------------------------------------------------------
 def read_predictions(path: str | Path) -> pd.DataFrame:
-    """Read predict's output (.csv, .jsonl or .parquet) and check the columns the report needs.
+    """Read predict's output (.csv, .jsonl or .parquet) and check the columns the report needs
+    (`supportlens.schema.read_predictions`).
 
     Errors name the file, and the row (1-based, header not counted) and field of a bad value.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in PREDICTION_SUFFIXES:
-        raise ReportError(f"{path}: predictions must be {', '.join(PREDICTION_SUFFIXES)}; got {suffix or 'no suffix'!r}")
-    if not path.is_file():
-        raise ReportError(f"{path}: predictions file not found")
     try:
-        if suffix == ".csv":
-            # same NA rule as predict's writer: only an empty cell is missing (a speaker called "NA" is not)
-            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        elif suffix == ".jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
-        else:
-            frame = pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - pandas raises many types for a malformed file
-        raise ReportError(f"{path}: cannot read predictions ({type(exc).__name__}: {exc})") from exc
-    if frame.empty:  # before the column check: an empty JSONL file has no columns either
-        raise ReportError(f"{path}: has no passages")
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ReportError(f"{path}: missing column(s) {', '.join(missing)}; is this an output of supportlens predict?")
-    frame = frame.reset_index(drop=True)
-    frame["confidence"] = [_confidence(v, path, i) for i, v in enumerate(frame["confidence"])]
-    frame["needs_review"] = [_flag(v, path, i) for i, v in enumerate(frame["needs_review"])]
-    frame["passage_index"] = [_index(v, path, i) for i, v in enumerate(frame["passage_index"])]
-    for column in ("source", "label"):
-        for i, value in enumerate(frame[column]):
-            if _missing(value) or not str(value).strip():
-                raise ReportError(f"{path}: row {i + 1}: field '{column}' is empty")
-    frame["source"] = frame["source"].astype(str)
-    frame["label"] = frame["label"].astype(str)
-    frame["speaker"] = ["" if _missing(v) else str(v) for v in frame["speaker"]]
-    frame["text"] = ["" if _missing(v) else str(v) for v in frame["text"]]
-    return frame
+        return schema.read_predictions(path)
+    except schema.PredictionsError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _confidence(value: object, path: Path, i: int) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = math.nan
-    if not 0.0 <= number <= 1.0:  # also rejects NaN
-        raise ReportError(f"{path}: row {i + 1}: field 'confidence' must be a number in [0, 1]; got {value!r}")
-    return number
-
-
-def _flag(value: object, path: Path, i: int) -> bool:
-    if isinstance(value, bool):
-        return value
-    key = str(value).strip().lower()  # also numpy's True_ and 0/1 integers
-    if key not in _BOOLEAN:
-        raise ReportError(f"{path}: row {i + 1}: field 'needs_review' must be true or false; got {value!r}")
-    return _BOOLEAN[key]
-
-
-def _index(value: object, path: Path, i: int) -> int:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = math.nan
-    if not number.is_integer() or number < 0:  # NaN is not an integer either
-        raise ReportError(f"{path}: row {i + 1}: field 'passage_index' must be a whole number >= 0; got {value!r}")
-    return int(number)
 
 
 def resolve_codebook(codebook: str | Path | None = None, model: str | None = None,
@@ -171,7 +111,7 @@ def resolve_codebook(codebook: str | Path | None = None, model: str | None = Non
         if isinstance(meta.get("codebook"), dict):
             return codebook_from_dict(meta["codebook"], source=f"{model_dir}/{saved.name}")
         raise CodebookError(f"{model_dir}: the model has no codebook.yaml and none in its metadata; "
-                            "pass --codebook FILE")
+                            "pass `codebook=FILE`")
     if predictions is not None:
         recorded = _recorded_codebook(Path(predictions))
         if recorded is not None:
@@ -565,7 +505,7 @@ def write_report(page: str, out: str | Path) -> Path:
     """Write through a temporary file in the same folder and rename, so a reader never sees half a page."""
     out = Path(out)
     if out.suffix.lower() not in REPORT_SUFFIXES:
-        raise ReportError(f"--out must end in .html or .htm; got {out.name!r}")
+        raise ReportError(f"`out` must end in .html or .htm; got {out.name!r}")
     if not out.parent.is_dir():
         raise ReportError(f"{out.parent}: output folder does not exist")
     return write_atomic(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
@@ -578,7 +518,7 @@ def build_report(predictions: str | Path, out: str | Path, codebook: str | Path 
     predictions = Path(predictions)
     out = Path(out)
     if out.suffix.lower() not in REPORT_SUFFIXES:  # fail before the (slower) reading and rendering
-        raise ReportError(f"--out must end in .html or .htm; got {out.name!r}")
+        raise ReportError(f"`out` must end in .html or .htm; got {out.name!r}")
     frame = read_predictions(predictions)
     book = resolve_codebook(codebook, model, tracking_uri, predictions)
     subtitle = f"predictions: {predictions.name}" + (f" · model: {model}" if model else "")

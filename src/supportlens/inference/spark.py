@@ -1,9 +1,10 @@
 """Score transcript corpora on Apache Spark with supportlens' own reader, segmenter and labeller.
 
-Spark only distributes rows; every Python worker does per transcript exactly what
-``supportlens predict`` does (`read.parse_transcript` -> `predict.passages_of` -> `Labeler.score`
--> `predict._rows`), so labels, probabilities, offsets and ``needs_review`` are those of the
-single-machine path, and a fix there is a fix here.
+Spark only distributes rows; every Python worker runs per transcript the loop that
+``supportlens predict`` runs (`read.parse_transcript` -> `loop.label_transcripts` ->
+`schema.passage_rows`), with its columns and types (`supportlens.schema`), so labels,
+probabilities, offsets, ``needs_review`` and failures are those of the single-machine path, and a
+fix there is a fix here.
 
 * `score_transcripts`: a DataFrame of transcripts (``id``; ``text`` or ``content`` bytes;
   optional ``format``) -> passages with provenance and scores, plus one ``error`` row per
@@ -31,14 +32,16 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import pandas as pd
 
-from supportlens.inference.predict import (PASSAGE_COLUMNS, SPEAKER_CHOICES, FileFailure, Labeler, PredictError, _rows,
-                      nothing_to_score, passages_of)
-from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, expand_inputs, parse_transcript
+from supportlens.inference.labeler import Labeler, PredictError
+from supportlens.inference.loop import SPEAKER_CHOICES, FileFailure, TranscriptInput, label_transcripts
+from supportlens.schema import passage_rows, prediction_fields, score_columns, score_fields
+from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs, parse_transcript
 from supportlens.transcripts.segmentation import SpeakerRules
 
 if TYPE_CHECKING:  # pyspark is an optional extra: imported where it is used
@@ -46,9 +49,7 @@ if TYPE_CHECKING:  # pyspark is an optional extra: imported where it is used
 
 TRANSCRIPT_COLUMNS = ("id", "text", "content", "format")
 ERROR_COLUMN = "error"
-TEXT_COLUMNS = ("source", "speaker", "role", "text", "label", ERROR_COLUMN)  # string-typed outputs
 BUCKET_COLUMN = "bucket"
-CHUNK_PASSAGES = 256  # passages scored per model call in a worker, as in `predict_files`
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3a://, hdfs:///, dbfs:/ (not a C:/ drive)
 
 
@@ -171,40 +172,40 @@ def _labeler(model: ShippedModel) -> Labeler:
 # schemas
 
 
-def score_columns(labels: tuple[str, ...] | list[str]) -> list[str]:
-    return ["label"] + [f"p_{lab}" for lab in labels] + ["confidence", "needs_review"]
-
-
 def pyfunc_result_type(labels: tuple[str, ...] | list[str]) -> str:
     """The ``result_type`` for ``mlflow.pyfunc.spark_udf`` on a logged supportlens model: a struct
-    of label, one probability per code, confidence and needs_review."""
-    return ", ".join(["label string"] + [f"p_{lab} double" for lab in labels]
-                     + ["confidence double", "needs_review boolean"])
+    of label, one probability per code, confidence and needs_review (`schema.score_fields`)."""
+    return ", ".join(f"{name} {kind}" for name, kind in score_fields(labels))
+
+
+def _struct(fields: list[tuple[str, str]]):
+    """A Spark schema of `supportlens.schema` fields (Spark SQL type names)."""
+    from pyspark.sql.types import BooleanType, DoubleType, LongType, StringType, StructField, StructType
+
+    types = {"string": StringType, "bigint": LongType, "double": DoubleType, "boolean": BooleanType}
+    return StructType([StructField(name, types[kind]()) for name, kind in fields])
 
 
 def _score_schema(labels):
-    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
-
-    return StructType([StructField("label", StringType())]
-                      + [StructField(f"p_{lab}", DoubleType()) for lab in labels]
-                      + [StructField("confidence", DoubleType()), StructField("needs_review", BooleanType())])
+    return _struct(score_fields(labels))
 
 
 def _passage_schema(labels):
-    """`supportlens predict`'s columns and types (see `predict._arrow_schema`), plus ``error``."""
-    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+    """`supportlens predict`'s columns and types (`schema.prediction_fields`), plus ``error``."""
+    return _struct(result_fields(labels))
 
-    types = {"passage_index": LongType(), "start": LongType(), "end": LongType(),
-             "start_time": DoubleType(), "end_time": DoubleType()}
-    fields = [StructField(c, types.get(c, StringType())) for c in PASSAGE_COLUMNS]
-    return StructType(fields + list(_score_schema(labels).fields) + [StructField(ERROR_COLUMN, StringType())])
+
+def result_fields(labels) -> list[tuple[str, str]]:
+    """The columns of `score_transcripts` and their types: those of ``supportlens predict``'s
+    output (`schema.prediction_fields`; no ``row_id``), then ``error``."""
+    return prediction_fields(labels) + [(ERROR_COLUMN, "string")]
 
 
 # ---------------------------------------------------------------------------------------------
 # transcripts -> passages
 
 
-def _for_arrow(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.DataFrame:
+def _for_arrow(frame: pd.DataFrame, text_columns: list[str]) -> pd.DataFrame:
     """Missing values of text columns as None in object columns: pyspark (4.x) cannot convert a
     column of float NaN (what `reindex` puts in an absent column) to a string column."""
     for column in text_columns:
@@ -221,58 +222,46 @@ def _format_of(source: str, given) -> str:
     return suffix[1:] if suffix in SUPPORTED_SUFFIXES else "txt"
 
 
-def _transcript_rows(batch: pd.DataFrame) -> Iterator[tuple[str, object, str]]:
-    for row in batch.itertuples(index=False):
-        source = row.id if isinstance(row.id, str) and row.id else None
-        content = row.content if row.content is not None else row.text
-        yield source, content, _format_of(source or "", row.format)
+def _transcript_inputs(batches: Iterator[pd.DataFrame], table_text_column: str) -> Iterator[TranscriptInput]:
+    """Each row of each batch as a transcript to label: read (parsed from its text or bytes) only
+    when the loop reaches it. A row with no id is named "" (``source`` null in the output)."""
+    for batch in batches:
+        for row in batch.itertuples(index=False):
+            source = row.id if isinstance(row.id, str) and row.id else None
+            content = row.content if row.content is not None else row.text
+            yield TranscriptInput(source or "", partial(_parse, source, content, _format_of(source or "", row.format),
+                                                        table_text_column))
+
+
+def _parse(source: str | None, content: str | bytes | float | None, fmt: str, table_text_column: str) -> Transcript:
+    if source is None:
+        raise ReadError("a transcript row has no id")
+    if content is None or isinstance(content, float):  # a missing cell: None, or NaN from pandas
+        raise ReadError(source, "no text: both 'text' and 'content' are empty")
+    return parse_transcript(content, fmt, source, text_column=table_text_column)
 
 
 def _score_transcript_batches(batches: Iterator[pd.DataFrame], model: ShippedModel, speaker: str,
                               rules: SpeakerRules, table_text_column: str) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: read, segment and score, `CHUNK_PASSAGES` at a time, like `predict_files`."""
+    """mapInPandas body: `loop.label_transcripts` over the rows, as in `predict_files`; each
+    scored part as passages, the failures so far as rows with ``error`` set."""
     labeler = _labeler(model)
-    columns = PASSAGE_COLUMNS + score_columns(model.labels) + [ERROR_COLUMN]
-    pending: list[tuple[str, list]] = []
-    pending_n = 0
-
-    def flush() -> pd.DataFrame:
-        nonlocal pending_n
-        scores = labeler.score([p.text for _, ps in pending for p in ps])
-        rows, offset = [], 0
-        for source, ps in pending:
-            rows.extend(_rows(source, ps, scores.iloc[offset:offset + len(ps)].reset_index(drop=True)))
-            offset += len(ps)
-        pending.clear()
-        pending_n = 0
-        return _for_arrow(pd.DataFrame(rows).reindex(columns=columns), TEXT_COLUMNS)
-
-    for batch in batches:
-        failures = []
-        for source, content, fmt in _transcript_rows(batch):
-            try:
-                if source is None:
-                    raise ReadError("a transcript row has no id")
-                if content is None or (isinstance(content, float) and pd.isna(content)):
-                    raise ReadError(source, "no text: both 'text' and 'content' are empty")
-                transcript = parse_transcript(content, fmt, source, text_column=table_text_column)
-                passages = passages_of(transcript, labeler, speaker, rules)
-                if not passages:  # same wording as `predict_files`
-                    raise ReadError(nothing_to_score(source, transcript, labeler, speaker, rules))
-            except ReadError as exc:
-                failures.append({"source": source, ERROR_COLUMN: str(exc)})
-                continue
-            except (OSError, ValueError) as exc:  # a reader bug or odd row must not sink the job
-                failures.append({"source": source, ERROR_COLUMN: f"{source}: {type(exc).__name__}: {exc}"})
-                continue
-            pending.append((source, passages))
-            pending_n += len(passages)
-            if pending_n >= CHUNK_PASSAGES:
-                yield flush()
+    fields = result_fields(model.labels)
+    columns = [name for name, _ in fields]
+    text_columns = [name for name, kind in fields if kind == "string"]  # filled with None, not NaN
+    failures: list[dict] = []
+    inputs = _transcript_inputs(batches, table_text_column)
+    for result in label_transcripts(inputs, labeler, speaker, rules):
+        if isinstance(result, FileFailure):
+            failures.append({"source": result.source or None, ERROR_COLUMN: result.reason})
+            continue
+        rows = [row for t in result for row in passage_rows(t.source, t.passages, t.scores)]
+        yield _for_arrow(pd.DataFrame(rows).reindex(columns=columns), text_columns)
         if failures:
-            yield _for_arrow(pd.DataFrame(failures).reindex(columns=columns), TEXT_COLUMNS)
-    if pending:
-        yield flush()
+            yield _for_arrow(pd.DataFrame(failures).reindex(columns=columns), text_columns)
+            failures = []
+    if failures:
+        yield _for_arrow(pd.DataFrame(failures).reindex(columns=columns), text_columns)
 
 
 def _check_transcripts(transcripts: "DataFrame", where: str = "transcripts") -> "DataFrame":
@@ -455,7 +444,7 @@ def _local_output(out: str | Path) -> Path | None:
         raise PredictError(f"{path.parent}: output folder does not exist")
     earlier_output = path.is_dir() and ((path / "_SUCCESS").exists() or not any(path.iterdir()))
     if path.exists() and not earlier_output:
-        raise PredictError(f"{path}: exists and is not an earlier Spark output; choose another --out")
+        raise PredictError(f"{path}: exists and is not an earlier Spark output; choose another `out`")
     return path
 
 

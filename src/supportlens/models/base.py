@@ -12,13 +12,8 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-META_FILE = "supportlens.json"
-FORMAT_VERSION = 1
-
-
-class ModelLoadError(RuntimeError):
-    """A model folder or pretrained encoder cannot be loaded."""
-
+# the folder format, here too for the model kinds that save and load one
+from supportlens.models.meta import FORMAT_VERSION, META_FILE, ModelLoadError, read_meta  # noqa: F401
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
@@ -112,15 +107,3 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def _load(self, path: Path) -> None:
         raise NotImplementedError
-
-
-def read_meta(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    meta_file = path / META_FILE
-    if not meta_file.is_file():
-        raise ModelLoadError(f"{path}: not a supportlens model folder (no {META_FILE})")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelLoadError(f"{path}: saved by a newer supportlens (format {meta['format_version']});"
-                             " upgrade supportlens to load it")
-    return meta

@@ -106,7 +106,7 @@ def distil(student, tokenizer, texts: Sequence[str], teacher_logits: np.ndarray,
     teacher's scale, so the teacher's calibration temperature stays valid for the student."""
     import torch
 
-    from supportlens.models.finetune import length_grouped_order, padded_batch, warmup_then_linear_decay
+    from supportlens.models.batching import length_grouped_order, padded_batch, warmup_then_linear_decay
 
     order = order or length_grouped_order
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)

@@ -62,11 +62,13 @@ class EmbedLogReg(TextClassifier):
         if self.prior_mode != "off" and not self.prior_texts:
             raise ValueError(f"prior_mode {self.prior_mode!r} needs the codebook's prior_texts")
 
+    def _codebook_similarity(self) -> CodebookSimilarity:
+        """The codebook prior's scorer, its sentences embedded by this model's encoder: the one
+        construction that prior modes and the zero-shot `CodebookPriorClassifier` share."""
+        return CodebookSimilarity(self.labels, self.prior_texts, self.prior_top_k).fit(self.embed)
+
     def _fit_prior(self) -> None:
-        self.prior_ = None
-        if self.prior_mode != "off":
-            self.prior_ = CodebookSimilarity(self.labels, self.prior_texts, self.prior_top_k)
-            self.prior_.fit(self.embed)
+        self.prior_ = self._codebook_similarity() if self.prior_mode != "off" else None
 
     def _features(self, E: np.ndarray, sims: np.ndarray | None) -> np.ndarray:
         if self.prior_mode != "features":

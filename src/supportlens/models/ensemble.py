@@ -18,8 +18,10 @@ import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from supportlens.config import config_from_dict
 from supportlens.models.base import TextClassifier, expand_columns
 from supportlens.models.encoders import embedding_cache, share_identical_encoders
+from supportlens.models.registry import load_classifier
 
 
 class EnsembleClassifier(TextClassifier):
@@ -34,19 +36,17 @@ class EnsembleClassifier(TextClassifier):
         self.seed = seed
 
     def _member_configs(self):
-        from supportlens.config import config_from_dict
-
         return [config_from_dict(m) for m in self.members or []]
 
     def _fit(self, X, y, X_val, y_val) -> None:
-        from supportlens.models.fitting import fit_calibrated
+        from supportlens.models.fitting import fit_model
 
         if X_val is None or len(X_val) == 0:
             raise ValueError("an ensemble needs validation data to calibrate its members")
         configs = self._member_configs()
         if len(configs) < 2:
             raise ValueError("an ensemble needs at least two members")
-        self.members_ = [fit_calibrated(c, self.labels, X, y, X_val, y_val)[0] for c in configs]
+        self.members_ = [fit_model(c, self.labels, X, y, X_val, y_val)[0] for c in configs]
         self.stacker_ = None
         if self.method == "stack":
             self.stacker_ = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced",
@@ -85,8 +85,6 @@ class EnsembleClassifier(TextClassifier):
         joblib.dump(self.stacker_, path / "stacker.joblib")
 
     def _load(self, path: Path) -> None:
-        from supportlens.models import load_classifier
-
         folders = sorted((path / "members").iterdir(), key=lambda p: int(p.name))
         self.members_ = [load_classifier(folder) for folder in folders]
         self.stacker_ = joblib.load(path / "stacker.joblib")

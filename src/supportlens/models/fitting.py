@@ -1,4 +1,5 @@
-"""Fit a model and calibrate its temperature on validation data, with optional reuse of fits.
+"""Fit a model and calibrate it on validation data (:func:`fit_and_calibrate`), with optional
+reuse of fits.
 
 Comparing configs (the experiment harness) fits the same member models again and again: an
 ensemble of TF-IDF, embedding and fine-tuned models needs exactly the fits that those three
@@ -8,6 +9,7 @@ made once."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -15,6 +17,10 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+
+from supportlens.calibration import Calibration, review_threshold, validation_shortfall
+from supportlens.models.base import TextClassifier
+from supportlens.models.registry import build_model
 
 _FITS: dict[str, tuple[Any, float]] | None = None
 MODEL_SECTIONS = ("seed", "codebook", "model", "tfidf", "embed", "train", "prior", "setfit", "ensemble",
@@ -43,12 +49,12 @@ def fit_key(cfg, X: Sequence[str], y: Sequence[str], X_val: Sequence[str], y_val
     return h.hexdigest()
 
 
-def fit_calibrated(cfg, labels: list[str], X: Sequence[str], y: Sequence[str], X_val: Sequence[str],
-                   y_val: Sequence[str]):
-    """(model, seconds): ``build_model(cfg)`` fitted on X (early stopping on X_val) and, when the
-    config asks for it, temperature-calibrated on X_val."""
-    from supportlens.models import build_model
-
+def fit_model(cfg, labels: list[str], X: Sequence[str], y: Sequence[str], X_val: Sequence[str],
+              y_val: Sequence[str]) -> tuple[TextClassifier, float]:
+    """(model, seconds): ``build_model(cfg)`` fitted on X (early stopping on X_val) and, when
+    ``cfg.calibration.temperature``, its temperature fitted on X_val; made once inside
+    :func:`reuse_fits`. The step that :func:`fit_and_calibrate` and an ensemble's members share:
+    whether the validation data are enough to calibrate on is for the caller to have decided."""
     key = fit_key(cfg, X, y, X_val, y_val) if _FITS is not None else None
     if key is not None and key in _FITS:
         return _FITS[key]
@@ -61,3 +67,36 @@ def fit_calibrated(cfg, labels: list[str], X: Sequence[str], y: Sequence[str], X
     if key is not None:
         _FITS[key] = (model, seconds)
     return model, seconds
+
+
+def fit_and_calibrate(cfg, labels: list[str], X: Sequence[str], y: Sequence[str], X_val: Sequence[str],
+                      y_val: Sequence[str], val_groups: Sequence[str] | None = None
+                      ) -> tuple[TextClassifier, Calibration, float]:
+    """Fit on X, early-stop and calibrate on X_val; returns (model, calibration, seconds).
+
+    Calibration is the temperature (when the config asks for it) and the review threshold that
+    reaches ``cfg.calibration.target_precision`` on X_val. ``val_groups`` are the validation
+    excerpts' interviews; None when the data have no interview column. On too little validation
+    data (`calibration.validation_shortfall`) nothing is fitted to it: no temperature (an
+    ensemble's members' neither) and no review threshold, which is then 1.0 and not measured, so
+    that every passage goes to review; ``Calibration.notes`` says why."""
+    grouped = val_groups is not None
+    n_val_groups = len(set(val_groups)) if val_groups is not None else None
+    shortfall = validation_shortfall(len(X_val), n_val_groups or 0, grouped)
+    fit_cfg = cfg
+    if shortfall and cfg.calibration.temperature:
+        fit_cfg = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, temperature=False))
+    model, seconds = fit_model(fit_cfg, labels, X, y, X_val, y_val)
+    if shortfall:
+        return model, Calibration(model.temperature_, False, 1.0, False, len(X_val), n_val_groups,
+                                  [shortfall], grouped), seconds
+    notes, fitted = [], False
+    found = getattr(model, "temperature_fit_", None) if cfg.calibration.temperature else None
+    if found is not None:  # what the model's calibrate() found, and why it kept T = 1 if it did
+        fitted = found.optimum is not None and found.note is None
+        notes += [found.note] if found.note else []
+    proba = model.predict_proba(list(X_val))
+    correct = np.asarray(model.classes_)[proba.argmax(1)] == np.asarray(y_val, dtype=object)
+    threshold = review_threshold(proba.max(1), correct, cfg.calibration.target_precision)
+    return model, Calibration(model.temperature_, fitted, threshold, True, len(X_val), n_val_groups,
+                              notes, grouped), seconds

@@ -2,9 +2,10 @@
 
 Each code is represented by its summary, definition and use-when sentences and its examples. A
 passage's similarity to a code is the mean cosine similarity of its k best-matching sentences of
-that code. Alone (``codebook_prior``) this is a zero-shot classifier that has never seen a coded
-excerpt, so it cannot overfit the authored corpus; as features or a prior it pulls a supervised
-model back towards the codebook's wording of each approach.
+that code. Alone (``codebook_prior``, `supportlens.models.zeroshot.CodebookPriorClassifier`) this
+is a zero-shot classifier that has never seen a coded excerpt, so it cannot overfit the authored
+corpus; as features or a prior it pulls a supervised model back towards the codebook's wording of
+each approach.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ PRIOR_MODES = ("off", "features", "product")
 
 
 class CodebookSimilarity:
-    """Embeds the codebook's sentences once; scores passages against each code."""
+    """Embeds the codebook's sentences once; scores passages against each code: the feature that
+    ``prior.mode`` adds to `EmbedLogReg` and that `CodebookPriorClassifier` classifies by alone.
+    (Saved models pickle it under this name and module: keep both.)"""
 
     def __init__(self, labels: list[str], texts: dict[str, list[str]], top_k: int = 3):
         missing = [label for label in labels if not texts.get(label)]

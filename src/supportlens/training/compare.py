@@ -29,9 +29,9 @@ from supportlens.config import Config, DataConfig, load_config
 from supportlens.corpus.dataset import CodedData, load_coded
 from supportlens.evaluation.evaluate import evaluate_proba
 from supportlens.models.encoders import embedding_cache, suspend_embedding_cache
-from supportlens.models.fitting import reuse_fits
+from supportlens.models.fitting import fit_and_calibrate, reuse_fits
 from supportlens.corpus.splits import grouped_split
-from supportlens.training.trainer import cross_validate, fit_and_calibrate, peak_memory_mb
+from supportlens.training.trainer import cross_validate, peak_memory_mb
 
 Logger = Callable[[str], None]
 
@@ -78,7 +78,8 @@ def gold_metrics(model, gold: list[tuple[Path, Path]], threshold: float = 0.0) -
     from sklearn.metrics import f1_score
 
     from supportlens.evaluation.agreement import cohens_kappa
-    from supportlens.inference.predict import Labeler, gold_comparison
+    from supportlens.inference.labeler import Labeler
+    from supportlens.inference.predict import gold_comparison
 
     if not gold:
         return {}
@@ -98,9 +99,11 @@ def evaluate_config(cfg: Config, frame: pd.DataFrame, labels: list[str], folds: 
     if folds > 1:
         cv, _ = cross_validate(cfg, labels, frame, folds, log)
         row.update({k: v for k, v in cv.items() if k.startswith(("cv_macro_f1", "cv_kappa"))})
-    split = grouped_split(frame["label"].to_numpy(dtype=object), frame["group"].to_numpy(),
-                          cfg.split.test_size, cfg.split.val_size, cfg.seed)
-    model, threshold, seconds = fit_and_calibrate(cfg, labels, frame, split.train, split.val)
+    texts, codes, groups = frame["text"].tolist(), frame["label"].to_numpy(dtype=object), frame["group"].to_numpy()
+    split = grouped_split(codes, groups, cfg.split.test_size, cfg.split.val_size, cfg.seed)
+    model, calibration, seconds = fit_and_calibrate(cfg, labels, [texts[i] for i in split.train], codes[split.train],
+                                                    [texts[i] for i in split.val], codes[split.val], groups[split.val])
+    threshold = calibration.review_threshold
     row.update({"train_seconds": seconds, "review_threshold": threshold, "temperature": model.temperature_})
     test = frame.iloc[split.test]
     with suspend_embedding_cache():  # time real inference, not cache look-ups

@@ -16,21 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import datasets
 import numpy as np
 import pandas as pd
 
 from supportlens import tracking
-from supportlens.calibration import (MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, plural, review_threshold,
-                          validation_shortfall)
+from supportlens.calibration import MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, plural
 from supportlens.codebook import Codebook, load_codebook
 from supportlens.config import Config
 from supportlens.corpus.dataset import CodedData, combine_coded, load_coded
+from supportlens.corpus.sheets import sheet_data_config
 from supportlens.evaluation.evaluate import (EXCERPTS_FILE, Evaluation, evaluate_model, evaluate_proba, excerpt_hashes, json_ready,
                        summarise_folds)
 from supportlens.training.modelcard import render_model_card
 from supportlens.models import TextClassifier
 from supportlens.models.encoders import embedding_cache
-from supportlens.models.fitting import fit_calibrated
+from supportlens.models.fitting import fit_and_calibrate
 from supportlens.corpus.splits import Split, grouped_folds, grouped_split, inner_validation, split_shares
 
 Logger = Callable[[str], None]
@@ -60,42 +61,12 @@ def peak_memory_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def fit_with_calibration(cfg: Config, labels: list[str], frame: pd.DataFrame, fit_idx: np.ndarray,
-                         val_idx: np.ndarray, grouped: bool = True) -> tuple[TextClassifier, Calibration, float]:
-    """Fit on ``fit_idx``, early-stop and calibrate on ``val_idx``; returns (model, calibration, seconds).
-
-    On too little validation data (`calibration.validation_shortfall`) nothing is fitted to it:
-    no temperature (an ensemble's members' neither) and no review threshold, which is then 1.0 and
-    not measured, so that every passage goes to review; ``Calibration.notes`` says why.
-    ``grouped`` False: the frame's groups are single excerpts (no interview column)."""
-    texts, y = frame["text"].tolist(), frame["label"].to_numpy(dtype=object)
-    val_texts = [texts[i] for i in val_idx]
-    n_val_groups = int(frame["group"].iloc[val_idx].nunique()) if grouped else None
-    shortfall = validation_shortfall(len(val_idx), n_val_groups or 0, grouped)
-    fit_cfg = cfg
-    if shortfall and cfg.calibration.temperature:
-        fit_cfg = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, temperature=False))
-    model, seconds = fit_calibrated(fit_cfg, labels, [texts[i] for i in fit_idx], y[fit_idx], val_texts, y[val_idx])
-    if shortfall:
-        return model, Calibration(model.temperature_, False, 1.0, False, len(val_idx), n_val_groups,
-                                  [shortfall], grouped), seconds
-    notes, fitted = [], False
-    found = getattr(model, "temperature_fit_", None) if cfg.calibration.temperature else None
-    if found is not None:  # what the model's calibrate() found, and why it kept T = 1 if it did
-        fitted = found.optimum is not None and found.note is None
-        notes += [found.note] if found.note else []
-    proba = model.predict_proba(val_texts)
-    correct = np.asarray(model.classes_)[proba.argmax(1)] == y[val_idx]
-    threshold = review_threshold(proba.max(1), correct, cfg.calibration.target_precision)
-    return model, Calibration(model.temperature_, fitted, threshold, True, len(val_idx), n_val_groups,
-                              notes, grouped), seconds
-
-
-def fit_and_calibrate(cfg: Config, labels: list[str], frame: pd.DataFrame, fit_idx: np.ndarray,
-                      val_idx: np.ndarray) -> tuple[TextClassifier, float, float]:
-    """:func:`fit_with_calibration`, returning (model, review threshold, seconds)."""
-    model, calibration, seconds = fit_with_calibration(cfg, labels, frame, fit_idx, val_idx)
-    return model, calibration.review_threshold, seconds
+def _excerpts(corpus: datasets.Dataset, idx: np.ndarray) -> tuple[list[str], np.ndarray, list[str]]:
+    """Rows ``idx`` of the coded corpus as a model takes them: texts, codes by name (from the
+    ``ClassLabel``) and interviews."""
+    part = corpus.select(idx)
+    codes = part.features["label"].int2str(list(part["label"]))
+    return list(part["text"]), np.asarray(codes, dtype=object), list(part["group"])
 
 
 def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
@@ -106,7 +77,7 @@ def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
     A fold whose inner validation is too small is not calibrated (T = 1, every passage flagged):
     the metrics' ``cv_folds_calibrated`` counts the folds that were, and one line says why the
     others were not, so that ``cv_ece`` is not read as the calibrated model's."""
-    y, groups = frame["label"].to_numpy(dtype=object), frame["group"].to_numpy()
+    texts, y, groups = frame["text"].tolist(), frame["label"].to_numpy(dtype=object), frame["group"].to_numpy()
     # a --fast student changes no CV figure (it serves the final model's scoring): skip it per fold
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, student_layers=0))
     oof = np.zeros((len(frame), len(labels)))
@@ -114,12 +85,13 @@ def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
     for fold, (train_idx, test_idx) in enumerate(grouped_folds(y, groups, k, cfg.seed), start=1):
         inner_fit, inner_val = inner_validation(y[train_idx], groups[train_idx],
                                                 cfg.split.val_size, cfg.seed + fold)
-        model, calibration, _ = fit_with_calibration(cfg, labels, frame, train_idx[inner_fit],
-                                                     train_idx[inner_val], grouped)
+        fit_idx, val_idx = train_idx[inner_fit], train_idx[inner_val]
+        model, calibration, _ = fit_and_calibrate(cfg, labels, [texts[i] for i in fit_idx], y[fit_idx],
+                                                  [texts[i] for i in val_idx], y[val_idx],
+                                                  groups[val_idx] if grouped else None)
         if not calibration.threshold_measured:
             uncalibrated.append((fold, calibration.notes[0]))
-        texts = frame["text"].iloc[test_idx].tolist()
-        proba = model.predict_proba(texts)
+        proba = model.predict_proba([texts[i] for i in test_idx])
         oof[test_idx] = proba
         result = evaluate_proba(y[test_idx], proba, labels, name=f"fold {fold}",
                                 review_threshold=calibration.review_threshold)
@@ -137,9 +109,10 @@ def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
              "cv_folds_calibrated": float(k - len(uncalibrated))}, oof_frame)
 
 
-def _split(cfg: Config, frame: pd.DataFrame) -> Split:
-    return grouped_split(frame["label"].to_numpy(dtype=object), frame["group"].to_numpy(),
-                         cfg.split.test_size, cfg.split.val_size, cfg.seed)
+def _split(cfg: Config, corpus: datasets.Dataset) -> Split:
+    _, codes, groups = _excerpts(corpus, np.arange(len(corpus)))
+    return grouped_split(codes, np.asarray(groups, dtype=object), cfg.split.test_size, cfg.split.val_size,
+                         cfg.seed)
 
 
 def split_interviews(frame: pd.DataFrame, split: Split) -> dict[str, int]:
@@ -183,7 +156,7 @@ def _calibration_warning(cfg: Config, calibration: Calibration, frame: pd.DataFr
     head = (f"warning: confidence is not calibrated: {calibration.notes[0]}. The model's own probabilities "
             "are kept (T = 1) and no review threshold could be measured, so every passage is flagged "
             "needs_review. ")
-    tail = ("Until then 'supportlens predict --review-below X' flags passages below a confidence of your "
+    tail = ("Until then `Labeler(review_below=X)` flags passages below a confidence of your "
             "choosing, one that no data has checked.")
     if not grouped:
         needed = max(excerpts_needed(cfg), len(frame) + 1)
@@ -218,7 +191,7 @@ def _test_warning(cfg: Config, test: Evaluation, interviews: int, frame: pd.Data
         advice = (f"code more excerpts (about {needed} for {MIN_VAL_EXCERPTS} in the test split at "
                   f"split.test_size {cfg.split.test_size:g})")
         if not cv or cv < 2:
-            advice += f", and add --cv {min(5, len(frame))} so that every excerpt is tested once (cross-validation)"
+            advice += f", and add `cv={min(5, len(frame))}` so that every excerpt is tested once (cross-validation)"
         return (f"warning: the test split holds {plural(m['n'], 'excerpt')}: its scores have wide "
                 f"uncertainty ({spread}); {advice}.")
     n_groups = int(frame["group"].nunique())
@@ -226,7 +199,7 @@ def _test_warning(cfg: Config, test: Evaluation, interviews: int, frame: pd.Data
     advice = (f"code more interviews (about {needed} for {MIN_VAL_INTERVIEWS} in the test split at "
               f"split.test_size {cfg.split.test_size:g})")
     if not cv or cv < 2:
-        advice += f", and add --cv {min(5, n_groups)} so that every interview is tested once (grouped cross-validation)"
+        advice += f", and add `cv={min(5, n_groups)}` so that every interview is tested once (grouped cross-validation)"
     return (f"warning: the test split holds {plural(interviews, 'interview')} "
             f"({m['n']} excerpts): its scores describe {'that interview' if interviews == 1 else 'those interviews'} "
             f"and little more ({spread}); {advice}.")
@@ -250,8 +223,6 @@ def add_coded(data: CodedData, paths: list[str], codebook: Codebook, cfg: Config
     """The main coded data plus extra coded files or filled coding sheets (blank codes skipped),
     combined by `dataset.combine_coded`: a passage already coded keeps its first coding, a sheet's
     transcript files are matched to interviews, and rows are counted per file."""
-    from supportlens.assist.active import sheet_data_config
-
     extras = []
     for path in paths:
         extra = load_coded(path, codebook, sheet_data_config(path, cfg.data), skip_blank_labels=True,
@@ -277,9 +248,10 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     if extra_data:
         data = add_coded(data, list(extra_data), codebook, cfg, log)
     log(data.report.summary())
-    frame = data.frame
+    frame = data.frame  # for the figures and warnings; the model learns from and is scored on `corpus`
+    corpus = data.dataset
     labels = codebook.labels
-    split = _split(cfg, frame)
+    split = _split(cfg, corpus)
     grouped = data.report.grouped  # False: no interview column, each excerpt its own group
     interviews = split_interviews(frame, split) if grouped else {}
     log(f"grouped split by interview: {describe_split(split.sizes(), interviews)}" if grouped else
@@ -294,7 +266,10 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
         if track:
             _log_inputs(cfg, data, codebook, data_path, split, extra_data, interviews)
         log(f"training {cfg.model.kind} ({cfg.describe_model()})")
-        model, calibration, seconds = fit_with_calibration(cfg, labels, frame, split.train, split.val, grouped)
+        X, y, _ = _excerpts(corpus, split.train)
+        X_val, y_val, val_groups = _excerpts(corpus, split.val)
+        model, calibration, seconds = fit_and_calibrate(cfg, labels, X, y, X_val, y_val,
+                                                        val_groups if grouped else None)
         threshold = calibration.review_threshold
         if calibration.threshold_measured:
             log(f"trained in {seconds:.1f}s; temperature {model.temperature_:.2f}; "
@@ -307,11 +282,11 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
             log(_calibration_warning(cfg, calibration, frame, str(data_path), grouped))
         student = student_metrics(model)
         if student.get("student_val_rescored") is not None:
-            log(f"--fast student: {student['student_layers']:.0f} layers, gate {student['student_gate']:.2f}; on "
+            log(f"student (`fast=True`): {student['student_layers']:.0f} layers, gate {student['student_gate']:.2f}; on "
                 f"validation it leaves {student['student_val_rescored']:.0%} of passages to the full model and "
                 f"changes {student['student_val_changed']:.2%} of labels")
-        val = _evaluate(model, frame, split.val, "validation", threshold)
-        test = _evaluate(model, frame, split.test, "test", threshold)
+        val = _evaluate(model, corpus, split.val, "validation", threshold)
+        test = _evaluate(model, corpus, split.test, "test", threshold)
         cv_metrics: dict[str, float] = {}
         oof = None
         if k and k > 1:
@@ -359,10 +334,11 @@ def student_metrics(model: TextClassifier) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None}
 
 
-def _evaluate(model: TextClassifier, frame: pd.DataFrame, idx: np.ndarray, name: str, threshold: float) -> Evaluation:
-    part = frame.iloc[idx]
-    return evaluate_model(model, part["text"].tolist(), part["label"].tolist(), part["id"].tolist(),
-                          part["group"].tolist(), name=name, review_threshold=threshold)
+def _evaluate(model: TextClassifier, corpus: datasets.Dataset, idx: np.ndarray, name: str,
+              threshold: float) -> Evaluation:
+    texts, codes, groups = _excerpts(corpus, idx)
+    return evaluate_model(model, texts, codes.tolist(), list(corpus.select(idx)["id"]), groups, name=name,
+                          review_threshold=threshold)
 
 
 class _tracked:
@@ -389,7 +365,7 @@ def _log_inputs(cfg: Config, data: CodedData, codebook: Codebook, data_path: str
                          **{f"split.interviews_{k}": v for k, v in (interviews or {}).items()}})
     tracking.set_tags({"model_kind": cfg.model.kind, "data_digest": data.digest, tracking.KIND_TAG: "train",
                        "codebook": f"{codebook.name} v{codebook.version}"})
-    tracking.log_training_data(data.frame, source=str(data_path), name=Path(data_path).stem,
+    tracking.log_training_data(data.dataset, source=str(data_path), name=Path(data_path).stem,
                                digest=data.digest)
     tracking.log_text(json.dumps(data.report.to_dict(), indent=2, default=str), "data/data_report.json")
     tracking.log_text(json.dumps(cfg.to_dict(), indent=2), "config/resolved_config.json")
@@ -415,7 +391,7 @@ def _save(model: TextClassifier, cfg: Config, codebook: Codebook, data: CodedDat
     model.save(model_dir, extra=json_ready(extra))  # strict JSON: an unmeasured metric is null, not NaN
     codebook.save(model_dir / "codebook.yaml")
     # which excerpts the model learnt from, by text hash: `evaluate` warns when a file repeats them
-    texts = data.frame["text"].tolist()
+    texts = list(data.dataset["text"])
     (model_dir / EXCERPTS_FILE).write_text(json.dumps(excerpt_hashes(
         {part: [texts[i] for i in getattr(split, part)] for part in ("train", "val", "test")})), encoding="utf-8")
     card = render_model_card(cfg, codebook, data, test, val, cv_metrics, run_info, threshold,

@@ -29,12 +29,12 @@ name counts as a speaker only if at least two lines use it or it looks like an i
 speaker. In Markdown, a heading line ends the turn above it.
 
 Text files are decoded as UTF-8 (with or without a byte order mark), UTF-16 with a byte order
-mark, or else cp1252, with a note in ``Transcript.notes`` saying what was done.
+mark, or else cp1252, with a note in ``Transcript.notes`` saying what was done: the policy of
+`supportlens.io.decoding`, which coded-data tables share.
 """
 
 from __future__ import annotations
 
-import codecs
 import glob
 import io
 import math
@@ -43,10 +43,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from supportlens.io.decoding import DecodeError, decode_text
+from supportlens.io.tables import find_column
+
 SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".vtt", ".srt", ".csv", ".xlsx")
-# optional columns of a csv/xlsx transcript (matched like the text column: case and edge spaces
-# ignored): a row id to trace each passage back to its row, and the speaker's role, which the
-# coded-excerpt files already call speaker_role
+# optional columns of a csv/xlsx transcript (found like the text column, by
+# `supportlens.io.tables.find_column`: "ID" and "Speaker Role" will do): a row id to trace each
+# passage back to its row, and the speaker's role, which the coded-excerpt files already call
+# speaker_role
 ID_COLUMN = "id"
 ROLE_COLUMN = "speaker_role"
 # An interview transcript is typically 30-200 KB. A file over this limit is not one (a whole export,
@@ -244,40 +248,19 @@ def _note_size(transcript: Transcript, size: int) -> Transcript:
     return transcript
 
 
-def _looks_binary(raw: bytes) -> bool:
-    if b"\x00" in raw:
-        return True
-    head = raw[:8192]
-    # Control bytes other than tab, newline, form feed and carriage return do not occur in text.
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
-    return controls > max(2, len(head) // 100)
-
-
 def _decode(path: Path, raw: bytes) -> tuple[str, str, list[str]]:
-    """Decode text bytes; return (text with "\\n" line endings, encoding, notes)."""
-    notes: list[str] = []
+    """Decode text bytes by `supportlens.io.decoding`'s policy; return (text with "\\n" line
+    endings, encoding, notes). Offsets count from after a byte order mark and in the text with
+    "\\n" line endings, and the notes say so."""
     if not raw.strip():
         raise ReadError(path, "empty file")
-    if raw.startswith(codecs.BOM_UTF8):
-        encoding, body, codec = "utf-8-sig", raw[len(codecs.BOM_UTF8):], "utf-8"
-        notes.append("UTF-8 byte order mark removed (offsets start after it)")
-    elif raw.startswith(codecs.BOM_UTF16_LE):
-        encoding, body, codec = "utf-16-le", raw[2:], "utf-16-le"
-    elif raw.startswith(codecs.BOM_UTF16_BE):
-        encoding, body, codec = "utf-16-be", raw[2:], "utf-16-be"
-    else:
-        if _looks_binary(raw):
-            raise ReadError(path, "binary file, not a transcript")
-        encoding, body, codec = "utf-8", raw, "utf-8"
     try:
-        text = body.decode(codec)
-    except UnicodeDecodeError as exc:
-        if codec != "utf-8" or encoding == "utf-8-sig":
-            raise ReadError(path, f"cannot decode as {encoding}: {exc.reason} at byte {exc.start}") from None
-        text, encoding, note = _decode_fallback(path, raw)
-        notes.append(note)
-    if "\x00" in text:
-        raise ReadError(path, "binary file, not a transcript")
+        decoded = decode_text(raw, what="transcript")
+    except DecodeError as exc:
+        raise ReadError(path, exc.reason) from None
+    text, encoding = decoded.text, decoded.encoding
+    notes = ["UTF-8 byte order mark removed (offsets start after it)"] if encoding == "utf-8-sig" else []
+    notes += decoded.notes
     if "\r" in text:
         notes.append("line endings normalised from " + ("CRLF" if "\r\n" in text else "CR")
                      + " to LF; offsets refer to the text with \\n line endings")
@@ -285,39 +268,6 @@ def _decode(path: Path, raw: bytes) -> tuple[str, str, list[str]]:
     if not text.strip():
         raise ReadError(path, "empty file")
     return text, encoding, notes
-
-
-def _decode_fallback(path: Path, raw: bytes) -> tuple[str, str, str]:
-    """Not UTF-8: try cp1252 (Windows Word/Notepad exports), then charset-normalizer's guess."""
-    guess = None
-    try:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(raw).best()
-        guess = best.encoding if best is not None else None
-    except Exception:  # detection is advisory only
-        guess = None
-    # cp1252 even when the detector guesses otherwise: its guesses on a short English transcript
-    # with a few accents are often wrong, so it is named only as the thing to try when text looks odd
-    try:
-        other = f" (charset-normalizer suggests {guess})" if guess and codecs.lookup(guess).name != "cp1252" else ""
-    except LookupError:  # a name Python has no codec for: no suggestion worth making
-        other = ""
-    try:
-        return raw.decode("cp1252"), "cp1252", (
-            "not valid UTF-8, so decoded as cp1252, the encoding of Windows exports in Western European "
-            f"languages; if accented letters look wrong, the file is in another encoding{other}: "
-            "save it as UTF-8 and read it again")
-    except UnicodeDecodeError:
-        pass
-    if guess:
-        try:
-            note = (f"not valid UTF-8 or cp1252, so decoded as {guess}, charset-normalizer's guess; if "
-                    "characters look wrong, save the file as UTF-8 and read it again")
-            return raw.decode(guess), guess, note
-        except (UnicodeDecodeError, LookupError):
-            pass
-    raise ReadError(path, "cannot decode text: not valid UTF-8, UTF-16 or cp1252")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -777,22 +727,22 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
 
         if not sheets:
             raise ReadError(path, "the workbook has no sheets")
-        frame = choose_sheet(sheets, lambda columns: _find_column(columns, text_column) is not None)
-        if len(sheets) > 1 and _find_column(frame.columns, text_column) is None:
+        frame = choose_sheet(sheets, lambda columns: find_column(columns, text_column) is not None)
+        if len(sheets) > 1 and find_column(frame.columns, text_column) is None:
             raise ReadError(path, f"no sheet has a {text_column!r} column (sheets and their columns: "
-                                  f"{sheets_listing(frame)}); choose the text column with --text-column")
+                                  f"{sheets_listing(frame)}); choose the text column with `text_column`")
         sheet = sheet_note(frame, [text_column])
         if sheet:
             notes.append(sheet)
 
-    text_col = _find_column(frame.columns, text_column)
+    text_col = find_column(frame.columns, text_column)
     if text_col is None:
         columns = ", ".join(repr(str(c)) for c in frame.columns) or "none"
         raise ReadError(path, f"no {text_column!r} column (columns: {columns}); "
-                              "choose the text column with --text-column")
-    speaker_col = _find_column(frame.columns, speaker_column) if speaker_column else None
-    id_col = _find_column(frame.columns, ID_COLUMN)
-    role_col = _find_column(frame.columns, ROLE_COLUMN)
+                              "choose the text column with `text_column`")
+    speaker_col = find_column(frame.columns, speaker_column) if speaker_column else None
+    id_col = find_column(frame.columns, ID_COLUMN)
+    role_col = find_column(frame.columns, ROLE_COLUMN)
 
     def optional(row, column) -> str | None:
         return (_cell(row[column]).strip() or None) if column is not None else None
@@ -832,16 +782,6 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
         notes.append(f"{len(repeated)} id(s) in column {str(id_col)!r} are used by more than one row, so "
                      f"row_id does not tell those rows apart: {shown}{more}; give each row its own id")
     return Transcript(str(path), "".join(parts), cues, fmt, encoding, notes)
-
-
-def _find_column(columns, wanted: str):
-    for col in columns:
-        if str(col) == wanted:
-            return col
-    for col in columns:  # forgiving: "Text " or "TEXT" still match "text"
-        if str(col).strip().casefold() == wanted.strip().casefold():
-            return col
-    return None
 
 
 def _cell(value) -> str:

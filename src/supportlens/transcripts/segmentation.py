@@ -19,12 +19,16 @@ import bisect
 import itertools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from supportlens.transcripts.read import Cue, Transcript, strip_span
 
 ROLES = ("interviewer", "participant", "unknown")
+
+
+class SpeakerRulesError(ValueError):
+    """An interviewer pattern that is not a valid regular expression."""
 
 
 @dataclass
@@ -46,7 +50,20 @@ class SpeakerRules:
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"interviewer_patterns: invalid regular expression {pattern!r}: {exc}") from None
+                raise SpeakerRulesError(f"interviewer pattern {pattern!r} is not a valid regular expression ({exc}); "
+                                        "escape characters such as ( ) [ ] * + ? with a backslash") from None
+
+    @classmethod
+    def with_interviewers(cls, names: Iterable[str] | None = None) -> SpeakerRules:
+        """The usual rules, plus each of ``names`` marking the interviewer both as a name
+        (case-insensitive) and as a regular expression: a user names the interviewer once and need
+        not know which of the two their name is (``supportlens predict --interviewer``, `next`, `import`).
+        Raises SpeakerRulesError for a name that is not a valid regular expression."""
+        names = list(names or [])
+        rules = cls(interviewer_patterns=names)
+        if names:
+            rules.interviewer_names = list(rules.interviewer_names) + [n.lower() for n in names]
+        return rules
 
     def names_interviewer(self, speaker: str) -> bool:
         """Whether the name alone marks this speaker as the interviewer."""
@@ -54,7 +71,7 @@ class SpeakerRules:
         name = " ".join(speaker.split()).casefold()
         if name in names or "interviewer" in name:
             return True
-        # "Jane Doe (she/her)" or "Jane Doe (Acme)" is Jane Doe: --interviewer "Jane Doe" names her
+        # "Jane Doe (she/her)" or "Jane Doe (Acme)" is Jane Doe: with_interviewers(["Jane Doe"]) names her
         if " ".join(re.sub(r"\([^)]*\)", " ", name).split()) in names:
             return True
         if any(part.strip() in names for part in re.findall(r"\(([^)]*)\)", name)):
@@ -152,9 +169,10 @@ def roles_note(cues: list[Cue], rules: SpeakerRules, roles: dict[str, str]) -> s
         counts = _question_counts(cues)
         asked, turns = counts[guessed[0]]
         return (f"interviewer guessed from questions: {guessed[0]} (ends {asked} of {turns} turns with '?'); "
-                "if that is wrong, pass --interviewer NAME")
+                "if that is wrong, pass `rules=SpeakerRules.with_interviewers(['NAME'])`")
     return (f"no interviewer found among {len(roles)} speakers, by name or by questions (at least "
-            f"{rules.min_turns_to_infer} turns each): all are scored as participants; pass --interviewer NAME")
+            f"{rules.min_turns_to_infer} turns each): all are scored as participants; "
+            "pass `rules=SpeakerRules.with_interviewers(['NAME'])`")
 
 
 def _most_questions(cues: list[Cue], min_turns: int) -> str | None:
