@@ -30,8 +30,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = {"margin": ("margin", True), "entropy": ("entropy", True), "margin-plain": ("margin", False),
-        "random": ("random", False)}
+ARMS = {
+    "margin": ("margin", True),
+    "entropy": ("entropy", True),
+    "margin-plain": ("margin", False),
+    "random": ("random", False),
+}
 COLORS = {"margin": "#D1495B", "entropy": "#00798C", "margin-plain": "#EDAE49", "random": "#555555"}
 
 
@@ -100,8 +104,9 @@ def plot(results: dict, path: Path) -> None:
         ax.fill_between(xs, mean - sd, mean + sd, color=COLORS.get(arm), alpha=0.15, linewidth=0)
     ax.set_xlabel("coded excerpts")
     ax.set_ylabel("macro-F1 on held-out interviews")
-    ax.set_title(f"What to code next: TF-IDF, batches of {results['batch']}, mean ± sd of {results['seeds']} seeds",
-                 fontsize=9)
+    ax.set_title(
+        f"What to code next: TF-IDF, batches of {results['batch']}, mean ± sd of {results['seeds']} seeds", fontsize=9
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -111,7 +116,9 @@ def plot(results: dict, path: Path) -> None:
 
 def markdown(results: dict) -> str:
     arms = results["arms"]
-    checkpoints = [x for x in (120, 200, 400, results["budget"]) if x in arms["random"]["x"]] if "random" in arms else []
+    checkpoints = (
+        [x for x in (120, 200, 400, results["budget"]) if x in arms["random"]["x"]] if "random" in arms else []
+    )
     lines = [
         "# What to code next: active learning vs random order",
         "",
@@ -129,11 +136,16 @@ def markdown(results: dict) -> str:
     ]
     for arm, r in arms.items():
         at = [r["mean"][r["x"].index(x)] for x in checkpoints]
-        lines.append(f"| {arm} | {r['auc_mean']:.3f} ± {r['auc_sd']:.3f} | " + " | ".join(f"{v:.3f}" for v in at) + " |")
+        lines.append(
+            f"| {arm} | {r['auc_mean']:.3f} ± {r['auc_sd']:.3f} | " + " | ".join(f"{v:.3f}" for v in at) + " |"
+        )
     for arm, r in arms.items():
         if arm != "random" and r.get("reaches_random_final_at"):
-            lines += ["", f"`{arm}` reaches the macro-F1 that random order has after {results['budget']} coded "
-                          f"excerpts ({arms['random']['mean'][-1]:.3f}) after {r['reaches_random_final_at']}."]
+            lines += [
+                "",
+                f"`{arm}` reaches the macro-F1 that random order has after {results['budget']} coded "
+                f"excerpts ({arms['random']['mean'][-1]:.3f}) after {r['reaches_random_final_at']}.",
+            ]
     lines += ["", "![learning curves](active_learning.png)", ""]
     return "\n".join(lines)
 
@@ -147,8 +159,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--start", type=int, default=40)
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--budget", type=int, default=600)
-    parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "active_learning"),
-                        help="path stem: .png, .json and .md are written")
+    parser.add_argument(
+        "--out",
+        default=str(ROOT / "experiments" / "results" / "active_learning"),
+        help="path stem: .png, .json and .md are written",
+    )
     args = parser.parse_args(argv)
 
     from supportlens.codebook import load_codebook
@@ -172,13 +187,20 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             xs, ys = simulate(frame, labels, test_idx, pool_idx, arm, cfg, args.start, args.batch, args.budget, seed)
             curves[arm].append(ys)
-            print(f"seed {seed} {arm:>12}: area {area(xs, ys):.3f}, final {ys[-1]:.3f} "
-                  f"({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+            print(
+                f"seed {seed} {arm:>12}: area {area(xs, ys):.3f}, final {ys[-1]:.3f} ({time.perf_counter() - t0:.0f}s)",
+                file=sys.stderr,
+            )
     results = {
         "data": str(Path(args.data).relative_to(ROOT)) if Path(args.data).is_relative_to(ROOT) else args.data,
         "config": str(Path(args.config).relative_to(ROOT)) if Path(args.config).is_relative_to(ROOT) else args.config,
-        "n_excerpts": len(frame), "n_interviews": int(frame["group"].nunique()), "n_test_mean": float(np.mean(n_test)),
-        "start": args.start, "batch": args.batch, "budget": args.budget, "seeds": args.seeds,
+        "n_excerpts": len(frame),
+        "n_interviews": int(frame["group"].nunique()),
+        "n_test_mean": float(np.mean(n_test)),
+        "start": args.start,
+        "batch": args.batch,
+        "budget": args.budget,
+        "seeds": args.seeds,
         "seconds": time.perf_counter() - started,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "arms": {},
@@ -186,20 +208,26 @@ def main(argv: list[str] | None = None) -> dict:
     for arm, runs in curves.items():
         values = np.array(runs)
         areas = [area(xs, ys) for ys in runs]
-        results["arms"][arm] = {"x": xs, "mean": values.mean(axis=0).round(4).tolist(),
-                                "sd": values.std(axis=0, ddof=1).round(4).tolist() if len(runs) > 1 else [0.0] * len(xs),
-                                "per_seed": values.round(4).tolist(), "auc_mean": float(np.mean(areas)),
-                                "auc_sd": float(np.std(areas, ddof=1)) if len(areas) > 1 else 0.0,
-                                "auc_per_seed": [round(a, 4) for a in areas]}
+        results["arms"][arm] = {
+            "x": xs,
+            "mean": values.mean(axis=0).round(4).tolist(),
+            "sd": values.std(axis=0, ddof=1).round(4).tolist() if len(runs) > 1 else [0.0] * len(xs),
+            "per_seed": values.round(4).tolist(),
+            "auc_mean": float(np.mean(areas)),
+            "auc_sd": float(np.std(areas, ddof=1)) if len(areas) > 1 else 0.0,
+            "auc_per_seed": [round(a, 4) for a in areas],
+        }
     if "random" in results["arms"]:
         target = results["arms"]["random"]["mean"][-1]
-        for arm, r in results["arms"].items():
+        for r in results["arms"].values():
             hit = next((x for x, m in zip(r["x"], r["mean"]) if m >= target), None)
             r["reaches_random_final_at"] = hit
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot(results, out.with_suffix(".png"))
-    _write_atomic(out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2), encoding="utf-8"))
+    _write_atomic(
+        out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    )
     _write_atomic(out.with_suffix(".md"), lambda tmp: Path(tmp).write_text(markdown(results), encoding="utf-8"))
     for arm, r in results["arms"].items():
         print(f"{arm:>12}: area {r['auc_mean']:.3f} ± {r['auc_sd']:.3f}; final macro-F1 {r['mean'][-1]:.3f}")

@@ -39,7 +39,7 @@ PATHS = ("pipeline", "torch_fp32", "torch_fast", "onnx_fp32", "onnx_fast")
 STUDENT_PATH = "onnx_student"
 TITLES = {
     STUDENT_PATH: "supportlens `--fast` with a distilled 3-layer student (int8), unsure passages to the full model",
-    "pipeline": "transformers `pipeline(\"text-classification\")`, defaults",
+    "pipeline": 'transformers `pipeline("text-classification")`, defaults',
     "torch_fp32": "supportlens, torch fp32",
     "torch_fast": "supportlens `--fast`, torch int8 + fp32 re-check",
     "onnx_fp32": "supportlens, ONNX Runtime fp32 (default on CPU)",
@@ -65,8 +65,8 @@ def make_scorer(path: str, model_dir: str, student_dir: str | None = None):
     """A function texts -> labels for one path, plus the Labeler (None for the pipeline)."""
     import numpy as np
 
-    from supportlens.models import load_classifier
     from supportlens.inference.labeler import Labeler
+    from supportlens.models import load_classifier
 
     if path == "pipeline":
         from transformers import pipeline
@@ -82,8 +82,7 @@ def make_scorer(path: str, model_dir: str, student_dir: str | None = None):
     return (lambda texts: labeler.score(texts)["label"].to_numpy()), labeler
 
 
-def throughput(model_dir: str, n_passages: int, chunks: int, threads: int = 0,
-               student_dir: str | None = None) -> dict:
+def throughput(model_dir: str, n_passages: int, chunks: int, threads: int = 0, student_dir: str | None = None) -> dict:
     """Passages/s (wall) and CPU-seconds per path. With ``threads=1`` every path runs on one
     thread, so CPU-seconds measure the work each path does whatever else loads the machine."""
     import numpy as np
@@ -103,8 +102,8 @@ def throughput(model_dir: str, n_passages: int, chunks: int, threads: int = 0,
     cpu = dict.fromkeys(paths, 0.0)
     labels: dict[str, list] = {p: [] for p in paths}
     for k in range(chunks):
-        part = texts[bounds[k]:bounds[k + 1]]
-        for path in paths[k % len(paths):] + paths[:k % len(paths)]:  # rotate who goes first
+        part = texts[bounds[k] : bounds[k + 1]]
+        for path in paths[k % len(paths) :] + paths[: k % len(paths)]:  # rotate who goes first
             started, cpu_started = time.perf_counter(), time.process_time()
             labels[path].append(scorers[path][0](part))
             seconds[path] += time.perf_counter() - started
@@ -149,8 +148,13 @@ def margin_sweep(model, texts: list[str]) -> list[dict]:
         mixed = quick.copy()
         close = gap < margin
         mixed[close] = exact[close]
-        rows.append({"margin": margin, "rechecked": float(close.mean()),
-                     "labels_changed_vs_fp32": float((mixed.argmax(1) != exact.argmax(1)).mean())})
+        rows.append(
+            {
+                "margin": margin,
+                "rechecked": float(close.mean()),
+                "labels_changed_vs_fp32": float((mixed.argmax(1) != exact.argmax(1)).mean()),
+            }
+        )
     return rows
 
 
@@ -167,8 +171,8 @@ def memory_worker(model_dir: str, path: str, n_passages: int) -> dict:
 
 def first_use_worker(model_dir: str) -> dict:
     """Export and quantise from scratch on a copy of the model folder without its cached graph."""
-    from supportlens.models import load_classifier
     from supportlens.inference.labeler import Labeler
+    from supportlens.models import load_classifier
 
     tmp = Path(tempfile.mkdtemp(prefix="sl-bench-export-"))
     try:
@@ -184,17 +188,21 @@ def first_use_worker(model_dir: str) -> dict:
         started = time.perf_counter()
         Labeler(load_classifier(copy), fast=True, runtime="onnx")
         cached = time.perf_counter() - started
-        return {"export_s": exported, "quantize_s": quantised, "cached_load_s": cached,
-                "fp32_mb": model.onnx_.fp32_path.stat().st_size / 2**20,
-                "int8_mb": model.onnx_.int8_path.stat().st_size / 2**20}
+        return {
+            "export_s": exported,
+            "quantize_s": quantised,
+            "cached_load_s": cached,
+            "fp32_mb": model.onnx_.fp32_path.stat().st_size / 2**20,
+            "int8_mb": model.onnx_.int8_path.stat().st_size / 2**20,
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def scaling_worker(model_dir: str, n_files: int) -> dict:
-    from supportlens.models import load_classifier
     from supportlens.inference.labeler import Labeler
     from supportlens.inference.predict import predict_files
+    from supportlens.models import load_classifier
     from supportlens.training.trainer import peak_memory_mb
 
     samples = sorted((ROOT / "data/transcripts").glob("smp*"))
@@ -206,9 +214,16 @@ def scaling_worker(model_dir: str, n_files: int) -> dict:
         labeler = Labeler(load_classifier(model_dir))
         base = peak_memory_mb()
         report = predict_files([str(tmp)], labeler, tmp / "labels.parquet")
-        return {"files": n_files, "passages": report.passages, "seconds": report.seconds,
-                "passages_per_s": report.passages_per_second, "peak_memory_mb": peak_memory_mb(),
-                "peak_before_batch_mb": base, "failures": len(report.failures), "runtime": labeler.runtime}
+        return {
+            "files": n_files,
+            "passages": report.passages,
+            "seconds": report.seconds,
+            "passages_per_s": report.passages_per_second,
+            "peak_memory_mb": peak_memory_mb(),
+            "peak_before_batch_mb": base,
+            "failures": len(report.failures),
+            "runtime": labeler.runtime,
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -219,43 +234,71 @@ def report_lines(result: dict) -> list[str]:
     lines = [f"Measured {result['date']} on {result['machine']}.", ""]
     if result.get("load_note"):
         lines += [result["load_note"], ""]
-    lines += [f"Throughput on {t['passages']} passages, same fine-tuned model; the paths ran interleaved in "
-              f"{t['chunks']} chunks in one process:", "",
-              "| path | passages/s | vs pipeline | labels changed vs pipeline | vs torch fp32 | peak memory MB |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        f"Throughput on {t['passages']} passages, same fine-tuned model; the paths ran interleaved in "
+        f"{t['chunks']} chunks in one process:",
+        "",
+        "| path | passages/s | vs pipeline | labels changed vs pipeline | vs torch fp32 | peak memory MB |",
+        "|---|---|---|---|---|---|",
+    ]
     for path in PATHS:
         r = t[path]
         mem = f"{memory[path]:.0f}" if path in memory else "–"
-        lines.append(f"| {TITLES[path]} | {r['per_s']:.1f} | {r['speedup_vs_pipeline']:.2f}× | "
-                     f"{r['labels_changed_vs_pipeline']:.2%} | {r['labels_changed_vs_torch_fp32']:.2%} | {mem} |")
-    lines += ["", "Peak memory: each path alone in a fresh process (load, warm up, score the 256 longest passages).",
-              ""]
+        lines.append(
+            f"| {TITLES[path]} | {r['per_s']:.1f} | {r['speedup_vs_pipeline']:.2f}× | "
+            f"{r['labels_changed_vs_pipeline']:.2%} | {r['labels_changed_vs_torch_fp32']:.2%} | {mem} |"
+        )
+    lines += [
+        "",
+        "Peak memory: each path alone in a fresh process (load, warm up, score the 256 longest passages).",
+        "",
+    ]
     single = result.get("throughput_single_thread")
     if single:
-        lines += [f"Work per path, less sensitive to other load: every path on one thread ({single['passages']} "
-                  "passages, interleaved), CPU-seconds of the process:", "",
-                  "| path | CPU-s per 100 passages | pipeline's CPU ÷ this path's | labels changed vs pipeline |",
-                  "|---|---|---|---|"]
+        lines += [
+            f"Work per path, less sensitive to other load: every path on one thread ({single['passages']} "
+            "passages, interleaved), CPU-seconds of the process:",
+            "",
+            "| path | CPU-s per 100 passages | pipeline's CPU ÷ this path's | labels changed vs pipeline |",
+            "|---|---|---|---|",
+        ]
         for path in PATHS:
             r = single[path]
-            lines.append(f"| {TITLES[path]} | {100 * r['cpu_seconds'] / single['passages']:.2f} | "
-                         f"{r['cpu_ratio_vs_pipeline']:.2f}× | {r['labels_changed_vs_pipeline']:.2%} |")
+            lines.append(
+                f"| {TITLES[path]} | {100 * r['cpu_seconds'] / single['passages']:.2f} | "
+                f"{r['cpu_ratio_vs_pipeline']:.2f}× | {r['labels_changed_vs_pipeline']:.2%} |"
+            )
         lines.append("")
     f = result.get("first_use")
     if f:
-        lines += [f"First CPU use of a model folder: ONNX export {f['export_s']:.0f} s (checked against torch), "
-                  f"int8 quantisation {f['quantize_s']:.0f} s, cached afterwards (next load "
-                  f"{f['cached_load_s']:.1f} s); graphs {f['fp32_mb']:.0f} MB fp32 + {f['int8_mb']:.0f} MB int8.", ""]
-    lines += ["`--fast` re-check margin (ONNX Runtime int8, then fp32 for passages whose top two probabilities "
-              "lie within the margin):", "", "| margin | re-scored in fp32 | labels changed vs fp32 |", "|---|---|---|"]
+        lines += [
+            f"First CPU use of a model folder: ONNX export {f['export_s']:.0f} s (checked against torch), "
+            f"int8 quantisation {f['quantize_s']:.0f} s, cached afterwards (next load "
+            f"{f['cached_load_s']:.1f} s); graphs {f['fp32_mb']:.0f} MB fp32 + {f['int8_mb']:.0f} MB int8.",
+            "",
+        ]
+    lines += [
+        "`--fast` re-check margin (ONNX Runtime int8, then fp32 for passages whose top two probabilities "
+        "lie within the margin):",
+        "",
+        "| margin | re-scored in fp32 | labels changed vs fp32 |",
+        "|---|---|---|",
+    ]
     for r in t["margins"]:
         lines.append(f"| {r['margin']:.2f} | {r['rechecked']:.1%} | {r['labels_changed_vs_fp32']:.2%} |")
     if result.get("scaling"):
-        lines += ["", "Scaling (`predict_files`, default runtime, Parquet output, one fresh process each):", "",
-                  "| transcripts | passages | seconds | passages/s | peak memory MB |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Scaling (`predict_files`, default runtime, Parquet output, one fresh process each):",
+            "",
+            "| transcripts | passages | seconds | passages/s | peak memory MB |",
+            "|---|---|---|---|---|",
+        ]
         for r in result["scaling"]:
-            lines.append(f"| {r['files']} | {r['passages']} | {r['seconds']:.0f} | {r['passages_per_s']:.1f} | "
-                         f"{r['peak_memory_mb']:.0f} |")
+            lines.append(
+                f"| {r['files']} | {r['passages']} | {r['seconds']:.0f} | {r['passages_per_s']:.1f} | "
+                f"{r['peak_memory_mb']:.0f} |"
+            )
     for name, rerun in result.get("reruns", {}).items():
         lines += ["", *rerun_lines(name, rerun)]
     return lines
@@ -263,18 +306,26 @@ def report_lines(result: dict) -> list[str]:
 
 def rerun_lines(name: str, rerun: dict) -> list[str]:
     t = rerun["throughput"]
-    lines = [f"Rerun `{name}` ({rerun['date']}, {rerun['machine']}; {t['passages']} passages, "
-             f"{t['chunks']} interleaved chunks): {rerun['note']}", "",
-             "| path | passages/s | vs pipeline | labels changed vs pipeline | vs torch fp32 |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"Rerun `{name}` ({rerun['date']}, {rerun['machine']}; {t['passages']} passages, "
+        f"{t['chunks']} interleaved chunks): {rerun['note']}",
+        "",
+        "| path | passages/s | vs pipeline | labels changed vs pipeline | vs torch fp32 |",
+        "|---|---|---|---|---|",
+    ]
     for path in t.get("paths", PATHS):
         r = t[path]
-        lines.append(f"| {TITLES[path]} | {r['per_s']:.1f} | {r['speedup_vs_pipeline']:.2f}× | "
-                     f"{r['labels_changed_vs_pipeline']:.2%} | {r['labels_changed_vs_torch_fp32']:.2%} |")
+        lines.append(
+            f"| {TITLES[path]} | {r['per_s']:.1f} | {r['speedup_vs_pipeline']:.2f}× | "
+            f"{r['labels_changed_vs_pipeline']:.2%} | {r['labels_changed_vs_torch_fp32']:.2%} |"
+        )
     if STUDENT_PATH in t:
         r = t[STUDENT_PATH]
-        lines += ["", f"Student gate {r['student_gate']:.2f}: in the last chunk it left "
-                  f"{r['to_full_model_last_chunk']} of {r['last_chunk']} passages to the full model."]
+        lines += [
+            "",
+            f"Student gate {r['student_gate']:.2f}: in the last chunk it left "
+            f"{r['to_full_model_last_chunk']} of {r['last_chunk']} passages to the full model.",
+        ]
     return lines
 
 
@@ -309,8 +360,22 @@ def main() -> None:
         return
 
     def run(*extra: str) -> dict:
-        proc = subprocess.run([sys.executable, __file__, "--model", args.model, "--passages", str(args.passages),
-                               "--chunks", str(args.chunks), *extra], capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--model",
+                args.model,
+                "--passages",
+                str(args.passages),
+                "--chunks",
+                str(args.chunks),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if proc.returncode:
             print(proc.stderr[-3000:], file=sys.stderr)
             raise SystemExit("benchmark worker failed")
@@ -324,20 +389,24 @@ def main() -> None:
         extra = ("--student-model", args.student_model) if args.student_model else ()
         rerun = run("--worker", "throughput", *extra)
         result.setdefault("reruns", {})[args.rerun] = {
-            "note": args.rerun_note, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-            "model": args.model, "student_model": args.student_model, "throughput": rerun}
+            "note": args.rerun_note,
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": machine(),
+            "model": args.model,
+            "student_model": args.student_model,
+            "throughput": rerun,
+        }
         out.with_suffix(".json").write_text(json.dumps(result, indent=2))
         block = rerun_lines(args.rerun, result["reruns"][args.rerun])
         report = out.with_suffix(".md").read_text()  # keeps the hand-written notes of earlier runs
         start, end = f"<!-- rerun {args.rerun} -->", f"<!-- /rerun {args.rerun} -->"
         if start in report:
-            report = report[:report.index(start)].rstrip("\n") + report[report.index(end) + len(end):]
+            report = report[: report.index(start)].rstrip("\n") + report[report.index(end) + len(end) :]
         out.with_suffix(".md").write_text(report.rstrip("\n") + "\n\n" + "\n".join([start, *block, end]) + "\n")
         print("\n".join(block))
         return
 
-    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "model": args.model,
-              "load_note": args.load_note}
+    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "model": args.model, "load_note": args.load_note}
     result["first_use"] = run("--worker", "first_use")  # on a copy: the model folder's own cache stays
     print(json.dumps(result["first_use"]), file=sys.stderr)
     result["throughput"] = run("--worker", "throughput")

@@ -35,8 +35,13 @@ def main() -> None:
     import numpy as np
     import onnxruntime as ort
     import pandas as pd
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
     from onnxruntime.transformers import optimizer
     from transformers import AutoConfig, AutoTokenizer
@@ -59,8 +64,9 @@ def main() -> None:
     names = [i.name for i in ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()]
 
     def feeds(batch_texts):
-        return [(idx, {k: b[k].numpy() for k in names})
-                for idx, b in length_sorted_batches(tokenizer, batch_texts, 16, 256)]
+        return [
+            (idx, {k: b[k].numpy() for k in names}) for idx, b in length_sorted_batches(tokenizer, batch_texts, 16, 256)
+        ]
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -73,23 +79,33 @@ def main() -> None:
     variants = {"fp32 (shipped)": fp32}
     if int8.is_file():
         variants["dynamic int8 (shipped --fast, before re-check)"] = int8
-    fused = optimizer.optimize_model(str(fp32), model_type="bert", num_heads=config.num_attention_heads,
-                                     hidden_size=config.hidden_size, opt_level=0)
+    fused = optimizer.optimize_model(
+        str(fp32), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size, opt_level=0
+    )
     fused.save_model_to_file(str(work / "fused.onnx"))
     variants["fp32 + onnxruntime BERT fusion"] = work / "fused.onnx"
     quant_pre_process(str(fp32), str(work / "pre.onnx"), skip_symbolic_shape=True)
     for fmt, tag in ((QuantFormat.QOperator, "QOperator"), (QuantFormat.QDQ, "QDQ")):
         target = work / f"static_{tag}.onnx"
-        quantize_static(str(work / "pre.onnx"), str(target), Reader(), quant_format=fmt, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=["MatMul"], calibrate_method=CalibrationMethod.MinMax)
+        quantize_static(
+            str(work / "pre.onnx"),
+            str(target),
+            Reader(),
+            quant_format=fmt,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            calibrate_method=CalibrationMethod.MinMax,
+        )
         variants[f"static int8, calibrated, {tag}"] = target
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = 2
-    sessions = {k: ort.InferenceSession(str(v), options, providers=["CPUExecutionProvider"])
-                for k, v in variants.items()}
+    sessions = {
+        k: ort.InferenceSession(str(v), options, providers=["CPUExecutionProvider"]) for k, v in variants.items()
+    }
     batches = feeds(bench)
 
     def run(session):
@@ -107,17 +123,30 @@ def main() -> None:
             labels = run(session).argmax(1)
             seconds[name].append(time.perf_counter() - started)
             changed[name] = float((labels != reference).mean())
-    rows = [{"variant": k, "passages_per_s": len(bench) / float(np.median(v)), "labels_changed_vs_fp32": changed[k]}
-            for k, v in seconds.items()]
-    info = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "model": str(model_dir),
-            "passages": len(bench), "repeats": args.repeats}
+    rows = [
+        {"variant": k, "passages_per_s": len(bench) / float(np.median(v)), "labels_changed_vs_fp32": changed[k]}
+        for k, v in seconds.items()
+    ]
+    info = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "model": str(model_dir),
+        "passages": len(bench),
+        "repeats": args.repeats,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({**info, "rows": rows}, indent=2))
-    lines = [f"Measured {info['date']} on {info['machine']}; {len(bench)} corpus excerpts, batches of 16, "
-             f"2 ONNX Runtime threads, median of {args.repeats} interleaved repeats.", "",
-             "| variant | passages/s | labels changed vs fp32 |", "|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['passages_per_s']:.1f} | {100 * r['labels_changed_vs_fp32']:.1f}% |" for r in rows]
+    lines = [
+        f"Measured {info['date']} on {info['machine']}; {len(bench)} corpus excerpts, batches of 16, "
+        f"2 ONNX Runtime threads, median of {args.repeats} interleaved repeats.",
+        "",
+        "| variant | passages/s | labels changed vs fp32 |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {r['variant']} | {r['passages_per_s']:.1f} | {100 * r['labels_changed_vs_fp32']:.1f}% |" for r in rows
+    ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -51,8 +51,7 @@ def sample_texts() -> list[str]:
 def make_input(kind: str, megabytes: float, path: Path) -> None:
     """Write a `kind` input of about `megabytes` MB (10^6 bytes of UTF-8) to `path`."""
     texts = sample_texts()
-    unit = (" ".join(" ".join(t.split()) for t in texts) + " " if kind == "paragraph"
-            else "\n\n".join(texts) + "\n\n")
+    unit = " ".join(" ".join(t.split()) for t in texts) + " " if kind == "paragraph" else "\n\n".join(texts) + "\n\n"
     size = int(megabytes * 1_000_000)
     text = unit * (size // len(unit.encode("utf-8")) + 1)
     data = text.encode("utf-8")[:size].decode("utf-8", errors="ignore").strip() + "\n"
@@ -96,10 +95,18 @@ def worker(path: str, code: str, before_rev: str) -> dict:
     passages = segment(transcript, count_tokens=count_tokens, max_tokens=MAX_TOKENS)
     segment_s = time.perf_counter() - started
     peak = _memory_mb("VmHWM")
-    ok = all(transcript.text[p.start:p.end] == p.text for p in passages)
-    return {"bytes": os.path.getsize(path), "turns": len(transcript.cues), "passages": len(passages),
-            "read_s": read_s, "segment_s": segment_s, "baseline_rss_mb": baseline, "peak_rss_mb": peak,
-            "offsets_ok": ok, "max_passage_tokens": max((count_tokens(p.text) for p in passages), default=0)}
+    ok = all(transcript.text[p.start : p.end] == p.text for p in passages)
+    return {
+        "bytes": os.path.getsize(path),
+        "turns": len(transcript.cues),
+        "passages": len(passages),
+        "read_s": read_s,
+        "segment_s": segment_s,
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": peak,
+        "offsets_ok": ok,
+        "max_passage_tokens": max((count_tokens(p.text) for p in passages), default=0),
+    }
 
 
 def _segment_at(rev: str):
@@ -107,8 +114,9 @@ def _segment_at(rev: str):
     the package as it is now (its `.read` import is resolved inside `supportlens`)."""
     import importlib.util
 
-    source = subprocess.run(["git", "show", f"{rev}:src/supportlens/segmentation.py"], cwd=ROOT,
-                            check=True, capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{rev}:src/supportlens/segmentation.py"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     spec = importlib.util.spec_from_loader("supportlens._segmentation_before", loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "supportlens"
@@ -118,9 +126,13 @@ def _segment_at(rev: str):
 
 
 def run_worker(path: Path, code: str, before_rev: str, timeout: float) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", str(path), "--code", code,
-                           "--before-rev", before_rev], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", str(path), "--code", code, "--before-rev", before_rev],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     if proc.returncode:
         raise RuntimeError(f"worker failed on {path.name} ({code}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -132,26 +144,35 @@ def run_worker(path: Path, code: str, before_rev: str, timeout: float) -> dict:
 def write_report(result: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    lines = [f"Measured {result['date']} on {result['machine']}.", "",
-             result["load_note"], "",
-             "Read (`read_transcript`) and segment (`segment`) only, no model scoring: passages are cut with "
-             f"the token count a Labeler uses for a model without a tokenizer (1.3 per word, {MAX_TOKENS} a "
-             "passage). Each input in a fresh process; memory is the process's peak resident set "
-             "(`VmHWM`), and its increase over the resident set after the imports.", "",
-             "| code | input | MB | turns | passages | read s | segment s | s per MB | peak RSS MB | "
-             "increase MB | offsets |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Measured {result['date']} on {result['machine']}.",
+        "",
+        result["load_note"],
+        "",
+        "Read (`read_transcript`) and segment (`segment`) only, no model scoring: passages are cut with "
+        f"the token count a Labeler uses for a model without a tokenizer (1.3 per word, {MAX_TOKENS} a "
+        "passage). Each input in a fresh process; memory is the process's peak resident set "
+        "(`VmHWM`), and its increase over the resident set after the imports.",
+        "",
+        "| code | input | MB | turns | passages | read s | segment s | s per MB | peak RSS MB | "
+        "increase MB | offsets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in result["rows"]:
         mb = row["bytes"] / 1e6
         total = row["read_s"] + row["segment_s"]
-        lines.append(f"| {row['code']} | {row['kind']} | {mb:.2f} | {row['turns']} | {row['passages']} | "
-                     f"{row['read_s']:.2f} | {row['segment_s']:.2f} | {total / mb:.1f} | {row['peak_rss_mb']:.0f} | "
-                     f"{row['peak_rss_mb'] - row['baseline_rss_mb']:.0f} | "
-                     f"{'exact' if row['offsets_ok'] else 'WRONG'} |")
+        lines.append(
+            f"| {row['code']} | {row['kind']} | {mb:.2f} | {row['turns']} | {row['passages']} | "
+            f"{row['read_s']:.2f} | {row['segment_s']:.2f} | {total / mb:.1f} | {row['peak_rss_mb']:.0f} | "
+            f"{row['peak_rss_mb'] - row['baseline_rss_mb']:.0f} | "
+            f"{'exact' if row['offsets_ok'] else 'WRONG'} |"
+        )
     lines += ["", *result.get("notes", [])]
     if result.get("before_rev"):
-        lines.append(f"`before`: src/supportlens/segmentation.py at commit {result['before_rev']}, the rest of "
-                     "the package as it is now.")
+        lines.append(
+            f"`before`: src/supportlens/segmentation.py at commit {result['before_rev']}, the rest of "
+            "the package as it is now."
+        )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -185,16 +206,30 @@ def main() -> None:
                 make_input(kind, mb, path)
             row = {"code": code, "kind": kind, "megabytes": mb, **run_worker(path, code, args.before_rev, args.timeout)}
             rows.append(row)
-            print(f"{code:6} {kind:9} {row['bytes'] / 1e6:6.2f} MB  read {row['read_s']:.2f}s  segment "
-                  f"{row['segment_s']:.2f}s  peak {row['peak_rss_mb']:.0f} MB  offsets "
-                  f"{'exact' if row['offsets_ok'] else 'WRONG'}", flush=True)
+            print(
+                f"{code:6} {kind:9} {row['bytes'] / 1e6:6.2f} MB  read {row['read_s']:.2f}s  segment "
+                f"{row['segment_s']:.2f}s  peak {row['peak_rss_mb']:.0f} MB  offsets "
+                f"{'exact' if row['offsets_ok'] else 'WRONG'}",
+                flush=True,
+            )
     after = os.getloadavg()
-    before_rev = subprocess.run(["git", "rev-parse", "--short", args.before_rev], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip() or args.before_rev  # HEAD moves on: name the commit
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "max_tokens": MAX_TOKENS,
-              "before_rev": before_rev if args.before else None, "rows": rows,
-              "load_note": (f"Load average (1 min) {load[0]:.1f} at the start and {after[0]:.1f} at the end on "
-                            f"{os.cpu_count()} cores: other work shared the machine, so times are upper bounds.")}
+    before_rev = (
+        subprocess.run(
+            ["git", "rev-parse", "--short", args.before_rev], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        or args.before_rev
+    )  # HEAD moves on: name the commit
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "max_tokens": MAX_TOKENS,
+        "before_rev": before_rev if args.before else None,
+        "rows": rows,
+        "load_note": (
+            f"Load average (1 min) {load[0]:.1f} at the start and {after[0]:.1f} at the end on "
+            f"{os.cpu_count()} cores: other work shared the machine, so times are upper bounds."
+        ),
+    }
     result["notes"] = _notes(rows)
     write_report(result, Path(args.out))
     print(f"-> {Path(args.out).with_suffix('.md')}")
@@ -206,13 +241,17 @@ def _notes(rows: list[dict]) -> list[str]:
     before = [r for r in rows if r["code"] == "before"]
     if len(now) > 1:
         rate = [(r["read_s"] + r["segment_s"]) / (r["bytes"] / 1e6) for r in now]
-        notes.append(f"Single paragraph now: {min(rate):.1f} to {max(rate):.1f} s per MB from "
-                     f"{now[0]['bytes'] / 1e6:g} to {now[-1]['bytes'] / 1e6:g} MB (linear: the rate stays flat).")
+        notes.append(
+            f"Single paragraph now: {min(rate):.1f} to {max(rate):.1f} s per MB from "
+            f"{now[0]['bytes'] / 1e6:g} to {now[-1]['bytes'] / 1e6:g} MB (linear: the rate stays flat)."
+        )
     if len(before) > 1:
         first, last = before[0], before[-1]
         growth = (last["segment_s"] / first["segment_s"]) if first["segment_s"] else float("nan")
-        notes.append(f"Before: {last['bytes'] / first['bytes']:.0f}× the paragraph took {growth:.1f}× the time "
-                     "(quadratic: pysbd was handed the whole paragraph).")
+        notes.append(
+            f"Before: {last['bytes'] / first['bytes']:.0f}× the paragraph took {growth:.1f}× the time "
+            "(quadratic: pysbd was handed the whole paragraph)."
+        )
     return notes
 
 

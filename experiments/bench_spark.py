@@ -40,17 +40,23 @@ def local_worker(model_dir: str, inputs: str, out: str) -> dict:
     started = time.perf_counter()
     import torch
 
-    from supportlens.models import load_classifier
     from supportlens.inference.labeler import Labeler
     from supportlens.inference.predict import predict_files
+    from supportlens.models import load_classifier
     from supportlens.training.trainer import peak_memory_mb
 
     labeler = Labeler(load_classifier(model_dir))
     report = predict_files([inputs], labeler, out)
-    return {"engine": "local", "transcripts": report.files_done, "passages": report.passages,
-            "failures": len(report.failures), "scoring_seconds": report.seconds,
-            "wall_seconds": time.perf_counter() - started, "torch_threads": torch.get_num_threads(),
-            "driver_peak_mb": peak_memory_mb()}
+    return {
+        "engine": "local",
+        "transcripts": report.files_done,
+        "passages": report.passages,
+        "failures": len(report.failures),
+        "scoring_seconds": report.seconds,
+        "wall_seconds": time.perf_counter() - started,
+        "torch_threads": torch.get_num_threads(),
+        "driver_peak_mb": peak_memory_mb(),
+    }
 
 
 def spark_worker(model_dir: str, inputs: str, out: str, master: str) -> dict:
@@ -63,10 +69,18 @@ def spark_worker(model_dir: str, inputs: str, out: str, master: str) -> dict:
     report = predict_spark([inputs], model_dir, out, master=master)  # the active session: not stopped
     parallelism = spark.sparkContext.defaultParallelism
     spark.stop()
-    return {"engine": "spark", "master": master, "parallelism": parallelism,
-            "transcripts": report.transcripts, "passages": report.passages, "failures": len(report.failures),
-            "session_seconds": session_seconds, "scoring_seconds": report.seconds,
-            "wall_seconds": time.perf_counter() - started, "driver_peak_mb": peak_memory_mb()}
+    return {
+        "engine": "spark",
+        "master": master,
+        "parallelism": parallelism,
+        "transcripts": report.transcripts,
+        "passages": report.passages,
+        "failures": len(report.failures),
+        "session_seconds": session_seconds,
+        "scoring_seconds": report.seconds,
+        "wall_seconds": time.perf_counter() - started,
+        "driver_peak_mb": peak_memory_mb(),
+    }
 
 
 # -- measurement -------------------------------------------------------------------------------
@@ -100,8 +114,9 @@ def _tree_rss_mb(root: int) -> float:
 
 def run_worker(args: list[str]) -> dict:
     """Run this script as a worker and sample its process tree's memory while it runs."""
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
     peak = 0.0
     done = threading.Event()
 
@@ -135,10 +150,13 @@ def compare(local_out: Path, spark_out: Path) -> dict:
     spans = key + ["start", "end"]
     same_rows = len(a) == len(b) and (a[spans].to_numpy() == b[spans].to_numpy()).all()
     probs = [c for c in a.columns if c.startswith("p_")] + ["confidence"]
-    return {"same_passages_and_offsets": bool(same_rows),
-            "labels_identical_share": float((a["label"] == b["label"]).mean()) if same_rows else 0.0,
-            "max_probability_difference": float(np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max())
-            if same_rows else float("nan")}
+    return {
+        "same_passages_and_offsets": bool(same_rows),
+        "labels_identical_share": float((a["label"] == b["label"]).mean()) if same_rows else 0.0,
+        "max_probability_difference": float(np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max())
+        if same_rows
+        else float("nan"),
+    }
 
 
 def tiny_model(folder: Path) -> Path:
@@ -164,30 +182,39 @@ def make_corpus(folder: Path, n: int) -> None:
 
 def report_lines(result: dict) -> list[str]:
     local, spark, same = result["local"], result["spark"], result["agreement"]
-    lines = [f"Measured {result['date']} on {result['machine']}; model: {result['model']}.", "",
-             f"{local['transcripts']} transcripts ({local['passages']} passages scored) made by repeating "
-             "data/transcripts/smp*; each engine in a fresh process.", "",
-             "| engine | wall s | of which Spark start s | scoring s | passages/s (wall) | peak RSS MB, all processes |",
-             "|---|---|---|---|---|---|",
-             f"| `predict` (one process, {local['torch_threads']} torch threads) | {local['wall_seconds']:.1f} | – | "
-             f"{local['scoring_seconds']:.1f} | {local['passages_per_s']:.1f} | {local['tree_peak_mb']:.0f} |",
-             f"| `predict --engine spark --master {spark['master']}` | {spark['wall_seconds']:.1f} | "
-             f"{spark['session_seconds']:.1f} | {spark['scoring_seconds']:.1f} | {spark['passages_per_s']:.1f} | "
-             f"{spark['tree_peak_mb']:.0f} |", "",
-             f"Spark / one process, wall time: {spark['wall_seconds'] / local['wall_seconds']:.2f}×. "
-             f"Same passages and offsets: {same['same_passages_and_offsets']}; labels identical: "
-             f"{same['labels_identical_share']:.2%}; largest probability difference: "
-             f"{same['max_probability_difference']:.1e}.", "",
-             f"Spark runs {spark['parallelism']} Python workers, each with one torch thread (Spark sets "
-             "OMP_NUM_THREADS=1 in its workers); its wall time includes starting the JVM and, in each "
-             "worker, importing torch and loading the model."]
+    lines = [
+        f"Measured {result['date']} on {result['machine']}; model: {result['model']}.",
+        "",
+        f"{local['transcripts']} transcripts ({local['passages']} passages scored) made by repeating "
+        "data/transcripts/smp*; each engine in a fresh process.",
+        "",
+        "| engine | wall s | of which Spark start s | scoring s | passages/s (wall) | peak RSS MB, all processes |",
+        "|---|---|---|---|---|---|",
+        f"| `predict` (one process, {local['torch_threads']} torch threads) | {local['wall_seconds']:.1f} | – | "
+        f"{local['scoring_seconds']:.1f} | {local['passages_per_s']:.1f} | {local['tree_peak_mb']:.0f} |",
+        f"| `predict --engine spark --master {spark['master']}` | {spark['wall_seconds']:.1f} | "
+        f"{spark['session_seconds']:.1f} | {spark['scoring_seconds']:.1f} | {spark['passages_per_s']:.1f} | "
+        f"{spark['tree_peak_mb']:.0f} |",
+        "",
+        f"Spark / one process, wall time: {spark['wall_seconds'] / local['wall_seconds']:.2f}×. "
+        f"Same passages and offsets: {same['same_passages_and_offsets']}; labels identical: "
+        f"{same['labels_identical_share']:.2%}; largest probability difference: "
+        f"{same['max_probability_difference']:.1e}.",
+        "",
+        f"Spark runs {spark['parallelism']} Python workers, each with one torch thread (Spark sets "
+        "OMP_NUM_THREADS=1 in its workers); its wall time includes starting the JVM and, in each "
+        "worker, importing torch and loading the model.",
+    ]
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True,
-                        help="a supportlens model folder, runs:/ or models:/ URI, or 'tiny' (a TF-IDF smoke model)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a supportlens model folder, runs:/ or models:/ URI, or 'tiny' (a TF-IDF smoke model)",
+    )
     parser.add_argument("--n", type=int, default=1000, help="transcripts to generate")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--out", default="experiments/results/spark_bench", help="writes OUT.json and OUT.md")
@@ -204,7 +231,6 @@ def main() -> None:
         return
 
     from harness import machine
-
     from supportlens.tracking import fetch_model_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="sl-spark-bench-"))

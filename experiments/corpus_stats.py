@@ -20,8 +20,9 @@ def main() -> None:
 
     cfg = load_config(sys.argv[1] if len(sys.argv) > 1 else ROOT / "configs" / "default.yaml")
     df = pd.read_json(ROOT / cfg.data.path, lines=True)
-    split = grouped_split(df["label"].to_numpy(), df["interview_id"].to_numpy(), cfg.split.test_size,
-                          cfg.split.val_size, cfg.seed)
+    split = grouped_split(
+        df["label"].to_numpy(), df["interview_id"].to_numpy(), cfg.split.test_size, cfg.split.val_size, cfg.seed
+    )
     df["split"] = "train"
     df.loc[split.val, "split"] = "validation"
     df.loc[split.test, "split"] = "test"
@@ -30,8 +31,10 @@ def main() -> None:
     table["all"] = table.sum(axis=1)
     table.loc["total"] = table.sum()
     interviews = df.groupby("split")["interview_id"].nunique()
-    print(f"{len(df)} excerpts, {df['interview_id'].nunique()} interviews "
-          f"(train {interviews['train']}, validation {interviews['validation']}, test {interviews['test']})\n")
+    print(
+        f"{len(df)} excerpts, {df['interview_id'].nunique()} interviews "
+        f"(train {interviews['train']}, validation {interviews['validation']}, test {interviews['test']})\n"
+    )
     print("| label | train | validation | test | all |\n|---|---|---|---|---|")
     for label, row in table.iterrows():
         print(f"| {label} | " + " | ".join(str(int(v)) for v in row) + " |")
@@ -42,11 +45,15 @@ def main() -> None:
         counts = ", ".join(f"{k} {v}" for k, v in block["label"].value_counts().items())
         print(f"| {cat} | {len(block)} | {counts} |")
     words = df["text"].str.split().str.len()
-    print(f"\nwords per excerpt: median {words.median():.0f}, range {words.min()}–{words.max()}; "
-          f"speaker roles: {df['speaker_role'].value_counts().to_dict()}")
+    print(
+        f"\nwords per excerpt: median {words.median():.0f}, range {words.min()}–{words.max()}; "
+        f"speaker roles: {df['speaker_role'].value_counts().to_dict()}"
+    )
     if "setting" in df:
-        print(f"settings: {df['setting'].nunique()} distinct tags; most common: "
-              + ", ".join(f"{k} ({v})" for k, v in df['setting'].value_counts().head(8).items()))
+        print(
+            f"settings: {df['setting'].nunique()} distinct tags; most common: "
+            + ", ".join(f"{k} ({v})" for k, v in df["setting"].value_counts().head(8).items())
+        )
 
 
 if __name__ == "__main__":

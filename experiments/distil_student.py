@@ -49,9 +49,13 @@ def bench_table(model, skip: int) -> str:
     model.use_runtime()
     model._prepare_student()
     ours, theirs = model._student_scores(texts), model._score(texts, False)
-    lines = [f"Student alone agrees with the full model on {(ours.argmax(1) == theirs.argmax(1)).mean():.1%} "
-             f"of {len(texts)} benchmark passages (gate in use: {model.student_report_.gate:.2f}).", "",
-             "| gate | to the full model | labels changed (student's share) |", "|---|---|---|"]
+    lines = [
+        f"Student alone agrees with the full model on {(ours.argmax(1) == theirs.argmax(1)).mean():.1%} "
+        f"of {len(texts)} benchmark passages (gate in use: {model.student_report_.gate:.2f}).",
+        "",
+        "| gate | to the full model | labels changed (student's share) |",
+        "|---|---|---|",
+    ]
     for row in distil.gate_table(ours, theirs):
         if 0.5 <= row["gate"] <= 0.9:
             lines.append(f"| {row['gate']:.2f} | {row['rescored']:.1%} | {row['changed']:.2%} |")
@@ -65,12 +69,19 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-changed", type=float, default=0.005)
-    parser.add_argument("--per-text", type=float, default=2.5,
-                        help="variations (sentences, sentence pairs) distilled on per excerpt")
-    parser.add_argument("--gate-only", action="store_true",
-                        help="--model already has a student: choose its gate again (in place), no distillation")
-    parser.add_argument("--bench-table", action="store_true",
-                        help="--model has a student: print its gate trade-off on the benchmark's passages (held out)")
+    parser.add_argument(
+        "--per-text", type=float, default=2.5, help="variations (sentences, sentence pairs) distilled on per excerpt"
+    )
+    parser.add_argument(
+        "--gate-only",
+        action="store_true",
+        help="--model already has a student: choose its gate again (in place), no distillation",
+    )
+    parser.add_argument(
+        "--bench-table",
+        action="store_true",
+        help="--model has a student: print its gate trade-off on the benchmark's passages (held out)",
+    )
     parser.add_argument("--skip", type=int, default=2000, help="benchmark passages: the first N corpus excerpts")
     args = parser.parse_args()
     if not (args.gate_only or args.bench_table) and not args.out:
@@ -101,11 +112,21 @@ def main() -> None:
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(args.model, out, ignore=shutil.ignore_patterns("onnx"))
-    model.save(out, extra={k: v for k, v in model.meta_.items()
-                           if k not in ("format_version", "kind", "params", "classes", "temperature", "history")})
-    report = {**model.student_report_.to_dict(), "benchmark_interviews_left_out": left_out,
-              "distil_excerpts": len(texts), "val_excerpts": len(val),
-              "seconds_total": time.perf_counter() - started}
+    model.save(
+        out,
+        extra={
+            k: v
+            for k, v in model.meta_.items()
+            if k not in ("format_version", "kind", "params", "classes", "temperature", "history")
+        },
+    )
+    report = {
+        **model.student_report_.to_dict(),
+        "benchmark_interviews_left_out": left_out,
+        "distil_excerpts": len(texts),
+        "val_excerpts": len(val),
+        "seconds_total": time.perf_counter() - started,
+    }
     report.pop("history")
     print(json.dumps(report, indent=2))
 

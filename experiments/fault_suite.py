@@ -34,16 +34,14 @@ def _reason(message: str) -> str:
 def run(examples: int) -> dict:
     from hypothesis import given, settings
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "transcripts"))
     import test_fuzz_readers as fuzz
 
-    readers = {}
-    faults: list[dict] = []
-    for fmt in fuzz.FORMATS:
+    def fuzz_reader(fmt: str, faults: list[dict]) -> tuple[Counter, Counter, Counter]:
+        """Run ``examples`` generated inputs through the ``fmt`` reader: outcomes, (kind, outcome), refusals."""
         outcomes: Counter = Counter()
         by_kind: Counter = Counter()
         reasons: Counter = Counter()
-        started = time.perf_counter()
 
         @settings(fuzz.FUZZ, max_examples=examples)
         @given(tagged=fuzz.tagged_inputs(fmt))
@@ -55,23 +53,37 @@ def run(examples: int) -> dict:
             if outcome == "refused":
                 reasons[_reason(why)] += 1
             elif outcome != "parsed" and len(faults) < 50:
-                faults.append({"format": fmt, "kind": kind, "outcome": outcome, "why": why,
-                               "input_head": raw[:300].hex()})
+                faults.append(
+                    {"format": fmt, "kind": kind, "outcome": outcome, "why": why, "input_head": raw[:300].hex()}
+                )
 
         tally()
+        return outcomes, by_kind, reasons
+
+    readers = {}
+    faults: list[dict] = []
+    for fmt in fuzz.FORMATS:
+        started = time.perf_counter()
+        outcomes, by_kind, reasons = fuzz_reader(fmt, faults)
         readers[fmt] = {
             "cases": sum(outcomes.values()),
             **{outcome: outcomes[outcome] for outcome in OUTCOMES},
-            "by_kind": {kind: {o: by_kind[(kind, o)] for o in OUTCOMES if by_kind[(kind, o)]}
-                        for kind in fuzz.INPUT_KINDS},
+            "by_kind": {
+                kind: {o: by_kind[(kind, o)] for o in OUTCOMES if by_kind[(kind, o)]} for kind in fuzz.INPUT_KINDS
+            },
             "top_refusals": reasons.most_common(6),
             "seconds": round(time.perf_counter() - started, 1),
         }
-        print(f"{fmt}: {readers[fmt]['cases']} cases, "
-              + ", ".join(f"{o} {outcomes[o]}" for o in OUTCOMES), flush=True)
+        print(f"{fmt}: {readers[fmt]['cases']} cases, " + ", ".join(f"{o} {outcomes[o]}" for o in OUTCOMES), flush=True)
     total = {o: sum(r[o] for r in readers.values()) for o in ("cases", *OUTCOMES)}
-    return {"examples_per_reader": examples, "time_limit_s": fuzz.TIME_LIMIT, "max_tokens": fuzz.MAX_TOKENS,
-            "readers": readers, "total": total, "faults": faults}
+    return {
+        "examples_per_reader": examples,
+        "time_limit_s": fuzz.TIME_LIMIT,
+        "max_tokens": fuzz.MAX_TOKENS,
+        "readers": readers,
+        "total": total,
+        "faults": faults,
+    }
 
 
 def markdown(result: dict) -> str:
@@ -91,11 +103,15 @@ def markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for fmt, r in result["readers"].items():
-        lines.append(f"| .{fmt} | {r['cases']} | {r['parsed']} | {r['refused']} | {r['other']} | {r['hang']} | "
-                     f"{r['bad offsets']} | {r['bad error']} | {r['seconds']} |")
+        lines.append(
+            f"| .{fmt} | {r['cases']} | {r['parsed']} | {r['refused']} | {r['other']} | {r['hang']} | "
+            f"{r['bad offsets']} | {r['bad error']} | {r['seconds']} |"
+        )
     t = result["total"]
-    lines.append(f"| **all** | **{t['cases']}** | {t['parsed']} | {t['refused']} | {t['other']} | {t['hang']} | "
-                 f"{t['bad offsets']} | {t['bad error']} | |")
+    lines.append(
+        f"| **all** | **{t['cases']}** | {t['parsed']} | {t['refused']} | {t['other']} | {t['hang']} | "
+        f"{t['bad offsets']} | {t['bad error']} | |"
+    )
     lines += ["", "Most common refusals (path and numbers elided):", ""]
     for fmt, r in result["readers"].items():
         shown = "; ".join(f"{reason} ({n})" for reason, n in r["top_refusals"][:4])
@@ -115,8 +131,10 @@ def main() -> None:
     (RESULTS / "fault_suite.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     (RESULTS / "fault_suite.md").write_text(markdown(result), encoding="utf-8")
     bad = sum(result["total"][o] for o in OUTCOMES if o not in ("parsed", "refused"))
-    print(f"{result['total']['cases']} cases: {result['total']['parsed']} parsed, {result['total']['refused']} "
-          f"refused, {bad} otherwise -> {RESULTS / 'fault_suite.md'}")
+    print(
+        f"{result['total']['cases']} cases: {result['total']['parsed']} parsed, {result['total']['refused']} "
+        f"refused, {bad} otherwise -> {RESULTS / 'fault_suite.md'}"
+    )
     sys.exit(1 if bad else 0)
 
 

@@ -48,8 +48,7 @@ def machine() -> str:
     isa = "/".join(flag for flag in ISA_FLAGS if flag in flags) or "ISA not read"
     import torch
 
-    return (f"{cpu}, {os.cpu_count()} cores, {isa}, torch {torch.__version__}, "
-            f"Python {platform.python_version()}")
+    return f"{cpu}, {os.cpu_count()} cores, {isa}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -62,10 +61,16 @@ def main() -> None:
     parser.add_argument("--experiment", default="supportlens-harness")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--out", default="experiments/results/harness")
-    parser.add_argument("--reference", default=None,
-                        help="config name the others' dev κ is compared with, paired (default: default, else the first)")
-    parser.add_argument("--embedding-cache", default=None,
-                        help="folder keeping frozen-encoder vectors between runs (e.g. .cache/embeddings)")
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="config name the others' dev κ is compared with, paired (default: default, else the first)",
+    )
+    parser.add_argument(
+        "--embedding-cache",
+        default=None,
+        help="folder keeping frozen-encoder vectors between runs (e.g. .cache/embeddings)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.chdir(ROOT)
@@ -73,18 +78,32 @@ def main() -> None:
 
     benchmarks = Benchmarks.find(ROOT, args.dev)
     if benchmarks.dev is None:
-        print(f"note: no development set at {args.dev}; transfer is measured on the gold transcripts only",
-              file=sys.stderr)
+        print(
+            f"note: no development set at {args.dev}; transfer is measured on the gold transcripts only",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
-    table = compare(args.configs, folds=args.folds, benchmarks=benchmarks, overrides=args.sets,
-                    data_path=args.data, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                    log=lambda m: print(m, file=sys.stderr, flush=True), embedding_dir=args.embedding_cache,
-                    reference=args.reference)
-    info = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folds": args.folds,
-            "overrides": " ".join(args.sets) or "none",
-            "dev_set": os.path.relpath(benchmarks.dev, ROOT) if benchmarks.dev else "none",
-            "gold": ", ".join(str(g[1].name) for g in benchmarks.gold),
-            "wall_minutes": round((time.perf_counter() - started) / 60, 1)}
+    table = compare(
+        args.configs,
+        folds=args.folds,
+        benchmarks=benchmarks,
+        overrides=args.sets,
+        data_path=args.data,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+        embedding_dir=args.embedding_cache,
+        reference=args.reference,
+    )
+    info = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "folds": args.folds,
+        "overrides": " ".join(args.sets) or "none",
+        "dev_set": os.path.relpath(benchmarks.dev, ROOT) if benchmarks.dev else "none",
+        "gold": ", ".join(str(g[1].name) for g in benchmarks.gold),
+        "wall_minutes": round((time.perf_counter() - started) / 60, 1),
+    }
     json_path, md_path = write_results(table, args.out, info)
     print(md_path.read_text())
     print(f"written {json_path} and {md_path}", file=sys.stderr)

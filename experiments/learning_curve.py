@@ -29,8 +29,9 @@ def draw(frame, size: int, seed: int):
     if size >= len(frame):
         return frame
     share = size / len(frame)
-    parts = [block.sample(n=max(1, round(len(block) * share)), random_state=seed)
-             for _, block in frame.groupby("label")]
+    parts = [
+        block.sample(n=max(1, round(len(block) * share)), random_state=seed) for _, block in frame.groupby("label")
+    ]
     import pandas as pd
 
     return pd.concat(parts).sort_index()
@@ -44,17 +45,20 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--dev", default=str(DEV))
     parser.add_argument("--out", default="experiments/results/learning_curve")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the draws already in --out's .json (same config, size and seed are replaced)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the draws already in --out's .json (same config, size and seed are replaced)",
+    )
     parser.add_argument("--embedding-cache", default=None, help="folder keeping frozen-encoder vectors between runs")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.chdir(ROOT)
     from supportlens.codebook import load_codebook
-    from supportlens.training.compare import Benchmarks, evaluate_config, load_dev
     from supportlens.config import load_config
     from supportlens.corpus.dataset import load_coded
     from supportlens.models.encoders import embedding_cache
+    from supportlens.training.compare import Benchmarks, evaluate_config, load_dev
 
     cfgs = {Path(c).stem: load_config(c) for c in args.configs}
     first = next(iter(cfgs.values()))
@@ -70,16 +74,35 @@ def main() -> None:
                 sub = draw(data.frame, size, seed).reset_index(drop=True)
                 for name, cfg in cfgs.items():
                     started = time.perf_counter()
-                    row = evaluate_config(cfg, sub, codebook.labels, args.folds, benchmarks, dev,
-                                          log=lambda m: None)
-                    rows.append({"config": name, "size": len(sub), "seed": seed,
-                                 "interviews": int(sub["group"].nunique()),
-                                 **{k: row.get(k) for k in ("cv_kappa_mean", "cv_macro_f1_mean", "test_kappa",
-                                                            "dev_kappa", "dev_macro_f1")},
-                                 "seconds": time.perf_counter() - started})
+                    row = evaluate_config(cfg, sub, codebook.labels, args.folds, benchmarks, dev, log=lambda m: None)
+                    rows.append(
+                        {
+                            "config": name,
+                            "size": len(sub),
+                            "seed": seed,
+                            "interviews": int(sub["group"].nunique()),
+                            **{
+                                k: row.get(k)
+                                for k in (
+                                    "cv_kappa_mean",
+                                    "cv_macro_f1_mean",
+                                    "test_kappa",
+                                    "dev_kappa",
+                                    "dev_macro_f1",
+                                )
+                            },
+                            "seconds": time.perf_counter() - started,
+                        }
+                    )
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    info = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folds": args.folds, "seeds": args.seeds,
-            "corpus": str(first.data.path), "corpus_size": len(data.frame)}
+    info = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "folds": args.folds,
+        "seeds": args.seeds,
+        "corpus": str(first.data.path),
+        "corpus_size": len(data.frame),
+    }
     previous = Path(args.out).with_suffix(".json")
     if args.merge and previous.is_file():
         old = json.loads(previous.read_text())
@@ -102,12 +125,18 @@ def write_outputs(rows: list[dict], info: dict, out: Path) -> str:
     table = pd.DataFrame(rows).groupby(["config", "size"], as_index=False).mean(numeric_only=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({**info, "rows": rows}, indent=2))
-    lines = [f"Measured {info['date']} on {info['machine']}; grouped {info['folds']}-fold CV; seeds {info['seeds']}.", "",
-             "| config | excerpts | draws | CV κ | dev macro-F1 | dev κ |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Measured {info['date']} on {info['machine']}; grouped {info['folds']}-fold CV; seeds {info['seeds']}.",
+        "",
+        "| config | excerpts | draws | CV κ | dev macro-F1 | dev κ |",
+        "|---|---|---|---|---|---|",
+    ]
     counts = pd.DataFrame(rows).groupby(["config", "size"]).size()
     for r in table.itertuples():
-        lines.append(f"| {r.config} | {int(r.size)} | {counts[(r.config, r.size)]} | {r.cv_kappa_mean:.3f} | "
-                     f"{r.dev_macro_f1:.3f} | {r.dev_kappa:.3f} |")
+        lines.append(
+            f"| {r.config} | {int(r.size)} | {counts[(r.config, r.size)]} | {r.cv_kappa_mean:.3f} | "
+            f"{r.dev_macro_f1:.3f} | {r.dev_kappa:.3f} |"
+        )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for name, block in table.groupby("config"):
@@ -130,7 +159,6 @@ def write_outputs(rows: list[dict], info: dict, out: Path) -> str:
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=120)
     return "\n".join(lines)
-
 
 
 if __name__ == "__main__":

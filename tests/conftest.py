@@ -40,8 +40,10 @@ PASSAGES = {
     ],
 }
 
-VOCAB_WORDS = sorted({w for texts in PASSAGES.values() for t in texts for w in t.split()} |
-                     {"site", "sites", "interview", "variant", "again", "also", "really"})
+VOCAB_WORDS = sorted(
+    {w for texts in PASSAGES.values() for t in texts for w in t.split()}
+    | {"site", "sites", "interview", "variant", "again", "also", "really"}
+)
 
 
 def make_rows(n_interviews: int = 10, per_label: int = 2) -> list[dict]:
@@ -52,8 +54,15 @@ def make_rows(n_interviews: int = 10, per_label: int = 2) -> list[dict]:
         for label, texts in PASSAGES.items():
             for j in range(per_label):
                 text = texts[(g + j) % len(texts)] + fillers[(g + j) % len(fillers)] + f" in interview {g} part {j}"
-                rows.append({"id": f"i{g:02d}-{k:02d}", "interview_id": f"i{g:02d}",
-                             "speaker_role": "participant", "text": text, "label": label})
+                rows.append(
+                    {
+                        "id": f"i{g:02d}-{k:02d}",
+                        "interview_id": f"i{g:02d}",
+                        "speaker_role": "participant",
+                        "text": text,
+                        "label": label,
+                    }
+                )
                 k += 1
     return rows
 
@@ -89,8 +98,14 @@ def tiny_bert(tmp_path_factory) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [w for w in VOCAB_WORDS] + [str(i) for i in range(20)]
     (d / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     BertTokenizer(vocab=str(d / "vocab.txt")).save_pretrained(d)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=37, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=128,
+    )
     import torch
 
     torch.manual_seed(0)  # the same random weights in every run: tests must not depend on the draw
@@ -107,7 +122,8 @@ def model_dir(tmp_path_factory) -> Path:
 
     rows = make_rows(6, 2)
     model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit(
-        [r["text"] for r in rows], [r["label"] for r in rows])
+        [r["text"] for r in rows], [r["label"] for r in rows]
+    )
     d = tmp_path_factory.mktemp("model") / "m"
     model.save(d, extra={"review_threshold": 0.5, "codebook": load_codebook(CODEBOOK).to_dict()})
     return d
@@ -116,8 +132,8 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def labeler(model_dir):
     """A fresh Labeler over `model_dir` (tests may monkeypatch it)."""
-    from supportlens.models import load_classifier
     from supportlens.inference.labeler import Labeler
+    from supportlens.models import load_classifier
 
     return Labeler(load_classifier(model_dir))
 
@@ -138,8 +154,16 @@ def tracking_uri(tmp_path: Path, monkeypatch) -> str:
 
 
 def fast_overrides(pretrained: Path | None = None, kind: str = "tfidf_logreg") -> list[str]:
-    sets = [f"model.kind={kind}", "train.epochs=2", "train.batch_size=8", "model.max_length=32",
-            "split.test_size=0.2", "split.val_size=0.2", "output_dir=outputs", f"codebook={CODEBOOK}"]
+    sets = [
+        f"model.kind={kind}",
+        "train.epochs=2",
+        "train.batch_size=8",
+        "model.max_length=32",
+        "split.test_size=0.2",
+        "split.val_size=0.2",
+        "output_dir=outputs",
+        f"codebook={CODEBOOK}",
+    ]
     if pretrained is not None:
         sets.append(f"model.pretrained={pretrained}")
     return sets

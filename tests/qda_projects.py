@@ -35,12 +35,17 @@ SHARED, RESPONSIVE, HELPDESK = make_guid("shared"), make_guid("responsive"), mak
 NO_APPROACH, FUNDING = make_guid("noapproach"), make_guid("funding")
 # (guid, name, codable, children)
 CODE_TREE = [
-    (SUPPORT, "Support model", False, [
-        (PUSH, "Push", True, []),
-        (PULL, "Pull", True, []),
-        (COCREATION, "Co-creation", True, [(SHARED, "Shared decisions", True, [])]),
-        (RESPONSIVE, "Responsive TA", True, [(HELPDESK, "Help desk", True, [])]),
-    ]),
+    (
+        SUPPORT,
+        "Support model",
+        False,
+        [
+            (PUSH, "Push", True, []),
+            (PULL, "Pull", True, []),
+            (COCREATION, "Co-creation", True, [(SHARED, "Shared decisions", True, [])]),
+            (RESPONSIVE, "Responsive TA", True, [(HELPDESK, "Help desk", True, [])]),
+        ],
+    ),
     (NO_APPROACH, "No approach", True, []),
     (FUNDING, "Funding", True, []),
 ]
@@ -73,14 +78,21 @@ def gold_codings() -> list[dict]:
 
 def _code_nodes(parent: ET.Element, nodes) -> None:
     for guid, name, codable, children in nodes:
-        el = ET.SubElement(parent, "Code", {"guid": guid, "name": name,
-                                                    "isCodable": "true" if codable else "false",
-                                                    "color": "#336699"})
+        el = ET.SubElement(
+            parent,
+            "Code",
+            {"guid": guid, "name": name, "isCodable": "true" if codable else "false", "color": "#336699"},
+        )
         _code_nodes(el, children)
 
 
-def build_project(path: Path, sources: list[dict], drop_member: str | None = None,
-                  qde: bytes | None = None, audio: bytes | None = None) -> Path:
+def build_project(
+    path: Path,
+    sources: list[dict],
+    drop_member: str | None = None,
+    qde: bytes | None = None,
+    audio: bytes | None = None,
+) -> Path:
     """sources: {guid, name, text, inline?, selections: [(guid, start, end, user, [code guids])]};
     ``audio``: also an audio source stored in the archive (not text: import passes it by)."""
     root = ET.Element("Project", {"xmlns": NS, "name": "test project", "origin": "hand-built"})
@@ -100,21 +112,31 @@ def build_project(path: Path, sources: list[dict], drop_member: str | None = Non
         if src.get("inline"):  # an escaped CR survives XML parsing; write it as &#13;
             ET.SubElement(el, "PlainTextContent").text = src["text"].replace("\r", "\ue123")
         for sel_guid, start, end, user, code_guids in src.get("selections", []):
-            sel = ET.SubElement(el, "PlainTextSelection", {
-                "guid": sel_guid, "startPosition": str(start), "endPosition": str(end),
-                "creatingUser": user, "creationDateTime": "2024-03-12T10:00:00Z"})
+            sel = ET.SubElement(
+                el,
+                "PlainTextSelection",
+                {
+                    "guid": sel_guid,
+                    "startPosition": str(start),
+                    "endPosition": str(end),
+                    "creatingUser": user,
+                    "creationDateTime": "2024-03-12T10:00:00Z",
+                },
+            )
             for k, code in enumerate(code_guids):
-                coding = ET.SubElement(sel, "Coding", {"guid": make_guid(f"{sel_guid}-{k}"),
-                                                               "creatingUser": user})
+                coding = ET.SubElement(sel, "Coding", {"guid": make_guid(f"{sel_guid}-{k}"), "creatingUser": user})
                 ET.SubElement(coding, "CodeRef", {"targetGUID": code})
     if audio is not None:
-        ET.SubElement(holder, "AudioSource", {"guid": AUDIO_GUID, "name": "recording",
-                                              "path": f"internal://{AUDIO_GUID}.m4a"})
+        ET.SubElement(
+            holder, "AudioSource", {"guid": AUDIO_GUID, "name": "recording", "path": f"internal://{AUDIO_GUID}.m4a"}
+        )
         files[f"Sources/{AUDIO_GUID}.m4a"] = audio
     xml = ET.tostring(root, encoding="unicode").replace("\ue123", "&#13;")
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("project.qde", qde if qde is not None
-                         else ('<?xml version="1.0" encoding="utf-8"?>\n' + xml).encode("utf-8"))
+        archive.writestr(
+            "project.qde",
+            qde if qde is not None else ('<?xml version="1.0" encoding="utf-8"?>\n' + xml).encode("utf-8"),
+        )
         for name, data in files.items():
             if name != drop_member:
                 archive.writestr(name, data)
@@ -140,21 +162,34 @@ def smp01_source() -> dict:
 
 def maori_source() -> dict:
     co, pull = MAORI_TEXT.index(MAORI_CO), MAORI_TEXT.index(MAORI_PULL)
-    return {"guid": MAORI_GUID, "name": MAORI_NAME, "text": MAORI_TEXT, "selections": [
-        (make_guid("m-co"), co, co + len(MAORI_CO), ANA, [COCREATION]),
-        (make_guid("m-pull"), pull, pull + len(MAORI_PULL), BEN, [PULL]),
-    ]}
+    return {
+        "guid": MAORI_GUID,
+        "name": MAORI_NAME,
+        "text": MAORI_TEXT,
+        "selections": [
+            (make_guid("m-co"), co, co + len(MAORI_CO), ANA, [COCREATION]),
+            (make_guid("m-pull"), pull, pull + len(MAORI_PULL), BEN, [PULL]),
+        ],
+    }
 
 
 def inline_source() -> dict:
     start = INLINE_TEXT.index("The district")
-    return {"guid": INLINE_GUID, "name": "inline note", "text": INLINE_TEXT, "inline": True,
-            "selections": [(make_guid("inline-1"), start, INLINE_TEXT.index(".") + 1, ANA, [PULL])]}
+    return {
+        "guid": INLINE_GUID,
+        "name": "inline note",
+        "text": INLINE_TEXT,
+        "inline": True,
+        "selections": [(make_guid("inline-1"), start, INLINE_TEXT.index(".") + 1, ANA, [PULL])],
+    }
 
 
 def smp06_source() -> dict:  # nobody has coded it yet
-    return {"guid": SMP06_GUID, "name": "smp06_juvenile_justice.md",
-            "text": (SAMPLES / "smp06_juvenile_justice.md").read_text(encoding="utf-8")}
+    return {
+        "guid": SMP06_GUID,
+        "name": "smp06_juvenile_justice.md",
+        "text": (SAMPLES / "smp06_juvenile_justice.md").read_text(encoding="utf-8"),
+    }
 
 
 def sample_project(path: Path) -> Path:
@@ -192,6 +227,14 @@ def gold_predictions() -> pd.DataFrame:
     """smp01's gold spans as a predictions table, some of them below a confidence of 0.5."""
     rows = []
     for i, g in enumerate(gold_codings()):
-        rows.append({"source": "smp01_child_welfare.txt", "start": g["start"], "end": g["end"],
-                     "text": g["text"], "label": g["label"], "confidence": 0.9 if i % 3 else 0.3})
+        rows.append(
+            {
+                "source": "smp01_child_welfare.txt",
+                "start": g["start"],
+                "end": g["end"],
+                "text": g["text"],
+                "label": g["label"],
+                "confidence": 0.9 if i % 3 else 0.3,
+            }
+        )
     return pd.DataFrame(rows)

@@ -1,7 +1,6 @@
 import numpy as np
 
-from supportlens.calibration import (coverage_at_precision, expected_calibration_error, fit_temperature,
-                                     review_threshold)
+from supportlens.calibration import coverage_at_precision, expected_calibration_error, fit_temperature, review_threshold
 
 
 def test_temperature_softens_overconfident_logits():
@@ -72,8 +71,10 @@ def test_without_interviews_the_validation_minimum_is_excerpts_and_says_why():
     assert validation_shortfall(30, 30, grouped=False) is None
     assert validation_shortfall(30, 0, grouped=False) is None
     reason = validation_shortfall(16, 16, grouped=False)
-    assert reason.startswith("the validation split holds 16 excerpts; fitting a temperature and a review "
-                             "threshold needs at least 30 excerpts")
+    assert reason.startswith(
+        "the validation split holds 16 excerpts; fitting a temperature and a review "
+        "threshold needs at least 30 excerpts"
+    )
     assert "16 interview" not in reason and "no interview column" in reason
 
 

@@ -10,8 +10,10 @@ def test_labels_and_ids(codebook):
     assert codebook.id2label[0] == "push"
 
 
-@pytest.mark.parametrize("alias", ["Co-creation/exchange", "co creation", "exchange", "CO_CREATION",
-                                   "Co-creation or exchange", " co-creation "])
+@pytest.mark.parametrize(
+    "alias",
+    ["Co-creation/exchange", "co creation", "exchange", "CO_CREATION", "Co-creation or exchange", " co-creation "],
+)
 def test_aliases_normalise(codebook, alias):
     assert codebook.normalise(alias) == "co_creation"
 
@@ -27,10 +29,12 @@ def test_every_code_is_fully_defined(codebook):
 
 
 def test_alias_claimed_twice_is_an_error():
-    raw = {"codes": [
-        {"label": "a", "short": "x", "definition": "x", "aliases": ["both"]},
-        {"label": "b", "short": "y", "definition": "y", "aliases": ["both"]},
-    ]}
+    raw = {
+        "codes": [
+            {"label": "a", "short": "x", "definition": "x", "aliases": ["both"]},
+            {"label": "b", "short": "y", "definition": "y", "aliases": ["both"]},
+        ]
+    }
     with pytest.raises(CodebookError, match="'both'"):
         codebook_from_dict(raw)
 
@@ -52,22 +56,28 @@ def test_roundtrip(tmp_path, codebook):
 @pytest.mark.parametrize("examples", ['"one passage, not a list"', "[1, 2]", '["ok", ""]'])
 def test_examples_must_be_a_list_of_passages(tmp_path, examples):
     path = tmp_path / "cb.yaml"
-    path.write_text("codes:\n  - label: a\n    short: s\n    definition: d\n"
-                    f"    examples: {examples}\n  - label: b\n    short: s\n    definition: d\n")
+    path.write_text(
+        "codes:\n  - label: a\n    short: s\n    definition: d\n"
+        f"    examples: {examples}\n  - label: b\n    short: s\n    definition: d\n"
+    )
     with pytest.raises(CodebookError, match=r"codes\[0\].examples must be a list of non-empty passages"):
         load_codebook(path)
 
 
 def test_examples_feed_the_prior_and_roundtrip(tmp_path, codebook):
     assert all(c.examples for c in codebook.codes)
-    assert codebook.code("pull").prior_texts()[-len(codebook.code("pull").examples):] == list(codebook.code("pull").examples)
+    assert codebook.code("pull").prior_texts()[-len(codebook.code("pull").examples) :] == list(
+        codebook.code("pull").examples
+    )
     codebook.save(tmp_path / "cb.yaml")
     assert load_codebook(tmp_path / "cb.yaml").code("push").examples == codebook.code("push").examples
 
 
 def test_missing_relative_codebook_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(CodebookError, match=f"relative to {tmp_path}: run from the project folder, or give the codebook a") as err:
+    with pytest.raises(
+        CodebookError, match=f"relative to {tmp_path}: run from the project folder, or give the codebook a"
+    ) as err:
         load_codebook("configs/mine.yaml")
     # the command line names its option instead
     assert f"relative to {tmp_path}: run from the project folder, or give --codebook" in in_cli_terms(str(err.value))

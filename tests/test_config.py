@@ -99,8 +99,10 @@ def test_config_paths_work_from_any_directory(tmp_path, monkeypatch):
     for name in ("a", "b"):
         (project / "configs" / f"{name}.yaml").write_text("model: {kind: tfidf_logreg}\n")
     main = project / "configs" / "main.yaml"
-    main.write_text("codebook: configs/codebook.yaml\ndata: {path: data/coded.csv}\nmodel: {kind: ensemble}\n"
-                    "ensemble: {members: [configs/a.yaml, b.yaml]}\n")
+    main.write_text(
+        "codebook: configs/codebook.yaml\ndata: {path: data/coded.csv}\nmodel: {kind: ensemble}\n"
+        "ensemble: {members: [configs/a.yaml, b.yaml]}\n"
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -117,22 +119,29 @@ def test_config_paths_work_from_any_directory(tmp_path, monkeypatch):
 
 def test_missing_relative_config_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=f"relative to {tmp_path}: run from the project folder, or give the config a") as err:
+    with pytest.raises(
+        ConfigError, match=f"relative to {tmp_path}: run from the project folder, or give the config a"
+    ) as err:
         load_config("configs/mine.yaml")
     # the command line names its option instead
     assert f"relative to {tmp_path}: run from the project folder, or give --config" in in_cli_terms(str(err.value))
     # and names the configs that would have worked from here
-    assert "bundled with supportlens: default, embed-logreg, embed-prior, finetune, tfidf, zeroshot and " in str(err.value)
+    assert "bundled with supportlens: default, embed-logreg, embed-prior, finetune, tfidf, zeroshot and " in str(
+        err.value
+    )
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "absent.yaml")
     assert "relative to" not in str(err.value)  # an absolute path needs no hint
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.rdrop_alpha=-1", r"train\.rdrop_alpha must be 0 \(off\) or more, got -1"),
-    ("train.layer_decay=0", r"train\.layer_decay must be in \(0, 1\], got 0"),
-    ("train.layer_decay=1.5", r"train\.layer_decay must be in \(0, 1\], got 1.5"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.rdrop_alpha=-1", r"train\.rdrop_alpha must be 0 \(off\) or more, got -1"),
+        ("train.layer_decay=0", r"train\.layer_decay must be in \(0, 1\], got 0"),
+        ("train.layer_decay=1.5", r"train\.layer_decay must be in \(0, 1\], got 1.5"),
+    ],
+)
 def test_regularisation_settings_are_checked(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
@@ -140,7 +149,8 @@ def test_regularisation_settings_are_checked(override, message):
 
 def test_the_default_codebook_path_is_defined_once():
     """The config's default and every command's fallback are one constant, so they cannot drift."""
-    from supportlens.cli import assist, qda, report as report_command
+    from supportlens.cli import assist, qda
+    from supportlens.cli import report as report_command
     from supportlens.inference import report
 
     assert Config().codebook == DEFAULT_CODEBOOK == "configs/codebook.yaml"

@@ -99,15 +99,16 @@ def _build_wheel(out: Path) -> Path:
     for folder in ("src", "configs", "data"):
         shutil.copytree(ROOT / folder, source / folder, ignore=skip)
     # build isolation: pyproject's build-system (setuptools>=77), not whatever this environment has
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-          "-w", str(out / "dist"), str(source)], cwd=out)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out / "dist"), str(source)], cwd=out)
     (wheel,) = (out / "dist").glob("supportlens-*.whl")
     return wheel
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> str:
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done.stdout + done.stderr
 
 
@@ -137,8 +138,16 @@ def test_the_wheel_works_in_an_empty_folder(tmp_path):
     env["HF_HUB_OFFLINE"] = "1"
     work = tmp_path / "empty"
     work.mkdir()
-    where = _run([str(python), "-c", "import importlib.resources as r, supportlens; "
-                  "print(supportlens.__file__); print(r.files('supportlens.resources.configs'))"], work, env)
+    where = _run(
+        [
+            str(python),
+            "-c",
+            "import importlib.resources as r, supportlens; "
+            "print(supportlens.__file__); print(r.files('supportlens.resources.configs'))",
+        ],
+        work,
+        env,
+    )
     assert str(ROOT) not in where and str(venv) in where  # the installed copy, not the repository's
 
     version = _pyproject()["project"]["version"]
@@ -155,8 +164,19 @@ def test_the_wheel_works_in_an_empty_folder(tmp_path):
     trained = _run([cli, "train", "--config", "tfidf", "--data", "data/coded.csv", "--register", "mine"], project, env)
     assert "registered:   models:/mine@champion" in trained
     assert (project / "mlflow.db").is_file()
-    _run([cli, "predict", "data/transcripts/smp01_child_welfare.txt", "--model", "models:/mine@champion",
-          "--out", "outputs/labels.csv"], project, env)
+    _run(
+        [
+            cli,
+            "predict",
+            "data/transcripts/smp01_child_welfare.txt",
+            "--model",
+            "models:/mine@champion",
+            "--out",
+            "outputs/labels.csv",
+        ],
+        project,
+        env,
+    )
     assert len((project / "outputs" / "labels.csv").read_text(encoding="utf-8").splitlines()) > 5
     _run([cli, "report", "outputs/labels.csv", "--out", "outputs/report.html"], project, env)
     assert "<html" in (project / "outputs" / "report.html").read_text(encoding="utf-8").lower()

@@ -16,17 +16,18 @@ def test_readme_api_snippet_works_every_time(coded_file, tmp_path):
     script = textwrap.dedent(f"""
         import supportlens
         from supportlens import load_config, train, load_classifier
-        cfg = load_config({str(CODEBOOK.parent / 'tfidf.yaml')!r}, {fast_overrides()!r} + ["data.path={coded_file}"])
+        cfg = load_config({str(CODEBOOK.parent / "tfidf.yaml")!r}, {fast_overrides()!r} + ["data.path={coded_file}"])
         for _ in range(2):
             result = train(cfg, track=False, log=lambda message: None)
             model = load_classifier(result.model_dir)
             assert model.predict_proba(["we designed the plan together"]).shape == (1, 4)
-        import supportlens.cli.app, supportlens.training.trainer, supportlens.transcripts.segmentation  # the modules, imported again
+        # the modules, imported again
+        import supportlens.cli.app, supportlens.training.trainer, supportlens.transcripts.segmentation
         from supportlens import train as again, segment, read_transcript
         assert again is train is supportlens.train and callable(supportlens.train)
         import supportlens.training.trainer as module  # a module, as a user or a patch target expects
         assert module.train is train and callable(module.add_coded)
-        transcript = read_transcript({str(ROOT / 'data' / 'transcripts' / 'smp01_child_welfare.txt')!r})
+        transcript = read_transcript({str(ROOT / "data" / "transcripts" / "smp01_child_welfare.txt")!r})
         assert segment(transcript) and segment(transcript) == supportlens.segment(transcript)
         from supportlens.training.trainer import add_coded  # the module's other names stay importable
         print("ok")

@@ -17,7 +17,7 @@ SAMPLE = ROOT / "data" / "transcripts" / "smp01_child_welfare.txt"
 def test_every_producer_has_the_schemas_columns(labeler, tmp_path):
     labels = labeler.labels
     columns = schema.prediction_columns(labels)
-    assert columns[:len(schema.PASSAGE_COLUMNS)] == schema.PASSAGE_COLUMNS
+    assert columns[: len(schema.PASSAGE_COLUMNS)] == schema.PASSAGE_COLUMNS
     # the batch writer, in each of its formats, and the Parquet types it writes
     for suffix in schema.PREDICTION_SUFFIXES:
         out = tmp_path / f"labels{suffix}"
@@ -37,10 +37,10 @@ def test_every_producer_has_the_schemas_columns(labeler, tmp_path):
     from supportlens.inference import spark
 
     assert [name for name, _ in spark.result_fields(labels)] == columns + [spark.ERROR_COLUMN]
-    assert spark.pyfunc_result_type(labels) == ", ".join(
-        f"{name} {kind}" for name, kind in schema.score_fields(labels))
+    assert spark.pyfunc_result_type(labels) == ", ".join(f"{name} {kind}" for name, kind in schema.score_fields(labels))
     assert spark.pyfunc_result_type(["push", "none"]) == (
-        "label string, p_push double, p_none double, confidence double, needs_review boolean")
+        "label string, p_push double, p_none double, confidence double, needs_review boolean"
+    )
 
 
 def test_passage_rows_fill_every_passage_column(labeler):
@@ -68,10 +68,24 @@ def test_score_frame_follows_the_review_rule():
 
 def test_read_output_keeps_values_as_written(tmp_path):
     """Row ids such as "007" stay text; a speaker called "NA" or "1" is not missing or a number."""
-    rows = [{"source": "a.csv", "passage_index": 0, "speaker": "NA", "text": "x", "confidence": 1.0,
-             schema.ROW_ID_COLUMN: "007"},
-            {"source": "a.csv", "passage_index": 1, "speaker": "1", "text": "y", "confidence": 1.0,
-             schema.ROW_ID_COLUMN: "010"}]
+    rows = [
+        {
+            "source": "a.csv",
+            "passage_index": 0,
+            "speaker": "NA",
+            "text": "x",
+            "confidence": 1.0,
+            schema.ROW_ID_COLUMN: "007",
+        },
+        {
+            "source": "a.csv",
+            "passage_index": 1,
+            "speaker": "1",
+            "text": "y",
+            "confidence": 1.0,
+            schema.ROW_ID_COLUMN: "010",
+        },
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     for name in ("p.csv", "p.jsonl"):
@@ -84,8 +98,17 @@ def test_read_output_keeps_values_as_written(tmp_path):
 
 def test_read_predictions_checks_what_the_report_needs(tmp_path):
     bad = tmp_path / "bad.csv"
-    pd.DataFrame({"source": ["a"], "passage_index": [0], "speaker": ["A"], "text": ["x"], "label": ["push"],
-                  "confidence": [1.5], "needs_review": [False]}).to_csv(bad, index=False)
+    pd.DataFrame(
+        {
+            "source": ["a"],
+            "passage_index": [0],
+            "speaker": ["A"],
+            "text": ["x"],
+            "label": ["push"],
+            "confidence": [1.5],
+            "needs_review": [False],
+        }
+    ).to_csv(bad, index=False)
     with pytest.raises(schema.PredictionsError, match="row 1: field 'confidence' must be a number in"):
         schema.read_predictions(bad)
     pd.DataFrame({"source": ["a"]}).to_csv(bad, index=False)

@@ -4,9 +4,8 @@
 import numpy as np
 import pytest
 
-from supportlens.models import EmbedLogReg, FineTuneClassifier
-
 from conftest import make_rows
+from supportlens.models import EmbedLogReg, FineTuneClassifier
 
 pytestmark = pytest.mark.slow
 LABELS = ["push", "pull", "co_creation", "none"]
@@ -14,9 +13,13 @@ LABELS = ["push", "pull", "co_creation", "none"]
 
 def test_minilm_embeddings_are_semantic():
     model = EmbedLogReg(labels=LABELS)
-    emb = model.embed(["We designed the plan together with the county.",
-                       "The county and our team co-designed the plan as equals.",
-                       "The weather was cold on the day of the site visit."])
+    emb = model.embed(
+        [
+            "We designed the plan together with the county.",
+            "The county and our team co-designed the plan as equals.",
+            "The weather was cold on the day of the site visit.",
+        ]
+    )
     assert emb.shape == (3, 384)
     assert emb[0] @ emb[1] > emb[0] @ emb[2]
 
@@ -24,7 +27,8 @@ def test_minilm_embeddings_are_semantic():
 def test_minilm_finetune_learns_fixture():
     rows = make_rows(6, 2)
     X, y = [r["text"] for r in rows], [r["label"] for r in rows]
-    model = FineTuneClassifier(labels=LABELS, epochs=3, batch_size=8, max_length=48, freeze_layers=4,
-                               learning_rate=1e-4).fit(X, y, X, y)
+    model = FineTuneClassifier(
+        labels=LABELS, epochs=3, batch_size=8, max_length=48, freeze_layers=4, learning_rate=1e-4
+    ).fit(X, y, X, y)
     assert model.score(X, y) > 0.8
     assert np.isfinite(model.predict_proba(X)).all()

@@ -25,8 +25,9 @@ def test_a_first_run_shows_no_store_housekeeping_but_warnings_still_show(trackin
     finally:
         for logger in loggers:
             logger.removeHandler(collect)
-    notices = [m for m in collect.messages if "database" in m or "Creating a new experiment" in m
-               or "upgrade" in m.lower()]
+    notices = [
+        m for m in collect.messages if "database" in m or "Creating a new experiment" in m or "upgrade" in m.lower()
+    ]
     assert notices == []
     assert "WARNING a real problem" in collect.messages
     # the logger that later links to a run on a tracking server is left as it was
@@ -41,8 +42,7 @@ def test_logging_the_training_data_shows_no_source_notice_and_records_the_digest
 
     source = tmp_path / "coded.jsonl"
     source.write_text("{}\n", encoding="utf-8")
-    frame = pd.DataFrame({"id": ["a", "b"], "text": ["we trained them", "they asked us"],
-                          "label": ["push", "pull"]})
+    frame = pd.DataFrame({"id": ["a", "b"], "text": ["we trained them", "they asked us"], "label": ["push", "pull"]})
     tracking.setup(tracking_uri, "datasets")
     with tracking.run("data"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -37,14 +37,18 @@ def validation_shortfall(n_excerpts: int, n_interviews: int, grouped: bool = Tru
     if not grouped:
         if n_excerpts >= MIN_VAL_EXCERPTS:
             return None
-        return (f"the validation split holds {plural(n_excerpts, 'excerpt')}; fitting a temperature and a "
-                f"review threshold needs at least {MIN_VAL_EXCERPTS} excerpts (and {MIN_VAL_INTERVIEWS} "
-                "interviews, which these data cannot show: they have no interview column)")
+        return (
+            f"the validation split holds {plural(n_excerpts, 'excerpt')}; fitting a temperature and a "
+            f"review threshold needs at least {MIN_VAL_EXCERPTS} excerpts (and {MIN_VAL_INTERVIEWS} "
+            "interviews, which these data cannot show: they have no interview column)"
+        )
     if n_excerpts >= MIN_VAL_EXCERPTS and n_interviews >= MIN_VAL_INTERVIEWS:
         return None
-    return (f"the validation split holds {plural(n_interviews, 'interview')} and "
-            f"{plural(n_excerpts, 'excerpt')}; fitting a temperature and a review threshold needs at "
-            f"least {MIN_VAL_INTERVIEWS} interviews and {MIN_VAL_EXCERPTS} excerpts")
+    return (
+        f"the validation split holds {plural(n_interviews, 'interview')} and "
+        f"{plural(n_excerpts, 'excerpt')}; fitting a temperature and a review threshold needs at "
+        f"least {MIN_VAL_INTERVIEWS} interviews and {MIN_VAL_EXCERPTS} excerpts"
+    )
 
 
 def flags_for_review(confidence: np.ndarray, threshold: float, measured: bool = True) -> np.ndarray:
@@ -82,18 +86,22 @@ class Calibration:
     def validation_text(self) -> str:
         """'32 validation excerpts from 4 interviews' (or, ungrouped, '32 validation excerpts')."""
         text = f"{plural(self.val_excerpts, 'validation excerpt')}"
-        return text if not self.grouped or self.val_interviews is None else \
-            f"{text} from {plural(self.val_interviews, 'interview')}"
+        return (
+            text
+            if not self.grouped or self.val_interviews is None
+            else f"{text} from {plural(self.val_interviews, 'interview')}"
+        )
 
     def summary(self) -> str:
         """One line for the run's record: what was fitted on validation, or why not."""
         if not self.threshold_measured:
             return "not calibrated: " + "; ".join(self.notes)
-        fitted = (f"temperature {self.temperature:.2f} and review threshold {self.review_threshold:.4g} fitted"
-                  if self.temperature_fitted else
-                  f"review threshold {self.review_threshold:.4g} fitted (no temperature: T = 1)")
-        return (f"{fitted} on {self.validation_text()}"
-                + "".join(f"; {note}" for note in self.notes))
+        fitted = (
+            f"temperature {self.temperature:.2f} and review threshold {self.review_threshold:.4g} fitted"
+            if self.temperature_fitted
+            else f"review threshold {self.review_threshold:.4g} fitted (no temperature: T = 1)"
+        )
+        return f"{fitted} on {self.validation_text()}" + "".join(f"; {note}" for note in self.notes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,10 +142,15 @@ def temperature_fit(logits: np.ndarray, y: np.ndarray) -> TemperatureFit:
     # flattened probabilities it gives send every passage to review, which is what it deserves)
     # at the bound: the likelihood is still rising there (the search stops short of the edge)
     if optimum <= low * 1.01 or _nll(logits, y, low) <= float(result.fun):
-        return TemperatureFit(1.0, optimum, (
-            f"the temperature fit on validation ran to the lower bound of its search (T = {low}): the "
-            "model made (almost) no mistake there, so validation cannot say how sure it should be; "
-            "its own probabilities are used (T = 1)"))
+        return TemperatureFit(
+            1.0,
+            optimum,
+            (
+                f"the temperature fit on validation ran to the lower bound of its search (T = {low}): the "
+                "model made (almost) no mistake there, so validation cannot say how sure it should be; "
+                "its own probabilities are used (T = 1)"
+            ),
+        )
     return TemperatureFit(optimum, optimum)
 
 
@@ -165,11 +178,15 @@ def reliability_table(confidence: np.ndarray, correct: np.ndarray, n_bins: int =
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         mask = (confidence > lo) & (confidence <= hi)
-        rows.append({
-            "bin_low": float(lo), "bin_high": float(hi), "count": int(mask.sum()),
-            "confidence": float(confidence[mask].mean()) if mask.any() else float("nan"),
-            "accuracy": float(correct[mask].mean()) if mask.any() else float("nan"),
-        })
+        rows.append(
+            {
+                "bin_low": float(lo),
+                "bin_high": float(hi),
+                "count": int(mask.sum()),
+                "confidence": float(confidence[mask].mean()) if mask.any() else float("nan"),
+                "accuracy": float(correct[mask].mean()) if mask.any() else float("nan"),
+            }
+        )
     return rows
 
 

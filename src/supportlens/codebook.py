@@ -56,9 +56,7 @@ class Codebook:
                 key = _key(alias)
                 other = self._lookup.get(key)
                 if other is not None and other != code.label:
-                    raise CodebookError(
-                        f"alias {alias!r} is claimed by both {other!r} and {code.label!r}"
-                    )
+                    raise CodebookError(f"alias {alias!r} is claimed by both {other!r} and {code.label!r}")
                 self._lookup[key] = code.label
 
     @property
@@ -86,8 +84,7 @@ class Codebook:
         return self._lookup.get(_key(value))
 
     def known_values(self) -> list[str]:
-        return [f"{c.label} (aliases: {', '.join(c.aliases)})" if c.aliases else c.label
-                for c in self.codes]
+        return [f"{c.label} (aliases: {', '.join(c.aliases)})" if c.aliases else c.label for c in self.codes]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,9 +93,14 @@ class Codebook:
             "multiple_approaches_rule": self.multiple_approaches_rule,
             "codes": [
                 {
-                    "label": c.label, "name": c.name, "color": c.color, "short": c.short,
-                    "definition": c.definition, "use_when": c.use_when,
-                    "do_not_use_when": c.do_not_use_when, "aliases": list(c.aliases),
+                    "label": c.label,
+                    "name": c.name,
+                    "color": c.color,
+                    "short": c.short,
+                    "definition": c.definition,
+                    "use_when": c.use_when,
+                    "do_not_use_when": c.do_not_use_when,
+                    "aliases": list(c.aliases),
                     **({"examples": list(c.examples)} if c.examples else {}),
                 }
                 for c in self.codes
@@ -106,8 +108,7 @@ class Codebook:
         }
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True),
-                              encoding="utf-8")
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
 def codebook_from_dict(raw: dict[str, Any], source: str | None = None) -> Codebook:
@@ -124,30 +125,39 @@ def codebook_from_dict(raw: dict[str, Any], source: str | None = None) -> Codebo
                 raise CodebookError(f"{where}codes[{i}] is missing '{required}'")
         label = str(item["label"]).strip()
         if not re.fullmatch(r"[a-z][a-z0-9_]*", label):
-            raise CodebookError(
-                f"{where}codes[{i}].label {label!r} must be lower-case letters, digits and _"
-            )
+            raise CodebookError(f"{where}codes[{i}].label {label!r} must be lower-case letters, digits and _")
         if label in seen:
             raise CodebookError(f"{where}code {label!r} is defined twice")
         seen.add(label)
-        unknown = set(item) - {"label", "name", "short", "definition", "use_when",
-                               "do_not_use_when", "aliases", "color", "examples"}
+        unknown = set(item) - {
+            "label",
+            "name",
+            "short",
+            "definition",
+            "use_when",
+            "do_not_use_when",
+            "aliases",
+            "color",
+            "examples",
+        }
         if unknown:
             raise CodebookError(f"{where}codes[{i}] has unknown keys: {', '.join(sorted(unknown))}")
         examples = item.get("examples") or []
         if not isinstance(examples, list) or not all(isinstance(e, str) and e.strip() for e in examples):
             raise CodebookError(f"{where}codes[{i}].examples must be a list of non-empty passages (strings)")
-        codes.append(Code(
-            label=label,
-            name=str(item.get("name") or label),
-            short=str(item["short"]).strip(),
-            definition=" ".join(str(item["definition"]).split()),
-            use_when=" ".join(str(item.get("use_when") or "").split()),
-            do_not_use_when=" ".join(str(item.get("do_not_use_when") or "").split()),
-            aliases=tuple(str(a) for a in item.get("aliases") or ()),
-            color=str(item.get("color") or "#888888"),
-            examples=tuple(" ".join(e.split()) for e in examples),
-        ))
+        codes.append(
+            Code(
+                label=label,
+                name=str(item.get("name") or label),
+                short=str(item["short"]).strip(),
+                definition=" ".join(str(item["definition"]).split()),
+                use_when=" ".join(str(item.get("use_when") or "").split()),
+                do_not_use_when=" ".join(str(item.get("do_not_use_when") or "").split()),
+                aliases=tuple(str(a) for a in item.get("aliases") or ()),
+                color=str(item.get("color") or "#888888"),
+                examples=tuple(" ".join(e.split()) for e in examples),
+            )
+        )
     return Codebook(
         codes=codes,
         name=str(raw.get("name") or "codebook"),
@@ -164,9 +174,15 @@ def load_codebook(path: str | Path) -> Codebook:
 
     path = resolve(path)
     if not path.is_file():
-        raise CodebookError(f"codebook file not found: {path}" + (
-            f" (relative to {Path.cwd()}: run from the project folder, or give the codebook a full path"
-            f"{bundled_hint('codebook')})" if not path.is_absolute() else ""))
+        raise CodebookError(
+            f"codebook file not found: {path}"
+            + (
+                f" (relative to {Path.cwd()}: run from the project folder, or give the codebook a full path"
+                f"{bundled_hint('codebook')})"
+                if not path.is_absolute()
+                else ""
+            )
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

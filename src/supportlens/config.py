@@ -139,8 +139,7 @@ class EnsembleConfig:
     def __post_init__(self) -> None:
         _check_choice("ensemble.method", self.method, ("mean", "stack"))
         if self.weights is not None and len(self.weights) != len(self.members):
-            raise ConfigError(f"ensemble.weights has {len(self.weights)} values for "
-                              f"{len(self.members)} members")
+            raise ConfigError(f"ensemble.weights has {len(self.weights)} values for {len(self.members)} members")
 
 
 @dataclass
@@ -194,9 +193,7 @@ class CalibrationConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target_precision <= 1.0:
-            raise ConfigError(
-                f"calibration.target_precision must be in (0, 1], got {self.target_precision}"
-            )
+            raise ConfigError(f"calibration.target_precision must be in (0, 1], got {self.target_precision}")
 
 
 @dataclass
@@ -282,7 +279,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ConfigError(f"{key} must be a list, got {type(value).__name__} {value!r}")
         (item_hint,) = typing.get_args(hint)
         return [_coerce(f"{key}[{i}]", v, item_hint) for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a section class (hints are never instances)
         return _build(hint, value, key + ".")
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -357,9 +354,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         path = resolve(path)  # the user's file, else the bundled one of that name (`--config tfidf`)
         if not path.is_file():
-            raise ConfigError(f"config file not found: {path}" + (
-                f" (relative to {Path.cwd()}: run from the project folder, or give the config a full path"
-                f"{bundled_hint('config')})" if not path.is_absolute() else ""))
+            raise ConfigError(
+                f"config file not found: {path}"
+                + (
+                    f" (relative to {Path.cwd()}: run from the project folder, or give the config a full path"
+                    f"{bundled_hint('config')})"
+                    if not path.is_absolute()
+                    else ""
+                )
+            )
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
@@ -379,6 +382,7 @@ def _culprit(raw: dict[str, Any], overrides: list[str] | None, path: Path | None
     """Where an invalid config came from: the file when it is invalid on its own, else the first
     override that makes it invalid (or all of them, when only their combination does), as the
     ``overrides`` argument that names it."""
+
     def valid(extra: list[str]) -> bool:
         try:
             _build(Config, _merge(raw, parse_overrides(extra)))

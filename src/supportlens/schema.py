@@ -32,8 +32,16 @@ PREDICTION_SUFFIXES = (".csv", ".jsonl", ".parquet")
 # `result_type` are written in these names; `arrow_schema` maps them for Parquet).
 # Where a passage is in its transcript, then what the model said of it.
 PASSAGE_FIELDS: tuple[tuple[str, str], ...] = (
-    ("source", "string"), ("passage_index", "bigint"), ("speaker", "string"), ("role", "string"),
-    ("start", "bigint"), ("end", "bigint"), ("start_time", "double"), ("end_time", "double"), ("text", "string"))
+    ("source", "string"),
+    ("passage_index", "bigint"),
+    ("speaker", "string"),
+    ("role", "string"),
+    ("start", "bigint"),
+    ("end", "bigint"),
+    ("start_time", "double"),
+    ("end_time", "double"),
+    ("text", "string"),
+)
 PASSAGE_COLUMNS = [name for name, _ in PASSAGE_FIELDS]
 # the id of a csv/xlsx input's row (its `read.ID_COLUMN`): the last column, and only in outputs
 # that hold such a row, so the columns of every other output stay as they were
@@ -53,8 +61,11 @@ class PredictionsError(ValueError):
 def score_fields(labels: Sequence[str]) -> list[tuple[str, str]]:
     """The model's columns: its label, one probability per code (``p_<code>``, in the model's
     order), its confidence and whether the passage needs review."""
-    return ([("label", "string")] + [(f"p_{label}", "double") for label in labels]
-            + [("confidence", "double"), ("needs_review", "boolean")])
+    return (
+        [("label", "string")]
+        + [(f"p_{label}", "double") for label in labels]
+        + [("confidence", "double"), ("needs_review", "boolean")]
+    )
 
 
 def score_columns(labels: Sequence[str]) -> list[str]:
@@ -96,10 +107,16 @@ def passage_rows(source: str, passages: Sequence[Any], scores: pd.DataFrame) -> 
     in the same order), as plain Python values; ``row_id`` only for a passage that has one."""
     rows = []
     for passage, (_, scored) in zip(passages, scores.iterrows()):
-        row = {"source": source, **{column: getattr(passage, _PASSAGE_ATTRIBUTES.get(column, column))
-                                    for column in PASSAGE_COLUMNS[1:]}}
-        row.update({k: (bool(v) if k == "needs_review" else float(v) if k.startswith("p_") or k == "confidence"
-                        else v) for k, v in scored.items()})
+        row = {
+            "source": source,
+            **{column: getattr(passage, _PASSAGE_ATTRIBUTES.get(column, column)) for column in PASSAGE_COLUMNS[1:]},
+        }
+        row.update(
+            {
+                k: (bool(v) if k == "needs_review" else float(v) if k.startswith("p_") or k == "confidence" else v)
+                for k, v in scored.items()
+            }
+        )
         if passage.row_id is not None:
             row[ROW_ID_COLUMN] = passage.row_id
         rows.append(row)
@@ -127,8 +144,9 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in PREDICTION_SUFFIXES:
-        raise PredictionsError(f"{path}: predictions must be {', '.join(PREDICTION_SUFFIXES)}; "
-                               f"got {suffix or 'no suffix'!r}")
+        raise PredictionsError(
+            f"{path}: predictions must be {', '.join(PREDICTION_SUFFIXES)}; got {suffix or 'no suffix'!r}"
+        )
     if not path.is_file():
         raise PredictionsError(f"{path}: predictions file not found")
     try:
@@ -139,8 +157,9 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         raise PredictionsError(f"{path}: has no passages")
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise PredictionsError(f"{path}: missing column(s) {', '.join(missing)}; is this an output of "
-                               "supportlens predict?")
+        raise PredictionsError(
+            f"{path}: missing column(s) {', '.join(missing)}; is this an output of supportlens predict?"
+        )
     frame = frame.reset_index(drop=True)
     frame["confidence"] = [_confidence(v, path, i) for i, v in enumerate(frame["confidence"])]
     frame["needs_review"] = [_flag(v, path, i) for i, v in enumerate(frame["needs_review"])]
@@ -189,6 +208,5 @@ def _index(value: object, path: Path, i: int) -> int:
     except (TypeError, ValueError):
         number = math.nan
     if not number.is_integer() or number < 0:  # NaN is not an integer either
-        raise PredictionsError(f"{path}: row {i + 1}: field 'passage_index' must be a whole number >= 0; "
-                               f"got {value!r}")
+        raise PredictionsError(f"{path}: row {i + 1}: field 'passage_index' must be a whole number >= 0; got {value!r}")
     return int(number)

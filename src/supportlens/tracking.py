@@ -18,25 +18,37 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel  # by name: mlflow loads `mlflow.pyfunc` lazily, hidden from mypy
 
 from supportlens.io.cache import cache_root
-from supportlens.schema import score_frame
 from supportlens.models.meta import META_FILE, ModelLoadError
 from supportlens.models.registry import load_classifier
+from supportlens.schema import score_frame
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 MODEL_ARTIFACT = "model"
 # "train" (scored on its own held-out test interviews) or "evaluate" (scored on a named file)
 KIND_TAG = "supportlens.run_kind"
 _PACKAGE_DIR = Path(__file__).resolve().parent
-_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "scikit-learn", "scipy",
-                 "numpy", "pandas", "pyyaml", "joblib")
+_REQUIREMENTS = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "scikit-learn",
+    "scipy",
+    "numpy",
+    "pandas",
+    "pyyaml",
+    "joblib",
+)
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -97,8 +109,7 @@ def log_params(params: dict[str, Any]) -> None:
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    finite = {k: float(v) for k, v in metrics.items()
-              if isinstance(v, (int, float, np.floating)) and np.isfinite(v)}
+    finite = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating)) and np.isfinite(v)}
     mlflow.log_metrics(finite, step=step)
 
 
@@ -174,7 +185,7 @@ def _without_type_hint_advice(message, category, filename, lineno, file=None, li
 warnings.showwarning = _without_type_hint_advice
 try:
 
-    class SupportlensModel(mlflow.pyfunc.PythonModel):
+    class SupportlensModel(PythonModel):
         """Pyfunc wrapper: DataFrame with a ``text`` column -> label, one probability per code,
         confidence and needs_review. The model folder and supportlens' code travel inside it."""
 
@@ -235,8 +246,20 @@ def serve_from_code() -> None:
 
 def open_ui(uri: str | None = None, port: int = 5000) -> int:
     """Run the MLflow UI on the tracking store (127.0.0.1:``port``) until it stops; its exit status."""
-    return subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", resolve_uri(uri),
-                            "--host", "127.0.0.1", "--port", str(port)])
+    return subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            resolve_uri(uri),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+    )
 
 
 def register(model_uri: str, name: str, alias: str | None) -> Any:
@@ -272,15 +295,16 @@ def fetch_model_dir(uri: str, tracking_uri: str | None = None) -> Path:
         return _find_model_dir(local)
     if not uri.startswith(("runs:/", "models:/", "mlflow-artifacts:/", "s3://", "gs://", "dbfs:/")):
         raise ModelLoadError(
-            f"model {uri!r} not found: give a local model folder, runs:/<run_id>/model or "
-            "models:/<name>@<alias>"
+            f"model {uri!r} not found: give a local model folder, runs:/<run_id>/model or models:/<name>@<alias>"
         )
     store = resolve_uri(tracking_uri)
     if store.startswith("sqlite:///") and uri.startswith(("runs:/", "models:/")):
-        db = Path(store[len("sqlite:///"):])
+        db = Path(store[len("sqlite:///") :])
         if not db.is_file():  # never leave an empty store behind where none was meant to be
-            raise ModelLoadError(f"cannot fetch model {uri!r}: there is no MLflow store at {db.resolve()} "
-                                 "(run from the project folder that holds it, or pass `tracking_uri`)")
+            raise ModelLoadError(
+                f"cannot fetch model {uri!r}: there is no MLflow store at {db.resolve()} "
+                "(run from the project folder that holds it, or pass `tracking_uri`)"
+            )
     setup(tracking_uri)
     key = _immutable_key(uri, tracking_uri)
     if key is None:  # e.g. a bucket path: its contents may change, so fetch afresh every time
@@ -321,7 +345,7 @@ def _immutable_key(uri: str, tracking_uri: str | None = None) -> str | None:
         return uri.rstrip("/")
     if not uri.startswith("models:/"):
         return None
-    rest = uri[len("models:/"):].rstrip("/")
+    rest = uri[len("models:/") :].rstrip("/")
     name, _, version = rest.rpartition("/")
     if "@" not in rest and not (name and version.isdigit()):
         return None  # e.g. a stage name, which moves: fetch afresh
@@ -364,40 +388,48 @@ def list_runs(experiment: str | None = None, tracking_uri: str | None = None) ->
 RUN_KINDS = ("train", "evaluate")
 
 
-def runs_table(experiment: str | None = None, sort: str = "macro_f1", tracking_uri: str | None = None,
-               labels: list[str] | None = None) -> pd.DataFrame:
+def runs_table(
+    experiment: str | None = None,
+    sort: str = "macro_f1",
+    tracking_uri: str | None = None,
+    labels: list[str] | None = None,
+) -> pd.DataFrame:
     """A compact comparison table: kind, name, model, what was scored and n, macro-F1, kappa,
     per-code F1, time. Training runs (scored on their own held-out test interviews) come first,
     then evaluation runs (scored on a named file); ``sort`` orders the runs within each kind:
     figures from different excerpts are not one ranking."""
     runs = list_runs(experiment, tracking_uri)
     if runs.empty:
-        return pd.DataFrame(columns=["kind", "run_name", "model_kind", "scored_on", "n", "data_digest",
-                                     "macro_f1", "kappa"])
+        return pd.DataFrame(
+            columns=["kind", "run_name", "model_kind", "scored_on", "n", "data_digest", "macro_f1", "kappa"]
+        )
 
     def col(name: str) -> pd.Series:
         return runs[name] if name in runs.columns else pd.Series([None] * len(runs), index=runs.index)
 
     # runs logged before the kind tag: an evaluation run names the model it evaluated
     evaluated = col("tags.evaluation_of").notna()
-    kind = col(f"tags.{KIND_TAG}").where(col(f"tags.{KIND_TAG}").notna(),
-                                         evaluated.map({True: "evaluate", False: "train"}))
+    kind = col(f"tags.{KIND_TAG}").where(
+        col(f"tags.{KIND_TAG}").notna(), evaluated.map({True: "evaluate", False: "train"})
+    )
     scored_on = col("tags.evaluated_file").where(
-        col("tags.evaluated_file").notna(),
-        col("tags.mlflow.runName").astype(str).str.removeprefix("evaluate "))
-    table = pd.DataFrame({
-        "run_id": runs["run_id"],  # whole: it is what runs:/<run_id>/model needs
-        "kind": kind,
-        "run_name": col("tags.mlflow.runName"),
-        "model_kind": col("tags.model_kind"),
-        "scored_on": scored_on.where(kind == "evaluate", "test split"),
-        "n": pd.to_numeric(col("metrics.n"), errors="coerce").astype("Int64"),
-        "data_digest": col("tags.data_digest"),
-        "macro_f1": col("metrics.macro_f1"),
-        "kappa": col("metrics.kappa"),
-        "alpha": col("metrics.alpha"),
-        "cv_macro_f1": col("metrics.cv_macro_f1_mean"),
-    })
+        col("tags.evaluated_file").notna(), col("tags.mlflow.runName").astype(str).str.removeprefix("evaluate ")
+    )
+    table = pd.DataFrame(
+        {
+            "run_id": runs["run_id"],  # whole: it is what runs:/<run_id>/model needs
+            "kind": kind,
+            "run_name": col("tags.mlflow.runName"),
+            "model_kind": col("tags.model_kind"),
+            "scored_on": scored_on.where(kind == "evaluate", "test split"),
+            "n": pd.to_numeric(col("metrics.n"), errors="coerce").astype("Int64"),
+            "data_digest": col("tags.data_digest"),
+            "macro_f1": col("metrics.macro_f1"),
+            "kappa": col("metrics.kappa"),
+            "alpha": col("metrics.alpha"),
+            "cv_macro_f1": col("metrics.cv_macro_f1_mean"),
+        }
+    )
     f1_cols = sorted(c for c in runs.columns if c.startswith("metrics.f1_"))
     if labels:
         f1_cols = [f"metrics.f1_{lab}" for lab in labels if f"metrics.f1_{lab}" in runs.columns]

@@ -10,17 +10,25 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from supportlens.assist.active import (NothingToOffer, SelectionError, choose_next, diverse_order, drop_seen,
-                                      read_passages, select_next, texts_in, uncertainty)
-from supportlens.corpus.sheets import SHEET_COLUMNS, coding_sheet, is_coding_sheet, sheet_data_config, write_sheet
+from conftest import ROOT, fast_overrides, make_rows, write_jsonl
+from supportlens.assist.active import (
+    NothingToOffer,
+    SelectionError,
+    choose_next,
+    diverse_order,
+    drop_seen,
+    read_passages,
+    select_next,
+    texts_in,
+    uncertainty,
+)
 from supportlens.cli import app
 from supportlens.config import DataConfig, load_config
 from supportlens.corpus.dataset import DataError, load_coded
-from supportlens.models import load_classifier
+from supportlens.corpus.sheets import SHEET_COLUMNS, coding_sheet, is_coding_sheet, sheet_data_config, write_sheet
 from supportlens.inference.labeler import Labeler
+from supportlens.models import load_classifier
 from supportlens.training.trainer import train
-
-from conftest import ROOT, fast_overrides, make_rows, write_jsonl
 
 SAMPLES = ROOT / "data" / "transcripts"
 runner = CliRunner()
@@ -61,8 +69,12 @@ def _frame(texts):
 
 
 def test_select_next_ranks_by_uncertainty_without_diversity():
-    table = {"sure": [0.97, 0.01, 0.01, 0.01], "torn": [0.45, 0.44, 0.1, 0.01],
-             "mild": [0.6, 0.3, 0.05, 0.05], "lost": [0.35, 0.3, 0.2, 0.15]}
+    table = {
+        "sure": [0.97, 0.01, 0.01, 0.01],
+        "torn": [0.45, 0.44, 0.1, 0.01],
+        "mild": [0.6, 0.3, 0.05, 0.05],
+        "lost": [0.35, 0.3, 0.2, 0.15],
+    }
     chosen = select_next(_frame(list(table)), FixedModel(table), n=3, diversity=False)
     assert chosen["text"].tolist() == ["torn", "lost", "mild"]
     assert chosen["pick"].tolist() == [1, 2, 3] and chosen["id"].tolist() == ["p1", "p3", "p2"]
@@ -74,8 +86,12 @@ def test_select_next_ranks_by_uncertainty_without_diversity():
 
 def test_diversity_avoids_near_duplicates():
     dupes = [f"we trained every site on the manual and checked fidelity {w}" for w in ("monthly", "weekly", "daily")]
-    others = ["the county asked us for help with referrals", "we designed the plan together with families",
-              "funding ended in the spring and the office moved", "i started as a caseworker"]
+    others = [
+        "the county asked us for help with referrals",
+        "we designed the plan together with families",
+        "funding ended in the spring and the office moved",
+        "i started as a caseworker",
+    ]
     table = {t: [0.34, 0.33, 0.33, 0.0] for t in dupes}  # the three most uncertain say the same thing
     table.update({t: [0.5, 0.3, 0.2, 0.0] for t in others})
     model = FixedModel(table)
@@ -84,7 +100,10 @@ def test_diversity_avoids_near_duplicates():
     spread = select_next(_frame(dupes + others), model, n=3, diversity=True)
     assert spread["text"].iloc[0] in dupes  # the most uncertain still comes first
     assert sum(t in dupes for t in spread["text"]) == 1
-    assert diverse_order(["fidelity checks", "fidelity checks", "county requests"], np.array([1.0, 0.9, 0.1]), 2) == [0, 2]
+    assert diverse_order(["fidelity checks", "fidelity checks", "county requests"], np.array([1.0, 0.9, 0.1]), 2) == [
+        0,
+        2,
+    ]
 
 
 def test_random_strategy_is_seeded():
@@ -121,8 +140,10 @@ def test_passages_from_transcripts_with_a_labeler(folder, model_dir):
 
 
 def test_sheet_rows_from_a_table_with_ids_carry_the_row_id(tmp_path, model_dir, folder):
-    (folder / "rows.csv").write_text("id,text\nA-7,We designed the rollout with the county together.\n"
-                                     "A-8,They asked us for help with their data.\n", encoding="utf-8")
+    (folder / "rows.csv").write_text(
+        "id,text\nA-7,We designed the rollout with the county together.\nA-8,They asked us for help with their data.\n",
+        encoding="utf-8",
+    )
     labeler = Labeler(load_classifier(model_dir))
     passages, _, _ = read_passages([str(folder)], labeler)
     sheet = coding_sheet(select_next(passages, labeler, n=len(passages)))
@@ -178,8 +199,10 @@ def test_choose_next_leaves_out_coded_and_blank_passages_and_writes_the_sheet(tm
     sheet = choose_next(_frame(list(table)), FixedModel(table), tmp_path / "s.csv", coded=coded, blank=blank)
     assert sheet.chosen["text"].tolist() == ["new"] and (sheet.offered, sheet.coded, sheet.blank) == (1, 1, 1)
     assert sheet.path == tmp_path / "s.csv" and pd.read_csv(sheet.path)["text"].tolist() == ["new"]
-    assert sheet.left_out() == ("1 already coded left out; 1 on a `skip` sheet without a code left out too "
-                                "(code them there, or add `offer_blank=True` to have them offered again)")
+    assert sheet.left_out() == (
+        "1 already coded left out; 1 on a `skip` sheet without a code left out too "
+        "(code them there, or add `offer_blank=True` to have them offered again)"
+    )
     again = choose_next(_frame(list(table)), FixedModel(table), coded=coded, blank=blank, offer_blank=True)
     assert again.chosen["text"].tolist() == ["blank", "new"] and again.path is None
     assert again.left_out() == "1 already coded left out; 1 left blank on a `skip` sheet offered again"
@@ -239,16 +262,42 @@ def test_cli_next_then_train_add_data(tmp_path, model_dir, folder, coded_file, m
     sheet = pd.read_excel(out, dtype=str).fillna("")
     assert list(sheet.columns) == SHEET_COLUMNS and len(sheet) == 5
     # an earlier sheet passed to --skip: none of its passages is offered again
-    again = runner.invoke(app, ["next", str(folder), "--model", str(model_dir), "--n", "5", "--out",
-                                str(tmp_path / "more.csv"), "--skip", str(out), "--strategy", "entropy"])
+    again = runner.invoke(
+        app,
+        [
+            "next",
+            str(folder),
+            "--model",
+            str(model_dir),
+            "--n",
+            "5",
+            "--out",
+            str(tmp_path / "more.csv"),
+            "--skip",
+            str(out),
+            "--strategy",
+            "entropy",
+        ],
+    )
     assert again.exit_code == 0, again.output
     assert not set(pd.read_csv(tmp_path / "more.csv")["id"]) & set(sheet["id"])
     assert "(5 on a --skip sheet without a code left out too" in again.output  # offered, not coded
     sheet.loc[:1, "code"] = ["pull", "none"]
     sheet.to_excel(out, index=False)
-    trained = runner.invoke(app, ["train", "--config", str(ROOT / "configs" / "tfidf.yaml"), "--data",
-                                  str(coded_file), "--add-data", str(out), "--no-track"]
-                            + [x for s in fast_overrides() for x in ("--set", s)])
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(ROOT / "configs" / "tfidf.yaml"),
+            "--data",
+            str(coded_file),
+            "--add-data",
+            str(out),
+            "--no-track",
+        ]
+        + [x for s in fast_overrides() for x in ("--set", s)],
+    )
     assert trained.exit_code == 0, trained.output
     assert "added 2 coded excerpts" in trained.output
 
@@ -259,15 +308,26 @@ def test_cli_next_bad_inputs_exit_2(tmp_path, model_dir, folder):
     assert bad_out.exit_code == 2 and "--out must end in .csv or .xlsx" in bad_out.output
     bad_strategy = runner.invoke(app, base + ["--out", str(tmp_path / "x.csv"), "--strategy", "smallest"])
     assert bad_strategy.exit_code == 2 and "--strategy must be one of margin, entropy, random" in bad_strategy.output
-    no_model = runner.invoke(app, ["next", str(folder), "--model", str(tmp_path / "nomodel"), "--out",
-                                   str(tmp_path / "x.csv")])
+    no_model = runner.invoke(
+        app, ["next", str(folder), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path / "x.csv")]
+    )
     assert no_model.exit_code == 2 and "nomodel" in no_model.output
-    nothing = runner.invoke(app, ["next", str(tmp_path / "none.txt"), "--model", str(model_dir), "--out",
-                                  str(tmp_path / "x.csv")])
+    nothing = runner.invoke(
+        app, ["next", str(tmp_path / "none.txt"), "--model", str(model_dir), "--out", str(tmp_path / "x.csv")]
+    )
     assert nothing.exit_code == 2 and "no passages to choose from" in nothing.output
     assert "none.txt: no such file or folder" in nothing.output
-    bad_add = runner.invoke(app, ["train", "--config", str(ROOT / "configs" / "tfidf.yaml"), "--add-data",
-                                  str(tmp_path / "nosheet.csv"), "--no-track"])
+    bad_add = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(ROOT / "configs" / "tfidf.yaml"),
+            "--add-data",
+            str(tmp_path / "nosheet.csv"),
+            "--no-track",
+        ],
+    )
     assert bad_add.exit_code == 2 and "nosheet.csv: file not found" in bad_add.output
 
 
@@ -281,8 +341,10 @@ def test_skip_counts_coded_passages_apart_from_those_left_blank(tmp_path, model_
     base = ["next", str(folder), "--model", str(model_dir), "--n", "200", "--skip", str(sheet_path)]
     kept = runner.invoke(app, base + ["--out", str(tmp_path / "a.csv")])
     assert kept.exit_code == 0, kept.output
-    assert "(3 already coded left out; 5 on a --skip sheet without a code left out too (code them there, " \
-           "or add --offer-blank to have them offered again))" in " ".join(kept.output.split())
+    assert (
+        "(3 already coded left out; 5 on a --skip sheet without a code left out too (code them there, "
+        "or add --offer-blank to have them offered again))" in " ".join(kept.output.split())
+    )
     assert not set(pd.read_csv(tmp_path / "a.csv")["id"]) & set(sheet["id"])
     again = runner.invoke(app, base + ["--out", str(tmp_path / "b.csv"), "--offer-blank"])
     assert again.exit_code == 0, again.output
@@ -309,16 +371,21 @@ def test_added_sheet_joins_the_interviews_and_is_counted_per_file(tmp_path, mode
     groups = set(result.data.frame["group"])
     assert not any("/" in g or g.endswith((".txt", ".srt", ".md")) for g in groups), groups
     assert groups - {r["interview_id"] for r in rows} <= {"smp04_behavioural_health", "smp06_juvenile_justice"}
-    from_smp01 = result.data.frame["text"].isin(sources.loc[sources["source"].str.endswith("smp01_child_welfare.txt")
-                                                             & (sources["code"] != ""), "text"])
+    from_smp01 = result.data.frame["text"].isin(
+        sources.loc[sources["source"].str.endswith("smp01_child_welfare.txt") & (sources["code"] != ""), "text"]
+    )
     assert from_smp01.any() and set(result.data.frame.loc[from_smp01, "group"]) == {"smp01_child_welfare"}
     report = result.data.report
     line = f"38 excerpts kept of 42 read from 2 files: {coded} (32 of 32), {sheet} (6 of 10)"
     assert report.summary().startswith(line) and any(entry.startswith(line) for entry in logs)
-    assert report.files == [{"path": str(coded), "rows_read": 32, "rows_kept": 32},
-                            {"path": str(sheet), "rows_read": 10, "rows_kept": 6}]
-    assert any("joined to interviews of the data so far" in n and "as 'smp01_child_welfare' (same name)" in n
-               for n in report.notes), report.notes
+    assert report.files == [
+        {"path": str(coded), "rows_read": 32, "rows_kept": 32},
+        {"path": str(sheet), "rows_read": 10, "rows_kept": 6},
+    ]
+    assert any(
+        "joined to interviews of the data so far" in n and "as 'smp01_child_welfare' (same name)" in n
+        for n in report.notes
+    ), report.notes
 
 
 def test_jsonl_null_or_missing_codes_are_blank_and_missing_texts_are_not_nan(tmp_path):
@@ -327,14 +394,21 @@ def test_jsonl_null_or_missing_codes_are_blank_and_missing_texts_are_not_nan(tmp
     from supportlens.assist.active import coded_and_blank_texts
 
     path = tmp_path / "skip.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in [
-        {"text": "we co-designed it", "code": "co_creation"},
-        {"text": "they sent the manual", "code": None},
-        {"text": "we asked for help"},
-        {"text": None, "code": "push"},
-        {"code": "pull"},
-        {"text": "left empty", "code": ""},
-    ]) + "\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"text": "we co-designed it", "code": "co_creation"},
+                {"text": "they sent the manual", "code": None},
+                {"text": "we asked for help"},
+                {"text": None, "code": "push"},
+                {"code": "pull"},
+                {"text": "left empty", "code": ""},
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     coded, blank = coded_and_blank_texts([path])
     assert coded == {"we co-designed it"}
     assert blank == {"they sent the manual", "we asked for help", "left empty"}
@@ -343,8 +417,10 @@ def test_jsonl_null_or_missing_codes_are_blank_and_missing_texts_are_not_nan(tmp
 def test_cli_next_exits_1_when_an_input_could_not_be_read(tmp_path, model_dir, folder):
     """As predict: the sheet is written from the readable inputs, and the exit code says not all were."""
     out = tmp_path / "to_code.csv"
-    result = runner.invoke(app, ["next", str(folder), str(tmp_path / "missing.txt"), "--model", str(model_dir),
-                                 "--n", "3", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        ["next", str(folder), str(tmp_path / "missing.txt"), "--model", str(model_dir), "--n", "3", "--out", str(out)],
+    )
     assert result.exit_code == 1, result.output
     assert out.is_file() and len(pd.read_csv(out)) == 3
     said = " ".join(result.output.split())
@@ -359,7 +435,9 @@ def test_cli_next_with_no_passages_leaves_the_earlier_sheet_alone(tmp_path, mode
     result = runner.invoke(app, ["next", str(tmp_path / "empty.txt"), "--model", str(model_dir), "--out", str(sheet)])
     assert result.exit_code == 2
     said = " ".join(result.output.split())
-    assert f"no passages to choose from (no readable transcript with such turns), so {sheet} was not written " \
-           "(it is unchanged)" in said, said
+    assert (
+        f"no passages to choose from (no readable transcript with such turns), so {sheet} was not written "
+        "(it is unchanged)" in said
+    ), said
     assert sheet.read_bytes() == b"id,text,code\np1,half coded,push\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt", "to_code.csv"]

@@ -5,12 +5,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import CODEBOOK, fast_overrides, make_rows, write_jsonl
 from supportlens.assist.audit import AUDIT_COLUMNS, FLAGGED_MEANING, audit, code_legend, doubtful_codes
 from supportlens.cli import app
 from supportlens.config import load_config
 from supportlens.corpus.dataset import DataError
-
-from conftest import CODEBOOK, fast_overrides, make_rows, write_jsonl
 
 runner = CliRunner()
 LABELS = ["push", "pull", "co_creation", "none"]
@@ -59,10 +58,18 @@ def test_audit_warns_when_the_model_is_too_weak_to_judge(tmp_path, codebook):
 
 
 def test_ranking_by_margin_on_known_probabilities(codebook):
-    oof = pd.DataFrame({"id": ["ok", "unsure", "wrong"], "group": ["g1", "g2", "g3"], "text": ["a", "b", "c"],
-                        "label": ["push", "pull", "none"],
-                        "p_push": [0.9, 0.45, 0.05], "p_pull": [0.05, 0.40, 0.05],
-                        "p_co_creation": [0.03, 0.1, 0.85], "p_none": [0.02, 0.05, 0.05]})
+    oof = pd.DataFrame(
+        {
+            "id": ["ok", "unsure", "wrong"],
+            "group": ["g1", "g2", "g3"],
+            "text": ["a", "b", "c"],
+            "label": ["push", "pull", "none"],
+            "p_push": [0.9, 0.45, 0.05],
+            "p_pull": [0.05, 0.40, 0.05],
+            "p_co_creation": [0.03, 0.1, 0.85],
+            "p_none": [0.02, 0.05, 0.05],
+        }
+    )
     result = doubtful_codes(oof, LABELS, codebook)
     assert result["id"].tolist() == ["wrong", "unsure"]  # "ok": its code is the most probable
     assert result[["given_code", "suggested_code"]].values.tolist() == [["none", "co_creation"], ["pull", "push"]]
@@ -72,8 +79,10 @@ def test_ranking_by_margin_on_known_probabilities(codebook):
 
 def test_legend_names_the_codes_in_the_table(codebook):
     result = pd.DataFrame({"given_code": ["none", "pull"], "suggested_code": ["co_creation", "push"]})
-    assert code_legend(result.head(1), codebook) == [("co_creation", codebook.code("co_creation").short),
-                                                     ("none", codebook.code("none").short)]
+    assert code_legend(result.head(1), codebook) == [
+        ("co_creation", codebook.code("co_creation").short),
+        ("none", codebook.code("none").short),
+    ]
     assert [code for code, _ in code_legend(result, codebook)] == LABELS  # codebook order
 
 
@@ -119,8 +128,9 @@ def test_cli_audit_bad_inputs_exit_2(tmp_path):
     assert too_many.exit_code == 2 and "cannot make 20 grouped folds from 12 interviews" in too_many.output
     one_fold = _cli(str(path), "--cv", "1")
     assert one_fold.exit_code == 2 and "--cv must be at least 2" in one_fold.output
-    unknown = write_jsonl(tmp_path / "bad.jsonl", [{**r, "label": "maybe"} if i == 3 else r
-                                                   for i, r in enumerate(make_rows(4, 1))])
+    unknown = write_jsonl(
+        tmp_path / "bad.jsonl", [{**r, "label": "maybe"} if i == 3 else r for i, r in enumerate(make_rows(4, 1))]
+    )
     bad_label = _cli(str(unknown))
     assert bad_label.exit_code == 2 and "row 4: unknown label 'maybe'" in bad_label.output
 
@@ -135,6 +145,8 @@ def test_cli_audit_with_no_doubtful_codes_leaves_the_earlier_file_alone(tmp_path
     out.write_bytes(b"rank,id,notes\n1,i00-03,checked: the code stands\n")
     result = _cli(str(tmp_path / "coded.jsonl"), "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert f"no doubtful codes: every excerpt's code is the one the model finds most likely, so {out} was not " \
-           "written (it is unchanged)" in " ".join(result.output.split()), result.output
+    assert (
+        f"no doubtful codes: every excerpt's code is the one the model finds most likely, so {out} was not "
+        "written (it is unchanged)" in " ".join(result.output.split())
+    ), result.output
     assert out.read_bytes() == b"rank,id,notes\n1,i00-03,checked: the code stands\n"

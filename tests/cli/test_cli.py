@@ -1,4 +1,3 @@
-
 import re
 import subprocess
 import sys
@@ -6,9 +5,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from supportlens.cli import app
-
 from conftest import CODEBOOK, fast_overrides, make_rows, write_jsonl
+from supportlens.cli import app
 
 runner = CliRunner()
 
@@ -20,8 +18,10 @@ def _train(coded_file, *extra):
     return runner.invoke(app, args + list(extra))
 
 
-@pytest.mark.parametrize("module", ["cli", "cli.app", "cli.assist", "cli.qda", "cli.report", "cli.train",
-                                    "cli.predict", "cli.project", "cli.docs"])
+@pytest.mark.parametrize(
+    "module",
+    ["cli", "cli.app", "cli.assist", "cli.qda", "cli.report", "cli.train", "cli.predict", "cli.project", "cli.docs"],
+)
 def test_each_cli_module_imports_on_its_own(module):
     """A test or notebook may import any command module first (cli_qda once could not: a cycle)."""
     done = subprocess.run([sys.executable, "-c", f"import supportlens.{module}"], capture_output=True, text=True)
@@ -107,8 +107,21 @@ def test_evaluate_against_a_second_model_reports_the_paired_difference(coded_fil
     first = _train(coded_file)
     second = _train(coded_file, "--set", "tfidf.C=0.01")
     uris = [r.output.split("model URI:")[1].split()[0] for r in (first, second)]
-    ev = runner.invoke(app, ["evaluate", "--model", uris[0], "--data", str(coded_file), "--against", uris[1],
-                             "--out", str(tmp_path / "ev"), "--no-log"])
+    ev = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            uris[0],
+            "--data",
+            str(coded_file),
+            "--against",
+            uris[1],
+            "--out",
+            str(tmp_path / "ev"),
+            "--no-log",
+        ],
+    )
     assert ev.exit_code == 0, ev.output
     assert "paired 95% interval" in ev.output and f"({uris[1]})" in ev.output
     saved = json.loads((tmp_path / "ev" / "against.json").read_text())
@@ -117,8 +130,9 @@ def test_evaluate_against_a_second_model_reports_the_paired_difference(coded_fil
     assert saved["kappa_difference_ci_low"] <= saved["kappa_difference"] <= saved["kappa_difference_ci_high"]
     assert saved["both_right"] + saved["only_a_right"] + saved["only_b_right"] <= saved["n"]
     # a model against itself: no difference at all
-    same = runner.invoke(app, ["evaluate", "--model", uris[0], "--data", str(coded_file), "--against", uris[0],
-                               "--no-log"])
+    same = runner.invoke(
+        app, ["evaluate", "--model", uris[0], "--data", str(coded_file), "--against", uris[0], "--no-log"]
+    )
     assert same.exit_code == 0 and "difference +0.000" in same.output and "no measurable difference" in same.output
     missing = runner.invoke(app, ["evaluate", "--model", uris[0], "--data", str(coded_file), "--against", "nowhere"])
     assert missing.exit_code == 2 and "--against nowhere" in missing.output
@@ -170,14 +184,24 @@ def test_the_cli_turns_off_the_libraries_progress_bars_unless_the_user_set_them(
     import subprocess
     import sys
 
-    script = ("import os, supportlens.cli; print(os.environ['HF_HUB_DISABLE_PROGRESS_BARS'], "
-              "os.environ['MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'])")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")}
+    script = (
+        "import os, supportlens.cli; print(os.environ['HF_HUB_DISABLE_PROGRESS_BARS'], "
+        "os.environ['MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'])"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    }
     quiet = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert quiet.stdout.split() == ["1", "false"]
-    mine = subprocess.run([sys.executable, "-c", script], env={**env, "HF_HUB_DISABLE_PROGRESS_BARS": "0"},
-                          capture_output=True, text=True, check=True)
+    mine = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, "HF_HUB_DISABLE_PROGRESS_BARS": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert mine.stdout.split() == ["0", "false"]
 
 
@@ -231,7 +255,8 @@ def _header_transcripts(folder, n: int):
             "Interview with the site lead\nRecorded in March\n\nInterviewer: How did you support the county?\n"
             "Participant: we trained every site on the manual and checked fidelity each month\n"
             "Interviewer: And then?\nParticipant: we designed the plan together with the families and staff\n",
-            encoding="utf-8")
+            encoding="utf-8",
+        )
     return folder
 
 
@@ -243,10 +268,13 @@ def test_predict_says_a_note_many_files_share_once(model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert said.count("before the first speaker label are a header") == 1, result.output
-    assert (f"note: 5 files: 2 line(s) before the first speaker label are a header, not cues "
-            f"({folder / 't0.txt'}, {folder / 't1.txt'}, {folder / 't2.txt'} and 2 more)") in said
-    one = runner.invoke(app, ["predict", str(folder / "t0.txt"), "--model", str(model_dir),
-                              "--out", str(tmp_path / "one.csv")])
+    assert (
+        f"note: 5 files: 2 line(s) before the first speaker label are a header, not cues "
+        f"({folder / 't0.txt'}, {folder / 't1.txt'}, {folder / 't2.txt'} and 2 more)"
+    ) in said
+    one = runner.invoke(
+        app, ["predict", str(folder / "t0.txt"), "--model", str(model_dir), "--out", str(tmp_path / "one.csv")]
+    )
     assert f"note: {folder / 't0.txt'}: 2 line(s) before" in " ".join(one.output.split())
 
 
@@ -275,14 +303,20 @@ def test_predict_without_a_terminal_prints_progress_as_it_goes(model_dir, tmp_pa
 
     monkeypatch.setattr(supportlens.cli.progress, "PLAIN_INTERVAL_S", 0.0)
     # a flush per file, so that progress is reported after each file
-    monkeypatch.setattr(supportlens.inference.predict, "predict_files",
-                        partial(supportlens.inference.predict.predict_files, chunk_passages=1))
+    monkeypatch.setattr(
+        supportlens.inference.predict,
+        "predict_files",
+        partial(supportlens.inference.predict.predict_files, chunk_passages=1),
+    )
     folder = _header_transcripts(tmp_path / "in", 3)
     result = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "l.csv")])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    progress = [i for i, line in enumerate(lines)
-                if re.fullmatch(r"labelling: \d/3 files, \d+ passages, \d+\.\d/s, 0:00:\d\d", line)]
+    progress = [
+        i
+        for i, line in enumerate(lines)
+        if re.fullmatch(r"labelling: \d/3 files, \d+ passages, \d+\.\d/s, 0:00:\d\d", line)
+    ]
     assert {"1/3", "2/3", "3/3"} <= {lines[i].split()[1] for i in progress}, result.output
     done = next(i for i, line in enumerate(lines) if "transcripts labelled" in line)
     assert progress[0] < done and "━" not in result.output  # plain lines, no bar drawn into the log
@@ -324,8 +358,9 @@ def test_predict_interrupted_still_lists_the_files_that_failed(model_dir, tmp_pa
 def test_next_says_a_note_many_files_share_once(model_dir, tmp_path):
     """`next` reads transcripts as predict does, and groups their notes the same way."""
     folder = _header_transcripts(tmp_path / "in", 4)
-    result = runner.invoke(app, ["next", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "s.csv"),
-                                 "--n", "2"])
+    result = runner.invoke(
+        app, ["next", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "s.csv"), "--n", "2"]
+    )
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert said.count("before the first speaker label are a header") == 1 and "note: 4 files: 2 line(s)" in said
@@ -344,11 +379,18 @@ def test_an_invalid_interviewer_pattern_is_a_one_line_error(command, tmp_path):
     traceback (predict and import crashed with a ValueError)."""
     transcript = tmp_path / "a.txt"
     transcript.write_text("Interviewer: How did it go?\nSam: We planned it together.\n", encoding="utf-8")
-    args = {"predict": ["predict", str(transcript), "--model", str(tmp_path / "no-model"), "--out",
-                        str(tmp_path / "labels.csv")],
-            "import": ["import", str(tmp_path / "p.qdpx"), "--out", str(tmp_path / "coded.csv")],
-            "next": ["next", str(transcript), "--model", str(tmp_path / "no-model"), "--out",
-                     str(tmp_path / "sheet.csv")]}[command]
+    args = {
+        "predict": [
+            "predict",
+            str(transcript),
+            "--model",
+            str(tmp_path / "no-model"),
+            "--out",
+            str(tmp_path / "labels.csv"),
+        ],
+        "import": ["import", str(tmp_path / "p.qdpx"), "--out", str(tmp_path / "coded.csv")],
+        "next": ["next", str(transcript), "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "sheet.csv")],
+    }[command]
     result = runner.invoke(app, args + ["--interviewer", "Dr (Smith"])
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

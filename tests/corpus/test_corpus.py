@@ -75,7 +75,7 @@ def test_gold_offsets_point_at_the_quoted_text(name, codebook):
     gold = [json.loads(line) for line in (TRANSCRIPTS / "gold" / (Path(name).stem + ".jsonl")).open()]
     assert len(gold) >= 10
     for row in gold:
-        assert text[row["start"]:row["end"]] == row["text"]
+        assert text[row["start"] : row["end"]] == row["text"]
         assert row["label"] in codebook.labels
     assert len(text.split()) >= 1500
 
@@ -91,7 +91,7 @@ DEV_QUOTES = ROOT.parent / "shared" / "eval" / "real_quotes_dev.jsonl"
 
 def _word_runs(text: str, n: int) -> set[tuple[str, ...]]:
     words = re.findall(r"[a-z0-9]+", text.lower())
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 @pytest.mark.skipif(not DEV_QUOTES.is_file(), reason="the real-quote development set is not beside the project")
@@ -103,8 +103,13 @@ def test_no_authored_text_copies_a_dev_quote(corpus, codebook):
     quoted = set().union(*(_word_runs(q, 8) for q in quotes))
     texts = {f"corpus {r.id}": r.text for r in corpus.itertuples()}
     texts.update({f"codebook {c.label} example {i}": e for c in codebook.codes for i, e in enumerate(c.examples)})
-    texts.update({f"transcript {p.name}": p.read_text(encoding="utf-8", errors="replace")
-                  for p in TRANSCRIPTS.glob("smp*") if p.suffix != ".docx"})
+    texts.update(
+        {
+            f"transcript {p.name}": p.read_text(encoding="utf-8", errors="replace")
+            for p in TRANSCRIPTS.glob("smp*")
+            if p.suffix != ".docx"
+        }
+    )
     copies = {}
     for name, text in texts.items():
         shared = _word_runs(text, 8) & quoted

@@ -5,11 +5,10 @@ import datasets
 import pandas as pd
 import pytest
 
+from conftest import make_rows, write_jsonl
 from supportlens.cli.common import in_cli_terms
 from supportlens.config import DataConfig
 from supportlens.corpus.dataset import DataError, load_coded
-
-from conftest import make_rows, write_jsonl
 
 
 def _frame():
@@ -37,13 +36,18 @@ def test_formats_give_a_classlabel_dataset(tmp_path, codebook, suffix):
 
 
 def test_custom_columns_and_aliases(tmp_path, codebook):
-    df = pd.DataFrame({"Excerpt": ["we co-designed it", "we trained them", "hello there"],
-                       "Code": ["Co-creation/exchange", "PUSH", "no approach"],
-                       "Doc": ["a", "b", "c"]})
+    df = pd.DataFrame(
+        {
+            "Excerpt": ["we co-designed it", "we trained them", "hello there"],
+            "Code": ["Co-creation/exchange", "PUSH", "no approach"],
+            "Doc": ["a", "b", "c"],
+        }
+    )
     path = tmp_path / "c.csv"
     df.to_csv(path, index=False)
-    data = load_coded(path, codebook, DataConfig(text_column="Excerpt", label_column="Code",
-                                                 group_column="Doc", id_column=None))
+    data = load_coded(
+        path, codebook, DataConfig(text_column="Excerpt", label_column="Code", group_column="Doc", id_column=None)
+    )
     assert data.frame["label"].tolist() == ["co_creation", "push", "none"]
 
 
@@ -100,8 +104,11 @@ def test_undecodable_bytes_name_file_and_line(tmp_path, codebook, monkeypatch):
     monkeypatch.setattr(charset_normalizer, "from_bytes", lambda raw: SimpleNamespace(best=lambda: None))
     path = tmp_path / "c.csv"
     path.write_bytes(b"text,label,interview_id\nfine,push,a\nbad \x81\x8d\x90 here,pull,b\n")
-    with pytest.raises(DataError, match=r"c\.csv: line 3: undecodable bytes b'\\x81' at byte 40 \(cannot decode "
-                                        r"text: not valid UTF-8, UTF-16 or cp1252\); save the file as UTF-8"):
+    with pytest.raises(
+        DataError,
+        match=r"c\.csv: line 3: undecodable bytes b'\\x81' at byte 40 \(cannot decode "
+        r"text: not valid UTF-8, UTF-16 or cp1252\); save the file as UTF-8",
+    ):
         load_coded(path, codebook)
 
 
@@ -238,7 +245,9 @@ def test_data_first_sheet_is_found_and_named(tmp_path, codebook):
         _frame().to_excel(writer, sheet_name="Coded", index=False)
     data = load_coded(path, codebook)
     assert len(data.frame) == len(_frame())
-    assert "read sheet 'Coded' of 2, the first with columns 'text' and 'label'; not read: 'Notes'" in data.report.summary()
+    assert (
+        "read sheet 'Coded' of 2, the first with columns 'text' and 'label'; not read: 'Notes'" in data.report.summary()
+    )
     with pytest.raises(DataError) as err:  # no sheet has the columns: say which sheets have which
         load_coded(path, codebook, DataConfig(text_column="quote"))
     msg = str(err.value)
@@ -255,8 +264,7 @@ def test_interview_column_under_another_name_is_named_in_the_note(tmp_path, code
     note = data.report.notes[0]
     assert "no interview column 'interview_id' (data.group_column)" in note
     assert "'Interview' looks like the interview: use it with `data.group_column='Interview'` in the config" in note
-    assert ("'Interview' looks like the interview: use it with --set data.group_column=Interview"
-            in in_cli_terms(note))
+    assert "'Interview' looks like the interview: use it with --set data.group_column=Interview" in in_cli_terms(note)
     # a name that differs only in case or spacing is the column itself
     df.rename(columns={"Interview": "Interview_ID"}).to_csv(path, index=False)
     same = load_coded(path, codebook)
@@ -265,10 +273,9 @@ def test_interview_column_under_another_name_is_named_in_the_note(tmp_path, code
 
 
 def test_split_line_says_when_the_split_is_not_by_interview(tmp_path, codebook, monkeypatch):
+    from conftest import fast_overrides
     from supportlens.config import load_config
     from supportlens.training.trainer import train
-
-    from conftest import fast_overrides
 
     monkeypatch.chdir(tmp_path)
     df = pd.DataFrame(make_rows(n_interviews=6, per_label=2)).rename(columns={"interview_id": "Interview"})
@@ -343,8 +350,7 @@ def test_jsonl_texts_with_unicode_line_separators_round_trip(tmp_path, codebook,
     ours = tmp_path / "ours.jsonl"
     ours.write_text(frame_to_jsonl(df), encoding="utf-8")
     raw = tmp_path / "raw.jsonl"  # a writer that leaves them raw, as json.dumps(ensure_ascii=False) does
-    raw.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in df.to_dict("records")),
-                   encoding="utf-8")
+    raw.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in df.to_dict("records")), encoding="utf-8")
     for path in (ours, raw):
         data = load_coded(path, codebook)
         assert len(data.frame) == len(df)
@@ -355,8 +361,8 @@ def test_one_text_normaliser_for_repeats_seen_passages_and_excerpt_hashes(tmp_pa
     """Review item 11: 'Straße' and 'STRASSE' (and a ligature 'ﬁ' and 'fi') are the same excerpt
     for de-duplication, `next --skip` and the training-overlap hashes alike."""
     from supportlens.assist import active
-    from supportlens.evaluation import evaluate
     from supportlens.corpus.dataset import text_key
+    from supportlens.evaluation import evaluate
 
     a, b = "Die Straße ﬁnally  opened", "die STRASSE finally opened"
     assert text_key(a) == text_key(b)
@@ -364,8 +370,8 @@ def test_one_text_normaliser_for_repeats_seen_passages_and_excerpt_hashes(tmp_pa
     assert not active.drop_seen(pd.DataFrame({"text": [a]}), {text_key(b)}).shape[0]
     # saved hashes stay what they were: sha256 of the text with whitespace collapsed, case folded
     import hashlib
-    assert evaluate.excerpt_hash(" We  co-designed\tit ") == hashlib.sha256(
-        "we co-designed it".encode()).hexdigest()[:16]
+
+    assert evaluate.excerpt_hash(" We  co-designed\tit ") == hashlib.sha256(b"we co-designed it").hexdigest()[:16]
     df = _frame()
     df.loc[1, "text"], df.loc[1, "label"] = a, "push"
     df.loc[2, "text"], df.loc[2, "label"] = b, "push"
@@ -381,11 +387,11 @@ def test_a_coding_sheet_joins_interviews_imported_from_a_project(tmp_path, codeb
     filled sheet's passages must join that interview, by file name or stem, case ignored."""
     import shutil
 
-    from supportlens.assist.active import read_passages, select_next
-    from supportlens.corpus.sheets import coding_sheet, sheet_data_config, write_sheet
-    from supportlens.corpus.dataset import combine_coded, text_key
-    from supportlens.qda.importing import import_qdpx, write_excerpts
     from qda_projects import SAMPLES, build_project, maori_source, smp01_source
+    from supportlens.assist.active import read_passages, select_next
+    from supportlens.corpus.dataset import combine_coded, text_key
+    from supportlens.corpus.sheets import coding_sheet, sheet_data_config, write_sheet
+    from supportlens.qda.importing import import_qdpx, write_excerpts
 
     project = build_project(tmp_path / "project.qdpx", [smp01_source(), maori_source()])
     frame, _ = import_qdpx(project, codebook)
@@ -401,10 +407,9 @@ def test_a_coding_sheet_joins_interviews_imported_from_a_project(tmp_path, codeb
     sheet = sheet.loc[~sheet["text"].map(text_key).isin(set(main.frame["text"].map(text_key)))]
     sheet["code"] = "pull"  # the coder fills it in
     filled = write_sheet(sheet, tmp_path / "to_code.csv")
-    extra = load_coded(filled, codebook, sheet_data_config(filled, DataConfig()), skip_blank_labels=True,
-                       min_codes=1)
+    extra = load_coded(filled, codebook, sheet_data_config(filled, DataConfig()), skip_blank_labels=True, min_codes=1)
     combined = combine_coded(main, [extra], codebook)
-    added = combined.frame.iloc[len(main.frame):]
+    added = combined.frame.iloc[len(main.frame) :]
     from_smp01 = added["text"].isin(sheet.loc[sheet["source"].str.contains("SMP01"), "text"])
     assert from_smp01.any() and (~from_smp01).any()
     assert set(added.loc[from_smp01, "group"]) == {"smp01_child_welfare.txt"}  # the imported interview

@@ -7,7 +7,7 @@ from supportlens.corpus.splits import SplitError, grouped_folds, grouped_split, 
 def _data(n_groups=20, per=10, seed=0):
     rng = np.random.default_rng(seed)
     groups = np.repeat([f"g{i}" for i in range(n_groups)], per)
-    labels = rng.choice(["push", "pull", "co_creation", "none"], size=len(groups), p=[.2, .2, .25, .35])
+    labels = rng.choice(["push", "pull", "co_creation", "none"], size=len(groups), p=[0.2, 0.2, 0.25, 0.35])
     return labels, groups
 
 

@@ -1,7 +1,27 @@
-import numpy as np
-import pytest
+import json
+import re
+from pathlib import Path
 
-from supportlens.evaluation.agreement import cohens_kappa, krippendorff_alpha, percent_agreement
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from supportlens.cli import app
+from supportlens.cli.common import in_cli_terms
+from supportlens.corpus.dataset import DataError
+from supportlens.evaluation.agreement import (
+    agreement_files,
+    bootstrap_confusions,
+    cohens_kappa,
+    compare_codings,
+    krippendorff_alpha,
+    match_codings,
+    percent_agreement,
+    read_coding,
+    specific_agreement,
+    stats_from_confusion,
+)
 
 
 def test_known_kappa():
@@ -35,19 +55,6 @@ def test_empty():
 
 # ---------------------------------------------------------------------------------------------
 # coder-facing agreement: statistics with intervals, per code, matching, files, CLI
-
-import json
-import re
-from pathlib import Path
-
-import pandas as pd
-from typer.testing import CliRunner
-
-from supportlens.evaluation.agreement import (agreement_files, bootstrap_confusions, compare_codings, match_codings,
-                                   read_coding, specific_agreement, stats_from_confusion)
-from supportlens.cli import app
-from supportlens.cli.common import in_cli_terms
-from supportlens.corpus.dataset import DataError
 
 runner = CliRunner()
 CODES = ["push", "pull", "co_creation", "none"]
@@ -149,7 +156,9 @@ def test_per_code_agreement_confusion_and_disagreements():
     assert result.confusion.loc["push", "pull"] == 1 and result.confusion.loc["push", "push"] == 2
     assert result.confusion.index.name == "ann" and result.confusion.columns.name == "ben"
     assert result.disagreements[["unit", "text", "code_a", "code_b"]].values.tolist() == [
-        ["u2", "t2", "push", "pull"], ["u4", "t4", "pull", "none"]]
+        ["u2", "t2", "push", "pull"],
+        ["u4", "t4", "pull", "none"],
+    ]
 
 
 def test_compare_codings_rejects_misaligned_frames():
@@ -178,8 +187,10 @@ def _in_a_project_folder(tmp_path: Path, codebook_path: Path, monkeypatch) -> Pa
 
 def _coder_files(tmp_path: Path) -> tuple[Path, Path]:
     a = [{"id": f"x{i}", "text": f"excerpt {i}", "label": CODES[i % 4]} for i in range(12)]
-    b = [{"id": f"x{i}", "text": f"excerpt {i}", "code": CODES[i % 4] if i % 3 else CODES[(i + 1) % 4]}
-         for i in range(2, 14)]
+    b = [
+        {"id": f"x{i}", "text": f"excerpt {i}", "code": CODES[i % 4] if i % 3 else CODES[(i + 1) % 4]}
+        for i in range(2, 14)
+    ]
     b[0]["code"] = ""  # x2: not coded yet
     return _write(tmp_path / "ann.jsonl", a), _write(tmp_path / "ben.xlsx", b)
 
@@ -216,21 +227,32 @@ def _spans(source: str, spans: list[tuple[int, int, str]], name="source") -> lis
 
 
 def test_span_matching_needs_half_of_the_shorter_span(tmp_path):
-    a = _write(tmp_path / "a.csv", _spans("t.txt", [(0, 100, "push"), (200, 300, "pull"), (400, 500, "none"),
-                                                    (600, 700, "push")]))
-    b = _write(tmp_path / "b.csv", _spans("t.txt", [(10, 90, "push"),  # inside: matched
-                                                    (250, 400, "pull"),  # 50 of 100 shared: matched
-                                                    (451, 560, "none"),  # 49 of 100 shared: not matched
-                                                    (600, 700, "co_creation")])
-               + _spans("other.txt", [(0, 100, "push")]))
+    a = _write(
+        tmp_path / "a.csv",
+        _spans("t.txt", [(0, 100, "push"), (200, 300, "pull"), (400, 500, "none"), (600, 700, "push")]),
+    )
+    b = _write(
+        tmp_path / "b.csv",
+        _spans(
+            "t.txt",
+            [
+                (10, 90, "push"),  # inside: matched
+                (250, 400, "pull"),  # 50 of 100 shared: matched
+                (451, 560, "none"),  # 49 of 100 shared: not matched
+                (600, 700, "co_creation"),
+            ],
+        )
+        + _spans("other.txt", [(0, 100, "push")]),
+    )
     ca, cb = read_coding(a), read_coding(b)
     rows_a, rows_b, by, _ = match_codings(ca, cb)
     assert by == "span"
     assert rows_a["start"].tolist() == [0, 200, 600] and rows_b["start"].tolist() == [10, 250, 600]
     result = agreement_files(a, b, n_boot=0)
     assert (result.n, result.only_a, result.only_b) == (3, 1, 2)
-    assert result.disagreements[["start", "end", "code_a", "code_b"]].values.tolist() == [[600, 700, "push",
-                                                                                        "co_creation"]]
+    assert result.disagreements[["start", "end", "code_a", "code_b"]].values.tolist() == [
+        [600, 700, "push", "co_creation"]
+    ]
 
 
 def test_span_matching_pairs_each_span_once(tmp_path):
@@ -244,10 +266,25 @@ def test_span_matching_pairs_each_span_once(tmp_path):
 def test_coder_against_predict_output_by_file_name(tmp_path, codebook):
     # a gold file names the transcript "file": smp.txt; predict gives a path and labels in "label"
     gold = _write(tmp_path / "gold.jsonl", _spans("smp.txt", [(0, 50, "push"), (60, 120, "pull")], name="file"))
-    pred = _write(tmp_path / "pred.csv", [
-        {"source": "data/in/smp.txt", "passage_index": i, "speaker": "P", "role": "participant", "start": s,
-         "end": e, "text": "x", "label": lab, "p_push": 0.5, "confidence": 0.5, "needs_review": False}
-        for i, (s, e, lab) in enumerate([(0, 55, "push"), (58, 120, "co_creation"), (130, 170, "none")])])
+    pred = _write(
+        tmp_path / "pred.csv",
+        [
+            {
+                "source": "data/in/smp.txt",
+                "passage_index": i,
+                "speaker": "P",
+                "role": "participant",
+                "start": s,
+                "end": e,
+                "text": "x",
+                "label": lab,
+                "p_push": 0.5,
+                "confidence": 0.5,
+                "needs_review": False,
+            }
+            for i, (s, e, lab) in enumerate([(0, 55, "push"), (58, 120, "co_creation"), (130, 170, "none")])
+        ],
+    )
     result = agreement_files(gold, pred, codebook, n_boot=0)
     assert result.matched_by == "span" and result.n == 2 and result.only_b == 1
     assert any("file name" in note for note in result.notes)
@@ -263,8 +300,10 @@ def test_reading_errors_name_file_row_and_field(tmp_path, codebook):
     no_code = _write(tmp_path / "b.csv", [{"id": "1", "category": "push"}])
     with pytest.raises(DataError, match=r"b\.csv: no code column.*category"):
         read_coding(no_code)
-    bad_offset = _write(tmp_path / "c.csv", _spans("t.txt", [(0, 10, "push")]) + [
-        {"source": "t.txt", "start": "ten", "end": 20, "label": "push"}])
+    bad_offset = _write(
+        tmp_path / "c.csv",
+        _spans("t.txt", [(0, 10, "push")]) + [{"source": "t.txt", "start": "ten", "end": 20, "label": "push"}],
+    )
     with pytest.raises(DataError, match=r"c\.csv: row 3: field 'start' must be a whole number"):
         read_coding(bad_offset)
     twice = _write(tmp_path / "d.csv", [{"id": "1", "label": "push"}, {"id": "1", "label": "pull"}])
@@ -275,11 +314,22 @@ def test_reading_errors_name_file_row_and_field(tmp_path, codebook):
 def test_cli_agreement_prints_tables_and_writes_disagreements(tmp_path, codebook_path):
     a, b = _coder_files(tmp_path)
     out_file = tmp_path / "disagree.csv"
-    result = runner.invoke(app, ["agreement", str(a), str(b), "--out", str(out_file), "--bootstrap", "300",
-                                 "--codebook", str(codebook_path)])
+    result = runner.invoke(
+        app,
+        ["agreement", str(a), str(b), "--out", str(out_file), "--bootstrap", "300", "--codebook", str(codebook_path)],
+    )
     assert result.exit_code == 0, result.output
-    for text in ("matched by id", "Cohen's kappa", "Krippendorff's alpha", "95% interval", "per code",
-                 "specific agreement", "confusion", "disagreements (3)", "x6"):
+    for text in (
+        "matched by id",
+        "Cohen's kappa",
+        "Krippendorff's alpha",
+        "95% interval",
+        "per code",
+        "specific agreement",
+        "confusion",
+        "disagreements (3)",
+        "x6",
+    ):
         assert text in result.output, text
     units = result.output.split("units (matched by id)")[1].split("agreement")[0]
     assert re.search(r"│\s*9\s*│\s*2\s*│\s*2\s*│\s*0\s*│\s*1\s*│", units), units
@@ -295,10 +345,16 @@ def test_cli_agreement_matches_code_names_through_the_project_codebook(tmp_path,
     codes outside the codebook are compared as written, and the output says which was done."""
     codes = ["push", "pull", "co_creation", "none", "push", "pull"]
     a = _write(tmp_path / "a.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(codes)])
-    named = _write(tmp_path / "b.csv", [{"id": f"x{i}", "code": {"push": "Push", "co_creation": "Co-creation/exchange"}
-                                         .get(c, c)} for i, c in enumerate(codes)])
-    other = _write(tmp_path / "c.csv", [{"id": f"x{i}", "code": "Capacity building" if i == 1 else c}
-                                        for i, c in enumerate(codes)])
+    named = _write(
+        tmp_path / "b.csv",
+        [
+            {"id": f"x{i}", "code": {"push": "Push", "co_creation": "Co-creation/exchange"}.get(c, c)}
+            for i, c in enumerate(codes)
+        ],
+    )
+    other = _write(
+        tmp_path / "c.csv", [{"id": f"x{i}", "code": "Capacity building" if i == 1 else c} for i, c in enumerate(codes)]
+    )
     _in_a_project_folder(tmp_path, codebook_path, monkeypatch)
     same = runner.invoke(app, ["agreement", str(a), str(named), "--bootstrap", "0"])
     assert same.exit_code == 0, same.output
@@ -329,7 +385,6 @@ def test_cli_agreement_bad_inputs_exit_2(tmp_path):
 
 def test_two_users_in_one_qdpx(tmp_path, codebook):
     from qda_projects import ANA, BEN, LABEL_CODE, SAMPLES, SMP01_GUID, build_project, gold_codings, make_guid
-
     from supportlens.evaluation.agreement import agreement_files
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
@@ -340,8 +395,10 @@ def test_two_users_in_one_qdpx(tmp_path, codebook):
         selections.append((make_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]))
         ben = flips[g["label"]] if i in (0, 3) else g["label"]  # Ben disagrees twice
         selections.append((make_guid(f"b-{i}"), g["start"], g["end"], BEN, [LABEL_CODE[ben]]))
-    project = build_project(tmp_path / "two.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
-                                                      "text": text, "selections": selections}])
+    project = build_project(
+        tmp_path / "two.qdpx",
+        [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt", "text": text, "selections": selections}],
+    )
     result = agreement_files(project, None, codebook, n_boot=200)
     assert result.n == len(gold)
     assert len(result.disagreements) == 2
@@ -358,9 +415,9 @@ def test_two_users_in_one_qdpx(tmp_path, codebook):
 
 def test_cli_names_the_two_users_it_compared(tmp_path):
     """On a .qdpx the header says which coders were compared, not the file twice."""
-    from qda_projects import ANA, BEN, LABEL_CODE, SAMPLES, SMP01_GUID, build_project, gold_codings, make_guid
     from typer.testing import CliRunner
 
+    from qda_projects import ANA, BEN, LABEL_CODE, SAMPLES, SMP01_GUID, build_project, gold_codings, make_guid
     from supportlens.cli import app
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
@@ -368,8 +425,10 @@ def test_cli_names_the_two_users_it_compared(tmp_path):
     for i, g in enumerate(gold_codings()):
         selections.append((make_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]))
         selections.append((make_guid(f"b-{i}"), g["start"], g["end"], BEN, [LABEL_CODE[g["label"]]]))
-    project = build_project(tmp_path / "two.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
-                                                      "text": text, "selections": selections}])
+    project = build_project(
+        tmp_path / "two.qdpx",
+        [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt", "text": text, "selections": selections}],
+    )
     result = CliRunner().invoke(app, ["agreement", str(project), "--bootstrap", "0"])
     assert result.exit_code == 0, result.output
     header = [line for line in result.output.splitlines() if line.startswith(("A = ", "B = "))]
@@ -382,8 +441,10 @@ def test_one_unknown_code_leaves_the_others_matched_through_the_codebook(tmp_pat
     codes = ["push", "pull", "co_creation", "none", "push", "pull", "none", "co_creation"]
     spelled = {"push": "Push", "pull": "Pull", "co_creation": "Co-creation/exchange"}
     a = _write(tmp_path / "a.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(codes)])
-    c = _write(tmp_path / "c.csv", [{"id": f"x{i}", "code": "Mixed" if i == 3 else spelled.get(code, code)}
-                                    for i, code in enumerate(codes)])
+    c = _write(
+        tmp_path / "c.csv",
+        [{"id": f"x{i}", "code": "Mixed" if i == 3 else spelled.get(code, code)} for i, code in enumerate(codes)],
+    )
     _in_a_project_folder(tmp_path, codebook_path, monkeypatch)
     result = runner.invoke(app, ["agreement", str(a), str(c), "--bootstrap", "0"])
     assert result.exit_code == 0, result.output
@@ -403,8 +464,17 @@ def test_one_unknown_code_leaves_the_others_matched_through_the_codebook(tmp_pat
 def _project_with_unmapped_codes(tmp_path: Path) -> Path:
     """Ana and Ben code the 17 passages of smp01. Ben codes each of the 3 pull passages with
     'Responsive TA' (no codebook name), Ana the first; Ben codes the second passage (push) none."""
-    from qda_projects import (ANA, BEN, LABEL_CODE, RESPONSIVE, SAMPLES, SMP01_GUID, build_project, gold_codings,
-                              make_guid)
+    from qda_projects import (
+        ANA,
+        BEN,
+        LABEL_CODE,
+        RESPONSIVE,
+        SAMPLES,
+        SMP01_GUID,
+        build_project,
+        gold_codings,
+        make_guid,
+    )
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
     selections = []
@@ -414,8 +484,10 @@ def _project_with_unmapped_codes(tmp_path: Path) -> Path:
         ben = RESPONSIVE if label == "pull" else LABEL_CODE["none" if i == 1 else label]
         selections.append((make_guid(f"a-{i}"), g["start"], g["end"], ANA, [ana]))
         selections.append((make_guid(f"b-{i}"), g["start"], g["end"], BEN, [ben]))
-    return build_project(tmp_path / "two.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
-                                                   "text": text, "selections": selections}])
+    return build_project(
+        tmp_path / "two.qdpx",
+        [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt", "text": text, "selections": selections}],
+    )
 
 
 def test_qdpx_agreement_reports_skipped_selections_and_takes_a_code_map(tmp_path):
@@ -425,8 +497,10 @@ def test_qdpx_agreement_reports_skipped_selections_and_takes_a_code_map(tmp_path
     assert [g["label"] for g in gold_codings()].count("pull") == 3 and gold_codings()[1]["label"] == "push"
     plain = runner.invoke(app, ["agreement", str(project), "--bootstrap", "0"])
     assert plain.exit_code == 0, plain.output
-    assert ("note: 4 selections skipped: their codes map to no codebook code ('Support model > Responsive TA' "
-            "(4)); map them with --code-map") in plain.output, plain.output
+    assert (
+        "note: 4 selections skipped: their codes map to no codebook code ('Support model > Responsive TA' "
+        "(4)); map them with --code-map"
+    ) in plain.output, plain.output
     assert re.search(r"│\s*14\s*│\s*2\s*│\s*0\s*│", plain.output.split("units (matched by span)")[1])
     code_map = tmp_path / "map.yaml"
     code_map.write_text('"Responsive TA": pull\n', encoding="utf-8")
@@ -445,13 +519,19 @@ def test_qdpx_agreement_compares_the_human_coders_by_default(tmp_path, codebook)
     """Once a project holds supportlens' suggestions (more codings than anyone), the default is
     still Ana against Ben, and a note says who was compared and how to choose the model instead."""
     from qda_projects import SMP01_GUID, gold_codings
-
     from supportlens.qda.exporting import export_suggestions
 
     project = _project_with_unmapped_codes(tmp_path)
     gold = gold_codings()
-    predictions = pd.DataFrame({"source": SMP01_GUID, "start": [g["start"] for g in gold],
-                                "end": [g["end"] for g in gold], "label": "push", "confidence": 0.9})
+    predictions = pd.DataFrame(
+        {
+            "source": SMP01_GUID,
+            "start": [g["start"] for g in gold],
+            "end": [g["end"] for g in gold],
+            "label": "push",
+            "confidence": 0.9,
+        }
+    )
     suggested = tmp_path / "suggested.qdpx"
     export_suggestions(project, predictions, None, suggested, codebook)
     result = agreement_files(suggested, None, codebook, n_boot=0)
@@ -462,8 +542,11 @@ def test_qdpx_agreement_compares_the_human_coders_by_default(tmp_path, codebook)
     assert "--user-a and --user-b" in in_cli_terms(note)  # as the command line says it
     model = agreement_files(suggested, None, codebook, n_boot=0, user_b="supportlens suggestions")
     assert (model.name_a, model.name_b) == ("suggested.qdpx [Ana]", "suggested.qdpx [supportlens suggestions]")
-    with pytest.raises(DataError, match=r"no user 'Zoe'.*Ana \(\d+\), Ben \(\d+\), supportlens suggestions "
-                                        r"\(\d+, model suggestions\)"):
+    with pytest.raises(
+        DataError,
+        match=r"no user 'Zoe'.*Ana \(\d+\), Ben \(\d+\), supportlens suggestions "
+        r"\(\d+, model suggestions\)",
+    ):
         agreement_files(suggested, None, codebook, user_a="Zoe")
 
 
@@ -471,19 +554,24 @@ def test_a_project_without_a_codebook_uses_the_project_folders_codebook(tmp_path
     """Review item 12: `qdpx_codings` reads config.DEFAULT_CODEBOOK (configs/codebook.yaml of the
     folder it runs in), as every other command does, before the one bundled with the package."""
     from qda_projects import ANA, BEN, FUNDING, SAMPLES, SMP01_GUID, build_project, gold_codings, make_guid
-
     from supportlens.evaluation.agreement import qdpx_codings
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
-    selections = [(make_guid(f"{who}-{i}"), g["start"], g["end"], who, [FUNDING])
-                  for i, g in enumerate(gold_codings()[:4]) for who in (ANA, BEN)]
-    project = build_project(tmp_path / "p.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
-                                                    "text": text, "selections": selections}])
+    selections = [
+        (make_guid(f"{who}-{i}"), g["start"], g["end"], who, [FUNDING])
+        for i, g in enumerate(gold_codings()[:4])
+        for who in (ANA, BEN)
+    ]
+    project = build_project(
+        tmp_path / "p.qdpx",
+        [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt", "text": text, "selections": selections}],
+    )
     folder = tmp_path / "study"
     (folder / "configs").mkdir(parents=True)
     # this study's codebook knows the project's code "Funding" as an alias of push
-    book = codebook_path.read_text(encoding="utf-8").replace('aliases: ["push model"',
-                                                            'aliases: ["funding", "push model"')
+    book = codebook_path.read_text(encoding="utf-8").replace(
+        'aliases: ["push model"', 'aliases: ["funding", "push model"'
+    )
     assert book != codebook_path.read_text(encoding="utf-8")
     (folder / "configs" / "codebook.yaml").write_text(book, encoding="utf-8")
     monkeypatch.chdir(folder)
@@ -498,10 +586,14 @@ def test_codes_kept_as_written_list_only_the_codes_that_occur(tmp_path, codebook
     """Review items 13 and 11: with the project codebook only matching names ("keep"), files in
     another scheme get no rows of zeros for the codebook's four codes, and the result says which
     codes were compared as written (the CLI reads that flag, not the wording of a note)."""
-    a = _write(tmp_path / "a.csv", [{"id": f"x{i}", "code": c} for i, c in
-                                    enumerate(["Capacity", "Funding", "Capacity", "Push"])])
-    b = _write(tmp_path / "b.csv", [{"id": f"x{i}", "code": c} for i, c in
-                                    enumerate(["Capacity", "Capacity", "Capacity", "push"])])
+    a = _write(
+        tmp_path / "a.csv",
+        [{"id": f"x{i}", "code": c} for i, c in enumerate(["Capacity", "Funding", "Capacity", "Push"])],
+    )
+    b = _write(
+        tmp_path / "b.csv",
+        [{"id": f"x{i}", "code": c} for i, c in enumerate(["Capacity", "Capacity", "Capacity", "push"])],
+    )
     result = agreement_files(a, b, codebook, n_boot=0, unknown_codes="keep")
     assert result.labels == ["push", "Capacity", "Funding"]
     assert result.per_code["code"].tolist() == ["push", "Capacity", "Funding"]
@@ -509,7 +601,9 @@ def test_codes_kept_as_written_list_only_the_codes_that_occur(tmp_path, codebook
     assert result.unknown_codes == ["Capacity", "Funding"]
     same = agreement_files(a, a, codebook, n_boot=0, unknown_codes="keep")
     assert same.kappa.value == 1.0
-    known = _write(tmp_path / "k.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(["push", "pull", "none", "push"])])
+    known = _write(
+        tmp_path / "k.csv", [{"id": f"x{i}", "code": c} for i, c in enumerate(["push", "pull", "none", "push"])]
+    )
     assert agreement_files(known, known, codebook, n_boot=0, unknown_codes="keep").unknown_codes == []
 
 
@@ -539,10 +633,13 @@ def test_qdpx_agreement_needs_two_different_users(tmp_path, codebook):
     from qda_projects import ANA, LABEL_CODE, SAMPLES, SMP01_GUID, build_project, gold_codings, make_guid
 
     text = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
-    selections = [(make_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]])
-                  for i, g in enumerate(gold_codings())]
-    project = build_project(tmp_path / "one.qdpx", [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt",
-                                                      "text": text, "selections": selections}])
+    selections = [
+        (make_guid(f"a-{i}"), g["start"], g["end"], ANA, [LABEL_CODE[g["label"]]]) for i, g in enumerate(gold_codings())
+    ]
+    project = build_project(
+        tmp_path / "one.qdpx",
+        [{"guid": SMP01_GUID, "name": "smp01_child_welfare.txt", "text": text, "selections": selections}],
+    )
     with pytest.raises(DataError, match=r"needs codings by two users that map to the codebook; found Ana \(\d+\)"):
         agreement_files(project, None, codebook, n_boot=0)
     with pytest.raises(DataError, match="`user_a` and `user_b` both name 'Ana'; name two users") as err:

@@ -26,8 +26,9 @@ def test_paired_difference_needs_the_same_excerpts_and_codes():
     other_rows = evaluate_proba(y, unsure, labels, ids=["a", "b", "c", "e"])
     with pytest.raises(ValueError, match="not of the same coded excerpts"):
         paired_difference(a, other_rows)
-    other_codes = evaluate_proba(y, unsure[:, [1, 0, 2, 3]], ["pull", "push", "co_creation", "none"],
-                                 ids=["a", "b", "c", "d"])
+    other_codes = evaluate_proba(
+        y, unsure[:, [1, 0, 2, 3]], ["pull", "push", "co_creation", "none"], ids=["a", "b", "c", "d"]
+    )
     with pytest.raises(ValueError, match="different codebooks"):
         paired_difference(a, other_codes)
 
@@ -44,12 +45,29 @@ def test_json_outputs_are_strict_json_with_whole_counts(model_dir, coded_file, t
     def strict(text):
         return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
 
-    ev = evaluate_proba(["push", "pull"], np.array([[0.9, 0.1, 0, 0], [0.2, 0.8, 0, 0]]),
-                        ["push", "pull", "co_creation", "none"], review_threshold=1.0)
+    ev = evaluate_proba(
+        ["push", "pull"],
+        np.array([[0.9, 0.1, 0, 0], [0.2, 0.8, 0, 0]]),
+        ["push", "pull", "co_creation", "none"],
+        review_threshold=1.0,
+    )
     ev.write(tmp_path / "ev")
     assert strict((tmp_path / "ev" / "metrics.json").read_text())["accepted_precision"] is None
-    result = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(coded_file), "--no-log",
-                                 "--against", str(model_dir), "--out", str(tmp_path / "both")])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(coded_file),
+            "--no-log",
+            "--against",
+            str(model_dir),
+            "--out",
+            str(tmp_path / "both"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     against = strict((tmp_path / "both" / "against.json").read_text())
     for key in ("n", "both_right", "only_a_right", "only_b_right"):
@@ -65,8 +83,10 @@ def test_training_overlap_reads_each_saved_part_once(tmp_path, monkeypatch):
     from supportlens.evaluation import evaluate
 
     texts = [f"excerpt number {i}" for i in range(50)]
-    (tmp_path / evaluate.EXCERPTS_FILE).write_text(real_json.dumps(evaluate.excerpt_hashes(
-        {"train": texts[:10], "val": texts[10:15], "test": texts[15:20]})), encoding="utf-8")
+    (tmp_path / evaluate.EXCERPTS_FILE).write_text(
+        real_json.dumps(evaluate.excerpt_hashes({"train": texts[:10], "val": texts[10:15], "test": texts[15:20]})),
+        encoding="utf-8",
+    )
     passes = []
 
     class Counted(list):

@@ -103,7 +103,10 @@ def test_reliability_diagram_draws_one_bar_per_filled_bin_and_skips_the_empty_on
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("confidence", "accuracy")
     assert ax.get_title() == f"Reliability: test (ECE {ece:.3f})"
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
-        "accuracy in bin", "mean confidence vs accuracy", "perfect calibration"]
+        "accuracy in bin",
+        "mean confidence vs accuracy",
+        "perfect calibration",
+    ]
 
 
 def test_reliability_diagram_of_no_passages_has_no_bars_and_is_still_written(tmp_path, figures):

@@ -6,25 +6,42 @@ import shutil
 import pandas as pd
 import pytest
 
-from supportlens.cli.common import in_cli_terms
-from supportlens.inference.label import (LabelOptions, calibration_warning, check_label_options, label,
-                                         labels_into_qdpx, load_model)
-from supportlens.inference.labeler import PredictError
-
 from conftest import ROOT
+from supportlens.cli.common import in_cli_terms
+from supportlens.inference.label import (
+    LabelOptions,
+    calibration_warning,
+    check_label_options,
+    label,
+    labels_into_qdpx,
+    load_model,
+)
+from supportlens.inference.labeler import PredictError
 
 SAMPLE = ROOT / "data" / "transcripts" / "smp01_child_welfare.txt"
 
 
-@pytest.mark.parametrize("options, library, cli", [
-    (LabelOptions(engine="gpu"), "`engine` must be local or spark, got 'gpu'", "--engine must be local or spark"),
-    (LabelOptions(runtime="tensorrt"), "`runtime` must be auto, onnx or torch",
-     "--runtime must be auto, onnx or torch"),
-    (LabelOptions(review_below=1.5), "`review_below` is a confidence between 0 and 1, got 1.5",
-     "--review-below is a confidence between 0 and 1, got 1.5"),
-    (LabelOptions(engine="spark", resume=True), "`summary` and `resume` need `engine='local'`",
-     "--engine spark writes partitioned Parquet: .qdpx, --summary and --resume need --engine local"),
-])
+@pytest.mark.parametrize(
+    "options, library, cli",
+    [
+        (LabelOptions(engine="gpu"), "`engine` must be local or spark, got 'gpu'", "--engine must be local or spark"),
+        (
+            LabelOptions(runtime="tensorrt"),
+            "`runtime` must be auto, onnx or torch",
+            "--runtime must be auto, onnx or torch",
+        ),
+        (
+            LabelOptions(review_below=1.5),
+            "`review_below` is a confidence between 0 and 1, got 1.5",
+            "--review-below is a confidence between 0 and 1, got 1.5",
+        ),
+        (
+            LabelOptions(engine="spark", resume=True),
+            "`summary` and `resume` need `engine='local'`",
+            "--engine spark writes partitioned Parquet: .qdpx, --summary and --resume need --engine local",
+        ),
+    ],
+)
 def test_options_that_do_not_go_together_are_refused_in_the_apis_terms(tmp_path, options, library, cli):
     with pytest.raises(PredictError) as err:
         check_label_options([str(SAMPLE)], tmp_path / "out.csv", options)

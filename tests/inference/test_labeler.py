@@ -27,13 +27,16 @@ def test_a_model_with_no_measured_threshold_flags_passages_it_is_certain_of(tmp_
     from supportlens.models import TfidfLogReg
 
     rows = make_rows(6, 2)
-    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit([r["text"] for r in rows],
-                                                                           [r["label"] for r in rows])
+    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit(
+        [r["text"] for r in rows], [r["label"] for r in rows]
+    )
     model.temperature_ = 1e-4  # sharpened until the softmax rounds to exactly 1.0
     texts = [rows[0]["text"], rows[3]["text"]]
     assert (model.predict_proba(texts).max(1) == 1.0).all()
-    model.save(tmp_path / "unmeasured", extra={"review_threshold": 1.0, "calibration": {
-        "threshold_measured": False, "notes": ["too few"]}})
+    model.save(
+        tmp_path / "unmeasured",
+        extra={"review_threshold": 1.0, "calibration": {"threshold_measured": False, "notes": ["too few"]}},
+    )
     assert Labeler(load_classifier(tmp_path / "unmeasured")).score(texts)["needs_review"].all()
     model.save(tmp_path / "measured", extra={"review_threshold": 1.0, "calibration": {"threshold_measured": True}})
     assert not Labeler(load_classifier(tmp_path / "measured")).score(texts)["needs_review"].any()

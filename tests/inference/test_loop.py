@@ -21,22 +21,27 @@ ASKS = "Interviewer: How did the county start?\n\nInterviewer: And then?\n"
 def _raises(exc: BaseException):
     def read():
         raise exc
+
     return read
 
 
 def test_each_kind_of_reading_problem_fails_only_its_transcript(labeler, tmp_path):
     (tmp_path / "asks.txt").write_text(ASKS, encoding="utf-8")
     good = SAMPLES / "smp01_child_welfare.txt"
-    inputs = [TranscriptInput("refused", _raises(ReadError("refused", "empty file"))),
-              TranscriptInput("gone", _raises(FileNotFoundError(2, "No such file"))),
-              TranscriptInput("odd", _raises(ValueError("reader bug"))),
-              file_input(tmp_path / "asks.txt"),
-              file_input(good)]
+    inputs = [
+        TranscriptInput("refused", _raises(ReadError("refused", "empty file"))),
+        TranscriptInput("gone", _raises(FileNotFoundError(2, "No such file"))),
+        TranscriptInput("odd", _raises(ValueError("reader bug"))),
+        file_input(tmp_path / "asks.txt"),
+        file_input(good),
+    ]
     results = list(segment_transcripts(inputs, labeler))
     failures = [r for r in results if isinstance(r, FileFailure)]
-    assert [f.reason for f in failures[:3]] == ["refused: empty file",
-                                                "gone: FileNotFoundError: [Errno 2] No such file",
-                                                "odd: ValueError: reader bug"]
+    assert [f.reason for f in failures[:3]] == [
+        "refused: empty file",
+        "gone: FileNotFoundError: [Errno 2] No such file",
+        "odd: ValueError: reader bug",
+    ]
     assert failures[3].reason.startswith(f"{tmp_path / 'asks.txt'}: no participant passages to score")
     assert [r.source for r in results if isinstance(r, Segmented)] == [str(good)]
 
@@ -63,7 +68,7 @@ def test_transcripts_are_scored_together_up_to_chunk_passages(labeler):
     calls: list[int] = []
     original = labeler.score
     labeler.score = lambda texts: calls.append(len(texts)) or original(texts)
-    whole = [r for r in label_transcripts(file_inputs(paths), labeler, chunk_passages=10 ** 6)]
+    whole = [r for r in label_transcripts(file_inputs(paths), labeler, chunk_passages=10**6)]
     assert len(whole) == 1 and len(whole[0]) == len(paths) and len(calls) == 1
     calls.clear()
     one_each = list(label_transcripts(file_inputs(paths), labeler, chunk_passages=1))
@@ -75,7 +80,7 @@ def test_transcripts_are_scored_together_up_to_chunk_passages(labeler):
 
 def test_a_failure_is_yielded_before_the_transcripts_read_earlier_are_scored(labeler):
     inputs = [file_input(SAMPLES / "smp01_child_welfare.txt"), TranscriptInput("bad", _raises(ValueError("x")))]
-    results = list(label_transcripts(inputs, labeler, chunk_passages=10 ** 6))
+    results = list(label_transcripts(inputs, labeler, chunk_passages=10**6))
     assert isinstance(results[0], FileFailure) and [t.source for t in results[1]] == [str(inputs[0].source)]
 
 

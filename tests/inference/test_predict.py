@@ -8,14 +8,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import ROOT, make_rows
 from supportlens.cli import app
 from supportlens.cli.common import in_cli_terms
-from supportlens.models import load_classifier
 from supportlens.inference import loop
 from supportlens.inference.labeler import Labeler, PredictError
 from supportlens.inference.predict import predict_files, summarise
-
-from conftest import ROOT, make_rows
+from supportlens.models import load_classifier
 
 SAMPLES = ROOT / "data" / "transcripts"
 runner = CliRunner()
@@ -25,8 +24,13 @@ runner = CliRunner()
 def folder(tmp_path) -> Path:
     d = tmp_path / "in"
     d.mkdir()
-    for name in ("smp01_child_welfare.txt", "smp03_schools_teams.vtt", "smp04_behavioural_health.srt",
-                 "smp05_public_health.docx", "smp06_juvenile_justice.md"):
+    for name in (
+        "smp01_child_welfare.txt",
+        "smp03_schools_teams.vtt",
+        "smp04_behavioural_health.srt",
+        "smp05_public_health.docx",
+        "smp06_juvenile_justice.md",
+    ):
         shutil.copy(SAMPLES / name, d / name)
     return d
 
@@ -36,11 +40,32 @@ def test_outputs_carry_provenance_and_probabilities(folder, labeler, tmp_path, s
     out = tmp_path / f"labels{suffix}"
     report = predict_files([str(folder)], labeler, out, summary=tmp_path / "profile.csv")
     assert report.files_done == 5 and not report.failures
-    frame = pd.read_csv(out) if suffix == ".csv" else pd.read_json(out, lines=True) if suffix == ".jsonl" \
+    frame = (
+        pd.read_csv(out)
+        if suffix == ".csv"
+        else pd.read_json(out, lines=True)
+        if suffix == ".jsonl"
         else pd.read_parquet(out)
+    )
     assert len(frame) == report.passages > 50
-    for col in ("source", "passage_index", "speaker", "role", "start", "end", "start_time", "end_time", "text",
-                "label", "p_push", "p_pull", "p_co_creation", "p_none", "confidence", "needs_review"):
+    for col in (
+        "source",
+        "passage_index",
+        "speaker",
+        "role",
+        "start",
+        "end",
+        "start_time",
+        "end_time",
+        "text",
+        "label",
+        "p_push",
+        "p_pull",
+        "p_co_creation",
+        "p_none",
+        "confidence",
+        "needs_review",
+    ):
         assert col in frame.columns, col
     assert (frame["role"] != "interviewer").all()  # interviewer turns are not scored by default
     probs = frame[["p_push", "p_pull", "p_co_creation", "p_none"]].sum(axis=1)
@@ -50,14 +75,20 @@ def test_outputs_carry_provenance_and_probabilities(folder, labeler, tmp_path, s
     txt = frame[frame["source"].str.endswith(".txt")]
     source_text = (folder / "smp01_child_welfare.txt").read_text(encoding="utf-8")
     for row in txt.itertuples():
-        assert source_text[row.start:row.end] == row.text
+        assert source_text[row.start : row.end] == row.text
     vtt = frame[frame["source"].str.endswith(".vtt")]
     assert vtt["start_time"].notna().all() and vtt["end_time"].notna().all()
     profile = pd.read_csv(tmp_path / "profile.csv")
     assert len(profile) == 5
     assert set(profile["dominant"]) <= {"push", "pull", "co_creation", "none"}
-    assert profile["n_push"].add(profile["n_pull"]).add(profile["n_co_creation"]).add(profile["n_none"]).eq(
-        profile["passages"]).all()
+    assert (
+        profile["n_push"]
+        .add(profile["n_pull"])
+        .add(profile["n_co_creation"])
+        .add(profile["n_none"])
+        .eq(profile["passages"])
+        .all()
+    )
     # no journal or temp file left behind; only the record of what made the output
     assert [p.name for p in tmp_path.glob(".labels*")] == [f".labels{suffix}.run.json"]
     if suffix == ".jsonl":  # paths as written, not "\/"-escaped as pandas' to_json writes them
@@ -65,16 +96,42 @@ def test_outputs_carry_provenance_and_probabilities(folder, labeler, tmp_path, s
         assert "\\/" not in raw and f'"source":"{folder.as_posix()}/smp01_child_welfare.txt"' in raw
 
 
-TABLE = pd.DataFrame({
-    "id": ["q1", "007", "a2"],
-    "speaker_role": ["interviewer", "participant", "participant"],
-    "text": ["How did you support the county?",
-             "we trained every site on the manual and checked fidelity each month",
-             "we designed the plan together with the families and staff and shared decisions"]})
-PASSAGES_TEXT = ["we trained every site", "we listened to the county", "we designed it together",
-                 "the funding ended", "the team agreed next steps"]
-COLUMNS = ["source", "passage_index", "speaker", "role", "start", "end", "start_time", "end_time", "text",
-           "label", "p_push", "p_pull", "p_co_creation", "p_none", "confidence", "needs_review"]
+TABLE = pd.DataFrame(
+    {
+        "id": ["q1", "007", "a2"],
+        "speaker_role": ["interviewer", "participant", "participant"],
+        "text": [
+            "How did you support the county?",
+            "we trained every site on the manual and checked fidelity each month",
+            "we designed the plan together with the families and staff and shared decisions",
+        ],
+    }
+)
+PASSAGES_TEXT = [
+    "we trained every site",
+    "we listened to the county",
+    "we designed it together",
+    "the funding ended",
+    "the team agreed next steps",
+]
+COLUMNS = [
+    "source",
+    "passage_index",
+    "speaker",
+    "role",
+    "start",
+    "end",
+    "start_time",
+    "end_time",
+    "text",
+    "label",
+    "p_push",
+    "p_pull",
+    "p_co_creation",
+    "p_none",
+    "confidence",
+    "needs_review",
+]
 
 
 def _read(out: Path) -> pd.DataFrame:
@@ -99,15 +156,19 @@ def test_table_rows_keep_their_id_and_role(folder, labeler, tmp_path, table, out
     asked = _read(predict_files([str(path)], labeler, tmp_path / f"i{out_suffix}", speaker="interviewer").output)
     assert asked["row_id"].tolist() == ["q1"] and asked["role"].tolist() == ["interviewer"]
     # beside a transcript, whose rows have no id; other outputs keep the columns they had
-    both = _read(predict_files([str(path), str(folder / "smp01_child_welfare.txt")], labeler,
-                               tmp_path / f"both{out_suffix}").output)
+    both = _read(
+        predict_files(
+            [str(path), str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / f"both{out_suffix}"
+        ).output
+    )
     assert both.loc[both["source"] == str(path), "row_id"].tolist() == ["007", "a2"]
     assert both.loc[both["source"] != str(path), "row_id"].isna().all()
     alone = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / f"txt{out_suffix}")
     assert list(_read(alone.output).columns) == COLUMNS
     # resuming keeps the ids as written
-    again = predict_files([str(path), str(folder / "smp01_child_welfare.txt")], labeler,
-                          tmp_path / f"both{out_suffix}", resume=True)
+    again = predict_files(
+        [str(path), str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / f"both{out_suffix}", resume=True
+    )
     assert again.files_skipped == 2
     assert _read(again.output).loc[lambda f: f["source"] == str(path), "row_id"].tolist() == ["007", "a2"]
 
@@ -115,9 +176,14 @@ def test_table_rows_keep_their_id_and_role(folder, labeler, tmp_path, table, out
 def test_progress_counts_only_the_files_that_are_read(folder, labeler, tmp_path):
     (folder / "empty.txt").write_text("")
     totals, counted = [], []
-    report = predict_files([str(folder), str(tmp_path / "missing.txt")], labeler, tmp_path / "l.csv",
-                           on_total=totals.append, on_progress=lambda files, passages: counted.append(files),
-                           chunk_passages=1)
+    report = predict_files(
+        [str(folder), str(tmp_path / "missing.txt")],
+        labeler,
+        tmp_path / "l.csv",
+        on_total=totals.append,
+        on_progress=lambda files, passages: counted.append(files),
+        chunk_passages=1,
+    )
     assert totals == [6]  # five transcripts and the empty file; not the path that names no file
     assert counted[-1] == 6 and counted == sorted(counted)
     assert sorted(Path(f.source).name for f in report.failures) == ["empty.txt", "missing.txt"]
@@ -125,8 +191,9 @@ def test_progress_counts_only_the_files_that_are_read(folder, labeler, tmp_path)
 
 def test_speaker_choice(folder, labeler, tmp_path):
     every = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "a.csv", speaker="all")
-    only_int = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "i.csv",
-                             speaker="interviewer")
+    only_int = predict_files(
+        [str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "i.csv", speaker="interviewer"
+    )
     part = predict_files([str(folder / "smp01_child_welfare.txt")], labeler, tmp_path / "p.csv")
     assert every.passages == only_int.passages + part.passages
     assert set(pd.read_csv(tmp_path / "i.csv")["role"]) == {"interviewer"}
@@ -138,7 +205,8 @@ def test_no_passages_of_a_role_says_how_roles_were_found(labeler, tmp_path):
     report = predict_files([str(short)], labeler, tmp_path / "labels.csv", speaker="interviewer")
     assert [in_cli_terms(f.reason) for f in report.failures] == [  # as the command line says it
         f"{short}: no interviewer passages to score (no interviewer found among 2 speakers, by name or by "
-        "questions (at least 3 turns each): all are scored as participants; pass --interviewer NAME)"]
+        "questions (at least 3 turns each): all are scored as participants; pass --interviewer NAME)"
+    ]
 
 
 def test_only_interviewer_turns_says_speaker_all_labels_them(labeler, tmp_path):
@@ -147,7 +215,8 @@ def test_only_interviewer_turns_says_speaker_all_labels_them(labeler, tmp_path):
     report = predict_files([str(asks)], labeler, tmp_path / "labels.csv")
     assert [f.reason for f in report.failures] == [
         f"{asks}: no participant passages to score: all 2 passage(s) are interviewer turns, which `speaker='all'` "
-        "labels too (`speaker='interviewer'` labels them alone)"]
+        "labels too (`speaker='interviewer'` labels them alone)"
+    ]
     assert report.output is None and not (tmp_path / "labels.csv").exists()
 
 
@@ -156,8 +225,10 @@ def test_repeated_row_ids_are_noted(labeler, tmp_path):
     pd.DataFrame({"id": ["a1", "a2", "a1", "b", "b"], "text": PASSAGES_TEXT}).to_csv(path, index=False)
     report = predict_files([str(path)], labeler, tmp_path / "labels.csv")
     assert report.files_done == 1 and report.passages == 5
-    assert f"{path}: 2 id(s) in column 'id' are used by more than one row, so row_id does not tell those rows " \
+    assert (
+        f"{path}: 2 id(s) in column 'id' are used by more than one row, so row_id does not tell those rows "
         "apart: 'a1' (rows 2, 4), 'b' (rows 5, 6); give each row its own id" in report.note_lines()
+    )
 
 
 def test_bad_files_do_not_sink_the_batch(folder, labeler, tmp_path):
@@ -167,8 +238,7 @@ def test_bad_files_do_not_sink_the_batch(folder, labeler, tmp_path):
     (folder / "only_interviewer.txt").write_text("Interviewer: How are you?\n\nInterviewer: And then?\n")
     (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4")
     out = tmp_path / "labels.csv"
-    report = predict_files([str(folder), str(tmp_path / "notes.pdf"), str(tmp_path / "missing.txt")],
-                           labeler, out)
+    report = predict_files([str(folder), str(tmp_path / "notes.pdf"), str(tmp_path / "missing.txt")], labeler, out)
     reasons = {Path(f.source).name: f.reason for f in report.failures}
     assert report.files_done == 5
     assert "empty" in reasons["empty.txt"]
@@ -214,8 +284,10 @@ def test_resume_relabels_edited_files_and_never_mixes_settings(folder, model_dir
     out = tmp_path / "labels.csv"
     first = predict_files([str(folder)], Labeler(load_classifier(model_dir)), out)
     edited = sorted(p for p in folder.iterdir() if p.suffix == ".txt")[0]
-    edited.write_text(edited.read_text(encoding="utf-8") + "\nP1: We wrote the new guide together with the families.\n",
-                      encoding="utf-8")
+    edited.write_text(
+        edited.read_text(encoding="utf-8") + "\nP1: We wrote the new guide together with the families.\n",
+        encoding="utf-8",
+    )
     again = predict_files([str(folder)], Labeler(load_classifier(model_dir)), out, resume=True)
     assert again.files_done == 1 and again.files_skipped == first.files_done - 1
     assert any("changed since the earlier run" in n for n in again.notes)
@@ -224,8 +296,10 @@ def test_resume_relabels_edited_files_and_never_mixes_settings(folder, model_dir
     assert not frame.duplicated(["source", "passage_index"]).any()
     # resumed with fewer inputs: the earlier rows of the others are kept, and the notes say so
     fewer = predict_files([str(edited)], Labeler(load_classifier(model_dir)), out, resume=True)
-    assert any(f"{first.files_done - 1} transcript(s) in the earlier labels.csv are not among this run's inputs"
-               in n for n in fewer.notes), fewer.notes
+    assert any(
+        f"{first.files_done - 1} transcript(s) in the earlier labels.csv are not among this run's inputs" in n
+        for n in fewer.notes
+    ), fewer.notes
     assert pd.read_csv(out)["source"].nunique() == first.files_done
     # another review threshold (or model, or speaker choice) would mix two kinds of rows
     with pytest.raises(PredictError, match="other settings .*review_below.*write to a new `output`"):
@@ -252,8 +326,14 @@ def test_bad_options(labeler, tmp_path, folder):
 
 
 def test_summary_dominant_approach():
-    frame = pd.DataFrame({"source": ["a"] * 3, "text": ["one two three", "four", "five six"],
-                          "label": ["pull", "none", "push"], "needs_review": [False, True, False]})
+    frame = pd.DataFrame(
+        {
+            "source": ["a"] * 3,
+            "text": ["one two three", "four", "five six"],
+            "label": ["pull", "none", "push"],
+            "needs_review": [False, True, False],
+        }
+    )
     s = summarise(frame, ["push", "pull", "co_creation", "none"])
     assert s.loc[0, "dominant"] == "pull"
     assert s.loc[0, "word_share_pull"] == pytest.approx(0.5)
@@ -288,42 +368,81 @@ def test_cli_predict_interrupted_says_how_to_resume(folder, model_dir, tmp_path,
     assert "before any transcript was finished" in said and "kept" not in said
     import supportlens.inference.qdpx
 
-    monkeypatch.setattr(supportlens.inference.qdpx, "predict_to_qdpx", interrupted)  # a project is written whole or not at all
+    monkeypatch.setattr(
+        supportlens.inference.qdpx, "predict_to_qdpx", interrupted
+    )  # a project is written whole or not at all
     project = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(tmp_path / "p.qdpx")])
-    assert project.exit_code == 130 and "p.qdpx was not written; run the command again" in " ".join(project.output.split())
+    assert project.exit_code == 130 and "p.qdpx was not written; run the command again" in " ".join(
+        project.output.split()
+    )
     assert not (tmp_path / "p.qdpx").exists()
 
 
 def test_cli_predict(folder, model_dir, tmp_path):
     (folder / "empty.txt").write_text("")
     out = tmp_path / "labels.csv"
-    result = runner.invoke(app, ["predict", str(folder), str(tmp_path / "missing.txt"), "--model", str(model_dir),
-                                 "--out", str(out), "--summary", str(tmp_path / "profile.csv")])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(folder),
+            str(tmp_path / "missing.txt"),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--summary",
+            str(tmp_path / "profile.csv"),
+        ],
+    )
     assert result.exit_code == 1  # two inputs failed
     assert "2 file(s) failed" in result.output and "empty.txt" in result.output
     assert "missing.txt: no such file or folder" in result.output
     assert "6/6 files" in result.output  # the bar counts the files read, not the path that names none
     assert "5 transcripts labelled" in result.output
     assert out.is_file() and (tmp_path / "profile.csv").is_file()
-    ok = runner.invoke(app, ["predict", str(folder / "smp06_juvenile_justice.md"), "--model", str(model_dir),
-                             "--out", str(tmp_path / "one.jsonl"), "--speaker", "all"])
+    ok = runner.invoke(
+        app,
+        [
+            "predict",
+            str(folder / "smp06_juvenile_justice.md"),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(tmp_path / "one.jsonl"),
+            "--speaker",
+            "all",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     bad = runner.invoke(app, ["predict", str(folder), "--model", str(tmp_path / "no-model"), "--out", str(out)])
     assert bad.exit_code == 2 and "not found" in bad.output
-    above = runner.invoke(app, ["predict", str(folder), "--model", str(model_dir), "--out", str(out),
-                                "--review-below", "1.5"])
+    above = runner.invoke(
+        app, ["predict", str(folder), "--model", str(model_dir), "--out", str(out), "--review-below", "1.5"]
+    )
     assert above.exit_code == 2 and "--review-below is a confidence between 0 and 1, got 1.5" in above.output
 
 
 def test_cli_predict_failing_before_any_file_is_read_shows_no_progress_bar(model_dir, tmp_path):
     """No transcript to read (every input names nothing, or the project is missing): the errors
     alone, not an empty 0/0 bar among them."""
-    missing = runner.invoke(app, ["predict", str(tmp_path / "nope.txt"), str(tmp_path / "none" / "*.vtt"),
-                                  "--model", str(model_dir), "--out", str(tmp_path / "labels.csv")])
+    missing = runner.invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path / "nope.txt"),
+            str(tmp_path / "none" / "*.vtt"),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(tmp_path / "labels.csv"),
+        ],
+    )
     assert missing.exit_code == 1 and "nope.txt: no such file or folder" in missing.output
     assert "labelling" not in missing.output and "0/0 files" not in missing.output, missing.output
-    project = runner.invoke(app, ["predict", str(tmp_path / "nope.qdpx"), "--model", str(model_dir),
-                                  "--out", str(tmp_path / "out.qdpx")])
+    project = runner.invoke(
+        app, ["predict", str(tmp_path / "nope.qdpx"), "--model", str(model_dir), "--out", str(tmp_path / "out.qdpx")]
+    )
     assert project.exit_code == 2 and "nope.qdpx: file not found" in project.output
     assert "labelling" not in project.output, project.output
     assert project.output.startswith("error:")  # no blank line where the bar would have been
@@ -333,9 +452,9 @@ def test_whole_path_with_tiny_finetuned_model(tiny_bert, tmp_path, folder):
     from supportlens.models import FineTuneClassifier
 
     rows = make_rows(4, 1)
-    model = FineTuneClassifier(labels=["push", "pull", "co_creation", "none"], pretrained=str(tiny_bert),
-                               max_length=24, epochs=1, batch_size=8).fit([r["text"] for r in rows],
-                                                                        [r["label"] for r in rows])
+    model = FineTuneClassifier(
+        labels=["push", "pull", "co_creation", "none"], pretrained=str(tiny_bert), max_length=24, epochs=1, batch_size=8
+    ).fit([r["text"] for r in rows], [r["label"] for r in rows])
     model.save(tmp_path / "ft", extra={"review_threshold": 0.3})
     labeler = Labeler(load_classifier(tmp_path / "ft"), fast=True)
     assert labeler.max_tokens == 22
@@ -344,15 +463,17 @@ def test_whole_path_with_tiny_finetuned_model(tiny_bert, tmp_path, folder):
     # long turns were split under the 22-token window, with exact offsets
     assert report.passages > 17
     text = (folder / "smp01_child_welfare.txt").read_text(encoding="utf-8")
-    assert all(text[r.start:r.end] == r.text for r in frame.itertuples())
+    assert all(text[r.start : r.end] == r.text for r in frame.itertuples())
 
 
 def test_gold_path_on_sample_transcripts(labeler):
     from supportlens.evaluation.agreement import cohens_kappa
     from supportlens.inference.predict import gold_comparison
 
-    frames = [gold_comparison(labeler, SAMPLES / name, SAMPLES / "gold" / (Path(name).stem + ".jsonl"))
-              for name in ("smp01_child_welfare.txt", "smp06_juvenile_justice.md")]
+    frames = [
+        gold_comparison(labeler, SAMPLES / name, SAMPLES / "gold" / (Path(name).stem + ".jsonl"))
+        for name in ("smp01_child_welfare.txt", "smp06_juvenile_justice.md")
+    ]
     frame = pd.concat(frames)
     assert frame["matched"].all() and frame["exact_span"].all()  # segmentation recovers every gold turn
     assert len(frame) >= 30
@@ -364,16 +485,19 @@ def test_other_files_in_a_folder_are_named_not_failed(folder, labeler, tmp_path)
     (folder / "consent-form.pdf").write_bytes(b"%PDF-1.4")
     report = predict_files([str(folder)], labeler, tmp_path / "l.csv")
     assert not report.failures and report.files_done == 5
-    assert any(n.startswith(str(folder / "consent-form.pdf")) and "not a transcript (.pdf" in n for n in report.note_lines())
+    assert any(
+        n.startswith(str(folder / "consent-form.pdf")) and "not a transcript (.pdf" in n for n in report.note_lines()
+    )
 
 
 def test_cli_checks_options_before_loading_the_model(tmp_path):
     """A typo in --out, --summary or --speaker is reported at once, not after the model loads."""
     runner = CliRunner()
-    for extra, message in ((["--out", str(tmp_path / "z.txt")], "--out must end in"),
-                           (["--out", str(tmp_path / "z.csv"), "--summary", str(tmp_path / "s.txt")],
-                            "--summary must end in"),
-                           (["--out", str(tmp_path / "z.csv"), "--speaker", "everyone"], "--speaker must be one of")):
+    for extra, message in (
+        (["--out", str(tmp_path / "z.txt")], "--out must end in"),
+        (["--out", str(tmp_path / "z.csv"), "--summary", str(tmp_path / "s.txt")], "--summary must end in"),
+        (["--out", str(tmp_path / "z.csv"), "--speaker", "everyone"], "--speaker must be one of"),
+    ):
         result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(tmp_path / "no-such-model"), *extra])
         assert result.exit_code == 2 and message in result.output, result.output
 
@@ -383,20 +507,34 @@ def test_cli_predict_warns_when_the_models_confidence_is_not_calibrated(tmp_path
     from supportlens.models import TfidfLogReg
 
     rows = make_rows(6, 2)
-    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit([r["text"] for r in rows],
-                                                                           [r["label"] for r in rows])
+    model = TfidfLogReg(labels=["push", "pull", "co_creation", "none"]).fit(
+        [r["text"] for r in rows], [r["label"] for r in rows]
+    )
     reason = "the validation split holds 1 interview and 6 excerpts"
-    model.save(tmp_path / "m", extra={"review_threshold": 1.0, "calibration": {
-        "threshold_measured": False, "notes": [reason]}})
+    model.save(
+        tmp_path / "m", extra={"review_threshold": 1.0, "calibration": {"threshold_measured": False, "notes": [reason]}}
+    )
     transcript = SAMPLES / "smp06_juvenile_justice.md"
-    result = runner.invoke(app, ["predict", str(transcript), "--model", str(tmp_path / "m"),
-                                 "--out", str(tmp_path / "labels.csv")])
+    result = runner.invoke(
+        app, ["predict", str(transcript), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "labels.csv")]
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert f"warning: this model's confidence is not calibrated ({reason}), so every passage is flagged" in text
     assert pd.read_csv(tmp_path / "labels.csv")["needs_review"].all()
-    chosen = runner.invoke(app, ["predict", str(transcript), "--model", str(tmp_path / "m"),
-                                 "--out", str(tmp_path / "chosen.csv"), "--review-below", "0.5"])
+    chosen = runner.invoke(
+        app,
+        [
+            "predict",
+            str(transcript),
+            "--model",
+            str(tmp_path / "m"),
+            "--out",
+            str(tmp_path / "chosen.csv"),
+            "--review-below",
+            "0.5",
+        ],
+    )
     assert chosen.exit_code == 0 and "not calibrated" not in chosen.output
 
 
@@ -410,13 +548,18 @@ def test_cli_predict_that_labels_nothing_leaves_the_earlier_output_alone(folder,
     assert first.exit_code == 0, first.output
     before = {p: p.read_bytes() for p in (out, profile, record)}
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
-    for inputs in ([str(tmp_path / "empty.txt")], [str(tmp_path / "no_such_folder") + "/"],
-                   [str(tmp_path / "no_such_folder") + "/", "--resume"]):
+    for inputs in (
+        [str(tmp_path / "empty.txt")],
+        [str(tmp_path / "no_such_folder") + "/"],
+        [str(tmp_path / "no_such_folder") + "/", "--resume"],
+    ):
         result = runner.invoke(app, ["predict", *inputs, *base])
         said = " ".join(result.output.split())
         assert result.exit_code == 1, result.output
-        assert f"no transcript was labelled, so {out} was not written (it is unchanged); {profile} was not " \
-               "written (it is unchanged)" in said, said
+        assert (
+            f"no transcript was labelled, so {out} was not written (it is unchanged); {profile} was not "
+            "written (it is unchanged)" in said
+        ), said
         assert "transcripts labelled (" not in said  # no "0 transcripts labelled -> keep.csv"
         assert {p: p.read_bytes() for p in before} == before
         assert sorted(p.name for p in tmp_path.glob(".keep*")) == [".keep.csv.run.json"]  # no journal left
@@ -453,13 +596,16 @@ def test_a_run_that_labels_nothing_keeps_an_interrupted_runs_journal(folder, lab
 
 def test_a_long_transcript_counts_its_passages_as_they_are_scored(labeler, tmp_path, monkeypatch):
     path = tmp_path / "long.txt"
-    path.write_text("".join(f"Interviewer: And in week {i}?\nDana: We met the county team about referrals.\n"
-                            for i in range(300)), encoding="utf-8")
+    path.write_text(
+        "".join(f"Interviewer: And in week {i}?\nDana: We met the county team about referrals.\n" for i in range(300)),
+        encoding="utf-8",
+    )
     whole = predict_files([str(path)], labeler, tmp_path / "w.csv")  # one model call
     monkeypatch.setattr(loop, "SCORE_CHUNK", 64)
     seen: list[tuple[int, int]] = []
-    report = predict_files([str(path)], labeler, tmp_path / "l.csv",
-                           on_progress=lambda files, passages: seen.append((files, passages)))
+    report = predict_files(
+        [str(path)], labeler, tmp_path / "l.csv", on_progress=lambda files, passages: seen.append((files, passages))
+    )
     # within the one file, not only once it is done
     assert seen == [(0, 64), (0, 128), (0, 192), (0, 256), (1, 300)]
     assert report.passages == whole.passages == 300

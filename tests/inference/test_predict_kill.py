@@ -18,10 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import ROOT
 from supportlens.transcripts.read import read_transcript
 from supportlens.transcripts.segmentation import segment
-
-from conftest import ROOT
 
 SAMPLES = ROOT / "data" / "transcripts"
 N_FILES = 200
@@ -32,10 +31,15 @@ RUN_LIMIT = 120  # seconds one CLI run may take before the test gives up on it
 def _answers() -> list[str]:
     """Participants' turns of the text and caption samples, each cut to a few words."""
     answers = []
-    for name in ("smp01_child_welfare.txt", "smp02_home_visiting.vtt", "smp04_behavioural_health.srt",
-                 "smp06_juvenile_justice.md"):
-        answers += [" ".join(p.text.split()[:18]) for p in segment(read_transcript(SAMPLES / name))
-                    if p.role == "participant"]
+    for name in (
+        "smp01_child_welfare.txt",
+        "smp02_home_visiting.vtt",
+        "smp04_behavioural_health.srt",
+        "smp06_juvenile_justice.md",
+    ):
+        answers += [
+            " ".join(p.text.split()[:18]) for p in segment(read_transcript(SAMPLES / name)) if p.role == "participant"
+        ]
     return answers
 
 
@@ -64,8 +68,10 @@ def write_corpus(folder: Path, n: int = N_FILES, seed: int = SEED) -> list[Path]
             csv.writer(table).writerows([("speaker", "text"), *window])
             body = table.getvalue()
         else:
-            blocks = [f"{k + 1}\n{_stamp(2 * k, fmt == 'srt')} --> {_stamp(2 * k + 1, fmt == 'srt')}\n{who}: {text}\n"
-                      for k, (who, text) in enumerate(window)]
+            blocks = [
+                f"{k + 1}\n{_stamp(2 * k, fmt == 'srt')} --> {_stamp(2 * k + 1, fmt == 'srt')}\n{who}: {text}\n"
+                for k, (who, text) in enumerate(window)
+            ]
             body = ("WEBVTT\n\n" if fmt == "vtt" else "") + "\n".join(blocks)
         path.write_text(body, encoding="utf-8")
         paths.append(path)
@@ -77,8 +83,17 @@ def write_corpus(folder: Path, n: int = N_FILES, seed: int = SEED) -> list[Path]
 
 
 def _command(folder: Path, model_dir: Path, out: Path, resume: bool) -> list[str]:
-    return ([sys.executable, "-m", "supportlens.cli.app", "predict", str(folder), "--model", str(model_dir),
-             "--out", str(out)] + (["--resume"] if resume else []))
+    return [
+        sys.executable,
+        "-m",
+        "supportlens.cli.app",
+        "predict",
+        str(folder),
+        "--model",
+        str(model_dir),
+        "--out",
+        str(out),
+    ] + (["--resume"] if resume else [])
 
 
 def _env() -> dict[str, str]:
@@ -115,8 +130,9 @@ def _version(out: Path) -> tuple[int, int] | None:
 
 def run_cli(command: list[str], out: Path, kill_when=lambda seconds, parts, writing: False) -> dict:
     """Run the CLI; SIGKILL it as soon as `kill_when(seconds since start, transcripts this run
-    committed to the journal, whether it is writing the output)` is true. Returns whether it was killed and when it first committed
-    a transcript, started writing the output and ended (seconds since start; None if it did not)."""
+    committed to the journal, whether it is writing the output)` is true. Returns whether it was
+    killed and when it first committed a transcript, started writing the output and ended (seconds
+    since start; None if it did not)."""
     journal = out.parent / f".{out.name}.parts"
     before, left_over, version = _parts(journal), _temporary(out), _version(out)
     process = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -11,16 +11,28 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from qda_projects import (
+    INLINE_GUID,
+    MAORI_GUID,
+    MAORI_TEXT,
+    NS,
+    SAMPLES,
+    SMP01_GUID,
+    SMP06_GUID,
+    assert_valid_project,
+    build_project,
+    count_codings,
+    gold_predictions,
+    make_guid,
+    project_selections,
+    sample_project,
+)
 from supportlens.inference.predict import predict_files
 from supportlens.inference.qdpx import predict_to_qdpx
 from supportlens.qda.exporting import export_suggestions
 from supportlens.qda.importing import import_qdpx
 from supportlens.qda.project import QdaError
 from supportlens.transcripts.read import read_transcript
-
-from qda_projects import (INLINE_GUID, MAORI_GUID, MAORI_TEXT, NS, SAMPLES, SMP01_GUID, SMP06_GUID,
-                          assert_valid_project, build_project, count_codings, gold_predictions, make_guid,
-                          project_selections, sample_project)
 
 
 @pytest.fixture
@@ -68,7 +80,7 @@ def test_predict_into_an_existing_project(labeler, project, codebook, tmp_path):
     assert len(maori) == 3 and set(maori["speaker"]) == {"Aroha"}  # participant turns only
     assert maori.sort_values("start")["text"].iloc[0].startswith("😀 Honestly")
     for row in maori.itertuples():
-        assert MAORI_TEXT[row.start:row.end] == row.text
+        assert MAORI_TEXT[row.start : row.end] == row.text
 
 
 def test_a_project_with_human_codings_is_never_replaced(labeler, project, codebook, tmp_path, monkeypatch):
@@ -79,8 +91,9 @@ def test_a_project_with_human_codings_is_never_replaced(labeler, project, codebo
     with pytest.raises(QdaError, match="it is not replaced") as refused:
         predict_to_qdpx([transcript], labeler, project, codebook=codebook)
     assert holds in str(refused.value)
-    assert f"predict_to_qdpx([{str(project)!r}], labeler, {str(tmp_path / 'project-suggestions.qdpx')!r})" \
-        in str(refused.value)  # how to add suggestions to it instead
+    assert f"predict_to_qdpx([{str(project)!r}], labeler, {str(tmp_path / 'project-suggestions.qdpx')!r})" in str(
+        refused.value
+    )  # how to add suggestions to it instead
     with pytest.raises(QdaError, match="never replaced, not even with overwrite=True"):
         predict_to_qdpx([transcript], labeler, project, codebook=codebook, overwrite=True)
     for overwrite in (False, True):  # labelling the project into itself is no exception
@@ -97,8 +110,11 @@ def test_a_project_of_suggestions_only_is_replaced_with_overwrite(labeler, codeb
     transcript = str(SAMPLES / "smp01_child_welfare.txt")
     predict_to_qdpx([transcript], labeler, out, codebook=codebook)
     earlier = out.read_bytes()
-    with pytest.raises(QdaError, match=r"ai.qdpx already exists and holds 1 source and \d+ supportlens "
-                                       r"suggestions \(no human work\); pass overwrite=True to replace it"):
+    with pytest.raises(
+        QdaError,
+        match=r"ai.qdpx already exists and holds 1 source and \d+ supportlens "
+        r"suggestions \(no human work\); pass overwrite=True to replace it",
+    ):
         predict_to_qdpx([transcript], labeler, out, codebook=codebook)
     assert out.read_bytes() == earlier
     report = predict_to_qdpx([transcript], labeler, out, codebook=codebook, overwrite=True)
@@ -115,14 +131,18 @@ def test_a_project_of_suggestions_only_is_replaced_with_overwrite(labeler, codeb
         for name, data in members.items():
             archive.writestr(name, data)
     noted = out.read_bytes()
-    with pytest.raises(QdaError, match=r"holds 1 source, 1 note and \d+ supportlens suggestions; a project "
-                                       "with human work is never replaced, not even with overwrite=True"):
+    with pytest.raises(
+        QdaError,
+        match=r"holds 1 source, 1 note and \d+ supportlens suggestions; a project "
+        "with human work is never replaced, not even with overwrite=True",
+    ):
         predict_to_qdpx([transcript], labeler, out, codebook=codebook, overwrite=True)
     assert out.read_bytes() == noted
     # a file that is not a project is replaced only when asked to
     out.write_bytes(b"not a zip")
-    with pytest.raises(QdaError, match="ai.qdpx already exists and is not a readable REFI-QDA project .*"
-                                       "unless you pass overwrite=True"):
+    with pytest.raises(
+        QdaError, match="ai.qdpx already exists and is not a readable REFI-QDA project .*unless you pass overwrite=True"
+    ):
         predict_to_qdpx([transcript], labeler, out, codebook=codebook)
     assert out.read_bytes() == b"not a zip"
     predict_to_qdpx([transcript], labeler, out, codebook=codebook, overwrite=True)
@@ -145,10 +165,19 @@ def test_a_run_that_labels_nothing_writes_no_project(labeler, codebook, tmp_path
     assert report.output is None and not out.exists()
 
 
-@pytest.mark.parametrize("unsafe", ["../../evil.txt", "/abs/evil.txt", "Sources/../../evil.txt",
-                                    "..\\..\\evil.txt", "Sources\\..\\..\\evil.txt", "C:/evil.txt", "C:evil.txt"])
-def test_entries_that_point_outside_the_project_are_dropped_with_a_note(labeler, project, codebook, tmp_path,
-                                                                          unsafe):
+@pytest.mark.parametrize(
+    "unsafe",
+    [
+        "../../evil.txt",
+        "/abs/evil.txt",
+        "Sources/../../evil.txt",
+        "..\\..\\evil.txt",
+        "Sources\\..\\..\\evil.txt",
+        "C:/evil.txt",
+        "C:evil.txt",
+    ],
+)
+def test_entries_that_point_outside_the_project_are_dropped_with_a_note(labeler, project, codebook, tmp_path, unsafe):
     with zipfile.ZipFile(project) as archive:
         safe = sorted(archive.namelist())
     with zipfile.ZipFile(project, "a") as archive:
@@ -158,8 +187,9 @@ def test_entries_that_point_outside_the_project_are_dropped_with_a_note(labeler,
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == safe
     assert_valid_project(out)
-    assert report.notes == [f"{project}: entry {unsafe!r} left out of {out}: its name points outside the "
-                            "project (an absolute path or '..')"]
+    assert report.notes == [
+        f"{project}: entry {unsafe!r} left out of {out}: its name points outside the project (an absolute path or '..')"
+    ]
     again = tmp_path / "labelled.qdpx"
     batch = predict_to_qdpx([str(project)], labeler, again, codebook=codebook)  # the CLI prints these notes
     assert any(repr(unsafe) in line and "left out" in line for line in batch.note_lines())
@@ -184,4 +214,6 @@ def test_qdpx_output_gives_the_notes_and_failures_a_csv_output_gives(labeler, co
     assert [f.reason for f in qdpx.failures] == [f.reason for f in csv.failures] != []  # questions.txt
     root = ET.fromstring(assert_valid_project(tmp_path / "labels.qdpx"))
     assert sorted(s.get("name") for s in root.iter(f"{{{NS}}}TextSource")) == [
-        "smp01_child_welfare.txt", "smp02_home_visiting.vtt"]
+        "smp01_child_welfare.txt",
+        "smp02_home_visiting.vtt",
+    ]

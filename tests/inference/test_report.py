@@ -17,17 +17,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import CODEBOOK, ROOT, make_rows
 from supportlens.cli import app
 from supportlens.codebook import codebook_from_dict, load_codebook
-from supportlens.models import TfidfLogReg, load_classifier
 from supportlens.inference.labeler import Labeler
 from supportlens.inference.predict import predict_files, summarise
+from supportlens.inference.report import ReportError, build_report, read_predictions, render_report, shade, write_report
+from supportlens.models import TfidfLogReg, load_classifier
 from supportlens.transcripts.read import read_transcript
-from supportlens.inference.report import (ReportError, build_report, read_predictions, render_report, shade,
-                                write_report)
 from supportlens.transcripts.segmentation import segment
-
-from conftest import CODEBOOK, ROOT, make_rows
 
 SAMPLES = ROOT / "data" / "transcripts"
 LABELS = ["push", "pull", "co_creation", "none"]
@@ -42,7 +40,7 @@ _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "me
 class Node:
     tag: str
     attrs: dict[str, str]
-    children: list["Node | str"] = field(default_factory=list)
+    children: list[Node | str] = field(default_factory=list)
 
     def text(self) -> str:
         return "".join(c if isinstance(c, str) else c.text() for c in self.children)
@@ -53,7 +51,7 @@ class Node:
             if isinstance(child, Node):
                 yield from child.walk()
 
-    def find_all(self, tag: str | None = None, **attrs: str | None) -> list["Node"]:
+    def find_all(self, tag: str | None = None, **attrs: str | None) -> list[Node]:
         """Nodes of ``tag`` having each attribute (None: present with any value)."""
         out = []
         for node in self.walk():
@@ -120,8 +118,11 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def labels_file(model_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("labels") / "labels.jsonl"
-    report = predict_files([str(SAMPLES / "smp01_child_welfare.txt"), str(SAMPLES / "smp06_juvenile_justice.md")],
-                           Labeler(load_classifier(model_dir)), out)
+    report = predict_files(
+        [str(SAMPLES / "smp01_child_welfare.txt"), str(SAMPLES / "smp06_juvenile_justice.md")],
+        Labeler(load_classifier(model_dir)),
+        out,
+    )
     assert report.files_done == 2 and not report.failures
     return out
 
@@ -145,9 +146,20 @@ def _chromium() -> str:
 
 
 def _browser_dom(page: Path, profile: Path) -> str:
-    args = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", f"--user-data-dir={profile}", "--dump-dom", page.resolve().as_uri()]
+    args = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -165,8 +177,10 @@ def test_browser_shows_every_passage_the_legend_and_review_links(labels_file, pr
     html_node = dom.find_all("html")[0]
     assert html_node.attrs.get("data-rendered") == "true"
     status = dom.find_all(id="status")[0]
-    assert squash(status.text()) == (f"Showing {len(predictions)} of {len(predictions)} passages "
-                                     f"({int(predictions['needs_review'].sum())} flagged for review).")
+    assert squash(status.text()) == (
+        f"Showing {len(predictions)} of {len(predictions)} passages "
+        f"({int(predictions['needs_review'].sum())} flagged for review)."
+    )
     assert "hidden" not in dom.find_all(id="controls")[0].attrs
     # the interviewer's turns are shown too, though the status line counts only the scored passages
     turns = dom.find_all(**{"data-unscored": None})
@@ -201,8 +215,9 @@ def test_browser_shows_every_passage_the_legend_and_review_links(labels_file, pr
 
     # the review list links to exactly the flagged passages
     ids = {n.attrs["id"] for n in dom.walk() if "id" in n.attrs}
-    links = [a.attrs["href"][1:] for item in dom.find_all("li", **{"data-review-item": None})
-             for a in item.find_all("a")]
+    links = [
+        a.attrs["href"][1:] for item in dom.find_all("li", **{"data-review-item": None}) for a in item.find_all("a")
+    ]
     flagged = {n.attrs["id"] for n in shown if n.attrs["data-review"] == "true"}
     assert len(links) == len(flagged) and set(links) == flagged <= ids
 
@@ -244,12 +259,30 @@ def test_profile_bars_are_word_shares_per_transcript(predictions, codebook):
 
 def test_text_from_the_data_is_escaped(codebook):
     nasty = '<script>alert("x")</script> & <b>bold</b>'
-    frame = pd.DataFrame([
-        {"source": 'dir/a"b<c>.txt', "passage_index": 0, "speaker": "<img src=x onerror=alert(1)>",
-         "role": "participant", "text": nasty, "label": "push", "confidence": 0.4, "needs_review": True},
-        {"source": 'dir/a"b<c>.txt', "passage_index": 1, "speaker": "Eve", "role": "participant",
-         "text": "plain", "label": "none", "confidence": 0.9, "needs_review": False},
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "source": 'dir/a"b<c>.txt',
+                "passage_index": 0,
+                "speaker": "<img src=x onerror=alert(1)>",
+                "role": "participant",
+                "text": nasty,
+                "label": "push",
+                "confidence": 0.4,
+                "needs_review": True,
+            },
+            {
+                "source": 'dir/a"b<c>.txt',
+                "passage_index": 1,
+                "speaker": "Eve",
+                "role": "participant",
+                "text": "plain",
+                "label": "none",
+                "confidence": 0.9,
+                "needs_review": False,
+            },
+        ]
+    )
     page = render_report(frame, codebook, title="<i>title</i>")
     assert page.count("<script>") == 1  # only the page's own
     assert "<img" not in page and "<b>bold" not in page and "<i>title" not in page
@@ -265,13 +298,31 @@ def test_text_from_the_data_is_escaped(codebook):
 
 def test_a_codebook_colour_cannot_break_out_of_the_css(codebook):
     raw = codebook.to_dict()
-    raw["codes"][0]["color"] = 'red;}</style><script>alert(1)</script>'
+    raw["codes"][0]["color"] = "red;}</style><script>alert(1)</script>"
     raw["codes"][1]["color"] = "#abc"
     book = codebook_from_dict(raw)
-    frame = pd.DataFrame([{"source": "s.txt", "passage_index": 0, "speaker": "A", "text": "t", "label": "push",
-                           "confidence": 1.0, "needs_review": False},
-                          {"source": "s.txt", "passage_index": 1, "speaker": "A", "text": "u", "label": "pull",
-                           "confidence": 1.0, "needs_review": False}])
+    frame = pd.DataFrame(
+        [
+            {
+                "source": "s.txt",
+                "passage_index": 0,
+                "speaker": "A",
+                "text": "t",
+                "label": "push",
+                "confidence": 1.0,
+                "needs_review": False,
+            },
+            {
+                "source": "s.txt",
+                "passage_index": 1,
+                "speaker": "A",
+                "text": "u",
+                "label": "pull",
+                "confidence": 1.0,
+                "needs_review": False,
+            },
+        ]
+    )
     page = render_report(frame, book)
     assert "alert(1)" not in page and page.count("<script>") == 1
     dom = parse(page)
@@ -298,18 +349,27 @@ def test_csv_and_parquet_outputs_give_the_same_page(labels_file, predictions, co
     assert render_report(frame, codebook) == render_report(read_predictions(labels_file), codebook)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda f: f.drop(columns=["confidence"]), "missing column(s) confidence"),
-    (lambda f: f.assign(confidence=[0.5, 0.5, "high"] + [0.5] * (len(f) - 3)),
-     "row 3: field 'confidence' must be a number in [0, 1]; got 'high'"),
-    (lambda f: f.assign(confidence=[0.5, 1.5] + [0.5] * (len(f) - 2)), "row 2: field 'confidence'"),
-    (lambda f: f.assign(needs_review=[True, "maybe"] + [False] * (len(f) - 2)),
-     "row 2: field 'needs_review' must be true or false; got 'maybe'"),
-    (lambda f: f.assign(label=["push", "push", "push", "advocacy"] + ["push"] * (len(f) - 4)),
-     "row 4: label 'advocacy' is not a code of codebook"),
-    (lambda f: f.assign(passage_index=["x"] + [1] * (len(f) - 1)), "row 1: field 'passage_index'"),
-    (lambda f: f.iloc[:0], "has no passages"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda f: f.drop(columns=["confidence"]), "missing column(s) confidence"),
+        (
+            lambda f: f.assign(confidence=[0.5, 0.5, "high"] + [0.5] * (len(f) - 3)),
+            "row 3: field 'confidence' must be a number in [0, 1]; got 'high'",
+        ),
+        (lambda f: f.assign(confidence=[0.5, 1.5] + [0.5] * (len(f) - 2)), "row 2: field 'confidence'"),
+        (
+            lambda f: f.assign(needs_review=[True, "maybe"] + [False] * (len(f) - 2)),
+            "row 2: field 'needs_review' must be true or false; got 'maybe'",
+        ),
+        (
+            lambda f: f.assign(label=["push", "push", "push", "advocacy"] + ["push"] * (len(f) - 4)),
+            "row 4: label 'advocacy' is not a code of codebook",
+        ),
+        (lambda f: f.assign(passage_index=["x"] + [1] * (len(f) - 1)), "row 1: field 'passage_index'"),
+        (lambda f: f.iloc[:0], "has no passages"),
+    ],
+)
 def test_bad_predictions_name_file_row_and_field(predictions, tmp_path, change, message):
     bad = tmp_path / "bad.jsonl"
     change(predictions.copy()).to_json(bad, orient="records", lines=True)
@@ -335,14 +395,16 @@ def test_codebook_comes_from_the_model_unless_given(labels_file, model_dir, tmp_
     assert f"model: {with_book}" in page
 
     # --codebook wins over the model's
-    result = runner.invoke(app, ["report", str(labels_file), "--out", str(out), "--model", str(with_book),
-                                 "--codebook", str(CODEBOOK)])
+    result = runner.invoke(
+        app, ["report", str(labels_file), "--out", str(out), "--model", str(with_book), "--codebook", str(CODEBOOK)]
+    )
     assert result.exit_code == 0, result.output
     assert "Top-down delivery" not in out.read_text(encoding="utf-8")
 
     # a model folder with no codebook at all says what to do
-    result = runner.invoke(app, ["report", str(labels_file), "--out", str(tmp_path / "x.html"),
-                                 "--model", str(model_dir)])
+    result = runner.invoke(
+        app, ["report", str(labels_file), "--out", str(tmp_path / "x.html"), "--model", str(model_dir)]
+    )
     assert result.exit_code == 2
     assert "has no codebook.yaml" in result.output and "--codebook" in result.output
 
@@ -361,14 +423,17 @@ def test_default_codebook_is_the_projects(labels_file, tmp_path, monkeypatch):
 
 
 def test_cli_errors_and_atomic_output(labels_file, tmp_path):
-    missing = runner.invoke(app, ["report", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "r.html"),
-                                  "--codebook", str(CODEBOOK)])
+    missing = runner.invoke(
+        app, ["report", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "r.html"), "--codebook", str(CODEBOOK)]
+    )
     assert missing.exit_code == 2 and "nope.jsonl: predictions file not found" in missing.output
-    wrong = runner.invoke(app, ["report", str(labels_file), "--out", str(tmp_path / "r.pdf"),
-                                "--codebook", str(CODEBOOK)])
+    wrong = runner.invoke(
+        app, ["report", str(labels_file), "--out", str(tmp_path / "r.pdf"), "--codebook", str(CODEBOOK)]
+    )
     assert wrong.exit_code == 2 and "--out must end in .html" in wrong.output
-    nowhere = runner.invoke(app, ["report", str(labels_file), "--out", str(tmp_path / "no" / "r.html"),
-                                  "--codebook", str(CODEBOOK)])
+    nowhere = runner.invoke(
+        app, ["report", str(labels_file), "--out", str(tmp_path / "no" / "r.html"), "--codebook", str(CODEBOOK)]
+    )
     assert nowhere.exit_code == 2 and "output folder does not exist" in nowhere.output
 
     out = tmp_path / "r.html"
@@ -383,12 +448,30 @@ def test_cli_errors_and_atomic_output(labels_file, tmp_path):
 
 def test_a_near_certain_confidence_is_not_shown_as_certain(codebook):
     """A flagged passage at 0.9993 read '100% ⚑'; it reads '>99%', and only 1.0 reads 100%."""
-    frame = pd.DataFrame([
-        {"source": "s.txt", "passage_index": 0, "speaker": "A", "text": "t", "label": "push",
-         "confidence": 0.9993, "needs_review": True, "p_push": 0.9993, "p_pull": 0.0007},
-        {"source": "s.txt", "passage_index": 1, "speaker": "A", "text": "u", "label": "pull",
-         "confidence": 1.0, "needs_review": False},
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "source": "s.txt",
+                "passage_index": 0,
+                "speaker": "A",
+                "text": "t",
+                "label": "push",
+                "confidence": 0.9993,
+                "needs_review": True,
+                "p_push": 0.9993,
+                "p_pull": 0.0007,
+            },
+            {
+                "source": "s.txt",
+                "passage_index": 1,
+                "speaker": "A",
+                "text": "u",
+                "label": "pull",
+                "confidence": 1.0,
+                "needs_review": False,
+            },
+        ]
+    )
     dom = parse(render_report(frame, codebook))
     confs = [by_class(a, "conf")[0] for a in dom.find_all("article")]
     assert [c.text() for c in confs] == [">99%", "100%"]
@@ -433,8 +516,10 @@ def test_outside_the_project_the_codebook_comes_from_the_prediction_record(model
 def test_a_tie_for_the_dominant_approach_names_both(codebook):
     from supportlens.inference.report import _dominant
 
-    assert _dominant(pd.Series({"dominant": "push/pull"}), codebook) == \
-        f"{codebook.code('push').name} = {codebook.code('pull').name}"
+    assert (
+        _dominant(pd.Series({"dominant": "push/pull"}), codebook)
+        == f"{codebook.code('push').name} = {codebook.code('pull').name}"
+    )
     assert _dominant(pd.Series({"dominant": "none"}), codebook) == codebook.code("none").name
 
 
@@ -470,8 +555,10 @@ def test_interviewer_turns_sit_unscored_between_the_passages(labels_file, predic
         block = predictions[predictions["source"] == source]
         items = [n for n in section.walk() if "data-passage" in n.attrs or "data-unscored" in n.attrs]
         # the whole interview in its order: each question right before the answer it prompted
-        assert [("interviewer" if "data-unscored" in n.attrs else "participant", by_class(n, "text")[0].text())
-                for n in items] == _expected_turns(source)
+        assert [
+            ("interviewer" if "data-unscored" in n.attrs else "participant", by_class(n, "text")[0].text())
+            for n in items
+        ] == _expected_turns(source)
         unscored = [n for n in items if "data-unscored" in n.attrs]
         assert unscored and all(n.attrs["data-role"] == "interviewer" for n in unscored)
         for turn in unscored:  # unscored: no code, confidence, flag or number, and marked as such
@@ -497,17 +584,23 @@ def test_interviewer_turns_sit_unscored_between_the_passages(labels_file, predic
         assert f"passage {by_class(target, 'pid')[0].text()}" in item.text()
 
 
-@pytest.mark.parametrize("spoil, problem", [
-    (lambda path: path.unlink(), "transcript not found at"),
-    (lambda path: path.write_text(path.read_text(encoding="utf-8").replace("Dana", "Dina"), encoding="utf-8"),
-     "has changed since it was labelled"),
-])
+@pytest.mark.parametrize(
+    "spoil, problem",
+    [
+        (lambda path: path.unlink(), "transcript not found at"),
+        (
+            lambda path: path.write_text(path.read_text(encoding="utf-8").replace("Dana", "Dina"), encoding="utf-8"),
+            "has changed since it was labelled",
+        ),
+    ],
+)
 def test_a_transcript_gone_or_changed_still_reports_without_its_questions(model_dir, tmp_path, spoil, problem):
     transcript = tmp_path / "smp01.txt"
     shutil.copy(SAMPLES / "smp01_child_welfare.txt", transcript)
     labels = tmp_path / "labels.csv"
-    predict_files([str(transcript), str(SAMPLES / "smp06_juvenile_justice.md")],
-                  Labeler(load_classifier(model_dir)), labels)
+    predict_files(
+        [str(transcript), str(SAMPLES / "smp06_juvenile_justice.md")], Labeler(load_classifier(model_dir)), labels
+    )
     spoil(transcript)
     out = tmp_path / "r.html"
     result = runner.invoke(app, ["report", str(labels), "--out", str(out), "--codebook", str(CODEBOOK)])

@@ -11,12 +11,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import ROOT
 from supportlens.cli import app
 from supportlens.inference.labeler import PredictError
 from supportlens.inference.predict import predict_files
 from supportlens.transcripts.read import ReadError, parse_transcript, read_transcript
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.spark
 
@@ -33,8 +32,14 @@ def spark():
         pytest.skip("no Java runtime: Spark cannot start")
     from supportlens.inference.spark import spark_session
 
-    session = spark_session("local[2]", conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2",
-                                              "spark.ui.showConsoleProgress": "false"})
+    session = spark_session(
+        "local[2]",
+        conf={
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.ui.showConsoleProgress": "false",
+        },
+    )
     yield session
     session.stop()
 
@@ -42,8 +47,8 @@ def spark():
 @pytest.fixture(scope="module")
 def local_labels(model_dir, tmp_path_factory) -> pd.DataFrame:
     """`supportlens predict` on one machine over the six sample transcripts (all formats)."""
-    from supportlens.models import load_classifier
     from supportlens.inference.labeler import Labeler
+    from supportlens.models import load_classifier
 
     out = tmp_path_factory.mktemp("local") / "labels.parquet"
     report = predict_files([str(SAMPLES)], Labeler(load_classifier(model_dir)), out)
@@ -80,11 +85,14 @@ def test_parse_transcript_equals_reading_the_file():
     assert [c.speaker for c in crlf.cues] == ["Interviewer", "P1"]
 
 
-@pytest.mark.parametrize("content, fmt, message", [
-    ("some words", "pdf", "s3://bucket/t1: unsupported format 'pdf'"),
-    ("some words", "docx", "s3://bucket/t1: a .docx transcript is binary"),
-    ("   \n ", "txt", "s3://bucket/t1: empty file"),
-])
+@pytest.mark.parametrize(
+    "content, fmt, message",
+    [
+        ("some words", "pdf", "s3://bucket/t1: unsupported format 'pdf'"),
+        ("some words", "docx", "s3://bucket/t1: a .docx transcript is binary"),
+        ("   \n ", "txt", "s3://bucket/t1: empty file"),
+    ],
+)
 def test_parse_transcript_errors_name_the_source(content, fmt, message):
     with pytest.raises(ReadError) as err:
         parse_transcript(content, fmt, "s3://bucket/t1")
@@ -110,12 +118,21 @@ def test_bad_transcripts_become_failure_rows(spark, model_dir):
     from supportlens.inference.spark import score_transcripts, split_failures
 
     good = (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8")
-    rows = pd.DataFrame({
-        "id": ["good", "scan.pdf", "ocr.pdf", "blank", "notes.docx", None, "asks-only"],
-        "text": [good, "words", "words from a scan", "  \n", "Dana: hello", good,
-                 "Interviewer: Why?\n\nInterviewer: How?"],
-        "format": [None, "pdf", None, "txt", None, "txt", "txt"],
-    })
+    rows = pd.DataFrame(
+        {
+            "id": ["good", "scan.pdf", "ocr.pdf", "blank", "notes.docx", None, "asks-only"],
+            "text": [
+                good,
+                "words",
+                "words from a scan",
+                "  \n",
+                "Dana: hello",
+                good,
+                "Interviewer: Why?\n\nInterviewer: How?",
+            ],
+            "format": [None, "pdf", None, "txt", None, "txt", "txt"],
+        }
+    )
     passages, failures = split_failures(score_transcripts(spark.createDataFrame(rows), str(model_dir)))
     errors = {r["source"]: r["error"] for r in failures.collect()}
     assert set(errors) == {"scan.pdf", "blank", "notes.docx", None, "asks-only"}
@@ -129,7 +146,7 @@ def test_bad_transcripts_become_failure_rows(spark, model_dir):
     # no format and no transcript suffix: plain text; a .docx id without a format is docx
     assert set(kept["source"]) == {"good", "ocr.pdf"} and len(kept) > 10
     kept = kept[kept["source"] == "good"]
-    assert all(good[r.start:r.end] == r.text for r in kept.itertuples())
+    assert all(good[r.start : r.end] == r.text for r in kept.itertuples())
 
 
 def test_transcripts_frame_needs_id_and_text(spark, model_dir):
@@ -144,10 +161,15 @@ def test_transcripts_frame_needs_id_and_text(spark, model_dir):
 def test_segmented_passages_on_spark_match_labeler(spark, labeler, model_dir):
     from supportlens.inference.spark import score_passages
 
-    texts = ["we designed the plan together with the families", "the county asked for help with referrals",
-             None, "we trained every site on the manual"]
-    frame = spark.createDataFrame(pd.DataFrame({"passage_id": [1, 2, 3, 4], "text": texts}),
-                                  "passage_id long, text string")
+    texts = [
+        "we designed the plan together with the families",
+        "the county asked for help with referrals",
+        None,
+        "we trained every site on the manual",
+    ]
+    frame = spark.createDataFrame(
+        pd.DataFrame({"passage_id": [1, 2, 3, 4], "text": texts}), "passage_id long, text string"
+    )
     ours = score_passages(frame, str(model_dir)).toPandas().sort_values("passage_id").reset_index(drop=True)
     assert list(ours.columns) == ["passage_id", "text", "label"] + PROBS + ["confidence", "needs_review"]
     assert ours.loc[2, ["label", "confidence"]].isna().all()  # a null text gets null scores
@@ -170,13 +192,23 @@ def test_logged_pyfunc_in_mlflow_spark_udf(spark, labeler, model_dir, tracking_u
     tracking.setup(tracking_uri, "spark-udf")
     with tracking.run("tiny") as run:
         tracking.log_model(model_dir, ["we designed it together", "we trained the sites"])
-    texts = ["we designed the plan together with the families", "the county asked for help with referrals",
-             "we trained every site on the manual", "the funding ended in the spring"]
-    udf = mlflow.pyfunc.spark_udf(spark, f"runs:/{run.info.run_id}/model",
-                                  result_type=pyfunc_result_type(labeler.labels), env_manager="local")
+    texts = [
+        "we designed the plan together with the families",
+        "the county asked for help with referrals",
+        "we trained every site on the manual",
+        "the funding ended in the spring",
+    ]
+    udf = mlflow.pyfunc.spark_udf(
+        spark, f"runs:/{run.info.run_id}/model", result_type=pyfunc_result_type(labeler.labels), env_manager="local"
+    )
     frame = spark.createDataFrame(pd.DataFrame({"i": range(len(texts)), "text": texts}))
-    ours = (frame.withColumn("s", udf(F.struct("text"))).select("i", "s.*").toPandas()
-            .sort_values("i").reset_index(drop=True))
+    ours = (
+        frame.withColumn("s", udf(F.struct("text")))
+        .select("i", "s.*")
+        .toPandas()
+        .sort_values("i")
+        .reset_index(drop=True)
+    )
     expected = labeler.score(texts)
     assert ours["label"].tolist() == expected["label"].tolist()
     assert ours["needs_review"].tolist() == expected["needs_review"].tolist()
@@ -197,9 +229,13 @@ def test_cli_engine_spark_writes_partitioned_parquet(spark, local_labels, model_
     # Parquet of transcripts (id, text, format) as input; the earlier output is replaced whole
     table = tmp_path / "transcripts.parquet"
     names = ["smp01_child_welfare.txt", "smp02_home_visiting.vtt", "smp06_juvenile_justice.md"]
-    pd.DataFrame({"id": [str(SAMPLES / n) for n in names],
-                  "text": [(SAMPLES / n).read_text(encoding="utf-8") for n in names],
-                  "format": [Path(n).suffix[1:] for n in names]}).to_parquet(table)
+    pd.DataFrame(
+        {
+            "id": [str(SAMPLES / n) for n in names],
+            "text": [(SAMPLES / n).read_text(encoding="utf-8") for n in names],
+            "format": [Path(n).suffix[1:] for n in names],
+        }
+    ).to_parquet(table)
     result = runner.invoke(app, args + [str(table)])
     assert result.exit_code == 0, result.output
     again = pd.read_parquet(out).drop(columns="bucket")
@@ -216,13 +252,26 @@ def test_cli_engine_spark_errors(spark, model_dir, tmp_path):
     result = runner.invoke(app, base + ["--engine", "spark", "--out", str(taken)])
     assert result.exit_code == 2 and "exists and is not an earlier Spark output" in result.output
     assert (taken / "keep.txt").exists()
-    result = runner.invoke(app, base + ["--engine", "spark", "--out", str(tmp_path / "o"),
-                                        "--summary", str(tmp_path / "s.csv")])
+    result = runner.invoke(
+        app, base + ["--engine", "spark", "--out", str(tmp_path / "o"), "--summary", str(tmp_path / "s.csv")]
+    )
     assert result.exit_code == 2 and "--summary" in result.output
     result = runner.invoke(app, base + ["--engine", "dask", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "--engine must be local or spark" in result.output
-    result = runner.invoke(app, ["predict", str(tmp_path / "missing*.txt"), str(SAMPLES / "smp01_child_welfare.txt"),
-                                 "--model", str(model_dir), "--engine", "spark", "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path / "missing*.txt"),
+            str(SAMPLES / "smp01_child_welfare.txt"),
+            "--model",
+            str(model_dir),
+            "--engine",
+            "spark",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 1 and "missing*.txt: no files match this pattern" in result.output
     assert "1 transcripts labelled on Spark" in result.output
 

@@ -5,16 +5,19 @@ import pytest
 from supportlens.io.tables import column_key, find_column
 
 
-@pytest.mark.parametrize("columns,wanted,found", [
-    (["id", "text"], "text", "text"),
-    (["Text ", "label"], "text", "Text "),
-    (["TEXT"], "text", "TEXT"),
-    (["Interview_ID"], "interview id", "Interview_ID"),
-    (["Speaker Role"], "speaker_role", "Speaker Role"),
-    (["speaker-role"], "speaker_role", "speaker-role"),
-    (["speaker name"], "speaker", None),
-    ([], "text", None),
-])
+@pytest.mark.parametrize(
+    "columns,wanted,found",
+    [
+        (["id", "text"], "text", "text"),
+        (["Text ", "label"], "text", "Text "),
+        (["TEXT"], "text", "TEXT"),
+        (["Interview_ID"], "interview id", "Interview_ID"),
+        (["Speaker Role"], "speaker_role", "Speaker Role"),
+        (["speaker-role"], "speaker_role", "speaker-role"),
+        (["speaker name"], "speaker", None),
+        ([], "text", None),
+    ],
+)
 def test_finds_the_column_by_name_case_and_separators(columns, wanted, found):
     assert find_column(columns, wanted) == found
 

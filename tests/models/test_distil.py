@@ -8,13 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from supportlens.config import ConfigError, TrainConfig
-from supportlens.models import FineTuneClassifier, load_classifier
-from supportlens.models import distil
-from supportlens.inference.labeler import Labeler
-from supportlens.training.trainer import student_metrics
-
 from conftest import make_rows
+from supportlens.config import ConfigError, TrainConfig
+from supportlens.inference.labeler import Labeler
+from supportlens.models import FineTuneClassifier, distil, load_classifier
+from supportlens.training.trainer import student_metrics
 
 LABELS = ["push", "pull", "co_creation", "none"]
 
@@ -36,9 +34,11 @@ def test_kept_layers_are_spread_and_end_with_the_last():
 
 
 def test_distillation_texts_add_variations_but_keep_the_originals_first():
-    texts = ["We trained them. Then we checked fidelity every month. Nobody asked us why.",
-             "They called us when they needed help with the data system. We came and listened.",
-             "ok"]
+    texts = [
+        "We trained them. Then we checked fidelity every month. Nobody asked us why.",
+        "They called us when they needed help with the data system. We came and listened.",
+        "ok",
+    ]
     out = distil.distillation_texts(texts, seed=1)
     assert out[:3] == texts
     extra = out[3:]
@@ -82,8 +82,9 @@ def test_distil_pulls_a_student_that_starts_far_off_onto_the_teachers_logits(tin
         return float(np.mean((ours - target) ** 2))
 
     before = gap()
-    history = distil.distil(student, tokenizer, texts, target, max_length=32, epochs=30, batch_size=8,
-                            learning_rate=3e-3)
+    history = distil.distil(
+        student, tokenizer, texts, target, max_length=32, epochs=30, batch_size=8, learning_rate=3e-3
+    )
     assert gap() < 0.2 * before  # it learns the teacher's (here sharpened) logits
     assert history[-1]["distil_loss"] < history[0]["distil_loss"]
 
@@ -121,10 +122,18 @@ def test_a_student_needs_an_encoder_with_layers_and_a_gate_needs_a_student(tiny_
 def with_student(tiny_bert, tmp_path_factory):
     """A tiny fine-tuned model with a 1-layer student, saved."""
     rows, val = make_rows(4, 1), make_rows(2, 1)
-    model = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, epochs=2,
-                               batch_size=8, student_layers=1, student_epochs=3)
-    model.fit([r["text"] for r in rows], [r["label"] for r in rows],
-              [r["text"] for r in val], [r["label"] for r in val])
+    model = FineTuneClassifier(
+        labels=LABELS,
+        pretrained=str(tiny_bert),
+        max_length=32,
+        epochs=2,
+        batch_size=8,
+        student_layers=1,
+        student_epochs=3,
+    )
+    model.fit(
+        [r["text"] for r in rows], [r["label"] for r in rows], [r["text"] for r in val], [r["label"] for r in val]
+    )
     root = tmp_path_factory.mktemp("student")
     model.save(root / "ft")
     return model, root / "ft", [r["text"] for r in rows + val]

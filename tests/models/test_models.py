@@ -2,12 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_rows
 from supportlens.config import load_config
 from supportlens.models import EmbedLogReg, FineTuneClassifier, TfidfLogReg, build_model, load_classifier
 from supportlens.models.base import ModelLoadError
 from supportlens.models.encoders import resolve_pretrained
-
-from conftest import make_rows
 
 LABELS = ["push", "pull", "co_creation", "none"]
 
@@ -62,9 +61,20 @@ def test_load_rejects_non_model_folder(tmp_path):
 
 def test_finetune_tiny_bert_learns_and_is_deterministic(tiny_bert, tmp_path):
     X, y = _xy(8, 2)
-    kwargs = dict(labels=LABELS, pretrained=str(tiny_bert), max_length=32, epochs=8, batch_size=8,
-                  learning_rate=3e-3, head_learning_rate=3e-3, patience=20, label_smoothing=0.0,
-                  warmup_ratio=0.0, seed=7, freeze_embeddings=False)
+    kwargs = dict(
+        labels=LABELS,
+        pretrained=str(tiny_bert),
+        max_length=32,
+        epochs=8,
+        batch_size=8,
+        learning_rate=3e-3,
+        head_learning_rate=3e-3,
+        patience=20,
+        label_smoothing=0.0,
+        warmup_ratio=0.0,
+        seed=7,
+        freeze_embeddings=False,
+    )
     a = FineTuneClassifier(**kwargs).fit(X, y, X, y)
     b = FineTuneClassifier(**kwargs).fit(X, y, X, y)
     assert np.allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-5)
@@ -80,17 +90,31 @@ def test_finetune_tiny_bert_learns_and_is_deterministic(tiny_bert, tmp_path):
 
 def test_finetune_early_stopping_keeps_best_epoch(tiny_bert):
     X, y = _xy(6, 2)
-    model = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, epochs=8,
-                               batch_size=8, learning_rate=1e-9, head_learning_rate=1e-9, patience=1,
-                               seed=1).fit(X, y, X[:12], y[:12])
+    model = FineTuneClassifier(
+        labels=LABELS,
+        pretrained=str(tiny_bert),
+        max_length=32,
+        epochs=8,
+        batch_size=8,
+        learning_rate=1e-9,
+        head_learning_rate=1e-9,
+        patience=1,
+        seed=1,
+    ).fit(X, y, X[:12], y[:12])
     # with a learning rate of ~0 nothing improves: stop after 1 + patience epochs
     assert len(model.history_) == 2
     assert model.best_epoch_ == 1
 
 
 def test_layer_decay_slows_lower_layers_and_leaves_the_head(tiny_bert):
-    model = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), learning_rate=1e-3,
-                               head_learning_rate=1e-2, layer_decay=0.5, freeze_embeddings=False)
+    model = FineTuneClassifier(
+        labels=LABELS,
+        pretrained=str(tiny_bert),
+        learning_rate=1e-3,
+        head_learning_rate=1e-2,
+        layer_decay=0.5,
+        freeze_embeddings=False,
+    )
     _, net = model._build()
     rates = {}
     for group in model._optimizer(net).param_groups:
@@ -125,8 +149,16 @@ def test_rdrop_adds_a_consistency_term_only_under_dropout(tiny_bert):
         first, second = net(**batch).logits, net(**batch).logits
     assert not torch.allclose(first, second)  # two dropout masks
     assert two > 0.5 * float(loss_fn(first, target) + loss_fn(second, target))  # plus a KL term > 0
-    fitted = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, epochs=2, batch_size=8,
-                                rdrop_alpha=1.0, layer_decay=0.8, seed=3).fit(*_xy(6, 2))
+    fitted = FineTuneClassifier(
+        labels=LABELS,
+        pretrained=str(tiny_bert),
+        max_length=32,
+        epochs=2,
+        batch_size=8,
+        rdrop_alpha=1.0,
+        layer_decay=0.8,
+        seed=3,
+    ).fit(*_xy(6, 2))
     assert len(fitted.history_) == 2 and np.isfinite(fitted.history_[-1]["train_loss"])
 
 
@@ -142,8 +174,7 @@ def test_embed_logreg_with_tiny_encoder(tiny_bert, tmp_path):
 
 
 def test_build_model_from_config(tiny_bert):
-    for kind, cls in (("tfidf_logreg", TfidfLogReg), ("embed_logreg", EmbedLogReg),
-                      ("finetune", FineTuneClassifier)):
+    for kind, cls in (("tfidf_logreg", TfidfLogReg), ("embed_logreg", EmbedLogReg), ("finetune", FineTuneClassifier)):
         cfg = load_config(None, [f"model.kind={kind}", f"model.pretrained={tiny_bert}", "train.epochs=2"])
         model = build_model(cfg, LABELS)
         assert isinstance(model, cls)

@@ -14,21 +14,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from supportlens.models import FineTuneClassifier, load_classifier
-from supportlens.models import onnx_runtime
+from conftest import PASSAGES, make_rows
+from supportlens.inference.labeler import Labeler, PredictError
+from supportlens.models import FineTuneClassifier, load_classifier, onnx_runtime
 from supportlens.models.base import softmax
 from supportlens.models.onnx_runtime import FP32_FILE, INT8_FILE, GraphCache
-from supportlens.inference.labeler import Labeler, PredictError
-
-from conftest import PASSAGES, make_rows
 
 LABELS = ["push", "pull", "co_creation", "none"]
 
 
 def _texts() -> list[str]:
     rows = make_rows(6, 2)
-    extra = [" ".join(t for texts in PASSAGES.values() for t in texts),  # longer than max_length
-             "ok", "unseen words everywhere here", "we we we we"]
+    extra = [
+        " ".join(t for texts in PASSAGES.values() for t in texts),  # longer than max_length
+        "ok",
+        "unseen words everywhere here",
+        "we we we we",
+    ]
     return [r["text"] for r in rows] + extra
 
 
@@ -45,8 +47,9 @@ def saved(tiny_bert, tmp_path_factory):
     """A tiny fine-tuned model folder whose ONNX graph was exported once, next to it."""
     root = tmp_path_factory.mktemp("onnx")
     rows = make_rows(4, 1)
-    model = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, epochs=2,
-                               batch_size=8).fit([r["text"] for r in rows], [r["label"] for r in rows])
+    model = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, epochs=2, batch_size=8).fit(
+        [r["text"] for r in rows], [r["label"] for r in rows]
+    )
     model.save(root / "ft")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SUPPORTLENS_CACHE", str(root / "user-cache"))
@@ -195,7 +198,8 @@ def test_runtime_choice_env_and_devices(saved, monkeypatch, tiny_bert):
     assert model.use_runtime() == "torch"
     rows = make_rows(2, 1)
     fresh = FineTuneClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=16, epochs=1).fit(
-        [r["text"] for r in rows], [r["label"] for r in rows])
+        [r["text"] for r in rows], [r["label"] for r in rows]
+    )
     assert fresh.use_runtime() == "torch"  # fitted here, not loaded: no folder to cache a graph in
 
 
@@ -215,8 +219,12 @@ def test_intact_but_unloadable_graph_is_exported_again(saved, tmp_path, monkeypa
 
 def test_first_token_classifier_gives_the_same_logits(tiny_bert):
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DistilBertConfig
-    from transformers import DistilBertForSequenceClassification
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+    )
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=4).eval()
     with torch.no_grad():  # peaked attention, so that a wrong mask or scale would show
@@ -229,8 +237,9 @@ def test_first_token_classifier_gives_the_same_logits(tiny_bert):
         expected = model(**batch).logits
         got = onnx_runtime.first_token_classifier(model)(**batch)
     assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
-    other = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2,
-                                                                 hidden_dim=20, num_labels=4))
+    other = DistilBertForSequenceClassification(
+        DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=20, num_labels=4)
+    )
     assert onnx_runtime.first_token_classifier(other) is None  # exported as it is
 
 
@@ -241,8 +250,11 @@ def test_cli_runtime_option_picks_the_runtime(saved, tmp_path, monkeypatch):
     from supportlens.cli import app
 
     transcript = tmp_path / "t.txt"
-    transcript.write_text("Interviewer: How did it go?\nP1: we trained them on the manual and then we listened.\n"
-                          "P1: we designed it together with the families.\n", encoding="utf-8")
+    transcript.write_text(
+        "Interviewer: How did it go?\nP1: we trained them on the manual and then we listened.\n"
+        "P1: we designed it together with the families.\n",
+        encoding="utf-8",
+    )
     runner, outputs, chosen = CliRunner(), {}, []
     original = Labeler.__init__
 
@@ -253,14 +265,17 @@ def test_cli_runtime_option_picks_the_runtime(saved, tmp_path, monkeypatch):
     monkeypatch.setattr(Labeler, "__init__", spy)
     for runtime in ("torch", "onnx"):
         out = tmp_path / f"{runtime}.csv"
-        result = runner.invoke(app, ["predict", str(transcript), "--model", str(saved), "--out", str(out),
-                                     "--runtime", runtime])
+        result = runner.invoke(
+            app, ["predict", str(transcript), "--model", str(saved), "--out", str(out), "--runtime", runtime]
+        )
         assert result.exit_code == 0, result.output
         outputs[runtime] = pd.read_csv(out)
     assert chosen == ["torch", "onnx"]
     assert list(outputs["torch"]["label"]) == list(outputs["onnx"]["label"])
-    bad = runner.invoke(app, ["predict", str(transcript), "--model", str(saved), "--out", str(tmp_path / "x.csv"),
-                              "--runtime", "tensorrt"])
+    bad = runner.invoke(
+        app,
+        ["predict", str(transcript), "--model", str(saved), "--out", str(tmp_path / "x.csv"), "--runtime", "tensorrt"],
+    )
     assert bad.exit_code == 2 and "--runtime must be auto, onnx or torch" in bad.output
 
 
@@ -312,6 +327,7 @@ def test_a_passages_fast_logits_do_not_depend_on_its_batch_mates(saved):
     engine, texts = model.onnx_, _texts()
     others = [t + " and then some more words about the county and the families" for t in texts]
     alone = np.vstack([engine.logits(model.tokenizer_, [t], 16, model.max_length, int8=True) for t in texts])
-    mixed = engine.logits(model.tokenizer_, [x for pair in zip(texts, others) for x in pair], 16,
-                          model.max_length, int8=True)[::2]
+    mixed = engine.logits(
+        model.tokenizer_, [x for pair in zip(texts, others) for x in pair], 16, model.max_length, int8=True
+    )[::2]
     assert np.array_equal(alone, mixed)

@@ -16,9 +16,11 @@ def test_each_kind_names_its_class(kind):
 
 def test_importing_the_models_package_loads_no_model_library():
     """`import supportlens.models` (as tracking does) must not import torch, scikit-learn or a kind."""
-    script = ("import sys, supportlens.models, supportlens.models.registry\n"
-              "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'supportlens.models.tfidf')"
-              " if m in sys.modules))")
+    script = (
+        "import sys, supportlens.models, supportlens.models.registry\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'supportlens.models.tfidf')"
+        " if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 

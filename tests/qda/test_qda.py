@@ -14,19 +14,44 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import CODEBOOK, fast_overrides, make_rows
+from qda_projects import (
+    ANA,
+    AUDIO,
+    AUDIO_GUID,
+    BEN,
+    INLINE_GUID,
+    INLINE_TEXT,
+    LABEL_CODE,
+    MAORI_CO,
+    MAORI_GUID,
+    MAORI_NAME,
+    MAORI_PULL,
+    MAORI_TEXT,
+    NS,
+    PUSH,
+    SAMPLES,
+    SMP01_GUID,
+    SMP06_GUID,
+    assert_valid_project,
+    build_project,
+    count_codings,
+    gold_codings,
+    gold_predictions,
+    make_guid,
+    maori_source,
+    project_selections,
+    sample_project,
+    schema,
+    smp01_source,
+    smp06_source,
+)
 from supportlens.cli import app
 from supportlens.corpus.dataset import DataError, load_coded
 from supportlens.qda.exporting import export_codebook, export_suggestions
 from supportlens.qda.importing import import_qdpx, load_code_map, write_excerpts
 from supportlens.qda.project import QdaError, source_transcript
 from supportlens.transcripts.segmentation import segment
-
-from conftest import CODEBOOK, fast_overrides, make_rows
-from qda_projects import (ANA, AUDIO, AUDIO_GUID, BEN, INLINE_GUID, INLINE_TEXT, LABEL_CODE, MAORI_CO, MAORI_GUID,
-                          MAORI_NAME, MAORI_PULL, MAORI_TEXT, NS, PUSH, SAMPLES, SMP01_GUID, SMP06_GUID,
-                          assert_valid_project, build_project, count_codings, gold_codings, gold_predictions,
-                          make_guid, maori_source, project_selections, sample_project, schema, smp01_source,
-                          smp06_source)
 
 runner = CliRunner()
 
@@ -51,7 +76,7 @@ def test_import_reads_every_human_coding_with_exact_offsets(project, codebook):
             continue
         row = smp01.loc[make_guid(f"smp01-{i}")]
         assert (row["start"], row["end"], row["label"]) == (g["start"], g["end"], g["label"])
-        assert row["text"] == g["text"] == text[g["start"]:g["end"]]
+        assert row["text"] == g["text"] == text[g["start"] : g["end"]]
         assert row["coder"] == ("Ana" if i % 2 == 0 else "Ben")
         assert (row["speaker"], row["speaker_role"]) == ("Dana", "participant")
         assert row["interview_id"] == "smp01_child_welfare.txt"
@@ -102,8 +127,8 @@ def test_crlf_and_non_ascii_offsets_are_code_points_into_the_stored_text(project
     co = rows.loc["co_creation"]
     assert co["text"] == MAORI_CO and "\r\n" in co["text"]  # line endings kept, two positions each
     assert co["start"] == MAORI_TEXT.index(MAORI_CO)
-    assert co["start"] != len(MAORI_TEXT[:co["start"]].encode("utf-8"))  # not bytes (emoji, macrons)
-    assert co["start"] != len(MAORI_TEXT[:co["start"]].encode("utf-16-le")) // 2  # not UTF-16 units
+    assert co["start"] != len(MAORI_TEXT[: co["start"]].encode("utf-8"))  # not bytes (emoji, macrons)
+    assert co["start"] != len(MAORI_TEXT[: co["start"]].encode("utf-16-le")) // 2  # not UTF-16 units
     assert rows.loc["pull", "text"] == MAORI_PULL
     assert (co["speaker"], co["interview_id"]) == ("Aroha", MAORI_NAME)
     inline = frame[frame["source"] == INLINE_GUID].iloc[0]
@@ -119,9 +144,10 @@ def test_source_transcript_maps_passages_back_to_the_stored_text(newline):
     passages = segment(transcript)
     assert [p.speaker for p in passages] == ["Interviewer", "Aroha"] * 3
     for p in passages:
-        assert text[p.start:p.end] == p.text
-    assert passages[1].text == MAORI_TEXT[MAORI_TEXT.index("😀"):MAORI_TEXT.index(".\r\n\r\nInterviewer: And") + 1
-                                          ].replace("\r\n", newline)
+        assert text[p.start : p.end] == p.text
+    assert passages[1].text == MAORI_TEXT[
+        MAORI_TEXT.index("😀") : MAORI_TEXT.index(".\r\n\r\nInterviewer: And") + 1
+    ].replace("\r\n", newline)
 
 
 def test_uncoded_participant_text_becomes_none(project, codebook):
@@ -133,10 +159,13 @@ def test_uncoded_participant_text_becomes_none(project, codebook):
     assert "We also moved offices that winter, which was chaotic." in set(extra["text"])
     assert (extra["speaker_role"] == "participant").all()
     coded = frame[frame["code"] != ""]
-    texts = {SMP01_GUID: (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8"),
-             MAORI_GUID: MAORI_TEXT, INLINE_GUID: INLINE_TEXT}
+    texts = {
+        SMP01_GUID: (SAMPLES / "smp01_child_welfare.txt").read_text(encoding="utf-8"),
+        MAORI_GUID: MAORI_TEXT,
+        INLINE_GUID: INLINE_TEXT,
+    }
     for row in extra.itertuples():
-        assert texts[row.source][row.start:row.end] == row.text
+        assert texts[row.source][row.start : row.end] == row.text
         same = coded[coded["source"] == row.source]
         assert not ((same["start"] < row.end) & (row.start < same["end"])).any()
     # gold span 4 is coded only "Funding" (unmapped), so its turn is uncovered and becomes none
@@ -166,26 +195,34 @@ def _broken(tmp_path: Path, kind: str) -> tuple[Path, str]:
             archive.writestr("Sources/x.txt", "hello")
         return path, r"broken\.qdpx: no project\.qde in the archive"
     if kind == "broken XML":
-        build_project(path, [], qde=b'<?xml version="1.0"?>\n<Project xmlns="urn:QDA-XML:project:1.0" name="x">\n<Users>')
+        build_project(
+            path, [], qde=b'<?xml version="1.0"?>\n<Project xmlns="urn:QDA-XML:project:1.0" name="x">\n<Users>'
+        )
         return path, r"broken\.qdpx: project\.qde: broken XML at line 3, column"
     if kind == "missing source file":
         build_project(path, [maori_source()], drop_member=f"Sources/{MAORI_GUID}.txt")
-        return path, (rf"broken\.qdpx: project\.qde: TextSource {MAORI_GUID} \('{MAORI_NAME}'\): "
-                      rf"plainTextPath 'internal://{MAORI_GUID}\.txt': Sources/{MAORI_GUID}\.txt is not in the archive")
+        return path, (
+            rf"broken\.qdpx: project\.qde: TextSource {MAORI_GUID} \('{MAORI_NAME}'\): "
+            rf"plainTextPath 'internal://{MAORI_GUID}\.txt': Sources/{MAORI_GUID}\.txt is not in the archive"
+        )
     if kind == "dangling CodeRef":
         source = maori_source()
         source["selections"][1] = (make_guid("m-pull"), 10, 20, BEN, [make_guid("nowhere")])
         build_project(path, [source])
-        return path, (rf"PlainTextSelection {make_guid('m-pull')} in source '{MAORI_NAME}': Coding [0-9a-f-]+: "
-                      rf"CodeRef {make_guid('nowhere')} is not a code of the project's CodeBook")
+        return path, (
+            rf"PlainTextSelection {make_guid('m-pull')} in source '{MAORI_NAME}': Coding [0-9a-f-]+: "
+            rf"CodeRef {make_guid('nowhere')} is not a code of the project's CodeBook"
+        )
     source = maori_source()  # positions past the end of the text
     source["selections"][0] = (make_guid("m-co"), 10, len(MAORI_TEXT) + 5, ANA, [PUSH])
     build_project(path, [source])
     return path, rf"PlainTextSelection {make_guid('m-co')} .*positions 10-{len(MAORI_TEXT) + 5} lie outside"
 
 
-@pytest.mark.parametrize("kind", ["not a zip", "no project.qde", "broken XML", "missing source file",
-                                  "dangling CodeRef", "positions out of range"])
+@pytest.mark.parametrize(
+    "kind",
+    ["not a zip", "no project.qde", "broken XML", "missing source file", "dangling CodeRef", "positions out of range"],
+)
 def test_broken_projects_give_one_line_errors(tmp_path, codebook, kind):
     path, message = _broken(tmp_path, kind)
     with pytest.raises(QdaError, match=message) as info:
@@ -203,8 +240,7 @@ def test_suggestions_are_added_and_human_codings_stay_untouched(project, codeboo
     before = project_selections(project)
     out = tmp_path / "suggested.qdpx"
     preds = gold_predictions()
-    report = export_suggestions(project, preds, None, out, codebook, min_confidence=0.5,
-                                model_uri="runs:/abc123/model")
+    report = export_suggestions(project, preds, None, out, codebook, min_confidence=0.5, model_uri="runs:/abc123/model")
     xml = assert_valid_project(out)
     after = project_selections(out)
     assert {g: after[g] for g in before} == before  # every human selection byte-identical
@@ -223,15 +259,18 @@ def test_suggestions_are_added_and_human_codings_stay_untouched(project, codeboo
     users = [u.get("name") for u in root.iter(f"{{{NS}}}User")]
     assert users == ["Ana", "Ben", "supportlens suggestions"]
     descriptions = [d.text for d in root.iter(f"{{{NS}}}Description")]
-    assert any(d.startswith("supportlens suggestion: push, confidence 0.90, model runs:/abc123/model")
-               for d in descriptions)
+    assert any(
+        d.startswith("supportlens suggestion: push, confidence 0.90, model runs:/abc123/model") for d in descriptions
+    )
 
     _, human = import_qdpx(out, codebook)
     assert human.suggestions_skipped == len(kept) and human.excerpts == 18
     frame, _ = import_qdpx(out, codebook, include_suggestions=True)
     ai = frame[frame["coder"] == "supportlens suggestions"].sort_values("start")
-    assert ai[["start", "end", "text", "label"]].values.tolist() == \
-        kept.sort_values("start")[["start", "end", "text", "label"]].values.tolist()
+    assert (
+        ai[["start", "end", "text", "label"]].values.tolist()
+        == kept.sort_values("start")[["start", "end", "text", "label"]].values.tolist()
+    )
 
 
 def test_code_prefix_makes_new_codes_and_reexport_reuses_them(project, codebook, tmp_path):
@@ -249,14 +288,28 @@ def test_code_prefix_makes_new_codes_and_reexport_reuses_them(project, codebook,
     assert [u.get("name") for u in root.iter(f"{{{NS}}}User")].count("supportlens suggestions") == 1
     frame, _ = import_qdpx(again, codebook, include_suggestions=True)
     assert set(frame.loc[frame["coder"] == "supportlens suggestions", "code"]) == {
-        "AI: Push", "AI: Pull", "AI: Co-creation / exchange"}
+        "AI: Push",
+        "AI: Pull",
+        "AI: Co-creation / exchange",
+    }
 
 
 def test_crlf_source_round_trips_through_export(project, codebook, tmp_path):
     transcript = source_transcript(MAORI_NAME, MAORI_TEXT)
     passages = [p for p in segment(transcript) if p.role == "participant"]
-    preds = pd.DataFrame([{"source": MAORI_GUID, "start": p.start, "end": p.end, "text": p.text,
-                           "label": "co_creation", "confidence": 0.8} for p in passages])
+    preds = pd.DataFrame(
+        [
+            {
+                "source": MAORI_GUID,
+                "start": p.start,
+                "end": p.end,
+                "text": p.text,
+                "label": "co_creation",
+                "confidence": 0.8,
+            }
+            for p in passages
+        ]
+    )
     out = tmp_path / "crlf.qdpx"
     export_suggestions(project, preds, None, out, codebook)
     with zipfile.ZipFile(out) as archive:
@@ -315,8 +368,15 @@ def _training_project(path: Path) -> Path:
         text, selections = "", []
         for k, row in enumerate(rows):
             text += "Interviewer: Could you say more about that?\n\nP01: "
-            selections.append((make_guid(row["id"]), len(text), len(text) + len(row["text"]),
-                               ANA if k % 2 else BEN, [LABEL_CODE[row["label"]]]))
+            selections.append(
+                (
+                    make_guid(row["id"]),
+                    len(text),
+                    len(text) + len(row["text"]),
+                    ANA if k % 2 else BEN,
+                    [LABEL_CODE[row["label"]]],
+                )
+            )
             text += row["text"] + "\n\n"
         sources.append({"guid": make_guid(interview), "name": interview, "text": text, "selections": selections})
     return build_project(path, sources)
@@ -324,8 +384,9 @@ def _training_project(path: Path) -> Path:
 
 def test_cli_import_then_train_on_the_project(tmp_path, tracking_uri):
     project = _training_project(tmp_path / "coded.qdpx")
-    result = runner.invoke(app, ["import", str(project), "--out", str(tmp_path / "coded.jsonl"),
-                                 "--codebook", str(CODEBOOK)])
+    result = runner.invoke(
+        app, ["import", str(project), "--out", str(tmp_path / "coded.jsonl"), "--codebook", str(CODEBOOK)]
+    )
     assert result.exit_code == 0, result.output
     rows = pd.read_json(tmp_path / "coded.jsonl", lines=True)
     assert len(rows) == 80 and set(rows["speaker"]) == {"P01"}
@@ -343,15 +404,26 @@ def test_cli_train_on_a_project_of_suggestions_points_to_import(codebook, tmp_pa
     human = build_project(tmp_path / "uncoded.qdpx", [{**smp01_source(), "selections": []}])
     suggested = tmp_path / "suggested.qdpx"
     export_suggestions(human, gold_predictions(), None, suggested, codebook)
-    result = runner.invoke(app, ["train", "--config", str(CODEBOOK.parent / "tfidf.yaml"), "--data",
-                                 str(suggested), "--no-track"])
+    result = runner.invoke(
+        app, ["train", "--config", str(CODEBOOK.parent / "tfidf.yaml"), "--data", str(suggested), "--no-track"]
+    )
     assert result.exit_code == 2, result.output
     output = " ".join(result.output.split())  # rich may wrap a long line
     assert "supportlens suggestions skipped" in output
     assert f"`supportlens import {suggested} --include-suggestions --out coded.csv`" in output
     assert "include them with --include-suggestions)" not in output
-    result = runner.invoke(app, ["import", str(suggested), "--out", str(tmp_path / "ai.csv"),
-                                 "--codebook", str(CODEBOOK), "--include-suggestions"])
+    result = runner.invoke(
+        app,
+        [
+            "import",
+            str(suggested),
+            "--out",
+            str(tmp_path / "ai.csv"),
+            "--codebook",
+            str(CODEBOOK),
+            "--include-suggestions",
+        ],
+    )
     assert result.exit_code == 0, result.output  # and the advice works
 
 
@@ -359,8 +431,21 @@ def test_cli_import_code_map_uncoded_and_errors(project, tmp_path):
     mapping = tmp_path / "map.yaml"
     mapping.write_text("Responsive TA: pull\n", encoding="utf-8")
     out = tmp_path / "coded.xlsx"
-    result = runner.invoke(app, ["import", str(project), "--out", str(out), "--code-map", str(mapping),
-                                 "--uncoded-as", "none", "--codebook", str(CODEBOOK)])
+    result = runner.invoke(
+        app,
+        [
+            "import",
+            str(project),
+            "--out",
+            str(out),
+            "--code-map",
+            str(mapping),
+            "--uncoded-as",
+            "none",
+            "--codebook",
+            str(CODEBOOK),
+        ],
+    )
     assert result.exit_code == 0, result.output
     frame = pd.read_excel(out)
     assert make_guid("smp01-12") in set(frame["id"]) and "none" in set(frame["label"])
@@ -373,8 +458,17 @@ def test_cli_import_code_map_uncoded_and_errors(project, tmp_path):
 
 def test_excerpts_as_jsonl_read_as_written(tmp_path):
     """Slashes and non-ASCII text are not escaped (pandas' to_json writes "a\\/b")."""
-    rows = [{"id": "g1", "interview_id": MAORI_NAME, "text": "we co-designed it with the whānau/iwi",
-             "label": "co_creation", "code": "Support model/Co-creation", "start": 0, "end": 5}]
+    rows = [
+        {
+            "id": "g1",
+            "interview_id": MAORI_NAME,
+            "text": "we co-designed it with the whānau/iwi",
+            "label": "co_creation",
+            "code": "Support model/Co-creation",
+            "start": 0,
+            "end": 5,
+        }
+    ]
     out = write_excerpts(pd.DataFrame(rows), tmp_path / "coded.jsonl")
     raw = out.read_text(encoding="utf-8")
     assert raw.count("\n") == 1 and "\\/" not in raw and "\\u" not in raw
@@ -392,8 +486,21 @@ def test_cli_export_codebook(tmp_path):
 
 def test_cli_predict_project_into_suggestions(project, model_dir, tmp_path):
     out = tmp_path / "suggested.qdpx"
-    result = runner.invoke(app, ["predict", str(project), "--model", str(model_dir), "--out", str(out),
-                                 "--code-prefix", "AI: ", "--min-confidence", "0.3"])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(project),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--code-prefix",
+            "AI: ",
+            "--min-confidence",
+            "0.3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     root = ET.fromstring(assert_valid_project(out))
     names = {c.get("name") for c in root.iter(f"{{{NS}}}Code")}
@@ -402,22 +509,57 @@ def test_cli_predict_project_into_suggestions(project, model_dir, tmp_path):
     # labelling the labelled project again replaces its suggestions instead of doubling them
     before = sum(1 for s in root.iter(f"{{{NS}}}PlainTextSelection"))
     again = tmp_path / "again.qdpx"
-    result = runner.invoke(app, ["predict", str(out), "--model", str(model_dir), "--out", str(again),
-                                 "--code-prefix", "AI: ", "--min-confidence", "0.3"])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(out),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(again),
+            "--code-prefix",
+            "AI: ",
+            "--min-confidence",
+            "0.3",
+        ],
+    )
     assert result.exit_code == 0 and "earlier supportlens suggestions replaced" in result.output, result.output
     assert sum(1 for s in ET.fromstring(assert_valid_project(again)).iter(f"{{{NS}}}PlainTextSelection")) == before
     result = runner.invoke(app, ["predict", str(project), "--model", str(model_dir), "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 2 and "a .qdpx project is labelled into a .qdpx output" in result.output
-    result = runner.invoke(app, ["predict", str(project), str(SAMPLES / "smp01_child_welfare.txt"),
-                                 "--model", str(model_dir), "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(project),
+            str(SAMPLES / "smp01_child_welfare.txt"),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 2 and "give one .qdpx project, or transcripts" in result.output
     new = tmp_path / "new.qdpx"
-    result = runner.invoke(app, ["predict", str(SAMPLES / "smp01_child_welfare.txt"), str(SAMPLES / "smp06_juvenile_justice.md"),
-                                 "--model", str(model_dir), "--out", str(new)])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(SAMPLES / "smp01_child_welfare.txt"),
+            str(SAMPLES / "smp06_juvenile_justice.md"),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(new),
+        ],
+    )
     assert result.exit_code == 0, result.output
     root = ET.fromstring(assert_valid_project(new))
     assert sorted(s.get("name") for s in root.iter(f"{{{NS}}}TextSource")) == [
-        "smp01_child_welfare.txt", "smp06_juvenile_justice.md"]
+        "smp01_child_welfare.txt",
+        "smp06_juvenile_justice.md",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,13 +573,16 @@ def test_cli_refuses_an_existing_project_before_loading_the_model(project, model
     result = runner.invoke(app, ["predict", transcript, "--model", missing_model, "--out", str(project)])
     said = " ".join(result.output.split())
     assert result.exit_code == 2, result.output
-    assert (f"{project} already exists and holds 5 sources and {count_codings(project)} codings by 2 users; "
-            "it is not replaced") in said
-    assert (f"supportlens predict {project} --model {missing_model} --out {tmp_path / 'project-suggestions.qdpx'}"
-            in said and "or give --out a new file name" in said)
+    assert (
+        f"{project} already exists and holds 5 sources and {count_codings(project)} codings by 2 users; "
+        "it is not replaced"
+    ) in said
+    assert (
+        f"supportlens predict {project} --model {missing_model} --out {tmp_path / 'project-suggestions.qdpx'}" in said
+        and "or give --out a new file name" in said
+    )
     for args in (["--overwrite"], []):
-        result = runner.invoke(app, ["predict", str(project), "--model", missing_model, "--out", str(project),
-                                     *args])
+        result = runner.invoke(app, ["predict", str(project), "--model", missing_model, "--out", str(project), *args])
         said = " ".join(result.output.split())
         assert result.exit_code == 2 and "already exists and holds 5 sources" in said, result.output
         assert ("not even with --overwrite" in said) == bool(args)
@@ -460,8 +605,9 @@ def test_cli_import_and_export_codebook_with_nothing_to_write_leave_the_earlier_
     uncoded = build_project(tmp_path / "uncoded.qdpx", [smp06_source()])
     result = runner.invoke(app, ["import", str(uncoded), "--out", str(coded), "--codebook", str(CODEBOOK)])
     assert result.exit_code == 2
-    assert f"no coded selection maps to the codebook, so {coded} was not written (it is unchanged)" \
-        in " ".join(result.output.split()), result.output
+    assert f"no coded selection maps to the codebook, so {coded} was not written (it is unchanged)" in " ".join(
+        result.output.split()
+    ), result.output
     assert coded.read_bytes() == b"id,text,label\nkeep,earlier work,push\n"
     broken = tmp_path / "broken.yaml"
     broken.write_text("codes: [\n", encoding="utf-8")

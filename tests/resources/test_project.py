@@ -6,7 +6,6 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT
-
 from supportlens.cli import app
 from supportlens.config import load_config
 from supportlens.resources.project import ProjectError, init_project
@@ -17,12 +16,14 @@ runner = CliRunner()
 def test_init_makes_a_project_whose_default_config_works_from_it(tmp_path, monkeypatch):
     written = init_project(tmp_path / "study")
     folder = tmp_path / "study"
-    assert sorted(p.as_posix() for p in written) == sorted(p.relative_to(folder).as_posix()
-                                                           for p in folder.rglob("*") if p.is_file())
+    assert sorted(p.as_posix() for p in written) == sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+    )
     for name in ("codebook.yaml", "default.yaml", "embed-prior.yaml", "zeroshot.yaml", "tfidf.yaml"):
         assert (folder / "configs" / name).read_bytes() == (ROOT / "configs" / name).read_bytes()
-    assert sorted(p.name for p in (folder / "data" / "transcripts").iterdir()) == \
-        sorted(p.name for p in (ROOT / "data" / "transcripts").glob("smp*"))
+    assert sorted(p.name for p in (folder / "data" / "transcripts").iterdir()) == sorted(
+        p.name for p in (ROOT / "data" / "transcripts").glob("smp*")
+    )
     assert "data/coded.csv" in (folder / "data" / "README.md").read_text(encoding="utf-8")
     ignored = (folder / ".gitignore").read_text(encoding="utf-8").split()
     assert {".venv/", "mlflow.db", "mlruns/", "mlartifacts/", "outputs/"} <= set(ignored)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-
 from supportlens.config import load_config
 from supportlens.resources import bundled_configs, bundled_file, resolve, sample_transcripts
 
@@ -18,16 +17,20 @@ def _same_file(found: Path, repo_path: str) -> bool:
     return found.is_absolute() and found.read_bytes() == (ROOT / repo_path).read_bytes()
 
 
-@pytest.mark.parametrize("name, repo_path", [
-    ("configs/default.yaml", "configs/default.yaml"),
-    ("default", "configs/default.yaml"),
-    ("tfidf.yaml", "configs/tfidf.yaml"),
-    ("codebook", "configs/codebook.yaml"),
-    ("experiments/setfit-minilm", "configs/experiments/setfit-minilm.yaml"),
-    ("data/transcripts/smp01_child_welfare.txt", "data/transcripts/smp01_child_welfare.txt"),
-])
-def test_outside_a_project_names_resolve_to_the_bundled_files_with_a_note(name, repo_path, tmp_path,
-                                                                           monkeypatch, caplog):
+@pytest.mark.parametrize(
+    "name, repo_path",
+    [
+        ("configs/default.yaml", "configs/default.yaml"),
+        ("default", "configs/default.yaml"),
+        ("tfidf.yaml", "configs/tfidf.yaml"),
+        ("codebook", "configs/codebook.yaml"),
+        ("experiments/setfit-minilm", "configs/experiments/setfit-minilm.yaml"),
+        ("data/transcripts/smp01_child_welfare.txt", "data/transcripts/smp01_child_welfare.txt"),
+    ],
+)
+def test_outside_a_project_names_resolve_to_the_bundled_files_with_a_note(
+    name, repo_path, tmp_path, monkeypatch, caplog
+):
     monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.INFO, logger="supportlens.resources"):
         found = resolve(name)
@@ -50,8 +53,9 @@ def test_a_users_own_file_wins_and_is_not_noted(tmp_path, monkeypatch, caplog):
     assert not caplog.text
 
 
-@pytest.mark.parametrize("name", ["nowhere.yaml", "configs/nowhere.yaml", "configs/../pyproject.toml",
-                                  "src/supportlens/config.py"])
+@pytest.mark.parametrize(
+    "name", ["nowhere.yaml", "configs/nowhere.yaml", "configs/../pyproject.toml", "src/supportlens/config.py"]
+)
 def test_other_names_come_back_unchanged_for_the_callers_error(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert bundled_file(name) is None
@@ -59,7 +63,8 @@ def test_other_names_come_back_unchanged_for_the_callers_error(name, tmp_path, m
 
 
 def test_a_bundled_config_finds_its_codebook_and_data_in_the_bundle_and_the_projects_codebook_first(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     cfg = load_config("tfidf")
     assert _same_file(Path(cfg.codebook), "configs/codebook.yaml")

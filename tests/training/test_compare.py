@@ -7,14 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from supportlens.training.compare import Benchmarks, compare, markdown_table, transfer_metrics, write_results
-
 from conftest import CODEBOOK, ROOT, make_rows, write_jsonl
+from supportlens.training.compare import Benchmarks, compare, markdown_table, transfer_metrics, write_results
 
 
 def _config(path, extra=""):
-    path.write_text(f"codebook: {CODEBOOK}\nmodel: {{kind: tfidf_logreg}}\n"
-                    "split: {test_size: 0.2, val_size: 0.2}\n" + extra, encoding="utf-8")
+    path.write_text(
+        f"codebook: {CODEBOOK}\nmodel: {{kind: tfidf_logreg}}\nsplit: {{test_size: 0.2, val_size: 0.2}}\n" + extra,
+        encoding="utf-8",
+    )
     return path
 
 
@@ -33,17 +34,38 @@ def test_transfer_metrics_report_abstention_honestly():
 
 def test_compare_two_configs_tracks_parent_and_nested_runs(tmp_path, tracking_uri):
     data = write_jsonl(tmp_path / "coded.jsonl", make_rows(12, 2))
-    dev = write_jsonl(tmp_path / "dev.jsonl", [{"id": f"d{i}", "text": r["text"] + " said someone",
-                                                "label": r["label"]} for i, r in enumerate(make_rows(2, 1))])
+    dev = write_jsonl(
+        tmp_path / "dev.jsonl",
+        [
+            {"id": f"d{i}", "text": r["text"] + " said someone", "label": r["label"]}
+            for i, r in enumerate(make_rows(2, 1))
+        ],
+    )
     a = _config(tmp_path / "a.yaml")
     b = _config(tmp_path / "b.yaml", "tfidf: {C: 0.3}\n")
     gold = Benchmarks.find(ROOT, dev).gold
     assert gold, "the bundled gold transcripts are found"
-    table = compare([a, b], folds=3, benchmarks=Benchmarks(dev=dev, gold=gold[:1]), data_path=str(data),
-                    tracking_uri=tracking_uri, experiment="cmp", log=lambda m: None)
+    table = compare(
+        [a, b],
+        folds=3,
+        benchmarks=Benchmarks(dev=dev, gold=gold[:1]),
+        data_path=str(data),
+        tracking_uri=tracking_uri,
+        experiment="cmp",
+        log=lambda m: None,
+    )
     assert list(table["config"]) == ["a", "b"]
-    for column in ("cv_kappa_mean", "cv_macro_f1_sd", "test_kappa", "dev_kappa", "dev_recall_pull",
-                   "dev_coverage_at_80", "gold_kappa", "train_seconds", "predict_per_second"):
+    for column in (
+        "cv_kappa_mean",
+        "cv_macro_f1_sd",
+        "test_kappa",
+        "dev_kappa",
+        "dev_recall_pull",
+        "dev_coverage_at_80",
+        "gold_kappa",
+        "train_seconds",
+        "predict_per_second",
+    ):
         assert table[column].notna().all(), column
     assert table.loc[0, "dev_kappa"] > 0.5  # the tiny dev set is close to the training text
     runs = mlflow.search_runs(experiment_names=["cmp"])
@@ -60,7 +82,11 @@ def test_compare_two_configs_tracks_parent_and_nested_runs(tmp_path, tracking_ur
     assert table.attrs["reference"] == "a"
     assert table.loc[0, "dev_kappa_delta"] == 0.0
     assert table.loc[1, "dev_kappa_delta"] == pytest.approx(table.loc[1, "dev_kappa"] - table.loc[0, "dev_kappa"])
-    assert table.loc[1, "dev_kappa_delta_ci_low"] <= table.loc[1, "dev_kappa_delta"] <= table.loc[1, "dev_kappa_delta_ci_high"]
+    assert (
+        table.loc[1, "dev_kappa_delta_ci_low"]
+        <= table.loc[1, "dev_kappa_delta"]
+        <= table.loc[1, "dev_kappa_delta_ci_high"]
+    )
     assert "comparison/dev_predictions.csv" in artifacts
 
     json_path, md_path = write_results(table, tmp_path / "out" / "harness", {"machine": "test box"})

@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import make_rows
 from supportlens.cli import app
 from supportlens.corpus.dataset import DataError
 from supportlens.training.evaluate_run import evaluate_file
-
-from conftest import make_rows
 
 runner = CliRunner()
 
@@ -19,10 +18,21 @@ runner = CliRunner()
 def _sheet(tmp_path, codes):
     """A coding sheet as `supportlens next` writes it, with the coder's codes filled in."""
     rows = make_rows(3, 1)[: len(codes)]
-    sheet = pd.DataFrame({"id": [r["id"] for r in rows], "source": [r["interview_id"] + ".txt" for r in rows],
-                          "passage_index": range(len(rows)), "start": 0, "end": 1, "speaker": "P1",
-                          "text": [r["text"] for r in rows], "suggested_code": [r["label"] for r in rows],
-                          "confidence": 0.5, "code": codes, "notes": ""})
+    sheet = pd.DataFrame(
+        {
+            "id": [r["id"] for r in rows],
+            "source": [r["interview_id"] + ".txt" for r in rows],
+            "passage_index": range(len(rows)),
+            "start": 0,
+            "end": 1,
+            "speaker": "P1",
+            "text": [r["text"] for r in rows],
+            "suggested_code": [r["label"] for r in rows],
+            "confidence": 0.5,
+            "code": codes,
+            "notes": "",
+        }
+    )
     path = tmp_path / "sheet.csv"
     sheet.to_csv(path, index=False)
     return path
@@ -59,18 +69,18 @@ def test_evaluating_on_the_models_own_training_data_warns_with_the_count(coded_f
 
     import mlflow
 
+    from conftest import fast_overrides, write_jsonl
     from supportlens.config import load_config
     from supportlens.training.trainer import train
 
-    from conftest import fast_overrides, write_jsonl
-
-    trained = train(load_config(None, fast_overrides() + [f"data.path={coded_file}"]), track=False,
-                    log=lambda m: None)
+    trained = train(load_config(None, fast_overrides() + [f"data.path={coded_file}"]), track=False, log=lambda m: None)
     n_train, n_val = trained.split_sizes["train"], trained.split_sizes["val"]
     result = evaluate_file(str(trained.model_dir), str(coded_file), out_dir=str(tmp_path / "ev"))
     assert len(result.warnings) == 1
-    assert (f"{n_train + n_val} of 80 excerpts in {coded_file} were this model's training ({n_train}) or "
-            f"validation ({n_val}) data: these scores are optimistic") in result.warnings[0]
+    assert (
+        f"{n_train + n_val} of 80 excerpts in {coded_file} were this model's training ({n_train}) or "
+        f"validation ({n_val}) data: these scores are optimistic"
+    ) in result.warnings[0]
     assert (result.metrics["n_seen_in_training"], result.metrics["n_seen_in_validation"]) == (n_train, n_val)
     assert result.metrics["n_in_test_split"] == trained.split_sizes["test"]
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -84,8 +94,9 @@ def test_evaluating_on_the_models_own_training_data_warns_with_the_count(coded_f
     fresh = write_jsonl(tmp_path / "fresh.jsonl", fresh_rows)
     clean = evaluate_file(str(trained.model_dir), str(fresh), log_run=False)
     assert clean.warnings == [] and clean.metrics["n_seen_in_training"] == 0
-    shouted = write_jsonl(tmp_path / "shouted.jsonl", [{**r, "text": "  " + r["text"].upper()}
-                                                       for r in make_rows(10, 2)[:5]])
+    shouted = write_jsonl(
+        tmp_path / "shouted.jsonl", [{**r, "text": "  " + r["text"].upper()} for r in make_rows(10, 2)[:5]]
+    )
     m = evaluate_file(str(trained.model_dir), str(shouted), log_run=False).metrics
     assert m["n_seen_in_training"] + m["n_seen_in_validation"] + m["n_in_test_split"] == 5
     # and the console says so
@@ -104,14 +115,28 @@ def test_cli_evaluate_that_fails_leaves_the_earlier_out_folder_alone(model_dir, 
     (out / "against.json").write_bytes(b'{"kappa_difference": 0.1}')
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     blank = _sheet(tmp_path, ["", ""])
-    nothing = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(blank), "--no-log",
-                                  "--out", str(out)])
+    nothing = runner.invoke(
+        app, ["evaluate", "--model", str(model_dir), "--data", str(blank), "--no-log", "--out", str(out)]
+    )
     assert nothing.exit_code == 2
     assert f"nothing was written to {out} (its files are unchanged)" in " ".join(nothing.output.split())
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     coded = _sheet(tmp_path, ["push", "pull", "none"])
-    against = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(coded), "--no-log",
-                                  "--out", str(out), "--against", str(tmp_path / "no-model")])
+    against = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(coded),
+            "--no-log",
+            "--out",
+            str(out),
+            "--against",
+            str(tmp_path / "no-model"),
+        ],
+    )
     assert against.exit_code == 2 and "--against" in against.output
     assert f"nothing was written to {out} (its files are unchanged)" in " ".join(against.output.split())
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -26,21 +26,34 @@ class Run:
     """What `train` has in hand when it writes the card."""
 
     def __init__(self, path: Path, *sets: str):
-        self.cfg: Config = load_config(None, [f"codebook={CODEBOOK}", "model.kind=tfidf_logreg",
-                                              f"data.path={path}", *sets])
+        self.cfg: Config = load_config(
+            None, [f"codebook={CODEBOOK}", "model.kind=tfidf_logreg", f"data.path={path}", *sets]
+        )
         self.codebook = load_codebook(CODEBOOK)
         self.data: CodedData = load_coded(path, self.codebook, self.cfg.data)
         frame = self.data.frame
-        self.split = grouped_split(frame["label"].to_numpy(dtype=object), frame["group"].to_numpy(),
-                                   self.cfg.split.test_size, self.cfg.split.val_size, self.cfg.seed)
+        self.split = grouped_split(
+            frame["label"].to_numpy(dtype=object),
+            frame["group"].to_numpy(),
+            self.cfg.split.test_size,
+            self.cfg.split.val_size,
+            self.cfg.seed,
+        )
         grouped = self.data.report.grouped
         interviews = split_interviews(frame, self.split) if grouped else {}
-        self.run_info = {"run_id": "0123abcd", "data_digest": self.data.digest, "split": self.split.sizes(),
-                         "split_interviews": interviews, "train_seconds": 2.5, "grouped": grouped}
+        self.run_info = {
+            "run_id": "0123abcd",
+            "data_digest": self.data.digest,
+            "split": self.split.sizes(),
+            "split_interviews": interviews,
+            "train_seconds": 2.5,
+            "grouped": grouped,
+        }
         if grouped:
             per_interview = len(frame) / frame["group"].nunique()
-            self.run_info["interviews_needed"] = max(interviews_needed(self.cfg, per_interview, part)
-                                                     for part in ("val", "test"))
+            self.run_info["interviews_needed"] = max(
+                interviews_needed(self.cfg, per_interview, part) for part in ("val", "test")
+            )
         else:
             self.run_info["excerpts_needed"] = excerpts_needed(self.cfg)
 
@@ -56,30 +69,55 @@ class Run:
             confidence = 0.9 if i < sure else 0.4
             proba[i] = (1 - confidence) / (len(labels) - 1)
             proba[i, labels.index(guess)] = confidence
-        return evaluate_proba(truth, proba, labels, name="validation" if part == "val" else part,
-                              review_threshold=threshold)
+        return evaluate_proba(
+            truth, proba, labels, name="validation" if part == "val" else part, review_threshold=threshold
+        )
 
-    def card(self, calibration: Calibration | None, val: Evaluation | None = None, test: Evaluation | None = None,
-             cv: dict[str, float] | None = None, student: object = None, temperature: float | None = None) -> str:
+    def card(
+        self,
+        calibration: Calibration | None,
+        val: Evaluation | None = None,
+        test: Evaluation | None = None,
+        cv: dict[str, float] | None = None,
+        student: object = None,
+        temperature: float | None = None,
+    ) -> str:
         threshold = calibration.review_threshold if calibration else 0.7
         val = val if val is not None else self.scored("val", threshold=threshold)
         test = test if test is not None else self.scored("test", wrong=2, threshold=threshold)
         if temperature is None:
             temperature = calibration.temperature if calibration else 1.0
-        return render_model_card(self.cfg, self.codebook, self.data, test, val, cv or {}, self.run_info,
-                                 threshold, temperature, student, calibration)
+        return render_model_card(
+            self.cfg,
+            self.codebook,
+            self.data,
+            test,
+            val,
+            cv or {},
+            self.run_info,
+            threshold,
+            temperature,
+            student,
+            calibration,
+        )
 
-    def calibration(self, measured: bool = True, fitted: bool = True, temperature: float = 1.7,
-                    threshold: float = 0.7, notes: list[str] | None = None) -> Calibration:
+    def calibration(
+        self,
+        measured: bool = True,
+        fitted: bool = True,
+        temperature: float = 1.7,
+        threshold: float = 0.7,
+        notes: list[str] | None = None,
+    ) -> Calibration:
         """As `models.fitting.fit_and_calibrate` records it."""
         n_val = len(self.split.val)
         grouped = self.data.report.grouped
         groups = self.run_info["split_interviews"].get("val") if grouped else None
         if not measured:
-            return Calibration(1.0, False, 1.0, False, n_val, groups,
-                               [validation_shortfall(n_val, groups or 0, grouped)], grouped)
-        return Calibration(temperature if fitted else 1.0, fitted, threshold, True, n_val, groups, notes or [],
-                           grouped)
+            return Calibration(
+                1.0, False, 1.0, False, n_val, groups, [validation_shortfall(n_val, groups or 0, grouped)], grouped
+            )
+        return Calibration(temperature if fitted else 1.0, fitted, threshold, True, n_val, groups, notes or [], grouped)
 
 
 def _study(tmp_path: Path, interviews: int, *sets: str, interviewer_rows: int = 0) -> Run:
@@ -105,10 +143,13 @@ def test_a_calibrated_card_says_on_what_the_threshold_was_measured_and_the_preci
     # validation: 32 excerpts, 24 of them at or above the threshold and 2 of those mislabelled
     val = enough.scored("val", wrong=2, sure=24)
     card = enough.card(enough.calibration(), val=val)
-    assert ("- probabilities calibrated by temperature scaling on 32 validation excerpts from 4 interviews "
-            "(T = 1.70)") in card
-    assert ("- passages with confidence below **0.700** are flagged `needs_review`; on the 32 validation "
-            "excerpts from 4 interviews, the 24 at or above it had precision 0.917 (target ≥ 0.80)") in card
+    assert (
+        "- probabilities calibrated by temperature scaling on 32 validation excerpts from 4 interviews (T = 1.70)"
+    ) in card
+    assert (
+        "- passages with confidence below **0.700** are flagged `needs_review`; on the 32 validation "
+        "excerpts from 4 interviews, the 24 at or above it had precision 0.917 (target ≥ 0.80)"
+    ) in card
     assert "Share of passages accepted at the review threshold: 1.000 (precision among them 0.938)." in card
     assert "not calibrated" not in card and "no review threshold" not in card.lower()
     assert "Trained on few interviews" not in card and "The test split holds" not in card
@@ -125,17 +166,21 @@ def test_a_threshold_measured_without_a_temperature_says_why(enough):
 def test_a_threshold_no_validation_passage_reached_flags_every_passage(enough):
     unsure = enough.scored("val", sure=0, threshold=1.0)  # every confidence 0.4: none reached the target
     card = enough.card(enough.calibration(threshold=1.0), val=unsure)
-    assert ("- no confidence threshold reached precision ≥ 0.80 on the 32 validation excerpts from 4 "
-            "interviews, so every passage is flagged `needs_review`") in card
+    assert (
+        "- no confidence threshold reached precision ≥ 0.80 on the 32 validation excerpts from 4 "
+        "interviews, so every passage is flagged `needs_review`"
+    ) in card
     assert "had precision" not in card
     assert "No test passage reached the review threshold: all were flagged for review." in card
 
 
 def test_an_unmeasured_threshold_claims_no_precision_and_says_what_to_do(few):
     card = few.card(few.calibration(measured=False))
-    assert ("- **confidence not calibrated**: the validation split holds 1 interview and 8 excerpts; fitting "
-            "a temperature and a review threshold needs at least 3 interviews and 30 excerpts. The model's "
-            "own probabilities are used (T = 1.00)") in card
+    assert (
+        "- **confidence not calibrated**: the validation split holds 1 interview and 8 excerpts; fitting "
+        "a temperature and a review threshold needs at least 3 interviews and 30 excerpts. The model's "
+        "own probabilities are used (T = 1.00)"
+    ) in card
     assert "**no review threshold** could be measured, so every passage is flagged `needs_review`" in card
     assert "Code more interviews and train again; `predict --review-below` sets a threshold" in card
     assert "No review threshold was measured: every passage is flagged for review." in card
@@ -150,11 +195,15 @@ def test_a_card_without_the_calibration_record_states_the_figures_alone(enough):
 
 def test_few_interviews_are_a_known_limit_with_the_number_needed(few):
     card = few.card(few.calibration(measured=False))
-    assert ("- split **by interview** (no interview in two parts): train 48 excerpts from 6 interviews, "
-            "validation 8 excerpts from 1 interview, test 8 excerpts from 1 interview") in card
+    assert (
+        "- split **by interview** (no interview in two parts): train 48 excerpts from 6 interviews, "
+        "validation 8 excerpts from 1 interview, test 8 excerpts from 1 interview"
+    ) in card
     assert "## Evaluation (held-out test interviews)" in card and "n = 8 excerpts from 1 interview." in card
-    assert ("- Trained on few interviews (8; validation 1, test 1): about 28 would give validation and test "
-            "3 interviews each.") in card
+    assert (
+        "- Trained on few interviews (8; validation 1, test 1): about 28 would give validation and test "
+        "3 interviews each."
+    ) in card
     assert "Interviewer talk was 2 of the 64 training excerpts" in card  # the data hold interviewer turns
 
 
@@ -170,14 +219,20 @@ def test_data_without_an_interview_column_are_described_as_excerpts(tmp_path):
         del row["interview_id"]
     run = Run(write_jsonl(tmp_path / "coded.jsonl", rows), "split.test_size=0.2", "split.val_size=0.2")
     card = run.card(run.calibration(measured=False))
-    assert ("- split by excerpt, not by interview (no interview column): train 48 excerpts, validation 16 "
-            "excerpts, test 16 excerpts") in card
+    assert (
+        "- split by excerpt, not by interview (no interview column): train 48 excerpts, validation 16 "
+        "excerpts, test 16 excerpts"
+    ) in card
     assert "## Evaluation (held-out test excerpts)" in card and "n = 16 excerpts." in card
-    assert ("- **confidence not calibrated**: the validation split holds 16 excerpts; fitting a temperature "
-            "and a review threshold needs at least 30 excerpts") in card
+    assert (
+        "- **confidence not calibrated**: the validation split holds 16 excerpts; fitting a temperature "
+        "and a review threshold needs at least 30 excerpts"
+    ) in card
     assert "Code more excerpts and train again" in card
-    assert ("- Trained on few excerpts (80; validation 16, test 16): about 150 would give validation and "
-            "test 30 excerpts each.") in card
+    assert (
+        "- Trained on few excerpts (80; validation 16, test 16): about 150 would give validation and "
+        "test 30 excerpts each."
+    ) in card
     assert "- The data have no interview column, so they were split by excerpt" in card
     for claim in ("by interview**", "from 16 interviews", "Trained on few interviews", "Code more interviews"):
         assert claim not in card, claim
@@ -207,11 +262,19 @@ def test_the_bundled_corpus_is_called_authored_and_a_users_file_is_named(tmp_pat
 
 
 def test_cross_validation_figures_and_its_uncalibrated_folds(enough):
-    cv = {"cv_macro_f1_mean": 0.81, "cv_macro_f1_sd": 0.05, "cv_kappa_mean": 0.74, "cv_kappa_sd": 0.061,
-          "cv_folds": 5.0, "cv_folds_calibrated": 3.0}
+    cv = {
+        "cv_macro_f1_mean": 0.81,
+        "cv_macro_f1_sd": 0.05,
+        "cv_kappa_mean": 0.74,
+        "cv_kappa_sd": 0.061,
+        "cv_folds": 5.0,
+        "cv_folds_calibrated": 3.0,
+    }
     card = enough.card(enough.calibration(), cv=cv)
-    assert ("Grouped cross-validation: macro-F1 0.810 ± 0.050, Cohen's κ 0.740 ± 0.061. 2 of the 5 folds had "
-            "too little inner validation to be calibrated") in card
+    assert (
+        "Grouped cross-validation: macro-F1 0.810 ± 0.050, Cohen's κ 0.740 ± 0.061. 2 of the 5 folds had "
+        "too little inner validation to be calibrated"
+    ) in card
     card = enough.card(enough.calibration(), cv={**cv, "cv_folds_calibrated": 5.0})
     assert "Grouped cross-validation: macro-F1 0.810 ± 0.050, Cohen's κ 0.740 ± 0.061.\n" in card
     assert "too little inner validation" not in card
@@ -221,19 +284,27 @@ def test_cross_validation_figures_and_its_uncalibrated_folds(enough):
 def test_a_fast_student_is_described_with_what_it_changed_on_validation(enough):
     from types import SimpleNamespace
 
-    student = SimpleNamespace(layers=[2, 4, 6], texts=1200, gate=0.15, val_passages=64, val_rescored=0.25,
-                              val_changed=0.0125)
+    student = SimpleNamespace(
+        layers=[2, 4, 6], texts=1200, gate=0.15, val_passages=64, val_rescored=0.25, val_changed=0.0125
+    )
     card = enough.card(enough.calibration(), student=student)
-    assert ("- `predict --fast` scores with a distilled student (teacher layers [2, 4, 6], 1200 distillation "
-            "texts) and sends passages whose top two probabilities lie within 0.15 to this model; on 64 "
-            "validation passages that sent 25% to this model and changed 1.25% of labels") in card
+    assert (
+        "- `predict --fast` scores with a distilled student (teacher layers [2, 4, 6], 1200 distillation "
+        "texts) and sends passages whose top two probabilities lie within 0.15 to this model; on 64 "
+        "validation passages that sent 25% to this model and changed 1.25% of labels"
+    ) in card
     assert "distilled student" not in enough.card(enough.calibration())
 
 
 def test_the_model_line_names_the_encoder_only_for_encoder_models(enough, tmp_path):
     assert "- kind: `tfidf_logreg`; encoder: `none (TF-IDF)`" in enough.card(enough.calibration())
-    tuned = Run(Path(enough.data.report.path), "split.test_size=0.2", "split.val_size=0.2",
-                "model.kind=finetune", "model.pretrained=some/bert-model")
+    tuned = Run(
+        Path(enough.data.report.path),
+        "split.test_size=0.2",
+        "split.val_size=0.2",
+        "model.kind=finetune",
+        "model.pretrained=some/bert-model",
+    )
     card = tuned.card(tuned.calibration())
     assert card.startswith("# Model card: supportlens finetune\n")
     assert "- kind: `finetune`; encoder: `some/bert-model`" in card

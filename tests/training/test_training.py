@@ -8,14 +8,13 @@ import mlflow
 import pandas as pd
 import pytest
 
+from conftest import fast_overrides
 from supportlens.cli.common import in_cli_terms
 from supportlens.config import load_config
-from supportlens.training.evaluate_run import evaluate_file
 from supportlens.models import load_classifier
 from supportlens.tracking import fetch_model_dir, runs_table
+from supportlens.training.evaluate_run import evaluate_file
 from supportlens.training.trainer import train
-
-from conftest import fast_overrides
 
 
 def test_train_tfidf_tracks_everything(coded_file, tracking_uri, codebook):
@@ -27,9 +26,24 @@ def test_train_tfidf_tracks_everything(coded_file, tracking_uri, codebook):
     assert run.data.params["model.kind"] == "tfidf_logreg"
     assert run.data.params["train.epochs"] == "2"
     assert run.data.tags["data_digest"] == result.data.digest
-    for key in ("macro_f1", "kappa", "kappa_ci_low", "alpha_ci_high", "alpha", "ece", "accuracy", "f1_push", "precision_none",
-                "recall_co_creation", "cv_macro_f1_mean", "cv_macro_f1_sd", "train_seconds",
-                "val_macro_f1", "review_threshold", "peak_memory_mb"):
+    for key in (
+        "macro_f1",
+        "kappa",
+        "kappa_ci_low",
+        "alpha_ci_high",
+        "alpha",
+        "ece",
+        "accuracy",
+        "f1_push",
+        "precision_none",
+        "recall_co_creation",
+        "cv_macro_f1_mean",
+        "cv_macro_f1_sd",
+        "train_seconds",
+        "val_macro_f1",
+        "review_threshold",
+        "peak_memory_mb",
+    ):
         assert key in run.data.metrics, key
     # the training data as an MLflow dataset with a digest
     inputs = run.inputs.dataset_inputs
@@ -39,19 +53,26 @@ def test_train_tfidf_tracks_everything(coded_file, tracking_uri, codebook):
     from pathlib import Path
 
     a = Path(artifacts)
-    for rel in ("evaluation/test/confusion_matrix.csv", "evaluation/test/confusion_matrix.png",
-                "evaluation/test/reliability.png", "evaluation/test/misclassified.csv",
-                "evaluation/test/per_code.csv", "evaluation/cv/cv_out_of_fold.csv",
-                "codebook/codebook.yaml", "MODEL_CARD.md", "data/data_report.json"):
+    for rel in (
+        "evaluation/test/confusion_matrix.csv",
+        "evaluation/test/confusion_matrix.png",
+        "evaluation/test/reliability.png",
+        "evaluation/test/misclassified.csv",
+        "evaluation/test/per_code.csv",
+        "evaluation/cv/cv_out_of_fold.csv",
+        "codebook/codebook.yaml",
+        "MODEL_CARD.md",
+        "data/data_report.json",
+    ):
         assert (a / rel).is_file(), rel
     card = (a / "MODEL_CARD.md").read_text()
     assert "coding assistant" in card and "by interview" in card
     # the pyfunc model reloads and predicts one probability per code
     pyfunc = mlflow.pyfunc.load_model(result.model_uri)
-    out = pyfunc.predict(pd.DataFrame({"text": ["we designed it together as partners",
-                                                "we trained every site on the manual"]}))
-    assert list(out.columns) == ["label", "p_push", "p_pull", "p_co_creation", "p_none", "confidence",
-                                 "needs_review"]
+    out = pyfunc.predict(
+        pd.DataFrame({"text": ["we designed it together as partners", "we trained every site on the manual"]})
+    )
+    assert list(out.columns) == ["label", "p_push", "p_pull", "p_co_creation", "p_none", "confidence", "needs_review"]
     assert set(out["label"]) <= set(codebook.labels)
     assert out[["p_push", "p_pull", "p_co_creation", "p_none"]].sum(axis=1).round(6).eq(1).all()
     assert pyfunc.metadata.signature is not None
@@ -78,8 +99,10 @@ def test_models_uri_of_an_ensemble_is_the_ensemble_not_a_member(coded_file, trac
     the ensemble (its calibration and review threshold), never to the first member found."""
     member = tmp_path / "member.yaml"
     member.write_text("model: {kind: tfidf_logreg}\n")
-    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}", "model.kind=ensemble",
-                                                f"ensemble.members=[{member}, {member}]"])
+    cfg = load_config(
+        None,
+        fast_overrides() + [f"data.path={coded_file}", "model.kind=ensemble", f"ensemble.members=[{member}, {member}]"],
+    )
     result = train(cfg, register="supportlens-ens", log=lambda m: None)
     for uri in (result.model_uri, "models:/supportlens-ens@champion"):
         model = load_classifier(fetch_model_dir(uri))
@@ -138,8 +161,11 @@ def test_finetune_end_to_end_with_tiny_bert(coded_file, tracking_uri, tiny_bert)
 
 
 def test_finetune_with_a_fast_student_logs_it_and_describes_it(coded_file, tracking_uri, tiny_bert):
-    cfg = load_config(None, fast_overrides(tiny_bert, kind="finetune") + [
-        f"data.path={coded_file}", "train.student_layers=1", "train.student_epochs=1"])
+    cfg = load_config(
+        None,
+        fast_overrides(tiny_bert, kind="finetune")
+        + [f"data.path={coded_file}", "train.student_layers=1", "train.student_epochs=1"],
+    )
     result = train(cfg, log=lambda m: None)
     metrics = mlflow.get_run(result.run_id).data.metrics
     assert metrics["student_layers"] == 1.0 and 0.0 <= metrics["student_val_changed"] <= 0.005
@@ -179,10 +205,18 @@ def test_bad_model_uri(tracking_uri):
 def test_filled_sheet_with_one_code_adds_to_training(coded_file, tmp_path, monkeypatch):
     """A partly filled coding sheet may hold a single code; it only adds to the training data."""
     monkeypatch.chdir(tmp_path)
-    sheet = pd.DataFrame({"id": ["s1", "s2", "s3"], "source": ["new.txt"] * 3, "passage_index": [0, 1, 2],
-                          "text": ["the weather on the visit was grey", "we drove for hours", "lunch was late"],
-                          "suggested_code": ["none", "pull", "none"], "confidence": [0.6, 0.5, 0.7],
-                          "code": ["none", "", "none"], "notes": ["", "", ""]})
+    sheet = pd.DataFrame(
+        {
+            "id": ["s1", "s2", "s3"],
+            "source": ["new.txt"] * 3,
+            "passage_index": [0, 1, 2],
+            "text": ["the weather on the visit was grey", "we drove for hours", "lunch was late"],
+            "suggested_code": ["none", "pull", "none"],
+            "confidence": [0.6, 0.5, 0.7],
+            "code": ["none", "", "none"],
+            "notes": ["", "", ""],
+        }
+    )
     sheet.to_csv(tmp_path / "sheet.csv", index=False)
     cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
     result = train(cfg, track=False, extra_data=[str(tmp_path / "sheet.csv")], log=lambda m: None)
@@ -202,8 +236,9 @@ def _small_study(tmp_path: Path, interviewer_rows: int = 0) -> Path:
 def _plain_config(data: Path, *extra: str):
     from conftest import CODEBOOK
 
-    return load_config(None, [f"codebook={CODEBOOK}", "model.kind=tfidf_logreg", f"data.path={data}",
-                              "output_dir=outputs", *extra])
+    return load_config(
+        None, [f"codebook={CODEBOOK}", "model.kind=tfidf_logreg", f"data.path={data}", "output_dir=outputs", *extra]
+    )
 
 
 def _spy_on_calibrate(monkeypatch) -> list[str]:
@@ -230,8 +265,10 @@ def test_too_little_validation_leaves_confidence_uncalibrated_and_says_why(tmp_p
     result = train(_plain_config(_small_study(tmp_path)), log=lines.append)
     assert calibrated == []  # no temperature was fitted on the 8 validation excerpts
     text = "\n".join(lines)
-    assert ("warning: confidence is not calibrated: the validation split holds 1 interview and 8 excerpts; "
-            "fitting a temperature and a review threshold needs at least 3 interviews and 30 excerpts") in text
+    assert (
+        "warning: confidence is not calibrated: the validation split holds 1 interview and 8 excerpts; "
+        "fitting a temperature and a review threshold needs at least 3 interviews and 30 excerpts"
+    ) in text
     assert "every passage is flagged needs_review" in text
     assert re.search(r"so about \d+ coded interviews are needed \(at 8\.0 excerpts each; \S+small\.jsonl has 8\)", text)
     calibration = result.calibration
@@ -273,15 +310,23 @@ def test_an_ensemble_and_its_members_are_calibrated_on_enough_validation(tmp_pat
     member.write_text("model: {kind: tfidf_logreg}\n")
     data = write_jsonl(tmp_path / "twenty.jsonl", make_rows(20, 2))
     calibrated = _spy_on_calibrate(monkeypatch)
-    train(_plain_config(data, "split.test_size=0.2", "split.val_size=0.2", "model.kind=ensemble",
-                        f"ensemble.members=[{member}, {member}]"), track=False, log=lambda m: None)
+    train(
+        _plain_config(
+            data,
+            "split.test_size=0.2",
+            "split.val_size=0.2",
+            "model.kind=ensemble",
+            f"ensemble.members=[{member}, {member}]",
+        ),
+        track=False,
+        log=lambda m: None,
+    )
     assert sorted(calibrated) == ["ensemble", "tfidf_logreg", "tfidf_logreg"]
 
 
 def test_the_calibration_record_is_what_calibrate_found(tmp_path, monkeypatch):
     """The run's record reads the fit that calibrate() made; it does not fit a second time."""
     from conftest import make_rows, write_jsonl
-
     from supportlens.calibration import TemperatureFit
     from supportlens.models.base import TextClassifier
 
@@ -322,10 +367,14 @@ def test_data_without_an_interview_column_are_described_as_excerpts(tmp_path, mo
     lines: list[str] = []
     result = train(load_config(None, fast_overrides() + ["data.path=c.csv"]), track=False, log=lines.append)
     text = "\n".join(lines)
-    assert ("split by excerpt, not by interview (no interview column: see the note above): "
-            "train 48 excerpts, validation 16, test 16") in text
-    assert ("warning: confidence is not calibrated: the validation split holds 16 excerpts; fitting a "
-            "temperature and a review threshold needs at least 30 excerpts") in text
+    assert (
+        "split by excerpt, not by interview (no interview column: see the note above): "
+        "train 48 excerpts, validation 16, test 16"
+    ) in text
+    assert (
+        "warning: confidence is not calibrated: the validation split holds 16 excerpts; fitting a "
+        "temperature and a review threshold needs at least 30 excerpts"
+    ) in text
     assert "no interview column" in text.split("warning: confidence")[1]
     assert "about 150 coded excerpts are needed (c.csv has 80" in text
     assert "(n=16 excerpts)" in text and "warning: the test split holds 16 excerpts" in text
@@ -337,13 +386,17 @@ def test_data_without_an_interview_column_are_described_as_excerpts(tmp_path, mo
     assert not calibration.grouped and calibration.val_interviews is None
     assert result.split_interviews == {}
     card = (result.model_dir / "MODEL_CARD.md").read_text()
-    assert ("- split by excerpt, not by interview (no interview column): train 48 excerpts, "
-            "validation 16 excerpts, test 16 excerpts") in card
+    assert (
+        "- split by excerpt, not by interview (no interview column): train 48 excerpts, "
+        "validation 16 excerpts, test 16 excerpts"
+    ) in card
     assert "by interview**" not in card and "from 16 interviews" not in card
     assert "## Evaluation (held-out test excerpts)" in card and "n = 16 excerpts." in card
     assert "Code more excerpts and train again" in card
-    assert ("- Trained on few excerpts (80; validation 16, test 16): about 150 would give validation and "
-            "test 30 excerpts each.") in card
+    assert (
+        "- Trained on few excerpts (80; validation 16, test 16): about 150 would give validation and "
+        "test 30 excerpts each."
+    ) in card
     assert "Trained on few interviews" not in card
 
 
@@ -380,18 +433,22 @@ def test_small_splits_show_their_interviews_the_test_interval_and_a_warning(tmp_
     lines: list[str] = []
     result = train(_plain_config(_small_study(tmp_path, interviewer_rows=2)), track=False, log=lines.append)
     text = "\n".join(lines)
-    assert ("grouped split by interview: train 48 excerpts from 6 interviews, validation 8 from 1 interview, "
-            "test 8 from 1 interview") in text
+    assert (
+        "grouped split by interview: train 48 excerpts from 6 interviews, validation 8 from 1 interview, "
+        "test 8 from 1 interview"
+    ) in text
     m = result.test.metrics
-    assert (f"kappa {m['kappa']:.3f} (95% interval {m['kappa_ci_low']:.3f} to {m['kappa_ci_high']:.3f})"
-            in text) and "(n=8 excerpts from 1 interview)" in text
+    assert (
+        f"kappa {m['kappa']:.3f} (95% interval {m['kappa_ci_low']:.3f} to {m['kappa_ci_high']:.3f})" in text
+    ) and "(n=8 excerpts from 1 interview)" in text
     assert "warning: the test split holds 1 interview (8 excerpts)" in text
     assert "add --cv 5 so that every interview is tested once" in in_cli_terms(text)
     assert result.split_interviews == {"train": 6, "val": 1, "test": 1}
     card = (result.model_dir / "MODEL_CARD.md").read_text()
     assert "- Trained on few interviews (8; validation 1, test 1): about" in card
-    assert ("train 48 excerpts from 6 interviews, validation 8 excerpts from 1 interview, "
-            "test 8 excerpts from 1 interview") in card
+    assert (
+        "train 48 excerpts from 6 interviews, validation 8 excerpts from 1 interview, test 8 excerpts from 1 interview"
+    ) in card
     # the training data held interviewer turns: the card must not say they are outside it
     assert "Interviewer talk was 2 of the 64 training excerpts" in card
 

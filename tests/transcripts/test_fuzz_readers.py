@@ -50,8 +50,10 @@ def seeds() -> dict[str, list[bytes]]:
     for path in sorted(SAMPLES.glob("smp*")):
         by_format[path.suffix[1:]].append(path.read_bytes())
     cues = read_transcript(SAMPLES / "smp01_child_welfare.txt").cues[:12]
-    rows = [(f"r{i:03d}", c.speaker or "", "interviewer" if c.speaker == "Interviewer" else "participant", c.text)
-            for i, c in enumerate(cues)]
+    rows = [
+        (f"r{i:03d}", c.speaker or "", "interviewer" if c.speaker == "Interviewer" else "participant", c.text)
+        for i, c in enumerate(cues)
+    ]
 
     table = io.StringIO()
     csv.writer(table).writerows([("id", "speaker", "speaker_role", "text"), *rows])
@@ -84,21 +86,93 @@ def seeds() -> dict[str, list[bytes]]:
 # pieces of what transcripts hold, and of what breaks readers: labels, timings, headers, markup,
 # line endings of every kind, separators and characters that are not what they seem
 TOKENS = [
-    "Interviewer: ", "P1: ", "Dana: ", "**Dana:** ", "_Sam_: ", "[00:01:02] ", "(1:02) ", "Speaker 1  0:04\n",
-    "[Jane Doe] 10:32:15\n", "00:01:02 Jane Doe\n", "Jane Doe (00:01:02): ", "Note: ", "Date: ",
-    "WEBVTT\n\n", "WEBVTT", "NOTE a note\n\n", "00:00:01.000 --> 00:00:02.000\n", "00:00:03,000 --> 00:00:01,000\n",
-    "1\n", "00:01 -> 00:02\n", "<v Dana>", "</v>", "<b>", "</c>", "-->", "\n", "\n\n", "\r\n", "\r", "\t",
-    "\x0c", "\x0b", "\u2028", "\u2029", "\u0085", "\ufeff", "\u200b", "\xa0", "# Heading\n", "## ", "> ",
-    "Transcribed by https://otter.ai", "?", ". ", "! ", "Mr. ", "e.g. ", "...", "\u2026", "\u201cquoted\u201d",
-    ",", ";", '"', '""', "id,speaker,speaker_role,text\n", "text\n", "speaker;text\n", "a\tb\n", "=1+2",
-    "caf\xe9 ", "\u00c3\u00a9", "\U0001f600", "\u0301", "\u05d0\u05d1", "\ud7ff", " " * 40, "x" * 300,
+    "Interviewer: ",
+    "P1: ",
+    "Dana: ",
+    "**Dana:** ",
+    "_Sam_: ",
+    "[00:01:02] ",
+    "(1:02) ",
+    "Speaker 1  0:04\n",
+    "[Jane Doe] 10:32:15\n",
+    "00:01:02 Jane Doe\n",
+    "Jane Doe (00:01:02): ",
+    "Note: ",
+    "Date: ",
+    "WEBVTT\n\n",
+    "WEBVTT",
+    "NOTE a note\n\n",
+    "00:00:01.000 --> 00:00:02.000\n",
+    "00:00:03,000 --> 00:00:01,000\n",
+    "1\n",
+    "00:01 -> 00:02\n",
+    "<v Dana>",
+    "</v>",
+    "<b>",
+    "</c>",
+    "-->",
+    "\n",
+    "\n\n",
+    "\r\n",
+    "\r",
+    "\t",
+    "\x0c",
+    "\x0b",
+    "\u2028",
+    "\u2029",
+    "\u0085",
+    "\ufeff",
+    "\u200b",
+    "\xa0",
+    "# Heading\n",
+    "## ",
+    "> ",
+    "Transcribed by https://otter.ai",
+    "?",
+    ". ",
+    "! ",
+    "Mr. ",
+    "e.g. ",
+    "...",
+    "\u2026",
+    "\u201cquoted\u201d",
+    ",",
+    ";",
+    '"',
+    '""',
+    "id,speaker,speaker_role,text\n",
+    "text\n",
+    "speaker;text\n",
+    "a\tb\n",
+    "=1+2",
+    "caf\xe9 ",
+    "\u00c3\u00a9",
+    "\U0001f600",
+    "\u0301",
+    "\u05d0\u05d1",
+    "\ud7ff",
+    " " * 40,
+    "x" * 300,
 ]
 # byte chunks spliced into files: other encodings, byte order marks, NULs, stray high bytes
 CHUNKS = [
-    b"\x00", b"\x00" * 9, codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE,
-    "caf\xe9 \u2018quoted\u2019 \u2013 na\xefve \u20ac5".encode("cp1252"), "\xe9t\xe9 \xfc\xdf".encode("latin-1"),
-    "\u00e9\u4e2d\u6587".encode("utf-16-le"), b"\x81\x8d\x8f\x90\x9d", b"\xff\xfe\xfd", b"\xc3", b"\xe2\x80",
-    b"\r", b"\r\n", b"\n\n", b"\x1b[31m", b"PK\x03\x04",
+    b"\x00",
+    b"\x00" * 9,
+    codecs.BOM_UTF8,
+    codecs.BOM_UTF16_LE,
+    codecs.BOM_UTF16_BE,
+    "caf\xe9 \u2018quoted\u2019 \u2013 na\xefve \u20ac5".encode("cp1252"),
+    "\xe9t\xe9 \xfc\xdf".encode("latin-1"),
+    "\u00e9\u4e2d\u6587".encode("utf-16-le"),
+    b"\x81\x8d\x8f\x90\x9d",
+    b"\xff\xfe\xfd",
+    b"\xc3",
+    b"\xe2\x80",
+    b"\r",
+    b"\r\n",
+    b"\n\n",
+    b"\x1b[31m",
+    b"PK\x03\x04",
 ]
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "cp1252", "latin-1"]
 
@@ -115,24 +189,31 @@ def _reencode(draw, raw: bytes) -> bytes:
 
 
 def _truncate(draw, raw: bytes) -> bytes:
-    return raw[:draw(st.integers(0, len(raw)))]
+    return raw[: draw(st.integers(0, len(raw)))]
 
 
 def _window(draw, raw: bytes) -> bytes:  # a random cut: a slice from anywhere
     a = draw(st.integers(0, len(raw)))
-    return raw[a:draw(st.integers(a, len(raw)))]
+    return raw[a : draw(st.integers(a, len(raw)))]
 
 
 def _delete(draw, raw: bytes) -> bytes:
     a = draw(st.integers(0, len(raw)))
-    return raw[:a] + raw[draw(st.integers(a, min(len(raw), a + 200))):]
+    return raw[:a] + raw[draw(st.integers(a, min(len(raw), a + 200))) :]
 
 
 def _splice(draw, raw: bytes) -> bytes:
     at = draw(st.integers(0, len(raw)))
     kind = draw(st.integers(0, 3))
-    chunk = (draw(st.sampled_from(CHUNKS)) if kind == 0 else draw(st.binary(min_size=1, max_size=12)) if kind == 1
-             else draw(st.sampled_from(TOKENS)).encode("utf-8") if kind == 2 else long_line(draw))
+    chunk = (
+        draw(st.sampled_from(CHUNKS))
+        if kind == 0
+        else draw(st.binary(min_size=1, max_size=12))
+        if kind == 1
+        else draw(st.sampled_from(TOKENS)).encode("utf-8")
+        if kind == 2
+        else long_line(draw)
+    )
     return raw[:at] + chunk + raw[at:]
 
 
@@ -140,7 +221,7 @@ def _overwrite(draw, raw: bytes) -> bytes:
     if not raw:
         return raw
     at = draw(st.integers(0, len(raw) - 1))
-    return raw[:at] + draw(st.binary(min_size=1, max_size=4)) + raw[at + 4:]
+    return raw[:at] + draw(st.binary(min_size=1, max_size=4)) + raw[at + 4 :]
 
 
 def _line_endings(draw, raw: bytes) -> bytes:
@@ -180,17 +261,34 @@ def _in_member(draw, raw: bytes) -> bytes:
 # where they land: merged and spanned cells, empty rows and tables, breaks, out-of-range references
 MAIN_PARTS = ("word/document.xml", "xl/worksheets/sheet1.xml", "xl/sharedStrings.xml")
 XML_SNIPPETS = [
-    '<w:tbl><w:tr><w:tc><w:p><w:r><w:t>Dana:</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>hi</w:t></w:r></w:p>'
-    '</w:tc></w:tr></w:tbl>',
-    '<w:tbl><w:tr></w:tr></w:tbl>', '<w:tbl></w:tbl>', '<w:tr><w:tc></w:tc></w:tr>',
-    '<w:tc><w:tcPr><w:gridSpan w:val="5"/></w:tcPr><w:p/></w:tc>', '<w:tcPr><w:gridSpan w:val="0"/></w:tcPr>',
-    '<w:tcPr><w:vMerge/></w:tcPr>', '<w:tcPr><w:vMerge w:val="restart"/></w:tcPr>', '<w:gridCol w:w="-1"/>',
-    '<w:p><w:r><w:t xml:space="preserve">  Interviewer:  </w:t></w:r></w:p>', '<w:br/>', '<w:cr/>', '<w:tab/>',
-    '<w:r><w:t>\u2028P1: x</w:t></w:r>', '<w:sdt><w:sdtContent><w:p><w:r><w:t>P2: y</w:t></w:r></w:p></w:sdtContent></w:sdt>',
-    '<c r="A2" t="s"><v>99999</v></c>', '<c r="B2" t="n"><v>abc</v></c>', '<c r="A2" t="inlineStr"><is><t>x</t></is></c>',
-    '<c r="XFD1048576"><v>1</v></c>', '<row r="0"><c r="A0"><v>1</v></c></row>', '<row r="3"></row>',
-    '<c r="D7" t="b"><v>2</v></c>', '<c r="A2" t="e"><v>#REF!</v></c>', '<c r="A2" t="d"><v>not a date</v></c>',
-    '<si><t>text</t></si>', '<si></si>', '<mergeCells count="1"><mergeCell ref="A1:D9"/></mergeCells>',
+    "<w:tbl><w:tr><w:tc><w:p><w:r><w:t>Dana:</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>hi</w:t></w:r></w:p>"
+    "</w:tc></w:tr></w:tbl>",
+    "<w:tbl><w:tr></w:tr></w:tbl>",
+    "<w:tbl></w:tbl>",
+    "<w:tr><w:tc></w:tc></w:tr>",
+    '<w:tc><w:tcPr><w:gridSpan w:val="5"/></w:tcPr><w:p/></w:tc>',
+    '<w:tcPr><w:gridSpan w:val="0"/></w:tcPr>',
+    "<w:tcPr><w:vMerge/></w:tcPr>",
+    '<w:tcPr><w:vMerge w:val="restart"/></w:tcPr>',
+    '<w:gridCol w:w="-1"/>',
+    '<w:p><w:r><w:t xml:space="preserve">  Interviewer:  </w:t></w:r></w:p>',
+    "<w:br/>",
+    "<w:cr/>",
+    "<w:tab/>",
+    "<w:r><w:t>\u2028P1: x</w:t></w:r>",
+    "<w:sdt><w:sdtContent><w:p><w:r><w:t>P2: y</w:t></w:r></w:p></w:sdtContent></w:sdt>",
+    '<c r="A2" t="s"><v>99999</v></c>',
+    '<c r="B2" t="n"><v>abc</v></c>',
+    '<c r="A2" t="inlineStr"><is><t>x</t></is></c>',
+    '<c r="XFD1048576"><v>1</v></c>',
+    '<row r="0"><c r="A0"><v>1</v></c></row>',
+    '<row r="3"></row>',
+    '<c r="D7" t="b"><v>2</v></c>',
+    '<c r="A2" t="e"><v>#REF!</v></c>',
+    '<c r="A2" t="d"><v>not a date</v></c>',
+    "<si><t>text</t></si>",
+    "<si></si>",
+    '<mergeCells count="1"><mergeCell ref="A1:D9"/></mergeCells>',
 ]
 
 
@@ -205,7 +303,7 @@ def _xml_snippet(draw, raw: bytes) -> bytes:
 
 def _xml_text(draw, raw: bytes) -> bytes:
     """Swap the text of one XML text node (``>...<``) for generated text, escaped or not."""
-    spans = [i for i in range(len(raw)) if raw[i:i + 1] == b">"][:400]
+    spans = [i for i in range(len(raw)) if raw[i : i + 1] == b">"][:400]
     if not spans:
         return raw
     at = draw(st.sampled_from(spans)) + 1
@@ -236,8 +334,10 @@ def mutated(draw, fmt: str) -> bytes:
 
 
 # what a file of each format starts with, so generated text gets past the first check sometimes
-HEADS = {"vtt": ["WEBVTT\n\n", "\ufeffWEBVTT - title\n\n"],
-         "csv": ["text\n", "speaker,text\n", "id,speaker,speaker_role,text\n", "Speaker;Text\n", "text\tspeaker\n"]}
+HEADS = {
+    "vtt": ["WEBVTT\n\n", "\ufeffWEBVTT - title\n\n"],
+    "csv": ["text\n", "speaker,text\n", "id,speaker,speaker_role,text\n", "Speaker;Text\n", "text\tspeaker\n"],
+}
 # characters that Word and Excel files cannot hold (XML 1.0): left out of generated documents
 _NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -253,9 +353,11 @@ def generated(draw, fmt: str) -> bytes:
         return _docx_of(_NOT_IN_XML.sub("", text), as_table=draw(st.booleans()))
     if fmt == "xlsx":
         stray = draw(st.none() | st.tuples(st.integers(1, 3_000), st.integers(1, 100)))
-        return _xlsx_of(_NOT_IN_XML.sub("", text), header=draw(st.sampled_from([["text"], ["speaker", "text"],
-                                                                                ["id", "speaker_role", "text"]])),
-                        stray=stray)
+        return _xlsx_of(
+            _NOT_IN_XML.sub("", text),
+            header=draw(st.sampled_from([["text"], ["speaker", "text"], ["id", "speaker_role", "text"]])),
+            stray=stray,
+        )
     raw = text.encode(draw(st.sampled_from(ENCODINGS)), errors=draw(st.sampled_from(["replace", "ignore"])))
     if draw(st.integers(0, 9)) == 0:
         raw += long_line(draw)
@@ -302,10 +404,12 @@ INPUT_KINDS = ("random bytes", "generated text", "damaged sample")
 def tagged_inputs(fmt: str) -> st.SearchStrategy[tuple[str, bytes]]:
     """Every kind of input for one format, with its kind (`INPUT_KINDS`); damaged samples twice
     as often, since they reach furthest into a reader."""
-    return st.one_of(st.binary(max_size=2_000).map(lambda raw: ("random bytes", raw)),
-                     generated(fmt).map(lambda raw: ("generated text", raw)),
-                     mutated(fmt).map(lambda raw: ("damaged sample", raw)),
-                     mutated(fmt).map(lambda raw: ("damaged sample", raw)))
+    return st.one_of(
+        st.binary(max_size=2_000).map(lambda raw: ("random bytes", raw)),
+        generated(fmt).map(lambda raw: ("generated text", raw)),
+        mutated(fmt).map(lambda raw: ("damaged sample", raw)),
+        mutated(fmt).map(lambda raw: ("damaged sample", raw)),
+    )
 
 
 def inputs(fmt: str) -> st.SearchStrategy[bytes]:
@@ -338,13 +442,13 @@ def broken_offsets(transcript) -> str | None:
     """What breaks the promises of `read` and `segment` about offsets, or None."""
     text = transcript.text
     for i, cue in enumerate(transcript.cues):
-        if not 0 <= cue.start <= cue.end <= len(text) or text[cue.start:cue.end] != cue.text:
+        if not 0 <= cue.start <= cue.end <= len(text) or text[cue.start : cue.end] != cue.text:
             return f"cue {i} ({cue.start}, {cue.end}) does not point at its text {cue.text[:40]!r}"
     end = 0
     for i, p in enumerate(segment(transcript, max_tokens=MAX_TOKENS)):
         if p.index != i:
             return f"passage {i} has index {p.index}"
-        if text[p.start:p.end] != p.text:
+        if text[p.start : p.end] != p.text:
             return f"passage {i} ({p.start}, {p.end}) does not point at its text {p.text[:40]!r}"
         if p.start < end or p.start >= p.end or p.text != p.text.strip():
             return f"passage {i} ({p.start}, {p.end}) is empty, unstripped, out of order or overlaps the one before"
@@ -384,10 +488,14 @@ def check(fmt: str, raw: bytes) -> tuple[str, str]:
 
 
 # the time limit above is the per-example bound (it also stops a true hang); the deadline is a backstop
-FUZZ = settings(max_examples=100, derandomize=True, database=None, deadline=timedelta(seconds=2 * TIME_LIMIT),
-                print_blob=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.large_base_example])
+FUZZ = settings(
+    max_examples=100,
+    derandomize=True,
+    database=None,
+    deadline=timedelta(seconds=2 * TIME_LIMIT),
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

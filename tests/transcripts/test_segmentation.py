@@ -13,8 +13,16 @@ import pytest
 from supportlens.cli.common import in_cli_terms
 from supportlens.transcripts import segmentation
 from supportlens.transcripts.read import Cue, Transcript, read_transcript
-from supportlens.transcripts.segmentation import (Passage, SpeakerRules, SpeakerRulesError, estimate_tokens, merge_turns, segment, speaker_roles,
-                                 split_long)
+from supportlens.transcripts.segmentation import (
+    Passage,
+    SpeakerRules,
+    SpeakerRulesError,
+    estimate_tokens,
+    merge_turns,
+    segment,
+    speaker_roles,
+    split_long,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "transcripts"
 
@@ -32,7 +40,7 @@ def assert_invariants(t: Transcript, passages: list[Passage]) -> None:
     assert [p.index for p in passages] == list(range(len(passages)))
     for p in passages:
         assert p.text and p.text == p.text.strip()
-        assert t.text[p.start:p.end] == p.text
+        assert t.text[p.start : p.end] == p.text
         assert p.source == t.source
     for a, b in zip(passages, passages[1:]):
         assert a.end <= b.start
@@ -88,9 +96,13 @@ def test_caption_passages_carry_times_of_their_cues():
 def test_consecutive_cues_of_a_speaker_merge():
     t = transcript([("I", "Why?"), ("Dana", "One."), ("Dana", "Two."), ("I", "And?"), ("Dana", "Three.")])
     turns = merge_turns(t)
-    assert [(c.speaker, c.text) for c in turns] == [("I", "Why?"), ("Dana", "One.\n\nTwo."), ("I", "And?"),
-                                                     ("Dana", "Three.")]
-    assert all(t.text[c.start:c.end] == c.text for c in turns)
+    assert [(c.speaker, c.text) for c in turns] == [
+        ("I", "Why?"),
+        ("Dana", "One.\n\nTwo."),
+        ("I", "And?"),
+        ("Dana", "Three."),
+    ]
+    assert all(t.text[c.start : c.end] == c.text for c in turns)
 
 
 def test_merged_turn_keeps_first_start_and_last_end_time():
@@ -110,8 +122,10 @@ def test_unlabelled_cue_continues_the_previous_speaker():
 def test_paragraphs_without_speakers_stay_apart():
     t = transcript([(None, "First paragraph."), (None, "Second paragraph.")])
     passages = segment(t)
-    assert [(p.text, p.role, p.speaker) for p in passages] == [("First paragraph.", "unknown", None),
-                                                               ("Second paragraph.", "unknown", None)]
+    assert [(p.text, p.role, p.speaker) for p in passages] == [
+        ("First paragraph.", "unknown", None),
+        ("Second paragraph.", "unknown", None),
+    ]
     joined = transcript([(None, "Caption one"), (None, "continues.")], sep=" ")
     assert [p.text for p in segment(joined)] == ["Caption one continues."]
 
@@ -128,13 +142,16 @@ def test_table_rows_with_ids_stay_passages_of_their_own_with_the_given_role():
 
 
 def test_table_rows_are_one_passage_each_even_without_ids():
-    rows = transcript([("Dana", "We asked the county."), ("Dana", "Then we planned it together."),
-                       (None, "And we kept meeting.")])
+    rows = transcript(
+        [("Dana", "We asked the county."), ("Dana", "Then we planned it together."), (None, "And we kept meeting.")]
+    )
     rows.format = "csv"
     passages = segment(rows)
-    assert [(p.speaker, p.text) for p in passages] == [("Dana", "We asked the county."),
-                                                       ("Dana", "Then we planned it together."),
-                                                       ("Dana", "And we kept meeting.")]  # blank cell: same speaker
+    assert [(p.speaker, p.text) for p in passages] == [
+        ("Dana", "We asked the county."),
+        ("Dana", "Then we planned it together."),
+        ("Dana", "And we kept meeting."),
+    ]  # blank cell: same speaker
     assert_invariants(rows, passages)
     rows.format = "txt"  # the same cues as paragraphs of a text file form one turn
     assert len(segment(rows)) == 1
@@ -160,15 +177,15 @@ def test_short_turn_is_one_stripped_span():
 def test_long_turn_splits_at_sentence_boundaries_under_the_limit(limit):
     text = " ".join(SENTENCES)
     spans = split_long(text, 1000, estimate_tokens, limit)
-    pieces = [text[s - 1000:e - 1000] for s, e in spans]
+    pieces = [text[s - 1000 : e - 1000] for s, e in spans]
     assert len(pieces) > 1
     assert all(estimate_tokens(p) <= limit for p in pieces)
     assert all(p.endswith(".") and p.startswith("Sentence") for p in pieces)  # whole sentences only
     assert " ".join(pieces) == text  # in order, nothing lost, nothing repeated
     # greedy: a piece plus the next sentence would have been over the limit
     for (s, e), (s2, _) in zip(spans, spans[1:]):
-        next_sentence = text[s2 - 1000:].split(". ")[0] + "."
-        assert estimate_tokens(text[s - 1000:e - 1000] + " " + next_sentence) > limit
+        next_sentence = text[s2 - 1000 :].split(". ")[0] + "."
+        assert estimate_tokens(text[s - 1000 : e - 1000] + " " + next_sentence) > limit
 
 
 def test_one_long_sentence_is_cut_at_word_boundaries():
@@ -180,7 +197,7 @@ def test_one_long_sentence_is_cut_at_word_boundaries():
     assert " ".join(pieces) == text
     assert pieces[0] == "Short one."  # the long sentence starts its own piece...
     assert pieces[-1].startswith("word") and pieces[-1].endswith(". Tail.")  # ...and its tail packs on
-    assert all(not text[e:e + 1].strip() for _, e in spans)  # cuts fall at whitespace
+    assert all(not text[e : e + 1].strip() for _, e in spans)  # cuts fall at whitespace
 
 
 def test_custom_token_counter_is_used():
@@ -245,7 +262,7 @@ def test_a_long_paragraph_reaches_the_sentence_splitter_in_bounded_windows(quick
 def test_windows_find_the_sentences_pysbd_finds_in_the_whole_text(monkeypatch):
     text = " ".join(" ".join(read_transcript(p).text.split()) for p in sorted(SAMPLES.glob("*.*")))[:15_000]
     spans = pysbd.Segmenter(language="en", clean=False, char_span=True).segment(text)
-    whole = sorted({0} | {s.start for s in spans if 0 < s.start and text[s.start:s.end] == s.sent})
+    whole = sorted({0} | {s.start for s in spans if 0 < s.start and text[s.start : s.end] == s.sent})
     assert segmentation._sentence_starts(text) == whole
     monkeypatch.setattr(segmentation, "SENTENCE_WINDOW", 1500)
     monkeypatch.setattr(segmentation, "_WINDOW_MARGIN", 300)
@@ -336,21 +353,27 @@ def test_inference_can_be_turned_off_and_needs_enough_turns():
 def test_segment_notes_how_the_interviewer_was_found():
     """A guessed interviewer, and a missing one, are said in the transcript's notes with what to do;
     an interviewer known by name needs no note."""
+
     def notes_of(cues):
         t = transcript([(c.speaker, c.text) for c in cues])
         segment(t)
         return t.notes
 
     guessed = notes_of(interview("Sam", "Alex"))
-    assert guessed == ["interviewer guessed from questions: Sam (ends 4 of 4 turns with '?'); "
-                       "if that is wrong, pass `rules=SpeakerRules.with_interviewers(['NAME'])`"]
+    assert guessed == [
+        "interviewer guessed from questions: Sam (ends 4 of 4 turns with '?'); "
+        "if that is wrong, pass `rules=SpeakerRules.with_interviewers(['NAME'])`"
+    ]
     # the command line names its option instead
-    assert [in_cli_terms(n) for n in guessed] == ["interviewer guessed from questions: Sam (ends 4 of 4 turns "
-                                                  "with '?'); if that is wrong, pass --interviewer NAME"]
+    assert [in_cli_terms(n) for n in guessed] == [
+        "interviewer guessed from questions: Sam (ends 4 of 4 turns "
+        "with '?'); if that is wrong, pass --interviewer NAME"
+    ]
     missing = notes_of(interview("Sam", "Alex", turns=2))
     assert [in_cli_terms(n) for n in missing] == [
         "no interviewer found among 2 speakers, by name or by questions (at least 3 turns "
-        "each): all are scored as participants; pass --interviewer NAME"]
+        "each): all are scored as participants; pass --interviewer NAME"
+    ]
     assert notes_of(interview("Interviewer", "Alex")) == []
     assert notes_of([Cue("Alex", "Just me.", 0, 0)]) == []
 

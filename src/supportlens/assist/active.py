@@ -8,9 +8,10 @@ often say the same thing, and ten codings of one idea teach little more than one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,8 +65,13 @@ def _tfidf_rows(texts: Sequence[str]):
         return None
 
 
-def diverse_order(texts: Sequence[str], scores: np.ndarray, n: int, weight: float = DIVERSITY_WEIGHT,
-                  near_duplicate: float = NEAR_DUPLICATE) -> list[int]:
+def diverse_order(
+    texts: Sequence[str],
+    scores: np.ndarray,
+    n: int,
+    weight: float = DIVERSITY_WEIGHT,
+    near_duplicate: float = NEAR_DUPLICATE,
+) -> list[int]:
     """Greedy maximal marginal relevance: each pick maximises
     ``(1 - weight) * score - weight * (highest cosine similarity to an earlier pick)``,
     with scores rescaled to [0, 1]; a near-duplicate of an earlier pick (similarity at least
@@ -95,15 +101,24 @@ def diverse_order(texts: Sequence[str], scores: np.ndarray, n: int, weight: floa
 def _proba(labeler_or_model: Any, texts: list[str]) -> tuple[np.ndarray, list[str]]:
     model = getattr(labeler_or_model, "model", labeler_or_model)  # a predict.Labeler wraps one
     if not hasattr(model, "predict_proba"):
-        raise SelectionError(f"{type(model).__name__} has no predict_proba; pass a supportlens model "
-                             "or a predict.Labeler")
+        raise SelectionError(
+            f"{type(model).__name__} has no predict_proba; pass a supportlens model or a predict.Labeler"
+        )
     proba = np.asarray(model.predict_proba(texts), dtype=float)
     return proba, [str(c) for c in model.classes_]
 
 
-def select_next(passages: pd.DataFrame, labeler_or_model: Any, n: int = 40, strategy: str = "margin",
-                diversity: bool = True, seed: int = 13, pool_factor: int = POOL_FACTOR,
-                diversity_weight: float = DIVERSITY_WEIGHT, text_column: str = "text") -> pd.DataFrame:
+def select_next(
+    passages: pd.DataFrame,
+    labeler_or_model: Any,
+    n: int = 40,
+    strategy: str = "margin",
+    diversity: bool = True,
+    seed: int = 13,
+    pool_factor: int = POOL_FACTOR,
+    diversity_weight: float = DIVERSITY_WEIGHT,
+    text_column: str = "text",
+) -> pd.DataFrame:
     """The ``n`` passages to code next, best first.
 
     Ranks ``passages`` by the model's uncertainty (``margin`` or ``entropy``), then, with
@@ -117,8 +132,9 @@ def select_next(passages: pd.DataFrame, labeler_or_model: Any, n: int = 40, stra
     if n < 1:
         raise SelectionError(f"n must be at least 1, got {n}")
     if text_column not in passages.columns:
-        raise SelectionError(f"passages have no {text_column!r} column; columns: "
-                             f"{', '.join(map(str, passages.columns))}")
+        raise SelectionError(
+            f"passages have no {text_column!r} column; columns: {', '.join(map(str, passages.columns))}"
+        )
     if passages.empty:
         raise SelectionError("no passages to choose from")
     texts = passages[text_column].astype(str).tolist()
@@ -131,8 +147,7 @@ def select_next(passages: pd.DataFrame, labeler_or_model: Any, n: int = 40, stra
         ranked = np.argsort(-unsure, kind="stable")  # ties keep transcript order
         if diversity:
             pool = ranked[: max(n, pool_factor * n)]
-            order = [int(pool[i]) for i in diverse_order([texts[j] for j in pool], unsure[pool], n,
-                                                           diversity_weight)]
+            order = [int(pool[i]) for i in diverse_order([texts[j] for j in pool], unsure[pool], n, diversity_weight)]
         else:
             order = list(ranked[:n])
     chosen = passages.iloc[order].copy()
@@ -147,8 +162,9 @@ def select_next(passages: pd.DataFrame, labeler_or_model: Any, n: int = 40, stra
 # passages from transcripts
 
 
-def read_passages(inputs: list[str], labeler, speaker: str = "participant", rules=None,
-                  text_column: str = "text") -> tuple[pd.DataFrame, list[str], list[tuple[str, str]]]:
+def read_passages(
+    inputs: list[str], labeler, speaker: str = "participant", rules=None, text_column: str = "text"
+) -> tuple[pd.DataFrame, list[str], list[tuple[str, str]]]:
     """Read and segment transcripts exactly as ``supportlens predict`` does (its loop,
     `supportlens.inference.loop`, without the scoring).
 
@@ -170,9 +186,19 @@ def read_passages(inputs: list[str], labeler, speaker: str = "participant", rule
         source = result.source
         notes.extend((source, note) for note in result.transcript.notes)
         for p in result.passages:
-            rows.append({"id": passage_id(source, p.index), "source": source, "passage_index": p.index,
-                         "start": p.start, "end": p.end, "speaker": p.speaker or "", "role": p.role,
-                         "text": p.text, "row_id": p.row_id})
+            rows.append(
+                {
+                    "id": passage_id(source, p.index),
+                    "source": source,
+                    "passage_index": p.index,
+                    "start": p.start,
+                    "end": p.end,
+                    "speaker": p.speaker or "",
+                    "role": p.role,
+                    "text": p.text,
+                    "row_id": p.row_id,
+                }
+            )
     columns = ["id", "source", "passage_index", "start", "end", "speaker", "role", "text", "row_id"]
     return pd.DataFrame(rows, columns=columns), problems, notes
 
@@ -191,8 +217,10 @@ def coded_and_blank_texts(paths: Sequence[str | Path], text_column: str = "text"
         frame = read_table(path, required=[text_column])
         column = find_column(frame.columns, text_column)
         if column is None:
-            raise DataError(f"{table_name(path, frame)}: missing column {text_column!r}; the file has columns: "
-                            f"{', '.join(str(c) for c in frame.columns if c != '_row')}")
+            raise DataError(
+                f"{table_name(path, frame)}: missing column {text_column!r}; the file has columns: "
+                f"{', '.join(str(c) for c in frame.columns if c != '_row')}"
+            )
         code = next((c for c in ("code", "label") if c in frame.columns), None)
         for text, value in zip(frame[column], frame[code] if code else [None] * len(frame)):
             text = cell_text(text)  # None or NaN (a JSONL null or a missing key) is no text, not "nan"
@@ -239,14 +267,25 @@ class NextSheet:
         if self.blank and self.offer_blank:
             parts.append(f"{self.blank} left blank on a `skip` sheet offered again")
         elif self.blank:
-            parts.append(f"{self.blank} on a `skip` sheet without a code left out too (code them there, or add "
-                         "`offer_blank=True` to have them offered again)")
+            parts.append(
+                f"{self.blank} on a `skip` sheet without a code left out too (code them there, or add "
+                "`offer_blank=True` to have them offered again)"
+            )
         return "; ".join(parts)
 
 
-def choose_next(passages: pd.DataFrame, labeler_or_model: Any, out: str | Path | None = None,
-                coded: set[str] | None = None, blank: set[str] | None = None, offer_blank: bool = False,
-                n: int = 40, strategy: str = "margin", diversity: bool = True, seed: int = 13) -> NextSheet:
+def choose_next(
+    passages: pd.DataFrame,
+    labeler_or_model: Any,
+    out: str | Path | None = None,
+    coded: set[str] | None = None,
+    blank: set[str] | None = None,
+    offer_blank: bool = False,
+    n: int = 40,
+    strategy: str = "margin",
+    diversity: bool = True,
+    seed: int = 13,
+) -> NextSheet:
     """The next coding sheet: `select_next` over the ``passages`` (from `read_passages`) that are
     not coded yet, written to ``out`` (.csv or .xlsx) when given.
 
@@ -262,10 +301,11 @@ def choose_next(passages: pd.DataFrame, labeler_or_model: Any, out: str | Path |
         passages = drop_seen(passages, blank or set())
     sheet = NextSheet(passages.iloc[:0], len(passages), n_coded, n_blank, offer_blank)
     if passages.empty:
-        raise NothingToOffer("no passages to choose from" + (f" ({sheet.left_out()})" if total else
-                                                             " (no readable transcript with such turns)"))
+        raise NothingToOffer(
+            "no passages to choose from"
+            + (f" ({sheet.left_out()})" if total else " (no readable transcript with such turns)")
+        )
     sheet.chosen = select_next(passages, labeler_or_model, n=n, strategy=strategy, diversity=diversity, seed=seed)
     if out is not None:
         sheet.path = write_sheet(coding_sheet(sheet.chosen), out)
     return sheet
-

@@ -10,8 +10,8 @@ re-read against the codebook, not a list of corrections: the model may be the on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,12 +20,25 @@ from supportlens.codebook import Codebook, load_codebook
 from supportlens.config import Config
 from supportlens.corpus.dataset import DataError, load_coded
 
-AUDIT_COLUMNS = ["id", "group", "text", "given_code", "given_probability", "suggested_code",
-                 "suggested_probability", "rank", "given_definition", "suggested_definition", "flagged"]
+AUDIT_COLUMNS = [
+    "id",
+    "group",
+    "text",
+    "given_code",
+    "given_probability",
+    "suggested_code",
+    "suggested_probability",
+    "rank",
+    "given_definition",
+    "suggested_definition",
+    "flagged",
+]
 # what the ``flagged`` column means, for a table's caption: an unflagged row is listed only
 # because another code is more probable, a flagged one is also among cleanlab's estimated errors
-FLAGGED_MEANING = ("flagged = cleanlab's confident learning counts the given code among the likely "
-                   "coding errors; unflagged rows are listed because another code is more probable")
+FLAGGED_MEANING = (
+    "flagged = cleanlab's confident learning counts the given code among the likely "
+    "coding errors; unflagged rows are listed because another code is more probable"
+)
 
 
 def _frame_of(data: str | Path | pd.DataFrame, cfg: Config, codebook: Codebook) -> pd.DataFrame:
@@ -33,8 +46,10 @@ def _frame_of(data: str | Path | pd.DataFrame, cfg: Config, codebook: Codebook) 
         return load_coded(data, codebook, cfg.data).frame
     missing = sorted({"text", "label", "group"} - set(data.columns))
     if missing:
-        raise DataError(f"the coded frame lacks column{'s' if len(missing) > 1 else ''} "
-                        f"{', '.join(missing)} (expected the columns of load_coded(...).frame)")
+        raise DataError(
+            f"the coded frame lacks column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (expected the columns of load_coded(...).frame)"
+        )
     frame = data.copy()
     if "id" not in frame.columns:
         frame["id"] = [f"row-{i}" for i in range(len(frame))]
@@ -84,13 +99,21 @@ def doubtful_codes(oof: pd.DataFrame, labels: list[str], codebook: Codebook) -> 
 
     rows = []
     for rank, i in enumerate(order, start=1):
-        rows.append({"id": oof["id"].iloc[i], "group": oof["group"].iloc[i], "text": oof["text"].iloc[i],
-                     "given_code": labels[given[i]], "given_probability": round(float(p_given[i]), 4),
-                     "suggested_code": labels[suggested[i]],
-                     "suggested_probability": round(float(p_suggested[i]), 4), "rank": rank,
-                     "given_definition": definition(labels[given[i]]),
-                     "suggested_definition": definition(labels[suggested[i]]),
-                     "flagged": bool(flagged[i])})
+        rows.append(
+            {
+                "id": oof["id"].iloc[i],
+                "group": oof["group"].iloc[i],
+                "text": oof["text"].iloc[i],
+                "given_code": labels[given[i]],
+                "given_probability": round(float(p_given[i]), 4),
+                "suggested_code": labels[suggested[i]],
+                "suggested_probability": round(float(p_suggested[i]), 4),
+                "rank": rank,
+                "given_definition": definition(labels[given[i]]),
+                "suggested_definition": definition(labels[suggested[i]]),
+                "flagged": bool(flagged[i]),
+            }
+        )
     return pd.DataFrame(rows, columns=AUDIT_COLUMNS)
 
 
@@ -102,8 +125,14 @@ def code_legend(result: pd.DataFrame, codebook: Codebook) -> list[tuple[str, str
     return [(code.label, code.short) for code in codebook.codes if code.label in used]
 
 
-def audit(data: str | Path | pd.DataFrame, cfg: Config, k: int = 5, codebook: Codebook | None = None,
-          top: int | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
+def audit(
+    data: str | Path | pd.DataFrame,
+    cfg: Config,
+    k: int = 5,
+    codebook: Codebook | None = None,
+    top: int | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
     """Doubtful codes in coded data (a file, or a frame shaped like ``load_coded(...).frame``).
 
     Trains ``k`` models of ``cfg``'s kind by grouped cross-validation, so this takes k trainings.
@@ -115,13 +144,14 @@ def audit(data: str | Path | pd.DataFrame, cfg: Config, k: int = 5, codebook: Co
     codebook = codebook or load_codebook(cfg.codebook)
     frame = _frame_of(data, cfg, codebook)
     labels = codebook.labels
-    log(f"grouped {k}-fold cross-validation on {len(frame)} excerpts from "
-        f"{frame['group'].nunique()} interviews")
+    log(f"grouped {k}-fold cross-validation on {len(frame)} excerpts from {frame['group'].nunique()} interviews")
     _, oof = cross_validate(cfg, labels, frame, k, log)
     kappa = out_of_fold_kappa(oof, labels)
     if kappa < WEAK_KAPPA:
-        log(f"warning: out of fold, the model agrees with these codes at κ {kappa:.2f} (below {WEAK_KAPPA}): "
+        log(
+            f"warning: out of fold, the model agrees with these codes at κ {kappa:.2f} (below {WEAK_KAPPA}): "
             "too weak a model for its doubts to say much about the codes; code more excerpts, or "
-            "use a stronger config, before acting on this list")
+            "use a stronger config, before acting on this list"
+        )
     result = doubtful_codes(oof, labels, codebook)
     return result.head(top).reset_index(drop=True) if top else result

@@ -15,14 +15,26 @@ from rich.markup import escape
 from supportlens.cli import assist, predict, project, qda, report, train
 from supportlens.cli.common import console, out
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Code implementation-support interviews as push, pull, co-creation or none.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Code implementation-support interviews as push, pull, co-creation or none.",
+)
 
-for name, command in (("train", train.train), ("evaluate", train.evaluate), ("runs", train.runs),
-                      ("predict", predict.predict), ("ui", train.ui), ("init", project.init),
-                      ("import", qda.import_project), ("export-codebook", qda.export_codebook_command),
-                      ("agreement", assist.agreement), ("next", assist.next_), ("audit", assist.audit),
-                      ("report", report.report)):
+for name, command in (
+    ("train", train.train),
+    ("evaluate", train.evaluate),
+    ("runs", train.runs),
+    ("predict", predict.predict),
+    ("ui", train.ui),
+    ("init", project.init),
+    ("import", qda.import_project),
+    ("export-codebook", qda.export_codebook_command),
+    ("agreement", assist.agreement),
+    ("next", assist.next_),
+    ("audit", assist.audit),
+    ("report", report.report),
+):
     app.command(name)(command)
 
 
@@ -44,8 +56,10 @@ class _ConsoleNotes(logging.Handler):
 
 @app.callback()
 def _setup(
-    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
-                                          help="Print the installed version and exit")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the installed version and exit"),
+    ] = False,
 ) -> None:
     """Say which bundled file a command used, when the folder it runs in has none of its own.
     (The libraries' own progress bars are turned off in `supportlens.cli.common`.)"""

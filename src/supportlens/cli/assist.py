@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -26,7 +26,7 @@ def _clip(text: object, width: int = 90) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _load_codebook(path: Optional[str]):
+def _load_codebook(path: str | None):
     from supportlens.codebook import load_codebook
 
     return load_codebook(path) if path else None
@@ -34,17 +34,51 @@ def _load_codebook(path: Optional[str]):
 
 def agreement(
     a: Annotated[str, typer.Argument(help="First coding: coded excerpts, a filled coding sheet or a predict output")],
-    b: Annotated[Optional[str], typer.Argument(help="Second coding, of the same excerpts or transcripts (leave out for two users of one .qdpx)")] = None,
-    by: Annotated[Optional[str], typer.Option(help="Match units by id or span (default: span when both files have source/start/end)")] = None,
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the disagreements to discuss (.csv or .xlsx)")] = None,
+    b: Annotated[
+        str | None,
+        typer.Argument(
+            help="Second coding, of the same excerpts or transcripts (leave out for two users of one .qdpx)"
+        ),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Match units by id or span (default: span when both files have source/start/end)")
+    ] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write the disagreements to discuss (.csv or .xlsx)")
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none)")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap")] = 13,
-    codebook: Annotated[Optional[str], typer.Option(help=f"Codebook YAML: maps names and aliases to codes and rejects unknown codes (default: {DEFAULT_CODEBOOK} when it exists: codes it knows are matched through it, others compared as written; without it, all as written)")] = None,
-    code_column_a: Annotated[Optional[str], typer.Option(help="Column with A's codes (default: code, else label)")] = None,
-    code_column_b: Annotated[Optional[str], typer.Option(help="Column with B's codes (default: code, else label)")] = None,
-    user_a: Annotated[Optional[str], typer.Option(help="In a .qdpx: the first user (default: the human coder with most codings; supportlens' suggestions only when named or when one person coded)")] = None,
-    user_b: Annotated[Optional[str], typer.Option(help="In a .qdpx: the second user (default: the human coder with most codings after A)")] = None,
-    code_map: Annotated[Optional[Path], typer.Option(help="In a .qdpx: YAML {project code name or 'Parent > Child': codebook label or null}, as for `import`")] = None,
+    codebook: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Codebook YAML: maps names and aliases to codes and rejects unknown codes (default: "
+                f"{DEFAULT_CODEBOOK} when it exists: codes it knows are matched through it, others compared as "
+                "written; without it, all as written)"
+            )
+        ),
+    ] = None,
+    code_column_a: Annotated[str | None, typer.Option(help="Column with A's codes (default: code, else label)")] = None,
+    code_column_b: Annotated[str | None, typer.Option(help="Column with B's codes (default: code, else label)")] = None,
+    user_a: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "In a .qdpx: the first user (default: the human coder with most codings; supportlens' suggestions "
+                "only when named or when one person coded)"
+            )
+        ),
+    ] = None,
+    user_b: Annotated[
+        str | None,
+        typer.Option(help="In a .qdpx: the second user (default: the human coder with most codings after A)"),
+    ] = None,
+    code_map: Annotated[
+        Path | None,
+        typer.Option(
+            help="In a .qdpx: YAML {project code name or 'Parent > Child': codebook label or null}, as for `import`"
+        ),
+    ] = None,
 ) -> None:
     """Agreement between two coders, or a coder and a model: kappa, alpha, per-code agreement, disagreements."""
     from supportlens.corpus.sheets import SheetError
@@ -54,10 +88,22 @@ def agreement(
         fail(f"--bootstrap must be 0 or more, got {bootstrap}")
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".xlsx"):
         fail(f"--out must end in .csv or .xlsx; got {out_path.name!r}")
+
     def compare(book, unknown_codes: str = "error"):
-        return agreement_files(a, b, book, by=by, n_boot=bootstrap, seed=seed, code_column_a=code_column_a,
-                               code_column_b=code_column_b, user_a=user_a, user_b=user_b,
-                               unknown_codes=unknown_codes, code_map=code_map)
+        return agreement_files(
+            a,
+            b,
+            book,
+            by=by,
+            n_boot=bootstrap,
+            seed=seed,
+            code_column_a=code_column_a,
+            code_column_b=code_column_b,
+            user_a=user_a,
+            user_b=user_b,
+            unknown_codes=unknown_codes,
+            code_map=code_map,
+        )
 
     try:
         if codebook is None and Path(DEFAULT_CODEBOOK).is_file():
@@ -65,13 +111,15 @@ def agreement(
             # in no scheme it knows is compared as written, and a note names it
             result = compare(_load_codebook(DEFAULT_CODEBOOK), unknown_codes="keep")
             if not result.unknown_codes:  # else a note already names them and the codebook
-                result.notes.append(f"codes matched through {DEFAULT_CODEBOOK} (labels, names, aliases); "
-                                    "pass --codebook FILE for another scheme")
+                result.notes.append(
+                    f"codes matched through {DEFAULT_CODEBOOK} (labels, names, aliases); "
+                    "pass --codebook FILE for another scheme"
+                )
         else:
             result = compare(_load_codebook(codebook))
         if out_path is not None and not result.disagreements.empty:  # no empty sheet over an earlier one
             write_disagreements(result, out_path)
-    except (*user_errors(), SheetError) as exc:
+    except user_errors(SheetError) as exc:
         fail(str(exc) + (f"; {not_written(out_path)}" if out_path is not None else ""))
         return
     for note in result.notes:
@@ -82,17 +130,23 @@ def agreement(
         units.add_column(name, justify="right")
     units.add_row(*map(str, (result.n, result.only_a, result.only_b, result.uncoded_a, result.uncoded_b)))
     out.print(units)
-    for label, names in (("only in A", result.only_a_units), ("only in B", result.only_b_units),
-                         ("not coded (blank code) in A", result.uncoded_a_units),
-                         ("not coded (blank code) in B", result.uncoded_b_units)):
+    for label, names in (
+        ("only in A", result.only_a_units),
+        ("only in B", result.only_b_units),
+        ("not coded (blank code) in A", result.uncoded_a_units),
+        ("not coded (blank code) in B", result.uncoded_b_units),
+    ):
         if names:  # which units, so the coders can find them
             out.print(f"{label}: {_first(names)}", highlight=False, markup=False)
     interval = f"95% interval ({result.n_boot} bootstrap resamples)" if result.n_boot else "95% interval"
     stats = Table(title="agreement")
     for name in ("statistic", "value", interval):
         stats.add_column(name)
-    for label, est in (("percent agreement", result.percent), ("Cohen's kappa", result.kappa),
-                       ("Krippendorff's alpha (nominal)", result.alpha)):
+    for label, est in (
+        ("percent agreement", result.percent),
+        ("Cohen's kappa", result.kappa),
+        ("Krippendorff's alpha (nominal)", result.alpha),
+    ):
         ci = "" if est.low != est.low else f"{est.low:.3f} to {est.high:.3f}"
         stats.add_row(label, "n/a" if est.value != est.value else f"{est.value:.3f}", ci)
     out.print(stats)
@@ -100,8 +154,13 @@ def agreement(
     for name in ("code", "A", "B", "both", "specific agreement", "kappa (code vs rest)"):
         per_code.add_column(name, justify="left" if name == "code" else "right")
     for r in result.per_code.itertuples(index=False):
-        per_code.add_row(r.code, str(r.n_a), str(r.n_b), str(r.both),
-                         *("n/a" if v != v else f"{v:.3f}" for v in (r.specific_agreement, r.kappa)))
+        per_code.add_row(
+            r.code,
+            str(r.n_a),
+            str(r.n_b),
+            str(r.both),
+            *("n/a" if v != v else f"{v:.3f}" for v in (r.specific_agreement, r.kappa)),
+        )
     out.print(per_code)
     confusion = Table(title="confusion (rows: A, columns: B)")
     confusion.add_column("A \\ B")
@@ -112,8 +171,9 @@ def agreement(
     out.print(confusion)
     d = result.disagreements
     if d.empty:
-        out.print("no disagreements" + (f", so {not_written(out_path)}" if out_path is not None else ""),
-                  highlight=False)
+        out.print(
+            "no disagreements" + (f", so {not_written(out_path)}" if out_path is not None else ""), highlight=False
+        )
         return
     listing = Table(title=f"disagreements ({len(d)}" + (f", first {_SHOWN}" if len(d) > _SHOWN else "") + ")")
     for name in ("unit", "A", "B", "text"):
@@ -133,13 +193,23 @@ def next_(
     n: Annotated[int, typer.Option(help="How many passages to suggest")] = 40,
     strategy: Annotated[str, typer.Option(help="margin, entropy or random")] = "margin",
     diversity: Annotated[bool, typer.Option("--diversity/--no-diversity", help="Avoid near-duplicate picks")] = True,
-    speaker: Annotated[str, typer.Option(help="Which turns to consider: participant, interviewer or all")] = "participant",
-    interviewer: Annotated[Optional[list[str]], typer.Option(help="Speaker name (or regex) of the interviewer; repeatable")] = None,
-    skip: Annotated[Optional[list[str]], typer.Option(help="Coded file or earlier sheet whose passages are not offered again; repeatable")] = None,
-    offer_blank: Annotated[bool, typer.Option("--offer-blank", help="Offer again the passages a --skip sheet has with no code (left blank)")] = False,
+    speaker: Annotated[
+        str, typer.Option(help="Which turns to consider: participant, interviewer or all")
+    ] = "participant",
+    interviewer: Annotated[
+        list[str] | None, typer.Option(help="Speaker name (or regex) of the interviewer; repeatable")
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(help="Coded file or earlier sheet whose passages are not offered again; repeatable"),
+    ] = None,
+    offer_blank: Annotated[
+        bool,
+        typer.Option("--offer-blank", help="Offer again the passages a --skip sheet has with no code (left blank)"),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed (random strategy)")] = 13,
     text_column: Annotated[str, typer.Option(help="Text column for .csv/.xlsx transcripts")] = "text",
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI for runs:/ and models:/")] = None,
 ) -> None:
     """Suggest the passages to code next (where the model is least sure) as a coding sheet."""
     from supportlens.assist.active import STRATEGIES, NothingToOffer, choose_next, coded_and_blank_texts, read_passages
@@ -169,40 +239,69 @@ def next_(
             console.print(f"[yellow]skipped[/] {in_cli_terms(problem)}", highlight=False)
         for note in grouped_notes(notes):  # a note many files share is said once
             console.print(f"note: {in_cli_terms(note)}", highlight=False)
-        sheet = choose_next(passages, labeler, out_path, coded=coded, blank=blank, offer_blank=offer_blank,
-                            n=n, strategy=strategy, diversity=diversity, seed=seed)
+        sheet = choose_next(
+            passages,
+            labeler,
+            out_path,
+            coded=coded,
+            blank=blank,
+            offer_blank=offer_blank,
+            n=n,
+            strategy=strategy,
+            diversity=diversity,
+            seed=seed,
+        )
     except NothingToOffer as exc:
         fail(f"{exc}, so {not_written(out_path)}")
         return
-    except (*user_errors(), PredictError, SheetError) as exc:  # SheetError: a SelectionError too
+    except user_errors(PredictError, SheetError) as exc:  # SheetError: a SelectionError too
         fail(f"{exc}; {not_written(out_path)}")
         return
     chosen = sheet.chosen
-    table = Table(title=f"{len(chosen)} passages to code next ({strategy}"
-                  + (", spread out" if diversity and strategy != "random" else "") + ")")
+    table = Table(
+        title=f"{len(chosen)} passages to code next ({strategy}"
+        + (", spread out" if diversity and strategy != "random" else "")
+        + ")"
+    )
     for name in ("#", "source", "passage", "suggested", "confidence", "text"):
         table.add_column(name)
     for r in chosen.head(_SHOWN).itertuples(index=False):
-        table.add_row(str(r.pick), Path(r.source).name, str(r.passage_index), r.suggested_code,
-                      f"{r.confidence:.2f}", _clip(r.text, 70))
+        table.add_row(
+            str(r.pick),
+            Path(r.source).name,
+            str(r.passage_index),
+            r.suggested_code,
+            f"{r.confidence:.2f}",
+            _clip(r.text, 70),
+        )
     out.print(table)
     left_out = f" ({in_cli_terms(sheet.left_out())})" if sheet.coded or sheet.blank else ""
-    out.print(f"{len(chosen)} of {sheet.offered} passages{left_out} -> {out_path}\n"
-              f"fill in the 'code' column, then: supportlens train --add-data {out_path} ...", highlight=False)
+    out.print(
+        f"{len(chosen)} of {sheet.offered} passages{left_out} -> {out_path}\n"
+        f"fill in the 'code' column, then: supportlens train --add-data {out_path} ...",
+        highlight=False,
+    )
     if problems:  # as predict does: the sheet is written, but not every input was read
-        console.print(f"[bold red]{len(problems)} input(s) could not be read[/] (listed above); the sheet "
-                      "holds passages from the others", highlight=False)
+        console.print(
+            f"[bold red]{len(problems)} input(s) could not be read[/] (listed above); the sheet "
+            "holds passages from the others",
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 
 def audit(
     data: Annotated[str, typer.Argument(help="Coded excerpts (CSV/TSV/JSONL/XLSX)")],
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config; k models of its kind are trained")] = Path("configs/tfidf.yaml"),
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the doubtful codes (.csv or .xlsx)")] = None,
-    top: Annotated[Optional[int], typer.Option(help="Keep only the N most doubtful")] = None,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="YAML config; k models of its kind are trained")
+    ] = Path("configs/tfidf.yaml"),
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write the doubtful codes (.csv or .xlsx)")] = None,
+    top: Annotated[int | None, typer.Option(help="Keep only the N most doubtful")] = None,
     cv: Annotated[int, typer.Option(help="Grouped cross-validation folds")] = 5,
-    codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML; overrides the config's")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. data.label_column=code")] = None,
+    codebook: Annotated[str | None, typer.Option(help="Codebook YAML; overrides the config's")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config key, e.g. data.label_column=code")
+    ] = None,
 ) -> None:
     """List coded excerpts whose code looks wrong to a cross-validated model, most doubtful first."""
     from supportlens.assist.audit import FLAGGED_MEANING, code_legend
@@ -220,27 +319,38 @@ def audit(
     try:
         cfg = load_config(config, set_)
         book = load_codebook(codebook or cfg.codebook)
-        result = run_audit(data, cfg, k=cv, codebook=book, top=top,
-                           log=lambda m: console.print(in_cli_terms(m), highlight=False))
+        result = run_audit(
+            data, cfg, k=cv, codebook=book, top=top, log=lambda m: console.print(in_cli_terms(m), highlight=False)
+        )
         if out_path is not None and not result.empty:  # no empty sheet over an earlier one
             write_sheet(result, out_path)
-    except (*user_errors(), SheetError) as exc:
+    except user_errors(SheetError) as exc:
         fail(str(exc) + (f"; {not_written(out_path)}" if out_path is not None else ""))
         return
     if result.empty:
-        out.print("no doubtful codes: every excerpt's code is the one the model finds most likely"
-                  + (f", so {not_written(out_path)}" if out_path is not None else ""), highlight=False)
+        out.print(
+            "no doubtful codes: every excerpt's code is the one the model finds most likely"
+            + (f", so {not_written(out_path)}" if out_path is not None else ""),
+            highlight=False,
+        )
         return
     shown = result.head(_SHOWN)
-    table = Table(title=f"doubtful codes ({len(result)}" + (f", first {_SHOWN}" if len(result) > _SHOWN else "") + ")",
-                  caption=f"given / suggested: code (out-of-fold probability); {FLAGGED_MEANING}",
-                  caption_justify="left")
+    table = Table(
+        title=f"doubtful codes ({len(result)}" + (f", first {_SHOWN}" if len(result) > _SHOWN else "") + ")",
+        caption=f"given / suggested: code (out-of-fold probability); {FLAGGED_MEANING}",
+        caption_justify="left",
+    )
     for name in ("rank", "id", "given", "suggested", "flagged", "text"):
         table.add_column(name)
     for r in shown.itertuples(index=False):
-        table.add_row(str(r.rank), str(r.id), f"{r.given_code} ({r.given_probability:.2f})",
-                      f"{r.suggested_code} ({r.suggested_probability:.2f})", "yes" if r.flagged else "",
-                      _clip(r.text, 70))
+        table.add_row(
+            str(r.rank),
+            str(r.id),
+            f"{r.given_code} ({r.given_probability:.2f})",
+            f"{r.suggested_code} ({r.suggested_probability:.2f})",
+            "yes" if r.flagged else "",
+            _clip(r.text, 70),
+        )
     out.print(table)
     legend = Table(title="codes in the table", title_justify="left", box=None, show_header=False)
     legend.add_column("code", style="bold")
@@ -248,7 +358,10 @@ def audit(
     for label, short in code_legend(shown, book):
         legend.add_row(label, short)
     out.print(legend)
-    out.print("full definitions: given_definition and suggested_definition "
-              + (f"in {out_path}" if out_path is not None else "columns of --out FILE"), highlight=False)
+    out.print(
+        "full definitions: given_definition and suggested_definition "
+        + (f"in {out_path}" if out_path is not None else "columns of --out FILE"),
+        highlight=False,
+    )
     if out_path is not None:
         out.print(f"{len(result)} doubtful codes -> {out_path}", highlight=False)

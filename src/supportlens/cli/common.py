@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -29,7 +30,8 @@ def _show_flags_as_flags() -> None:
     if shown is None:
         return
 
-    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+    # ctx: typer's own click Context, private (typer._click) and moved between versions: not named here
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag and not self.count else shown(self, ctx)
 
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
@@ -40,6 +42,7 @@ console = Console(stderr=True, soft_wrap=True)  # never break an error message m
 # tables are wide; when piped or captured (no terminal) do not squeeze them to 80 columns
 out = Console() if Console().is_terminal else Console(width=240)
 
+
 def fail(message: str, code: int = 2) -> None:
     """Print an error (a library's, in the command line's terms) and exit with ``code``."""
     console.print(f"[bold red]error:[/] {in_cli_terms(message)}", highlight=False)
@@ -49,15 +52,32 @@ def fail(message: str, code: int = 2) -> None:
 # The library's messages speak to a notebook user: what to change is a parameter or a config key,
 # written in backticks (`speaker='all'`, `resume=True`, `data.text_column='excerpt'` in the config).
 # A command-line user changes an option instead; this is where one is turned into the other.
-_OPTIONS = {"by": "--by", "code_map": "--code-map", "cv": "--cv", "device": "--device", "engine": "--engine",
-            "fast": "--fast", "include_suggestions": "--include-suggestions", "offer_blank": "--offer-blank",
-            "out": "--out", "output": "--out", "overrides": "--set", "overwrite": "--overwrite", "resume": "--resume",
-            "review_below": "--review-below", "runtime": "--runtime", "skip": "--skip", "speaker": "--speaker",
-            "summary": "--summary", "text_column": "--text-column", "tracking_uri": "--tracking-uri",
-            "user_a": "--user-a", "user_b": "--user-b"}
+_OPTIONS = {
+    "by": "--by",
+    "code_map": "--code-map",
+    "cv": "--cv",
+    "device": "--device",
+    "engine": "--engine",
+    "fast": "--fast",
+    "include_suggestions": "--include-suggestions",
+    "offer_blank": "--offer-blank",
+    "out": "--out",
+    "output": "--out",
+    "overrides": "--set",
+    "overwrite": "--overwrite",
+    "resume": "--resume",
+    "review_below": "--review-below",
+    "runtime": "--runtime",
+    "skip": "--skip",
+    "speaker": "--speaker",
+    "summary": "--summary",
+    "text_column": "--text-column",
+    "tracking_uri": "--tracking-uri",
+    "user_a": "--user-a",
+    "user_b": "--user-b",
+}
 # the data settings `evaluate` takes as options; train and audit take them as --set data.<key>=...
-_EVALUATE_OPTIONS = {"text_column": "--text-column", "label_column": "--label-column",
-                     "group_column": "--group-column"}
+_EVALUATE_OPTIONS = {"text_column": "--text-column", "label_column": "--label-column", "group_column": "--group-column"}
 _LITERAL = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 _PHRASES = (  # whole phrases whose option is not one parameter
     (re.compile(r"give the (config|codebook) a full path"), r"give --\1 a full path"),
@@ -66,8 +86,10 @@ _PHRASES = (  # whole phrases whose option is not one parameter
     (re.compile(r"use a stronger config\b"), "use a stronger --config"),
     (re.compile(r"`Labeler\(review_below=X\)`"), "'supportlens predict --review-below X'"),
     (re.compile(r"student \(`fast=True`\):"), "--fast student:"),
-    (re.compile(rf"`rules=SpeakerRules\.with_interviewers\(\[({_LITERAL})\]\)`"),
-     lambda m: f"--interviewer {ast.literal_eval(m[1])}"),
+    (
+        re.compile(rf"`rules=SpeakerRules\.with_interviewers\(\[({_LITERAL})\]\)`"),
+        lambda m: f"--interviewer {ast.literal_eval(m[1])}",
+    ),
 )
 _SETTING = re.compile(rf"`data\.(\w+)(?:=({_LITERAL}))?` in the config")
 _PARAMETER = re.compile(r"`(\w+)(?:=([^`]*))?`")
@@ -78,8 +100,9 @@ def _setting(match: re.Match[str]) -> str:
     coded data: ``--set data.text_column=excerpt (train, audit) or --text-column excerpt (evaluate)``."""
     key, value = match[1], ast.literal_eval(match[2]) if match[2] else "NAME"
     option = _EVALUATE_OPTIONS.get(key)
-    return (f"--set {shlex.quote(f'data.{key}={value}')} (train, audit)"
-            + (f" or {option} {shlex.quote(value)} (evaluate)" if option else ""))
+    return f"--set {shlex.quote(f'data.{key}={value}')} (train, audit)" + (
+        f" or {option} {shlex.quote(value)} (evaluate)" if option else ""
+    )
 
 
 def _option(match: re.Match[str]) -> str:
@@ -124,18 +147,18 @@ def styled(message: str) -> str:
     leading 'warning:' in colour so that it stands out from the progress lines."""
     message = in_cli_terms(message)
     if message.startswith("warning:"):
-        return "[bold yellow]warning:[/]" + escape(message[len("warning:"):])
+        return "[bold yellow]warning:[/]" + escape(message[len("warning:") :])
     return escape(message)
 
 
-def user_errors() -> tuple[type[Exception], ...]:
+def user_errors(*more: type[Exception]) -> tuple[type[Exception], ...]:
+    """The library's errors that a user's input causes (shown as a message, not a traceback), and
+    ``more`` a command adds: ``except user_errors(SheetError) as exc``."""
     from supportlens.codebook import CodebookError
     from supportlens.config import ConfigError
     from supportlens.corpus.dataset import DataError
-    from supportlens.models.base import ModelLoadError
     from supportlens.corpus.splits import SplitError
+    from supportlens.models.base import ModelLoadError
     from supportlens.transcripts.segmentation import SpeakerRulesError
 
-    return (ConfigError, CodebookError, DataError, ModelLoadError, SplitError, SpeakerRulesError)
-
-
+    return (ConfigError, CodebookError, DataError, ModelLoadError, SplitError, SpeakerRulesError, *more)

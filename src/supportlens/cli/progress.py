@@ -11,7 +11,7 @@ import time
 from datetime import timedelta
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 PLAIN_INTERVAL_S = 10.0  # often enough to show a run is alive, rare enough for a readable log
 
@@ -36,7 +36,7 @@ class FileProgress:
         self._printed_at = self._t0
         self._printed: tuple[int, int, int] | None = None  # (files, passages, failures) last printed
         self._live: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None  # the live bar's task, made with it
 
     def start(self, total: int) -> None:
         self.total = total
@@ -44,9 +44,16 @@ class FileProgress:
             return
         self.started = True
         if self.console.is_terminal:
-            self._live = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("files"), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                                  console=self.console, transient=False)
+            self._live = Progress(
+                TextColumn(f"[bold]{self.label}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("files"),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
+            )
             self._task = self._live.add_task(self.label, total=total, detail=self._detail())
             self._live.start()
 
@@ -69,18 +76,23 @@ class FileProgress:
 
     def _refresh(self) -> None:
         if self._live is not None:
+            assert self._task is not None  # start() adds the task as it makes the bar
             self._live.update(self._task, completed=self.completed, detail=self._detail())
         elif self.started and time.perf_counter() - self._printed_at >= self.interval:
             self._print_line()
 
     def _detail(self) -> str:
         elapsed = time.perf_counter() - self._t0
-        return (f"{self.passages} passages, {self.passages / max(elapsed, 1e-9):.1f}/s"
-                + (f", {self.failures} failed" if self.failures else ""))
+        return f"{self.passages} passages, {self.passages / max(elapsed, 1e-9):.1f}/s" + (
+            f", {self.failures} failed" if self.failures else ""
+        )
 
     def _print_line(self) -> None:
         self._printed_at = time.perf_counter()
         self._printed = (self.completed, self.passages, self.failures)
         elapsed = timedelta(seconds=int(self._printed_at - self._t0))
-        self.console.print(f"{self.label}: {self.completed}/{self.total} files, {self._detail()}, {elapsed}",
-                           highlight=False, markup=False)
+        self.console.print(
+            f"{self.label}: {self.completed}/{self.total} files, {self._detail()}, {elapsed}",
+            highlight=False,
+            markup=False,
+        )

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     pass
 
 
-
 def init(
     folder: Annotated[Path, typer.Argument(help="The project folder to create (new, or empty)")],
 ) -> None:
@@ -29,9 +28,11 @@ def init(
         fail(str(exc))
         return
     out.print(f"created {folder} ({len(written)} files: configs/, data/, .gitignore). Next:", highlight=False)
-    out.print(f"  cd {folder}   # edit configs/codebook.yaml; coded excerpts go in data/ (data/README.md)\n"
-              "  supportlens train --data data/coded.csv --register mymodel   # no --data: the starter corpus\n"
-              "  supportlens predict data/transcripts --model models:/mymodel@champion --out outputs/labels.csv\n"
-              "  supportlens report outputs/labels.csv --out outputs/report.html", highlight=False, markup=False)
-
-
+    out.print(
+        f"  cd {folder}   # edit configs/codebook.yaml; coded excerpts go in data/ (data/README.md)\n"
+        "  supportlens train --data data/coded.csv --register mymodel   # no --data: the starter corpus\n"
+        "  supportlens predict data/transcripts --model models:/mymodel@champion --out outputs/labels.csv\n"
+        "  supportlens report outputs/labels.csv --out outputs/report.html",
+        highlight=False,
+        markup=False,
+    )

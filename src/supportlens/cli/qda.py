@@ -7,7 +7,7 @@ Labelling a project (``supportlens predict project.qdpx --out suggestions.qdpx``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,13 +17,26 @@ from supportlens.config import DEFAULT_CODEBOOK
 
 
 def import_project(
-    project: Annotated[Path, typer.Argument(help="REFI-QDA project exported by NVivo, ATLAS.ti, MAXQDA or QualCoder (.qdpx)")],
+    project: Annotated[
+        Path, typer.Argument(help="REFI-QDA project exported by NVivo, ATLAS.ti, MAXQDA or QualCoder (.qdpx)")
+    ],
     out_path: Annotated[Path, typer.Option("--out", help="Coded excerpts to write: .csv, .jsonl or .xlsx")],
-    code_map: Annotated[Optional[Path], typer.Option(help="YAML {project code name or 'Parent > Child': codebook label or null}")] = None,
-    uncoded_as: Annotated[Optional[str], typer.Option(help="Add participant passages no mapped code covers, with this code (e.g. none)")] = None,
+    code_map: Annotated[
+        Path | None, typer.Option(help="YAML {project code name or 'Parent > Child': codebook label or null}")
+    ] = None,
+    uncoded_as: Annotated[
+        str | None, typer.Option(help="Add participant passages no mapped code covers, with this code (e.g. none)")
+    ] = None,
     codebook: Annotated[str, typer.Option(help="Codebook YAML the project's codes are mapped to")] = DEFAULT_CODEBOOK,
-    interviewer: Annotated[Optional[list[str]], typer.Option(help="Speaker name (or regex) of the interviewer; repeatable")] = None,
-    include_suggestions: Annotated[bool, typer.Option("--include-suggestions", help="Also read supportlens' own suggested codings (unreviewed model output)")] = False,
+    interviewer: Annotated[
+        list[str] | None, typer.Option(help="Speaker name (or regex) of the interviewer; repeatable")
+    ] = None,
+    include_suggestions: Annotated[
+        bool,
+        typer.Option(
+            "--include-suggestions", help="Also read supportlens' own suggested codings (unreviewed model output)"
+        ),
+    ] = False,
 ) -> None:
     """Turn the coded text selections of a REFI-QDA project into coded excerpts for training."""
     from supportlens.codebook import CodebookError, load_codebook
@@ -35,9 +48,15 @@ def import_project(
         rules = SpeakerRules.with_interviewers(interviewer)
         book = load_codebook(codebook)
         mapping = load_code_map(code_map) if code_map else None
-        frame, report = import_qdpx(project, book, code_map=mapping, uncoded_as=uncoded_as, rules=rules,
-                                    include_suggestions=include_suggestions,
-                                    map_source=str(code_map) if code_map else "code map")
+        frame, report = import_qdpx(
+            project,
+            book,
+            code_map=mapping,
+            uncoded_as=uncoded_as,
+            rules=rules,
+            include_suggestions=include_suggestions,
+            map_source=str(code_map) if code_map else "code map",
+        )
         if frame.empty:
             console.print(in_cli_terms(report.summary()), highlight=False)
             fail(f"{project}: no coded selection maps to the codebook, so {not_written(out_path)}")

@@ -7,7 +7,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,17 +19,27 @@ if TYPE_CHECKING:
     pass
 
 
-
 def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config, or a bundled config's name (default, tfidf, finetune, ...)")] = Path("configs/default.yaml"),
-    data: Annotated[Optional[str], typer.Option(help="Coded excerpts (CSV/TSV/JSONL/XLSX); overrides data.path")] = None,
-    codebook: Annotated[Optional[str], typer.Option(help="Codebook YAML; overrides the config's")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. train.epochs=3")] = None,
-    cv: Annotated[Optional[int], typer.Option(help="Also run grouped K-fold cross-validation")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")] = None,
-    register: Annotated[Optional[str], typer.Option(help="Register the model under this name and set the alias")] = None,
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", help="YAML config, or a bundled config's name (default, tfidf, finetune, ...)"),
+    ] = Path("configs/default.yaml"),
+    data: Annotated[str | None, typer.Option(help="Coded excerpts (CSV/TSV/JSONL/XLSX); overrides data.path")] = None,
+    codebook: Annotated[str | None, typer.Option(help="Codebook YAML; overrides the config's")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. train.epochs=3")] = None,
+    cv: Annotated[int | None, typer.Option(help="Also run grouped K-fold cross-validation")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    ] = None,
+    register: Annotated[str | None, typer.Option(help="Register the model under this name and set the alias")] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow")] = False,
-    add_data: Annotated[Optional[list[str]], typer.Option("--add-data", help="Extra coded file or filled coding sheet (from `supportlens next`) to train on too; repeatable")] = None,
+    add_data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--add-data",
+            help="Extra coded file or filled coding sheet (from `supportlens next`) to train on too; repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Train a model on coded excerpts, evaluate it on held-out interviews, and log the run."""
     from supportlens.config import load_config
@@ -37,10 +47,17 @@ def train(
 
     try:
         cfg = load_config(config, set_)
-        result = run_training(cfg, data_path=data, codebook_path=codebook, cv=cv,
-                              tracking_uri=tracking_uri, register=register,
-                              log=lambda m: console.print(styled(m), highlight=False), track=not no_track,
-                              extra_data=add_data)
+        result = run_training(
+            cfg,
+            data_path=data,
+            codebook_path=codebook,
+            cv=cv,
+            tracking_uri=tracking_uri,
+            register=register,
+            log=lambda m: console.print(styled(m), highlight=False),
+            track=not no_track,
+            extra_data=add_data,
+        )
     except user_errors() as exc:
         fail(str(exc))
         return
@@ -48,21 +65,29 @@ def train(
     if result.model_uri:
         out.print(f"model URI:    {result.model_uri}")
     if result.registered_version:
-        out.print(f"registered:   models:/{register or cfg.tracking.register}@{cfg.tracking.alias} "
-                  f"(version {result.registered_version})")
+        out.print(
+            f"registered:   models:/{register or cfg.tracking.register}@{cfg.tracking.alias} "
+            f"(version {result.registered_version})"
+        )
 
 
 def evaluate(
     model: Annotated[str, typer.Option(help="runs:/<id>/model, models:/<name>@<alias> or a model folder")],
     data: Annotated[str, typer.Option(help="Coded excerpts to evaluate on")],
-    codebook: Annotated[Optional[str], typer.Option(help="Codebook (default: the one saved with the model)")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write metrics, confusion matrix, plots here")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI")] = None,
-    text_column: Annotated[Optional[str], typer.Option(help="Name of the text column (default: text)")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Name of the code column (default: label; code in a coding sheet)")] = None,
-    group_column: Annotated[Optional[str], typer.Option(help="Interview/document id column (default: interview_id; source in a coding sheet)")] = None,
+    codebook: Annotated[str | None, typer.Option(help="Codebook (default: the one saved with the model)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write metrics, confusion matrix, plots here")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Name of the text column (default: text)")] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Name of the code column (default: label; code in a coding sheet)")
+    ] = None,
+    group_column: Annotated[
+        str | None, typer.Option(help="Interview/document id column (default: interview_id; source in a coding sheet)")
+    ] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log this evaluation to MLflow")] = False,
-    against: Annotated[Optional[str], typer.Option(help="A second model: also report its kappa and the paired difference")] = None,
+    against: Annotated[
+        str | None, typer.Option(help="A second model: also report its kappa and the paired difference")
+    ] = None,
 ) -> None:
     """Evaluate any model on any coded file: accuracy, macro-F1, per-code scores, kappa, alpha, ECE.
 
@@ -73,8 +98,15 @@ def evaluate(
     from supportlens.evaluation.evaluate import paired_difference
     from supportlens.training.evaluate_run import evaluate_file
 
-    given = {name: value for name, value in (("text_column", text_column), ("label_column", label_column),
-                                             ("group_column", group_column)) if value is not None}
+    given = {
+        name: value
+        for name, value in (
+            ("text_column", text_column),
+            ("label_column", label_column),
+            ("group_column", group_column),
+        )
+        if value is not None
+    }
     try:
         data_cfg = DataConfig(**given) if given else None
         # --out is written below, once --against has worked too: a failed run leaves it as it was
@@ -85,10 +117,9 @@ def evaluate(
     other = None
     if against:
         try:
-            other = evaluate_file(against, data, codebook, None, tracking_uri, log_run=not no_log,
-                                  data_cfg=data_cfg)
+            other = evaluate_file(against, data, codebook, None, tracking_uri, log_run=not no_log, data_cfg=data_cfg)
             paired = paired_difference(result, other)
-        except (*user_errors(), ValueError) as exc:
+        except user_errors(ValueError) as exc:
             fail(f"--against {against}: {exc}" + (f"; {not_written(out_dir)}" if out_dir else ""))
             return
     if out_dir:
@@ -96,8 +127,12 @@ def evaluate(
         if other is not None:
             from supportlens.io.atomic import write_atomic
 
-            write_atomic(out_dir / "against.json", lambda tmp: Path(tmp).write_text(
-                json.dumps({"model": model, "against": against, **paired}, indent=2), encoding="utf-8"))
+            write_atomic(
+                out_dir / "against.json",
+                lambda tmp: Path(tmp).write_text(
+                    json.dumps({"model": model, "against": against, **paired}, indent=2), encoding="utf-8"
+                ),
+            )
     for note in result.notes:
         console.print(f"note: {in_cli_terms(note)}", highlight=False)
     for warning in result.warnings:
@@ -108,8 +143,11 @@ def evaluate(
         table.add_column(name)
     table.add_row(*(f"{m[k]:.3f}" for k in ("accuracy", "macro_f1", "kappa", "alpha", "ece")))
     out.print(table)
-    intervals = [f"{k} {m[f'{k}_ci_low']:.3f} to {m[f'{k}_ci_high']:.3f}" for k in ("kappa", "alpha")
-                 if isinstance(m.get(f"{k}_ci_low"), float) and not math.isnan(m[f"{k}_ci_low"])]
+    intervals = [
+        f"{k} {m[f'{k}_ci_low']:.3f} to {m[f'{k}_ci_high']:.3f}"
+        for k in ("kappa", "alpha")
+        if isinstance(m.get(f"{k}_ci_low"), float) and not math.isnan(m[f"{k}_ci_low"])
+    ]
     if intervals:  # a κ from a few hundred rows is uncertain: say how much
         out.print("95% bootstrap intervals: " + "; ".join(intervals), highlight=False)
     codes = Table(title="per code")
@@ -119,29 +157,48 @@ def evaluate(
         codes.add_row(r.code, f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", str(r.support))
     out.print(codes)
     if other is not None:
-        verdict = ("no measurable difference on this file" if paired["kappa_difference_ci_low"] <= 0
-                   <= paired["kappa_difference_ci_high"] else
-                   "the first model agrees better" if paired["kappa_difference"] > 0 else
-                   "the second model agrees better")
-        out.print(f"kappa {paired['kappa_a']:.3f} ({model}) vs {paired['kappa_b']:.3f} ({against}): "
-                  f"difference {paired['kappa_difference']:+.3f}, paired 95% interval "
-                  f"[{paired['kappa_difference_ci_low']:+.3f}, {paired['kappa_difference_ci_high']:+.3f}] over "
-                  f"{int(paired['n'])} excerpts ({int(paired['only_a_right'])} right only by the first, "
-                  f"{int(paired['only_b_right'])} only by the second): {verdict}", highlight=False)
+        verdict = (
+            "no measurable difference on this file"
+            if paired["kappa_difference_ci_low"] <= 0 <= paired["kappa_difference_ci_high"]
+            else "the first model agrees better"
+            if paired["kappa_difference"] > 0
+            else "the second model agrees better"
+        )
+        out.print(
+            f"kappa {paired['kappa_a']:.3f} ({model}) vs {paired['kappa_b']:.3f} ({against}): "
+            f"difference {paired['kappa_difference']:+.3f}, paired 95% interval "
+            f"[{paired['kappa_difference_ci_low']:+.3f}, {paired['kappa_difference_ci_high']:+.3f}] over "
+            f"{int(paired['n'])} excerpts ({int(paired['only_a_right'])} right only by the first, "
+            f"{int(paired['only_b_right'])} only by the second): {verdict}",
+            highlight=False,
+        )
     if out_dir:  # where it wrote and what it logged, to find both again
-        out.print(f"evaluation files -> {out_dir}" + (" (against.json too)" if other is not None else ""),
-                  highlight=False)
-    for name, evaluation in ((model, result), (against, other)):
+        out.print(
+            f"evaluation files -> {out_dir}" + (" (against.json too)" if other is not None else ""), highlight=False
+        )
+    for model_uri, evaluation in ((model, result), (against, other)):
         if evaluation is not None and evaluation.run_id:
-            out.print(f"logged {name} on {data}: MLflow run {evaluation.run_id} in experiment "
-                      f"{evaluation.experiment!r} (supportlens runs --experiment {evaluation.experiment})",
-                      highlight=False)
+            out.print(
+                f"logged {model_uri} on {data}: MLflow run {evaluation.run_id} in experiment "
+                f"{evaluation.experiment!r} (supportlens runs --experiment {evaluation.experiment})",
+                highlight=False,
+            )
 
 
 # `runs` columns from the most telling; the least telling are left out first where the width is short
 _RUNS_KEPT = ("run_id", "run_name", "macro_f1", "kappa")
-_RUNS_RANK = (*_RUNS_KEPT, "n", "scored_on", "model_kind", "alpha", "cv_macro_f1", "f1_", "started",
-              "train_seconds", "data_digest")
+_RUNS_RANK = (
+    *_RUNS_KEPT,
+    "n",
+    "scored_on",
+    "model_kind",
+    "alpha",
+    "cv_macro_f1",
+    "f1_",
+    "started",
+    "train_seconds",
+    "data_digest",
+)
 
 
 def _runs_column_rank(column: str, kind: str) -> int:
@@ -160,10 +217,10 @@ def _table_width() -> int:
 
 
 def runs(
-    experiment: Annotated[Optional[str], typer.Option(help="Experiment name (default: all)")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Experiment name (default: all)")] = None,
     sort: Annotated[str, typer.Option(help="Column to sort by")] = "macro_f1",
     format_: Annotated[str, typer.Option("--format", help="table or csv")] = "table",
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
 ) -> None:
     """Compare tracked runs side by side: training runs, then evaluation runs.
 
@@ -183,8 +240,10 @@ def runs(
         return
     if format_ != "table":
         fail(f"--format must be table or csv, got {format_!r}")
-    titles = {"train": "training runs: scored on each run's own held-out test interviews",
-              "evaluate": "evaluation runs: scored on the file named in scored_on"}
+    titles = {
+        "train": "training runs: scored on each run's own held-out test interviews",
+        "evaluate": "evaluation runs: scored on the file named in scored_on",
+    }
     kinds = list(dict.fromkeys(table["kind"])) if len(table) else ["train"]
     width = _table_width()
     for kind in kinds:
@@ -202,19 +261,19 @@ def runs(
                 break
             columns.remove(max(spare, key=lambda c: _runs_column_rank(c, kind)))
         if len(columns) < len(part.columns):
-            view.caption = (f"left out to fit {width} columns: {', '.join(c for c in part.columns if c not in columns)}"
-                            " (--format csv has every column)")
+            view.caption = (
+                f"left out to fit {width} columns: {', '.join(c for c in part.columns if c not in columns)}"
+                " (--format csv has every column)"
+            )
             view.caption_justify = "left"
         out.print(view, width=width)  # what still does not fit wraps
 
 
 def ui(
-    tracking_uri: Annotated[Optional[str], typer.Option(help="Backend store URI")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="Backend store URI")] = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 5000,
 ) -> None:
     """Open the MLflow UI on the tracking store."""
     from supportlens.tracking import open_ui
 
     raise typer.Exit(open_ui(tracking_uri, port))
-
-

@@ -12,9 +12,10 @@ import functools
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import datasets
 import pandas as pd
@@ -31,12 +32,40 @@ _MAX_PROBLEMS = 20  # row-level problems listed in one error; the count says how
 # column names that often hold what a setting means, when the configured name is not in the file
 # (compared ignoring case, spaces, hyphens and underscores)
 _LIKELY_COLUMNS = {
-    "text_column": ("text", "excerpt", "quote", "quotation", "passage", "segment", "content", "utterance",
-                    "coded text", "coded segment"),
+    "text_column": (
+        "text",
+        "excerpt",
+        "quote",
+        "quotation",
+        "passage",
+        "segment",
+        "content",
+        "utterance",
+        "coded text",
+        "coded segment",
+    ),
     "label_column": ("label", "code", "codes", "category", "theme", "coding"),
-    "group_column": ("interview", "interview id", "interviewid", "interview no", "interview number",
-                     "document", "document id", "doc", "doc id", "transcript", "transcript id", "source",
-                     "file", "file name", "filename", "participant", "participant id", "case", "case id"),
+    "group_column": (
+        "interview",
+        "interview id",
+        "interviewid",
+        "interview no",
+        "interview number",
+        "document",
+        "document id",
+        "doc",
+        "doc id",
+        "transcript",
+        "transcript id",
+        "source",
+        "file",
+        "file name",
+        "filename",
+        "participant",
+        "participant id",
+        "case",
+        "case id",
+    ),
 }
 
 
@@ -65,15 +94,16 @@ class DataReport:
 
     def summary(self) -> str:
         if self.files:
-            parts = [f"{self.rows_kept} excerpts kept of {self.rows_read} read from {len(self.files)} files: "
-                     + ", ".join(f"{f['path']} ({f['rows_kept']} of {f['rows_read']})" for f in self.files)]
+            parts = [
+                f"{self.rows_kept} excerpts kept of {self.rows_read} read from {len(self.files)} files: "
+                + ", ".join(f"{f['path']} ({f['rows_kept']} of {f['rows_read']})" for f in self.files)
+            ]
         else:
             parts = [f"{self.rows_kept} excerpts kept of {self.rows_read} read from {self.path}"]
         if self.duplicates_removed:
             parts.append(f"{len(self.duplicates_removed)} exact duplicates removed")
         if self.conflicts:
-            parts.append(f"{len(self.conflicts)} texts coded with different labels "
-                         f"({self.conflict_policy})")
+            parts.append(f"{len(self.conflicts)} texts coded with different labels ({self.conflict_policy})")
         if self.skipped_blank_labels:
             parts.append(f"{len(self.skipped_blank_labels)} rows with no code skipped")
         return "; ".join(parts) + "".join(f"\n  note: {n}" for n in self.notes)
@@ -120,7 +150,7 @@ def _decode(path: Path, raw: bytes) -> tuple[str, list[str]]:
             raise DataError(f"{path}: {exc.reason}") from None
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{path}: line {line}: undecodable bytes {raw[exc.start:exc.end]!r} at byte {exc.start} "
+            f"{path}: line {line}: undecodable bytes {raw[exc.start : exc.end]!r} at byte {exc.start} "
             f"({exc.reason}); save the file as UTF-8 (in Excel: 'CSV UTF-8') and try again"
         ) from None
     return decoded.text, decoded.notes
@@ -153,8 +183,10 @@ def find_column(columns: Sequence[object], wanted: str) -> Any | None:
 
 
 def _has_columns(columns: Sequence[object], required: Sequence[str | tuple[str, ...]]) -> bool:
-    return all(any(find_column(columns, name) is not None for name in ((need,) if isinstance(need, str) else need))
-               for need in required)
+    return all(
+        any(find_column(columns, name) is not None for name in ((need,) if isinstance(need, str) else need))
+        for need in required
+    )
 
 
 def read_table(path: str | Path, required: Sequence[str | tuple[str, ...]] = ()) -> pd.DataFrame:
@@ -216,8 +248,13 @@ def _set_advice(key: str, value: str | None = None) -> str:
 def _likely(columns: Sequence[object], key: str, taken: set[object]) -> list[object]:
     """Columns that may hold what setting ``key`` names (an "Interview" column for interview_id)."""
     names = {tables.column_key(n) for n in _LIKELY_COLUMNS.get(key, ())}
-    return [c for c in columns if c != "_row" and c not in taken
-            and (tables.column_key(c) in names or (key == "group_column" and "interview" in tables.column_key(c)))]
+    return [
+        c
+        for c in columns
+        if c != "_row"
+        and c not in taken
+        and (tables.column_key(c) in names or (key == "group_column" and "interview" in tables.column_key(c)))
+    ]
 
 
 def text_key(text: object) -> str:
@@ -230,13 +267,13 @@ def text_key(text: object) -> str:
 
 
 def listing(rows: list[Any]) -> str:
-    """"4, 9, 12 and 3 more": at most ten items, so that a message about a big file stays readable."""
+    """ "4, 9, 12 and 3 more": at most ten items, so that a message about a big file stays readable."""
     shown = ", ".join(str(r) for r in rows[:_MAX_LISTED])
     return shown + (f" and {len(rows) - _MAX_LISTED} more" if len(rows) > _MAX_LISTED else "")
 
 
 def rows_phrase(rows: list[Any]) -> str:
-    """"row 4" or "rows 4, 9, 12": rows of a file as a person counts them."""
+    """ "row 4" or "rows 4, 9, 12": rows of a file as a person counts them."""
     return f"row{'s' if len(rows) > 1 else ''} {listing(rows)}"
 
 
@@ -247,8 +284,13 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = None,
-               skip_blank_labels: bool = False, min_codes: int = 2) -> CodedData:
+def load_coded(
+    path: str | Path,
+    codebook: Codebook,
+    cfg: DataConfig | None = None,
+    skip_blank_labels: bool = False,
+    min_codes: int = 2,
+) -> CodedData:
     """Load, validate and de-duplicate coded excerpts (a table, or a REFI-QDA ``.qdpx`` project
     whose coded selections are read by `supportlens.qda.importing.import_qdpx`).
 
@@ -274,13 +316,19 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
         raise DataError(f"{where}: no rows")
 
     columns = _resolve_columns(frame, cfg, where, report)
-    out = pd.DataFrame({
-        "row": frame["_row"].astype(int),
-        "text": [cell_text(v).strip() for v in frame[columns["text_column"]]],
-        "raw_label": [cell_text(v).strip() for v in frame[columns["label_column"]]],
-    })
-    for name, key in (("group", "group_column"), ("id", "id_column"), ("speaker", "speaker_column"),
-                      ("coder", "coder_column")):
+    out = pd.DataFrame(
+        {
+            "row": frame["_row"].astype(int),
+            "text": [cell_text(v).strip() for v in frame[columns["text_column"]]],
+            "raw_label": [cell_text(v).strip() for v in frame[columns["label_column"]]],
+        }
+    )
+    for name, key in (
+        ("group", "group_column"),
+        ("id", "id_column"),
+        ("speaker", "speaker_column"),
+        ("coder", "coder_column"),
+    ):
         column = columns[key]
         out[name] = [cell_text(v).strip() for v in frame[column]] if column is not None else ""
     group_column, id_column = columns["group_column"], columns["id_column"]
@@ -296,8 +344,10 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
     if group_column is not None:
         missing = out.loc[out["group"] == "", "row"].tolist()
         if missing:
-            problems.append(f"{rows_phrase(missing)}: field {group_column!r} is empty; every excerpt needs its "
-                            "interview or document id")
+            problems.append(
+                f"{rows_phrase(missing)}: field {group_column!r} is empty; every excerpt needs its "
+                "interview or document id"
+            )
     empty = out.loc[out["text"] == "", "row"].tolist()
     if empty:
         problems.append(f"{rows_phrase(empty)}: field {columns['text_column']!r} is empty")
@@ -310,15 +360,21 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
         values = sorted(set(unknown["raw_label"]))
         field_name = columns["label_column"]
         if len(values) == 1:
-            problems.append(f"{rows_phrase(unknown['row'].tolist())}: unknown label {values[0]!r} in field {field_name!r}")
+            problems.append(
+                f"{rows_phrase(unknown['row'].tolist())}: unknown label {values[0]!r} in field {field_name!r}"
+            )
         else:
             problems.append(
                 f"{rows_phrase(unknown['row'].tolist())}: unknown labels in field {field_name!r}: "
-                + ", ".join(f"{v!r} ({rows_phrase(unknown.loc[unknown['raw_label'] == v, 'row'].tolist())})"
-                            for v in values[:_MAX_LISTED])
-                + (f" and {len(values) - _MAX_LISTED} more" if len(values) > _MAX_LISTED else ""))
-        advice = (f"Known codes: {'; '.join(codebook.known_values())}. Add an alias to the codebook "
-                  "or use another codebook.")
+                + ", ".join(
+                    f"{v!r} ({rows_phrase(unknown.loc[unknown['raw_label'] == v, 'row'].tolist())})"
+                    for v in values[:_MAX_LISTED]
+                )
+                + (f" and {len(values) - _MAX_LISTED} more" if len(values) > _MAX_LISTED else "")
+            )
+        advice = (
+            f"Known codes: {'; '.join(codebook.known_values())}. Add an alias to the codebook or use another codebook."
+        )
     ids = out.loc[out["id"] != "", "id"]
     repeated = sorted(set(ids[ids.duplicated()]))
     if repeated:
@@ -327,7 +383,8 @@ def load_coded(path: str | Path, codebook: Codebook, cfg: DataConfig | None = No
             f"{rows_phrase(sorted(r for rows in rows_of.values() for r in rows))}: field {id_column!r} repeats ids "
             + ", ".join(f"{i!r} ({rows_phrase(rows_of[i])})" for i in repeated[:_MAX_LISTED])
             + (f" and {len(repeated) - _MAX_LISTED} more" if len(repeated) > _MAX_LISTED else "")
-            + "; excerpt ids must be unique (a row repeating another exactly is removed; these differ)")
+            + "; excerpt ids must be unique (a row repeating another exactly is removed; these differ)"
+        )
     if problems:
         raise DataError(_problems_message(where, problems, advice))
 
@@ -350,10 +407,12 @@ def _problems_message(where: str, problems: list[str], advice: str = "") -> str:
         return f"{where}: {problems[0]}" + (f". {advice}" if advice else "")
     shown = problems[:_MAX_PROBLEMS]
     more = len(problems) - len(shown)
-    return (f"{where}: {len(problems)} problems; fix them all, then run again:\n"
-            + "\n".join(f"  - {p}" for p in shown)
-            + (f"\n  ... and {more} more" if more else "")
-            + (f"\n{advice}" if advice else ""))
+    return (
+        f"{where}: {len(problems)} problems; fix them all, then run again:\n"
+        + "\n".join(f"  - {p}" for p in shown)
+        + (f"\n  ... and {more} more" if more else "")
+        + (f"\n{advice}" if advice else "")
+    )
 
 
 def _resolve_columns(frame: pd.DataFrame, cfg: DataConfig, where: str, report: DataReport) -> dict[str, Any]:
@@ -367,34 +426,48 @@ def _resolve_columns(frame: pd.DataFrame, cfg: DataConfig, where: str, report: D
         wanted = getattr(cfg, key)
         column = find_column(columns, wanted) if wanted else None
         if column is not None and column != wanted:
-            report.notes.append(f"column {str(column)!r} read as data.{key} {wanted!r} (the names differ only "
-                                "in case or spacing)")
+            report.notes.append(
+                f"column {str(column)!r} read as data.{key} {wanted!r} (the names differ only in case or spacing)"
+            )
         found[key] = column
     taken = {c for c in found.values() if c is not None}
     missing = []
     for key in ("text_column", "label_column"):
         if found[key] is None:
             likely = _likely(columns, key, taken)
-            hint = (f"; {str(likely[0])!r} looks like it: {_set_advice(key, str(likely[0]))}" if likely
-                    else f"; name it with {_set_advice(key)}")
+            hint = (
+                f"; {str(likely[0])!r} looks like it: {_set_advice(key, str(likely[0]))}"
+                if likely
+                else f"; name it with {_set_advice(key)}"
+            )
             missing.append(f"no column {getattr(cfg, key)!r} (data.{key}){hint}")
     if missing:
         sheets = frame.attrs.get("sheets") or {}
-        has = (f"no sheet has it; the sheets and their columns: {sheets_listing(frame)}" if len(sheets) > 1
-               else f"the file has columns: {', '.join(map(str, columns))}")
+        has = (
+            f"no sheet has it; the sheets and their columns: {sheets_listing(frame)}"
+            if len(sheets) > 1
+            else f"the file has columns: {', '.join(map(str, columns))}"
+        )
         raise DataError(f"{where}: " + "; ".join(missing) + f". {has[0].upper()}{has[1:]}")
     if found["group_column"] is None:
         report.grouped = False
         likely = _likely(columns, "group_column", taken)
         if cfg.group_column:
-            what = (f"no interview column {cfg.group_column!r} (data.group_column), so each excerpt is its own "
-                    "group: excerpts of one interview may land in both training and test data and scores "
-                    "will be optimistic")
+            what = (
+                f"no interview column {cfg.group_column!r} (data.group_column), so each excerpt is its own "
+                "group: excerpts of one interview may land in both training and test data and scores "
+                "will be optimistic"
+            )
         else:
-            what = ("data.group_column is not set, so each excerpt is its own group: excerpts of one interview "
-                    "may land in both training and test data and scores will be optimistic")
-        how = (f"; {str(likely[0])!r} looks like the interview: use it with {_set_advice('group_column', str(likely[0]))}"
-               if likely else f"; name the interview column with {_set_advice('group_column')}")
+            what = (
+                "data.group_column is not set, so each excerpt is its own group: excerpts of one interview "
+                "may land in both training and test data and scores will be optimistic"
+            )
+        how = (
+            f"; {str(likely[0])!r} looks like the interview: use it with {_set_advice('group_column', str(likely[0]))}"
+            if likely
+            else f"; name the interview column with {_set_advice('group_column')}"
+        )
         report.notes.append(what + how)
     return found
 
@@ -422,12 +495,20 @@ def _fill_blank_ids(out: pd.DataFrame, id_column: Any, report: DataReport) -> No
     if id_column is None:
         return  # no id column at all: row numbers are the ids, as documented
     rows = out.loc[blank, "row"].tolist()
-    report.notes.append(f"{rows_phrase(rows)}: no id in field {id_column!r}; "
-                        + ("every row is given its row number as id (row-2, ...)" if blank.all()
-                           else f"given {'their row numbers' if len(rows) > 1 else 'its row number'} as id "
-                                f"({listing(generated)})")
-                        + (f"; {listing(clashes)} {'are' if len(clashes) > 1 else 'is'} already an id in the "
-                           "file, so a suffix was added" if clashes else ""))
+    report.notes.append(
+        f"{rows_phrase(rows)}: no id in field {id_column!r}; "
+        + (
+            "every row is given its row number as id (row-2, ...)"
+            if blank.all()
+            else f"given {'their row numbers' if len(rows) > 1 else 'its row number'} as id ({listing(generated)})"
+        )
+        + (
+            f"; {listing(clashes)} {'are' if len(clashes) > 1 else 'is'} already an id in the "
+            "file, so a suffix was added"
+            if clashes
+            else ""
+        )
+    )
 
 
 def _drop_repeated_rows(out: pd.DataFrame, id_column: Any, report: DataReport) -> pd.DataFrame:
@@ -435,10 +516,16 @@ def _drop_repeated_rows(out: pd.DataFrame, id_column: Any, report: DataReport) -
     coder: a row pasted twice), noting each with the row it repeats."""
     if id_column is None:
         return out  # no ids: `_deduplicate` finds repeated texts
-    key = pd.DataFrame({"id": out["id"], "text": out["text"].map(text_key),
-                        "label": [lab if lab is not None else raw.casefold()
-                                  for lab, raw in zip(out["label"], out["raw_label"])],
-                        "group": out["group"], "speaker": out["speaker"], "coder": out["coder"]})
+    key = pd.DataFrame(
+        {
+            "id": out["id"],
+            "text": out["text"].map(text_key),
+            "label": [lab if lab is not None else raw.casefold() for lab, raw in zip(out["label"], out["raw_label"])],
+            "group": out["group"],
+            "speaker": out["speaker"],
+            "coder": out["coder"],
+        }
+    )
     repeat = key.duplicated(keep="first")
     if not repeat.any():
         return out
@@ -452,9 +539,11 @@ def _drop_repeated_rows(out: pd.DataFrame, id_column: Any, report: DataReport) -
     ids = out.loc[repeat, "id"].tolist()
     report.duplicates_removed.extend(ids)
     listed = ", ".join(f"row {r} (= row {f}, id {i!r})" for (r, f), i in zip(pairs[:_MAX_LISTED], ids))
-    report.notes.append(f"{len(pairs)} row{'s' if len(pairs) > 1 else ''} repeating an earlier row exactly "
-                        f"(same id and content) removed: {listed}"
-                        + (f" and {len(pairs) - _MAX_LISTED} more" if len(pairs) > _MAX_LISTED else ""))
+    report.notes.append(
+        f"{len(pairs)} row{'s' if len(pairs) > 1 else ''} repeating an earlier row exactly "
+        f"(same id and content) removed: {listed}"
+        + (f" and {len(pairs) - _MAX_LISTED} more" if len(pairs) > _MAX_LISTED else "")
+    )
     return out.loc[~repeat].copy()
 
 
@@ -470,11 +559,17 @@ def _read_qdpx(path: Path, codebook: Codebook, cfg: DataConfig) -> tuple[pd.Data
         raise DataError(str(exc)) from None
     summary = qda_report.summary(import_options=False)  # import's options are not ours: say how to get them
     if frame.empty:
-        raise DataError(f"{path}: no coded selection maps to the codebook ("
-                        + "; ".join(summary.splitlines()) + ")")
+        raise DataError(f"{path}: no coded selection maps to the codebook (" + "; ".join(summary.splitlines()) + ")")
     frame = frame.assign(_row=range(1, len(frame) + 1))
-    cfg = dataclasses.replace(cfg, text_column="text", label_column="label", group_column="interview_id",
-                              id_column="id", speaker_column="speaker_role", coder_column="coder")
+    cfg = dataclasses.replace(
+        cfg,
+        text_column="text",
+        label_column="label",
+        group_column="interview_id",
+        id_column="id",
+        speaker_column="speaker_role",
+        coder_column="coder",
+    )
     notes = [line.removeprefix("note: ") for line in summary.splitlines()[1:]]
     return frame, cfg, notes
 
@@ -491,9 +586,14 @@ def _deduplicate(out: pd.DataFrame, report: DataReport, path: Path | str) -> pd.
             report.duplicates_removed.extend(block["id"].iloc[1:].tolist())
             keep.loc[idx[1:]] = False
             continue
-        report.conflicts.append({"ids": block["id"].tolist(), "rows": block["row"].tolist(),
-                                 "labels": block["label"].tolist(),
-                                 "text": block["text"].iloc[0][:200]})
+        report.conflicts.append(
+            {
+                "ids": block["id"].tolist(),
+                "rows": block["row"].tolist(),
+                "labels": block["label"].tolist(),
+                "text": block["text"].iloc[0][:200],
+            }
+        )
         if report.conflict_policy == "drop":
             keep.loc[idx] = False
         elif report.conflict_policy == "keep":
@@ -519,9 +619,14 @@ def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebo
     split cannot put it in both training and test data. The report counts rows per file.
     """
     main = data.report
-    report = dataclasses.replace(main, notes=list(main.notes), duplicates_removed=list(main.duplicates_removed),
-                                 conflicts=list(main.conflicts), skipped_blank_labels=list(main.skipped_blank_labels),
-                                 files=[{"path": main.path, "rows_read": main.rows_read, "rows_kept": main.rows_kept}])
+    report = dataclasses.replace(
+        main,
+        notes=list(main.notes),
+        duplicates_removed=list(main.duplicates_removed),
+        conflicts=list(main.conflicts),
+        skipped_blank_labels=list(main.skipped_blank_labels),
+        files=[{"path": main.path, "rows_read": main.rows_read, "rows_kept": main.rows_kept}],
+    )
     frames = [data.frame]
     text_group = dict(zip(data.frame["text"].map(text_key), data.frame["group"]))
     id_source = {i: main.path for i in data.frame["id"]}
@@ -532,14 +637,18 @@ def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebo
         key = frame["text"].map(text_key)
         repeated = key.isin(text_group.keys())
         if repeated.any():
-            report.notes.append(f"{path}: {int(repeated.sum())} excerpts already coded in an earlier "
-                                "file were left out (the first coding is kept)")
+            report.notes.append(
+                f"{path}: {int(repeated.sum())} excerpts already coded in an earlier "
+                "file were left out (the first coding is kept)"
+            )
         frame, key = frame.loc[~repeated], key[~repeated]
         clash = frame.loc[frame["id"].isin(id_source.keys())]
         if not clash.empty:
             ids = clash["id"].tolist()
-            raise DataError(f"{path}: ids {listing(ids)} ({rows_phrase(clash['row'].tolist())}) are also used in "
-                            f"{id_source[ids[0]]}; excerpt ids must be unique across all training files")
+            raise DataError(
+                f"{path}: ids {listing(ids)} ({rows_phrase(clash['row'].tolist())}) are also used in "
+                f"{id_source[ids[0]]}; excerpt ids must be unique across all training files"
+            )
         id_source.update({i: path for i in frame["id"]})
         text_group.update(zip(key, frame["group"]))
         report.rows_read += extra.report.rows_read
@@ -548,8 +657,10 @@ def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebo
         report.conflicts.extend(extra.report.conflicts)
         report.grouped = report.grouped and extra.report.grouped
         report.files.append({"path": path, "rows_read": extra.report.rows_read, "rows_kept": len(frame)})
-        report.notes.append(f"added {len(frame)} coded excerpts from {path} "
-                            f"({len(extra.report.skipped_blank_labels)} rows without a code skipped)")
+        report.notes.append(
+            f"added {len(frame)} coded excerpts from {path} "
+            f"({len(extra.report.skipped_blank_labels)} rows without a code skipped)"
+        )
         frames.append(frame)
     report.path = " + ".join(f["path"] for f in report.files)
     combined = pd.concat(frames, ignore_index=True)
@@ -581,8 +692,10 @@ def _align_groups(frame: pd.DataFrame, text_group: dict[str, str], path: str, re
     for name in files:
         texts = frame.loc[groups == name, "text"].map(text_key)
         shared = [text_group[t] for t in texts if t in text_group]
-        same = next((known[k] for k in (Path(name.replace("\\", "/")).name.casefold(), stem(name).casefold())
-                     if k in known), None)
+        same = next(
+            (known[k] for k in (Path(name.replace("\\", "/")).name.casefold(), stem(name).casefold()) if k in known),
+            None,
+        )
         if shared:
             renamed[name] = max(set(shared), key=shared.count)
             joined.append(f"{name!r} as {renamed[name]!r} (they share passages)")
@@ -595,20 +708,23 @@ def _align_groups(frame: pd.DataFrame, text_group: dict[str, str], path: str, re
     report.notes.append(
         f"{path}: each transcript file is one interview, named by the file without folder and suffix"
         + (f"; joined to interviews of the data so far: {listing(joined)}" if joined else "")
-        + (f"; new interviews: {listing(new)}" if new else ""))
+        + (f"; new interviews: {listing(new)}" if new else "")
+    )
     return groups.map(lambda g: renamed.get(g, g))
 
 
 def to_dataset(frame: pd.DataFrame, codebook: Codebook) -> datasets.Dataset:
     """Canonical columns -> ``datasets.Dataset`` whose ``label`` is a ``ClassLabel``."""
-    features = datasets.Features({
-        "id": datasets.Value("string"),
-        "text": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=codebook.labels),
-        "group": datasets.Value("string"),
-        "speaker": datasets.Value("string"),
-        "coder": datasets.Value("string"),
-    })
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=codebook.labels),
+            "group": datasets.Value("string"),
+            "speaker": datasets.Value("string"),
+            "coder": datasets.Value("string"),
+        }
+    )
     data = {name: frame[name].astype(str).tolist() for name in ("id", "text", "group", "speaker", "coder")}
     data["label"] = [codebook.label2id[label] for label in frame["label"]]
     return datasets.Dataset.from_dict(data, features=features)

@@ -16,8 +16,19 @@ from supportlens.config import DataConfig
 from supportlens.corpus.dataset import TABLE_SUFFIXES, read_table
 from supportlens.io.atomic import write_atomic
 
-SHEET_COLUMNS = ["id", "source", "passage_index", "start", "end", "speaker", "text", "suggested_code",
-                 "confidence", "code", "notes"]
+SHEET_COLUMNS = [
+    "id",
+    "source",
+    "passage_index",
+    "start",
+    "end",
+    "speaker",
+    "text",
+    "suggested_code",
+    "confidence",
+    "code",
+    "notes",
+]
 SHEET_SUFFIXES = (".csv", ".xlsx")
 
 
@@ -36,8 +47,7 @@ def coding_sheet(selected: pd.DataFrame) -> pd.DataFrame:
 
     Passages from table rows with an id (csv/xlsx inputs) also get ``row_id``, the last column,
     as in ``supportlens predict``'s output, so a coded row can be matched to the input table."""
-    sheet = pd.DataFrame({column: selected[column] if column in selected.columns else ""
-                          for column in SHEET_COLUMNS})
+    sheet = pd.DataFrame({column: selected[column] if column in selected.columns else "" for column in SHEET_COLUMNS})
     sheet["confidence"] = selected["confidence"].astype(float).round(3)
     sheet["code"] = ""
     sheet["notes"] = ""
@@ -58,13 +68,15 @@ def write_sheet(frame: pd.DataFrame, path: str | Path) -> Path:
         raise SheetError(f"{path.name}: the output must end in {' or '.join(SHEET_SUFFIXES)}")
     if not path.parent.exists():
         raise SheetError(f"{path.parent}: output folder does not exist")
+
     def write(tmp: Path) -> None:
         if suffix == ".xlsx":
             from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
             # control characters that Excel rejects would make openpyxl fail on the whole file
-            clean = frame.apply(lambda col: col.map(lambda v: ILLEGAL_CHARACTERS_RE.sub("", v)
-                                                    if isinstance(v, str) else v))
+            clean = frame.apply(
+                lambda col: col.map(lambda v: ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v)
+            )
             clean.to_excel(tmp, index=False, engine="openpyxl")
         else:
             frame.to_csv(tmp, index=False, encoding="utf-8-sig")

@@ -55,8 +55,9 @@ def _holdout(labels: np.ndarray, groups: np.ndarray, share: float, seed: int) ->
     return rest, held
 
 
-def grouped_split(labels: np.ndarray, groups: np.ndarray, test_size: float = 0.15,
-                  val_size: float = 0.15, seed: int = 13) -> Split:
+def grouped_split(
+    labels: np.ndarray, groups: np.ndarray, test_size: float = 0.15, val_size: float = 0.15, seed: int = 13
+) -> Split:
     """Train/validation/test indices; whole interviews per part, seeded, label shares kept close."""
     labels = np.asarray(labels)
     groups = np.asarray(groups)
@@ -69,7 +70,9 @@ def grouped_split(labels: np.ndarray, groups: np.ndarray, test_size: float = 0.1
     return Split(train=np.sort(rest[tr]), val=np.sort(rest[va]), test=np.sort(test))
 
 
-def grouped_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 13) -> list[tuple[np.ndarray, np.ndarray]]:
+def grouped_folds(
+    labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 13
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """K grouped, stratified folds as (train_idx, test_idx) pairs."""
     labels = np.asarray(labels)
     groups = np.asarray(groups)
@@ -80,6 +83,8 @@ def grouped_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 13
     return list(splitter.split(np.zeros(len(labels)), labels, groups))
 
 
-def inner_validation(labels: np.ndarray, groups: np.ndarray, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def inner_validation(
+    labels: np.ndarray, groups: np.ndarray, val_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Split a training fold into (fit, validation) by group, for early stopping and calibration."""
     return _holdout(np.asarray(labels), np.asarray(groups), val_size, seed)

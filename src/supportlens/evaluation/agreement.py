@@ -16,9 +16,10 @@ The coder-facing part works in three steps, each usable on its own:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import krippendorff
 import numpy as np
@@ -37,7 +38,7 @@ UNIT_COLUMNS = ["unit", "source", "start", "end", "text", "code", "row"]
 UNKNOWN_CHOICES = ("error", "keep")  # a code the codebook does not know: stop, or compare it as written
 
 
-def percent_agreement(a: Sequence[str], b: Sequence[str]) -> float:
+def percent_agreement(a: Sequence[str] | np.ndarray, b: Sequence[str] | np.ndarray) -> float:
     a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
     return float((a == b).mean()) if len(a) else float("nan")
 
@@ -93,12 +94,14 @@ def stats_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
         observed = 2 * (n - agree)
         alpha = np.where(expected > 0, 1.0 - (pairable - 1) * observed / expected, 1.0)
     empty = n == 0
-    return {name: np.where(empty, np.nan, values)
-            for name, values in (("percent", po), ("kappa", kappa), ("alpha", alpha))}
+    return {
+        name: np.where(empty, np.nan, values) for name, values in (("percent", po), ("kappa", kappa), ("alpha", alpha))
+    }
 
 
-def bootstrap_confusions(ia: np.ndarray, ib: np.ndarray, k: int, n_boot: int, seed: int,
-                         chunk: int = 250) -> np.ndarray:
+def bootstrap_confusions(
+    ia: np.ndarray, ib: np.ndarray, k: int, n_boot: int, seed: int, chunk: int = 250
+) -> np.ndarray:
     """Confusion tables of ``n_boot`` resamples (with replacement) of the matched units."""
     rng = np.random.default_rng(seed)
     pairs = np.asarray(ia) * k + np.asarray(ib)
@@ -112,8 +115,14 @@ def bootstrap_confusions(ia: np.ndarray, ib: np.ndarray, k: int, n_boot: int, se
     return np.concatenate(tables) if tables else np.zeros((0, k, k))
 
 
-def paired_kappa_difference(truth: Sequence[str], a: Sequence[str], b: Sequence[str],
-                            labels: Sequence[str], n_boot: int = 2000, seed: int = 13) -> Estimate:
+def paired_kappa_difference(
+    truth: Sequence[str] | np.ndarray,
+    a: Sequence[str] | np.ndarray,
+    b: Sequence[str] | np.ndarray,
+    labels: Sequence[str],
+    n_boot: int = 2000,
+    seed: int = 13,
+) -> Estimate:
     """κ(truth, b) − κ(truth, a), with a paired bootstrap 95% interval.
 
     Both models are scored on the same resampled units in every replicate, so the interval is
@@ -133,10 +142,12 @@ def paired_kappa_difference(truth: Sequence[str], a: Sequence[str], b: Sequence[
     t, ia, ib = (np.array([codes[x] for x in v]) for v in (truth, a, b))
     point = cohens_kappa(truth, b) - cohens_kappa(truth, a)
     # the same seed draws the same resamples of the units for both models: that is the pairing
-    diffs = (stats_from_confusion(bootstrap_confusions(t, ib, k, n_boot, seed))["kappa"]
-             - stats_from_confusion(bootstrap_confusions(t, ia, k, n_boot, seed))["kappa"])
+    diffs = (
+        stats_from_confusion(bootstrap_confusions(t, ib, k, n_boot, seed))["kappa"]
+        - stats_from_confusion(bootstrap_confusions(t, ia, k, n_boot, seed))["kappa"]
+    )
     diffs = diffs[np.isfinite(diffs)]
-    low, high = (np.percentile(diffs, [2.5, 97.5]) if len(diffs) else (np.nan, np.nan))
+    low, high = np.percentile(diffs, [2.5, 97.5]) if len(diffs) else (np.nan, np.nan)
     return Estimate(float(point), float(low), float(high))
 
 
@@ -189,19 +200,37 @@ class Agreement:
 
     def to_dict(self) -> dict[str, Any]:
         stats = {name: vars(getattr(self, name)).copy() for name in ("percent", "kappa", "alpha")}
-        return {"a": self.name_a, "b": self.name_b, "n": self.n, "only_a": self.only_a,
-                "only_b": self.only_b, "uncoded_a": self.uncoded_a, "uncoded_b": self.uncoded_b,
-                "only_a_units": list(self.only_a_units), "only_b_units": list(self.only_b_units),
-                "uncoded_a_units": list(self.uncoded_a_units), "uncoded_b_units": list(self.uncoded_b_units),
-                "matched_by": self.matched_by, "n_boot": self.n_boot, "unknown_codes": list(self.unknown_codes),
-                **stats,
-                "per_code": self.per_code.to_dict("records"),
-                "confusion": self.confusion.to_dict(), "notes": list(self.notes)}
+        return {
+            "a": self.name_a,
+            "b": self.name_b,
+            "n": self.n,
+            "only_a": self.only_a,
+            "only_b": self.only_b,
+            "uncoded_a": self.uncoded_a,
+            "uncoded_b": self.uncoded_b,
+            "only_a_units": list(self.only_a_units),
+            "only_b_units": list(self.only_b_units),
+            "uncoded_a_units": list(self.uncoded_a_units),
+            "uncoded_b_units": list(self.uncoded_b_units),
+            "matched_by": self.matched_by,
+            "n_boot": self.n_boot,
+            "unknown_codes": list(self.unknown_codes),
+            **stats,
+            "per_code": self.per_code.to_dict("records"),
+            "confusion": self.confusion.to_dict(),
+            "notes": list(self.notes),
+        }
 
 
-def compare_codings(a: pd.DataFrame, b: pd.DataFrame, labels: Sequence[str] | None = None,
-                    n_boot: int = 2000, seed: int = 13, name_a: str = "A",
-                    name_b: str = "B") -> Agreement:
+def compare_codings(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    labels: Sequence[str] | None = None,
+    n_boot: int = 2000,
+    seed: int = 13,
+    name_a: str = "A",
+    name_b: str = "B",
+) -> Agreement:
     """Agreement between two aligned codings: row i of ``a`` and of ``b`` are the same unit.
 
     Both frames need a ``code`` column; ``unit``, ``source``, ``start``, ``end`` and ``text`` are
@@ -224,8 +253,11 @@ def compare_codings(a: pd.DataFrame, b: pd.DataFrame, labels: Sequence[str] | No
     k = len(labels)
 
     table = np.bincount(ia * k + ib, minlength=k * k).reshape(k, k)
-    point = {"percent": percent_agreement(codes_a, codes_b), "kappa": cohens_kappa(codes_a, codes_b),
-             "alpha": krippendorff_alpha(codes_a, codes_b)}
+    point = {
+        "percent": percent_agreement(codes_a, codes_b),
+        "kappa": cohens_kappa(codes_a, codes_b),
+        "alpha": krippendorff_alpha(codes_a, codes_b),
+    }
     estimates = {name: Estimate(value) for name, value in point.items()}
     if n_boot > 0:
         boot = stats_from_confusion(bootstrap_confusions(ia, ib, k, n_boot, seed))
@@ -238,13 +270,17 @@ def compare_codings(a: pd.DataFrame, b: pd.DataFrame, labels: Sequence[str] | No
     for code in labels:
         in_a, in_b = codes_a == code, codes_b == code
         used = bool(in_a.any() or in_b.any())
-        per_code.append({
-            "code": code, "n_a": int(in_a.sum()), "n_b": int(in_b.sum()), "both": int((in_a & in_b).sum()),
-            "specific_agreement": specific_agreement(codes_a, codes_b, code),
-            "kappa": cohens_kappa(in_a.astype(str), in_b.astype(str)) if used else float("nan"),
-        })
-    confusion = pd.DataFrame(table, index=pd.Index(labels, name=name_a),
-                             columns=pd.Index(labels, name=name_b))
+        per_code.append(
+            {
+                "code": code,
+                "n_a": int(in_a.sum()),
+                "n_b": int(in_b.sum()),
+                "both": int((in_a & in_b).sum()),
+                "specific_agreement": specific_agreement(codes_a, codes_b, code),
+                "kappa": cohens_kappa(in_a.astype(str), in_b.astype(str)) if used else float("nan"),
+            }
+        )
+    confusion = pd.DataFrame(table, index=pd.Index(labels, name=name_a), columns=pd.Index(labels, name=name_b))
 
     def column(name: str) -> pd.Series:
         for frame in (a, b):  # A's provenance, unless A lacks it (ids only) and B has it
@@ -256,9 +292,19 @@ def compare_codings(a: pd.DataFrame, b: pd.DataFrame, labels: Sequence[str] | No
     disagreements = pd.DataFrame({name: column(name) for name in ("unit", "source", "start", "end", "text")})
     disagreements["code_a"], disagreements["code_b"] = codes_a, codes_b
     disagreements = disagreements.loc[differ].reset_index(drop=True)
-    return Agreement(name_a=name_a, name_b=name_b, labels=labels, n=len(a), percent=estimates["percent"],
-                     kappa=estimates["kappa"], alpha=estimates["alpha"], per_code=pd.DataFrame(per_code),
-                     confusion=confusion, disagreements=disagreements, n_boot=max(0, n_boot))
+    return Agreement(
+        name_a=name_a,
+        name_b=name_b,
+        labels=labels,
+        n=len(a),
+        percent=estimates["percent"],
+        kappa=estimates["kappa"],
+        alpha=estimates["alpha"],
+        per_code=pd.DataFrame(per_code),
+        confusion=confusion,
+        disagreements=disagreements,
+        n_boot=max(0, n_boot),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,8 +315,7 @@ def _integers(frame: pd.DataFrame, column: str, path: Path | str) -> pd.Series:
     values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
     bad = frame.loc[values.isna() | (values != values.round()), "_row"].tolist()
     if bad:
-        raise DataError(f"{path}: {rows_phrase(bad)}: field {column!r} must be a whole number "
-                        "(a character offset)")
+        raise DataError(f"{path}: {rows_phrase(bad)}: field {column!r} must be a whole number (a character offset)")
     return values.astype(int)
 
 
@@ -294,8 +339,9 @@ class Coding:
         return Path(self.path).name
 
 
-def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
-                id_column: str = "id", unknown_codes: str = "error") -> Coding:
+def read_coding(
+    path: str | Path, codebook=None, code_column: str | None = None, id_column: str = "id", unknown_codes: str = "error"
+) -> Coding:
     """Read a coded file (CSV/TSV/JSONL/XLSX), a filled coding sheet or a `predict` output.
 
     The code is taken from ``code_column``, else a ``code`` column (coding sheets), else ``label``
@@ -316,15 +362,17 @@ def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
     if code_column is None:
         code_column = next((c for c in CODE_COLUMNS if c in raw.columns), None)
         if code_column is None:
-            raise DataError(f"{where}: no code column (looked for {' or '.join(map(repr, CODE_COLUMNS))});"
-                            f" the file has columns: {', '.join(map(str, columns))}")
+            raise DataError(
+                f"{where}: no code column (looked for {' or '.join(map(repr, CODE_COLUMNS))});"
+                f" the file has columns: {', '.join(map(str, columns))}"
+            )
     elif code_column not in raw.columns:
-        raise DataError(f"{where}: missing column {code_column!r}; the file has columns: "
-                        f"{', '.join(map(str, columns))}")
+        raise DataError(
+            f"{where}: missing column {code_column!r}; the file has columns: {', '.join(map(str, columns))}"
+        )
 
     def text_of(column: str) -> pd.Series:
-        return raw[column].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v))
-                               else str(v).strip())
+        return raw[column].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
 
     frame = pd.DataFrame({"row": raw["_row"].astype(int), "code": text_of(code_column)})
     source_column = next((c for c in SOURCE_COLUMNS if c in raw.columns), None)
@@ -358,18 +406,28 @@ def read_coding(path: str | Path, codebook=None, code_column: str | None = None,
         strange = frame.loc[normalised.isna()]
         unknown = {code: strange.loc[strange["code"] == code, "row"].tolist() for code in sorted(set(strange["code"]))}
         if unknown and unknown_codes == "error":
-            raise DataError(f"{where}: unknown code{'s' if len(unknown) > 1 else ''} in field "
-                            f"{code_column!r}: " + ", ".join(f"{code!r} ({rows_phrase(rows)})" for code, rows in unknown.items())
-                            + f". Known codes: {'; '.join(codebook.known_values())}")
+            raise DataError(
+                f"{where}: unknown code{'s' if len(unknown) > 1 else ''} in field "
+                f"{code_column!r}: "
+                + ", ".join(f"{code!r} ({rows_phrase(rows)})" for code, rows in unknown.items())
+                + f". Known codes: {'; '.join(codebook.known_values())}"
+            )
         frame["code"] = normalised.fillna(frame["code"])  # an unknown code stays as written
-    return Coding(path=str(path), frame=frame[UNIT_COLUMNS].reset_index(drop=True), uncoded=uncoded,
-                  has_spans=has_spans, blank=blank_rows, unknown=unknown,
-                  notes=[f"{where}: {note}" for note in raw.attrs.get("notes", [])])  # a cp1252 file, read
+    return Coding(
+        path=str(path),
+        frame=frame[UNIT_COLUMNS].reset_index(drop=True),
+        uncoded=uncoded,
+        has_spans=has_spans,
+        blank=blank_rows,
+        unknown=unknown,
+        notes=[f"{where}: {note}" for note in raw.attrs.get("notes", [])],
+    )  # a cp1252 file, read
 
 
 def _source_keys(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series, str | None]:
     """Keys to pair sources by: the normalised path, or the file name when the two files name
     the same transcripts by different folders (a gold file says smp01.txt, predict a full path)."""
+
     def norm(s: str) -> str:
         return os.path.normcase(os.path.normpath(s)) if s else s
 
@@ -425,14 +483,20 @@ def _match_ids(a: Coding, b: Coding) -> tuple[np.ndarray, np.ndarray]:
     for coding in (a, b):
         units = coding.frame["unit"]
         if (units == "").all():
-            raise DataError(f"{coding.path}: no id column (nor source and passage_index) to match "
-                            "units by; use `by='span'` with source, start and end columns")
+            raise DataError(
+                f"{coding.path}: no id column (nor source and passage_index) to match "
+                "units by; use `by='span'` with source, start and end columns"
+            )
         repeated = sorted(set(units[units.duplicated() & (units != "")]))
         if repeated:
-            where = "; ".join(f"{unit!r} in rows {', '.join(map(str, coding.frame.loc[units == unit, 'row']))}"
-                              for unit in repeated[:10])
-            raise DataError(f"{coding.path}: field 'id' repeats ids {listing(repeated)} ({where}); "
-                            "ids must be unique to match by id")
+            where = "; ".join(
+                f"{unit!r} in rows {', '.join(map(str, coding.frame.loc[units == unit, 'row']))}"
+                for unit in repeated[:10]
+            )
+            raise DataError(
+                f"{coding.path}: field 'id' repeats ids {listing(repeated)} ({where}); "
+                "ids must be unique to match by id"
+            )
     return _pair_ids(a.frame, b.frame)
 
 
@@ -446,8 +510,7 @@ def _match(a: Coding, b: Coding, by: str | None) -> tuple[np.ndarray, np.ndarray
     if by == "span":
         for coding in (a, b):
             if not coding.has_spans:
-                raise DataError(f"{coding.path}: matching by span needs columns source (or file), "
-                                "start and end")
+                raise DataError(f"{coding.path}: matching by span needs columns source (or file), start and end")
         ia, ib, notes = _match_spans(a.frame, b.frame)
         return ia, ib, by, notes
     ia, ib = _match_ids(a, b)
@@ -479,8 +542,13 @@ def _left_blank(unmatched: pd.DataFrame, blank: pd.DataFrame, by: str) -> np.nda
     return found
 
 
-def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, user_b: str | None = None,
-                 code_map: str | Path | dict[str, str | None] | None = None) -> tuple[Coding, Coding]:
+def qdpx_codings(
+    path: str | Path,
+    codebook=None,
+    user_a: str | None = None,
+    user_b: str | None = None,
+    code_map: str | Path | dict[str, str | None] | None = None,
+) -> tuple[Coding, Coding]:
     """Two users' codings inside one REFI-QDA project.
 
     Project codes map to the codebook as ``supportlens import`` maps them (``code_map``: a code
@@ -499,8 +567,13 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, use
         codebook = load_codebook(DEFAULT_CODEBOOK)  # outside a project folder, the bundled one (noted)
     try:
         mapping = load_code_map(code_map) if isinstance(code_map, (str, Path)) else code_map
-        frame, report = import_qdpx(path, codebook, code_map=mapping, include_suggestions=True,
-                                    map_source=str(code_map) if isinstance(code_map, (str, Path)) else "code map")
+        frame, report = import_qdpx(
+            path,
+            codebook,
+            code_map=mapping,
+            include_suggestions=True,
+            map_source=str(code_map) if isinstance(code_map, (str, Path)) else "code map",
+        )
     except QdaError as exc:
         raise DataError(str(exc)) from None
     notes = report.summary().splitlines()
@@ -514,10 +587,16 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, use
 
     for who in (user_a, user_b):
         if who is not None and who not in everyone:
-            skipped = (f"; {report.skipped_selections} selections were skipped because their codes map to no "
-                       "codebook code: map them with `code_map=MAP.yaml`" if report.skipped_selections else "")
-            raise DataError(f"{path}: no user {who!r} has codings that map to the codebook; users with "
-                            f"such codings: {', '.join(map(described, everyone)) or 'none'}{skipped}")
+            skipped = (
+                f"; {report.skipped_selections} selections were skipped because their codes map to no "
+                "codebook code: map them with `code_map=MAP.yaml`"
+                if report.skipped_selections
+                else ""
+            )
+            raise DataError(
+                f"{path}: no user {who!r} has codings that map to the codebook; users with "
+                f"such codings: {', '.join(map(described, everyone)) or 'none'}{skipped}"
+            )
     if user_a is not None and user_a == user_b:
         raise DataError(f"{path}: `user_a` and `user_b` both name {user_a!r}; name two users")
     chosen = [user_a, user_b]
@@ -525,28 +604,43 @@ def qdpx_codings(path: str | Path, codebook=None, user_a: str | None = None, use
         if chosen[i] is None:
             chosen[i] = next((u for u in everyone if u not in chosen), None)
     if chosen[0] is None or chosen[1] is None:
-        raise DataError(f"{path}: needs codings by two users that map to the codebook; found "
-                        f"{', '.join(map(described, everyone)) or 'none'}")
+        raise DataError(
+            f"{path}: needs codings by two users that map to the codebook; found "
+            f"{', '.join(map(described, everyone)) or 'none'}"
+        )
+    pair = [chosen[0], chosen[1]]  # A and B, both named now
     if user_a is None or user_b is None:
-        picked = [u for u, given in zip(chosen, (user_a, user_b)) if given is None]
+        picked = [u for u, given in zip(pair, (user_a, user_b)) if given is None]
         kind = "human coder" if not model & set(picked) else "user"
         named = [u for u in (user_a, user_b) if u is not None]
-        why = (f"the {'two ' + kind + 's' if len(picked) == 2 else kind} with most codings"
-               + (f" other than {named[0]}" if named else "")
-               + (" (supportlens' suggestions only because no other person coded)" if model & set(picked) else ""))
-        left = [u for u in everyone if u not in chosen]
-        notes.append(f"compared {chosen[0]} (A) with {chosen[1]} (B), {' and '.join(picked)} being {why}"
-                     + (f"; not compared: {', '.join(map(described, left))}" if left else "")
-                     + "; choose with `user_a` and `user_b`")
+        why = (
+            f"the {'two ' + kind + 's' if len(picked) == 2 else kind} with most codings"
+            + (f" other than {named[0]}" if named else "")
+            + (" (supportlens' suggestions only because no other person coded)" if model & set(picked) else "")
+        )
+        left = [u for u in everyone if u not in pair]
+        notes.append(
+            f"compared {pair[0]} (A) with {pair[1]} (B), {' and '.join(picked)} being {why}"
+            + (f"; not compared: {', '.join(map(described, left))}" if left else "")
+            + "; choose with `user_a` and `user_b`"
+        )
     codings = []
-    for who in chosen:
+    for who in pair:
         block = frame.loc[frame["coder"] == who]
-        units = pd.DataFrame({"unit": block["id"].astype(str), "source": block["interview_id"].astype(str),
-                              "start": block["start"].astype("Int64"), "end": block["end"].astype("Int64"),
-                              "text": block["text"].astype(str), "code": block["label"].astype(str),
-                              "row": range(1, len(block) + 1)})
-        codings.append(Coding(path=f"{Path(path).name} [{who}]", frame=units[UNIT_COLUMNS].reset_index(drop=True),
-                              has_spans=True))
+        units = pd.DataFrame(
+            {
+                "unit": block["id"].astype(str),
+                "source": block["interview_id"].astype(str),
+                "start": block["start"].astype("Int64"),
+                "end": block["end"].astype("Int64"),
+                "text": block["text"].astype(str),
+                "code": block["label"].astype(str),
+                "row": range(1, len(block) + 1),
+            }
+        )
+        codings.append(
+            Coding(path=f"{Path(path).name} [{who}]", frame=units[UNIT_COLUMNS].reset_index(drop=True), has_spans=True)
+        )
     codings[0].notes = notes
     return codings[0], codings[1]
 
@@ -566,17 +660,28 @@ def _unknown_note(found: dict[str, list[str]], codebook) -> str | None:
         return None
     book = f" {codebook.source}" if getattr(codebook, "source", None) else ""
     listed = list(found.items())
-    return (f"{len(found)} code{'s' if len(found) > 1 else ''} not in the codebook{book}, compared as written: "
-            + "; ".join(f"{code!r} ({', '.join(where)})" for code, where in listed[:10])
-            + (f" and {len(listed) - 10} more" if len(listed) > 10 else "")
-            + "; every other code was matched through it (labels, names, aliases)")
+    return (
+        f"{len(found)} code{'s' if len(found) > 1 else ''} not in the codebook{book}, compared as written: "
+        + "; ".join(f"{code!r} ({', '.join(where)})" for code, where in listed[:10])
+        + (f" and {len(listed) - 10} more" if len(listed) > 10 else "")
+        + "; every other code was matched through it (labels, names, aliases)"
+    )
 
 
-def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None, by: str | None = None,
-                    n_boot: int = 2000, seed: int = 13, code_column_a: str | None = None,
-                    code_column_b: str | None = None, user_a: str | None = None,
-                    user_b: str | None = None, unknown_codes: str = "error",
-                    code_map: str | Path | dict[str, str | None] | None = None) -> Agreement:
+def agreement_files(
+    path_a: str | Path,
+    path_b: str | Path | None,
+    codebook=None,
+    by: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 13,
+    code_column_a: str | None = None,
+    code_column_b: str | None = None,
+    user_a: str | None = None,
+    user_b: str | None = None,
+    unknown_codes: str = "error",
+    code_map: str | Path | dict[str, str | None] | None = None,
+) -> Agreement:
     """Agreement between two coded files (coder vs coder, or coder vs `predict` output), or
     between two users of one ``.qdpx`` project (``path_b`` None or the same project).
 
@@ -586,8 +691,10 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
 
     is_project = str(path_a).lower().endswith(".qdpx") and (path_b is None or Path(path_b) == Path(path_a))
     if code_map is not None and not is_project:
-        raise DataError("`code_map` maps the codes of one .qdpx project; for coded files, add the names "
-                        "as aliases to the codebook (or use another codebook)")
+        raise DataError(
+            "`code_map` maps the codes of one .qdpx project; for coded files, add the names "
+            "as aliases to the codebook (or use another codebook)"
+        )
     if is_project:
         a, b = qdpx_codings(path_a, codebook, user_a, user_b, code_map)
         by = by or "span"
@@ -600,8 +707,10 @@ def agreement_files(path_a: str | Path, path_b: str | Path | None, codebook=None
     rows_a, rows_b = a.frame.iloc[ia].reset_index(drop=True), b.frame.iloc[ib].reset_index(drop=True)
     if rows_a.empty:
         how = "ids" if by == "id" else f"spans overlapping by {MIN_SPAN_OVERLAP:.0%} of the shorter one"
-        raise DataError(f"{a.path} and {b.path} share no units (matched by {how}); are they codings "
-                        "of the same excerpts or transcripts?")
+        raise DataError(
+            f"{a.path} and {b.path} share no units (matched by {how}); are they codings "
+            "of the same excerpts or transcripts?"
+        )
     labels = codebook.labels if codebook is not None else None
     if labels is not None and unknown_codes == "keep":
         # the codebook matches names here, it does not define the scheme: a file in another scheme

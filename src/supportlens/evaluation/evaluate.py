@@ -7,17 +7,18 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from supportlens.evaluation.agreement import compare_codings
 from supportlens.calibration import coverage_at_precision, expected_calibration_error, reliability_table
 from supportlens.corpus.dataset import text_key
+from supportlens.evaluation.agreement import compare_codings
 from supportlens.evaluation.plots import confusion_png, reliability_png
 
 # Beside a trained model: a hash of each training, validation and test excerpt's text, so that an
@@ -108,15 +109,16 @@ class Evaluation:
         files.append(d / "metrics.json")
         self.per_code.to_csv(d / "per_code.csv", index=False)
         files.append(d / "per_code.csv")
-        pd.DataFrame(self.confusion, index=[f"human_{x}" for x in self.labels],
-                     columns=[f"model_{x}" for x in self.labels]).to_csv(d / "confusion_matrix.csv")
+        pd.DataFrame(
+            self.confusion, index=[f"human_{x}" for x in self.labels], columns=[f"model_{x}" for x in self.labels]
+        ).to_csv(d / "confusion_matrix.csv")
         files.append(d / "confusion_matrix.csv")
-        files.append(confusion_png(self.confusion, self.labels, d / "confusion_matrix.png",
-                                   f"Confusion: {self.name}"))
+        files.append(confusion_png(self.confusion, self.labels, d / "confusion_matrix.png", f"Confusion: {self.name}"))
         pd.DataFrame(self.reliability).to_csv(d / "calibration.csv", index=False)
         files.append(d / "calibration.csv")
-        files.append(reliability_png(self.reliability, self.metrics["ece"], d / "reliability.png",
-                                     f"Reliability: {self.name}"))
+        files.append(
+            reliability_png(self.reliability, self.metrics["ece"], d / "reliability.png", f"Reliability: {self.name}")
+        )
         self.misclassified.to_csv(d / "misclassified.csv", index=False)
         files.append(d / "misclassified.csv")
         self.predictions.to_csv(d / "predictions.csv", index=False)
@@ -124,10 +126,16 @@ class Evaluation:
         return files
 
 
-def evaluate_proba(y_true: Sequence[str], proba: np.ndarray, labels: Sequence[str],
-                   texts: Sequence[str] | None = None, ids: Sequence[str] | None = None,
-                   groups: Sequence[str] | None = None, name: str = "test",
-                   review_threshold: float | None = None) -> Evaluation:
+def evaluate_proba(
+    y_true: Sequence[str] | np.ndarray,
+    proba: np.ndarray,
+    labels: Sequence[str],
+    texts: Sequence[str] | None = None,
+    ids: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    name: str = "test",
+    review_threshold: float | None = None,
+) -> Evaluation:
     """Compare predicted probabilities (columns = ``labels``) with human codes."""
     labels = list(labels)
     y_true = np.asarray(y_true, dtype=object)
@@ -139,8 +147,9 @@ def evaluate_proba(y_true: Sequence[str], proba: np.ndarray, labels: Sequence[st
     present = [lab for lab in labels if lab in set(y_true) | set(y_pred)]
     ece = expected_calibration_error(confidence, correct)
     # model vs human agreement with the same implementation (and bootstrap) coders use
-    agreement = compare_codings(pd.DataFrame({"code": y_true}), pd.DataFrame({"code": y_pred}), labels,
-                                n_boot=1000, seed=13)
+    agreement = compare_codings(
+        pd.DataFrame({"code": y_true}), pd.DataFrame({"code": y_pred}), labels, n_boot=1000, seed=13
+    )
     metrics: dict[str, Any] = {
         "n": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -161,21 +170,33 @@ def evaluate_proba(y_true: Sequence[str], proba: np.ndarray, labels: Sequence[st
         metrics["accepted_share"] = float(accepted.mean())
         metrics["accepted_precision"] = float(correct[accepted].mean()) if accepted.any() else float("nan")
     prec, rec, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    per_code = pd.DataFrame({"code": labels, "precision": prec, "recall": rec, "f1": f1,
-                             "support": support.astype(int)})
+    per_code = pd.DataFrame(
+        {"code": labels, "precision": prec, "recall": rec, "f1": f1, "support": support.astype(int)}
+    )
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     n = len(y_true)
-    predictions = pd.DataFrame({
-        "id": list(ids) if ids is not None else [str(i) for i in range(n)],
-        "group": list(groups) if groups is not None else [""] * n,
-        "text": list(texts) if texts is not None else [""] * n,
-        "human": y_true, "model": y_pred, "confidence": confidence,
-        **{f"p_{lab}": proba[:, j] for j, lab in enumerate(labels)},
-    })
+    predictions = pd.DataFrame(
+        {
+            "id": list(ids) if ids is not None else [str(i) for i in range(n)],
+            "group": list(groups) if groups is not None else [""] * n,
+            "text": list(texts) if texts is not None else [""] * n,
+            "human": y_true,
+            "model": y_pred,
+            "confidence": confidence,
+            **{f"p_{lab}": proba[:, j] for j, lab in enumerate(labels)},
+        }
+    )
     mis = predictions.loc[~correct].sort_values("confidence", ascending=False).reset_index(drop=True)
-    return Evaluation(name=name, labels=labels, metrics=metrics, per_code=per_code, confusion=cm,
-                      reliability=reliability_table(confidence, correct), misclassified=mis,
-                      predictions=predictions)
+    return Evaluation(
+        name=name,
+        labels=labels,
+        metrics=metrics,
+        per_code=per_code,
+        confusion=cm,
+        reliability=reliability_table(confidence, correct),
+        misclassified=mis,
+        predictions=predictions,
+    )
 
 
 def paired_difference(a: Evaluation, b: Evaluation, n_boot: int = 2000, seed: int = 13) -> dict[str, float | int]:
@@ -186,28 +207,45 @@ def paired_difference(a: Evaluation, b: Evaluation, n_boot: int = 2000, seed: in
     from supportlens.evaluation.agreement import paired_kappa_difference
 
     if a.labels != b.labels:
-        raise ValueError(f"the models code with different codebooks ({a.labels} and {b.labels}): compare like with like")
+        raise ValueError(
+            f"the models code with different codebooks ({a.labels} and {b.labels}): compare like with like"
+        )
     pa, pb = a.predictions, b.predictions
     if list(pa["id"]) != list(pb["id"]) or list(pa["human"]) != list(pb["human"]):
         raise ValueError("the two evaluations are not of the same coded excerpts")
-    est = paired_kappa_difference(pa["human"].tolist(), pb["model"].tolist(), pa["model"].tolist(),
-                                  a.labels, n_boot=n_boot, seed=seed)
-    return {"n": len(pa), "kappa_a": float(a.metrics["kappa"]), "kappa_b": float(b.metrics["kappa"]),
-            "kappa_difference": est.value, "kappa_difference_ci_low": est.low,
-            "kappa_difference_ci_high": est.high,  # counts are counts: integers in against.json
-            "both_right": int(((pa["model"] == pa["human"]) & (pb["model"] == pb["human"])).sum()),
-            "only_a_right": int(((pa["model"] == pa["human"]) & (pb["model"] != pb["human"])).sum()),
-            "only_b_right": int(((pa["model"] != pa["human"]) & (pb["model"] == pb["human"])).sum())}
+    est = paired_kappa_difference(
+        pa["human"].tolist(), pb["model"].tolist(), pa["model"].tolist(), a.labels, n_boot=n_boot, seed=seed
+    )
+    return {
+        "n": len(pa),
+        "kappa_a": float(a.metrics["kappa"]),
+        "kappa_b": float(b.metrics["kappa"]),
+        "kappa_difference": est.value,
+        "kappa_difference_ci_low": est.low,
+        "kappa_difference_ci_high": est.high,  # counts are counts: integers in against.json
+        "both_right": int(((pa["model"] == pa["human"]) & (pb["model"] == pb["human"])).sum()),
+        "only_a_right": int(((pa["model"] == pa["human"]) & (pb["model"] != pb["human"])).sum()),
+        "only_b_right": int(((pa["model"] != pa["human"]) & (pb["model"] == pb["human"])).sum()),
+    }
 
 
-def evaluate_model(model, texts: Sequence[str], y_true: Sequence[str], ids=None, groups=None,
-                   name: str = "test", review_threshold: float | None = None) -> Evaluation:
+def evaluate_model(
+    model,
+    texts: Sequence[str],
+    y_true: Sequence[str],
+    ids=None,
+    groups=None,
+    name: str = "test",
+    review_threshold: float | None = None,
+) -> Evaluation:
     """Score ``texts`` with any fitted supportlens model and evaluate."""
     proba = model.predict_proba(list(texts))
     return evaluate_proba(y_true, proba, list(model.classes_), texts, ids, groups, name, review_threshold)
 
 
-def summarise_folds(fold_metrics: list[dict[str, float]], keys: Sequence[str] = ("accuracy", "macro_f1", "kappa", "alpha", "ece")) -> dict[str, float]:
+def summarise_folds(
+    fold_metrics: list[dict[str, float]], keys: Sequence[str] = ("accuracy", "macro_f1", "kappa", "alpha", "ece")
+) -> dict[str, float]:
     """Mean and sample standard deviation of each metric over cross-validation folds."""
     out = {}
     for key in keys:

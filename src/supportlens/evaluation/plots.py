@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -22,8 +22,14 @@ def confusion_png(matrix: np.ndarray, labels: Sequence[str], path: str | Path, t
     top = matrix.max() if matrix.size else 0
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center",
-                    color="white" if matrix[i, j] > top / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(int(matrix[i, j])),
+                ha="center",
+                va="center",
+                color="white" if matrix[i, j] > top / 2 else "black",
+            )
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
@@ -53,8 +59,9 @@ def reliability_png(table: list[dict[str, float]], ece: float, path: str | Path,
     return Path(path)
 
 
-def curve_png(xs: Sequence[float], series: dict[str, Sequence[float]], path: str | Path,
-              xlabel: str, ylabel: str, title: str) -> Path:
+def curve_png(
+    xs: Sequence[float], series: dict[str, Sequence[float]], path: str | Path, xlabel: str, ylabel: str, title: str
+) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
     for name, ys in series.items():
         ax.plot(xs, ys, "o-", label=name)

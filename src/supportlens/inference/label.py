@@ -65,8 +65,9 @@ def labels_into_qdpx(inputs: list[str], out: str | os.PathLike) -> bool:
     return Path(out).suffix.lower() == ".qdpx" or any(str(i).lower().endswith(".qdpx") for i in inputs)
 
 
-def check_label_options(inputs: list[str], out: str | os.PathLike, options: LabelOptions,
-                        model_uri: str | None = None) -> None:
+def check_label_options(
+    inputs: list[str], out: str | os.PathLike, options: LabelOptions, model_uri: str | None = None
+) -> None:
     """Refuse options that do not go together, a bad output or an existing project, before any
     model is loaded or file is read. ``model_uri``: the model as the user named it, for the
     advice when a ``.qdpx`` output exists."""
@@ -79,11 +80,13 @@ def check_label_options(inputs: list[str], out: str | os.PathLike, options: Labe
     if options.review_below is not None and not 0.0 <= options.review_below <= 1.0:
         raise PredictError(f"`review_below` is a confidence between 0 and 1, got {options.review_below}")
     if options.engine == "spark" and (to_qda or options.summary is not None or options.resume):
-        raise PredictError("`engine='spark'` writes partitioned Parquet: .qdpx, `summary` and `resume` need "
-                           "`engine='local'`")
+        raise PredictError(
+            "`engine='spark'` writes partitioned Parquet: .qdpx, `summary` and `resume` need `engine='local'`"
+        )
     if to_qda and (options.summary is not None or options.resume):
-        raise PredictError("`summary` and `resume` are not available with a .qdpx project; label into "
-                           ".csv/.jsonl for them")
+        raise PredictError(
+            "`summary` and `resume` are not available with a .qdpx project; label into .csv/.jsonl for them"
+        )
     if options.engine == "local" and not to_qda:
         check_options(out, options.summary, options.speaker)
     elif to_qda:  # an existing project is refused before the model loads, not after scoring
@@ -99,8 +102,14 @@ def load_model(model: str, options: LabelOptions | None = None) -> LoadedModel:
 
     options = options or LabelOptions()
     folder = fetch_model_dir(model, options.tracking_uri)
-    labeler = Labeler(load_classifier(folder), review_below=options.review_below, device=options.device,
-                      fast=options.fast, batch_size=options.batch_size, runtime=options.runtime)
+    labeler = Labeler(
+        load_classifier(folder),
+        review_below=options.review_below,
+        device=options.device,
+        fast=options.fast,
+        batch_size=options.batch_size,
+        runtime=options.runtime,
+    )
     return LoadedModel(model, folder, labeler)
 
 
@@ -110,15 +119,22 @@ def calibration_warning(loaded: LoadedModel, options: LabelOptions | None = None
     calibration = getattr(loaded.labeler.model, "meta_", {}).get("calibration") or {}
     if calibration.get("threshold_measured") is not False or (options and options.review_below is not None):
         return None
-    return (f"this model's confidence is not calibrated ({'; '.join(calibration.get('notes') or [])}), so every "
-            "passage is flagged needs_review. Train on more coded interviews, or pass `review_below` "
-            "with a threshold of your own choosing (one that no data has checked).")
+    return (
+        f"this model's confidence is not calibrated ({'; '.join(calibration.get('notes') or [])}), so every "
+        "passage is flagged needs_review. Train on more coded interviews, or pass `review_below` "
+        "with a threshold of your own choosing (one that no data has checked)."
+    )
 
 
-def label(inputs: list[str], loaded: LoadedModel, out: str | os.PathLike, options: LabelOptions | None = None,
-          on_progress: Callable[[int, int], None] | None = None,
-          on_failure: Callable[[FileFailure], None] | None = None,
-          on_total: Callable[[int], None] | None = None) -> BatchReport | SparkReport:
+def label(
+    inputs: list[str],
+    loaded: LoadedModel,
+    out: str | os.PathLike,
+    options: LabelOptions | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_failure: Callable[[FileFailure], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> BatchReport | SparkReport:
     """Label the transcripts (files, folders, globs; or one ``.qdpx`` project) in ``inputs`` into
     ``out``: a table, a ``.qdpx`` project of suggested codings, or with ``engine='spark'``
     partitioned Parquet. Progress and failures as for `predict_files` (not on Spark, which
@@ -130,20 +146,49 @@ def label(inputs: list[str], loaded: LoadedModel, out: str | os.PathLike, option
 
         # no runtime: the workers take their default ($SUPPORTLENS_RUNTIME, else auto), as predict always did
         settings = LabelerSettings(options.review_below, options.fast, options.batch_size, options.device)
-        return predict_spark(inputs, loaded.folder, out, master=options.master, speaker=options.speaker,
-                             rules=rules, settings=settings, table_text_column=options.text_column)
+        return predict_spark(
+            inputs,
+            loaded.folder,
+            os.fspath(out),  # a URI stays as written
+            master=options.master,
+            speaker=options.speaker,
+            rules=rules,
+            settings=settings,
+            table_text_column=options.text_column,
+        )
     if labels_into_qdpx(inputs, out):
         from supportlens.codebook import load_codebook
         from supportlens.inference.qdpx import predict_to_qdpx
 
         saved = loaded.folder / "codebook.yaml"  # names, colours, definitions of the codes
-        return predict_to_qdpx(inputs, loaded.labeler, out, codebook=load_codebook(saved) if saved.is_file() else None,
-                               speaker=options.speaker, rules=rules, code_prefix=options.code_prefix,
-                               min_confidence=options.min_confidence, model_uri=loaded.uri,
-                               text_column=options.text_column, overwrite=options.overwrite,
-                               on_progress=on_progress, on_failure=on_failure, on_total=on_total)
+        return predict_to_qdpx(
+            inputs,
+            loaded.labeler,
+            out,
+            codebook=load_codebook(saved) if saved.is_file() else None,
+            speaker=options.speaker,
+            rules=rules,
+            code_prefix=options.code_prefix,
+            min_confidence=options.min_confidence,
+            model_uri=loaded.uri,
+            text_column=options.text_column,
+            overwrite=options.overwrite,
+            on_progress=on_progress,
+            on_failure=on_failure,
+            on_total=on_total,
+        )
     from supportlens.inference.predict import predict_files
 
-    return predict_files(inputs, loaded.labeler, out, summary=options.summary, speaker=options.speaker,
-                         resume=options.resume, rules=rules, on_progress=on_progress, on_failure=on_failure,
-                         text_column=options.text_column, on_total=on_total)
+    return predict_files(
+        inputs,
+        loaded.labeler,
+        out,
+        summary=options.summary,
+        speaker=options.speaker,
+        resume=options.resume,
+        rules=rules,
+        on_progress=on_progress,
+        on_failure=on_failure,
+        text_column=options.text_column,
+        on_total=on_total,
+    )

@@ -27,14 +27,20 @@ class PredictError(ValueError):
 class Labeler:
     """Scores passages with a loaded supportlens model; owns device, speed mode and threshold."""
 
-    def __init__(self, model, review_below: float | None = None, device: str = "cpu", fast: bool = False,
-                 batch_size: int = 16, runtime: str | None = None):
+    def __init__(
+        self,
+        model,
+        review_below: float | None = None,
+        device: str = "cpu",
+        fast: bool = False,
+        batch_size: int = 16,
+        runtime: str | None = None,
+    ):
         """``runtime``: for fine-tuned models, ``auto`` (ONNX Runtime on CPU when possible), ``onnx``
         or ``torch``; None defers to ``$SUPPORTLENS_RUNTIME`` (see FineTuneClassifier.use_runtime)."""
         self.model = model
         self.labels = [str(x) for x in model.classes_]
-        self.threshold = float(review_below if review_below is not None
-                               else model.meta_.get("review_threshold", 0.0))
+        self.threshold = float(review_below if review_below is not None else model.meta_.get("review_threshold", 0.0))
         # no threshold measured in training (stored as 1.0): every passage is flagged, also one at 1.0
         self.threshold_measured = review_below is not None or threshold_measured(model)
         self.device = resolve_device(device)
@@ -43,8 +49,10 @@ class Labeler:
         if hasattr(model, "to_device"):
             model.to_device(self.device)
         if fast and not hasattr(model, "make_fast"):
-            raise PredictError(f"`fast=True` is only available for fine-tuned models; this {model.kind} "
-                               "model always runs at full precision: run without `fast=True`")
+            raise PredictError(
+                f"`fast=True` is only available for fine-tuned models; this {model.kind} "
+                "model always runs at full precision: run without `fast=True`"
+            )
         self.runtime: str | None = None  # "onnx" or "torch" for fine-tuned models
         if hasattr(model, "use_runtime"):
             from supportlens.models.onnx_runtime import OnnxUnavailable
@@ -66,9 +74,11 @@ class Labeler:
         """What decides the rows of an output: the trained model (its saved metadata holds its
         parameters, calibration and metrics) and the review threshold."""
         meta = json.dumps(getattr(self.model, "meta_", {}), sort_keys=True, default=str)
-        return {"model": hashlib.sha256(meta.encode("utf-8")).hexdigest()[:16],
-                "kind": getattr(self.model, "kind", type(self.model).__name__),
-                "review_below": round(self.threshold, 6)}
+        return {
+            "model": hashlib.sha256(meta.encode("utf-8")).hexdigest()[:16],
+            "kind": getattr(self.model, "kind", type(self.model).__name__),
+            "review_below": round(self.threshold, 6),
+        }
 
     def count_tokens(self, text: str) -> int:
         tokenizer = getattr(self.model, "tokenizer_", None)

@@ -111,8 +111,7 @@ def passages_of(transcript: Transcript, labeler: Scorer, speaker: str, rules: Sp
     return [p for p in passages if keeps(p, speaker)]
 
 
-def nothing_to_score(source: str, transcript: Transcript, labeler: Scorer, speaker: str,
-                     rules: SpeakerRules) -> str:
+def nothing_to_score(source: str, transcript: Transcript, labeler: Scorer, speaker: str, rules: SpeakerRules) -> str:
     """The one-line failure for a transcript with no passages of `speaker`: with what the
     transcript does hold (only interviewer turns, which the default leaves out) and its notes,
     which say how the roles were found."""
@@ -120,14 +119,21 @@ def nothing_to_score(source: str, transcript: Transcript, labeler: Scorer, speak
     if speaker == "participant":
         asked = len(passages_of(transcript, labeler, "interviewer", rules))
         if asked:
-            message += (f": all {asked} passage(s) are interviewer turns, which `speaker='all'` labels too "
-                        "(`speaker='interviewer'` labels them alone)")
+            message += (
+                f": all {asked} passage(s) are interviewer turns, which `speaker='all'` labels too "
+                "(`speaker='interviewer'` labels them alone)"
+            )
     return message + "".join(f" ({note})" for note in transcript.notes)
 
 
-def segment_transcripts(inputs: Iterable[TranscriptInput], labeler: Scorer, speaker: str = "participant",
-                        rules: SpeakerRules | None = None, *, keep_empty: bool = False
-                        ) -> Iterator[Segmented | FileFailure]:
+def segment_transcripts(
+    inputs: Iterable[TranscriptInput],
+    labeler: Scorer,
+    speaker: str = "participant",
+    rules: SpeakerRules | None = None,
+    *,
+    keep_empty: bool = False,
+) -> Iterator[Segmented | FileFailure]:
     """Read and segment each input in turn: its `Segmented` passages of `speaker`, or its
     `FileFailure` under the module's error policy. `keep_empty`: a transcript with no passages of
     `speaker` is yielded as it is, not failed (for callers that choose among passages)."""
@@ -148,10 +154,16 @@ def segment_transcripts(inputs: Iterable[TranscriptInput], labeler: Scorer, spea
         yield Segmented(source, item.key, transcript, passages)
 
 
-def label_transcripts(inputs: Iterable[TranscriptInput], labeler: Scorer, speaker: str = "participant",
-                      rules: SpeakerRules | None = None, *, chunk_passages: int = CHUNK_PASSAGES,
-                      on_scoring: Callable[[int], None] | None = None, keep_empty: bool = False
-                      ) -> Iterator[list[Scored] | FileFailure]:
+def label_transcripts(
+    inputs: Iterable[TranscriptInput],
+    labeler: Scorer,
+    speaker: str = "participant",
+    rules: SpeakerRules | None = None,
+    *,
+    chunk_passages: int = CHUNK_PASSAGES,
+    on_scoring: Callable[[int], None] | None = None,
+    keep_empty: bool = False,
+) -> Iterator[list[Scored] | FileFailure]:
     """Read, segment and score each input: yields each `FileFailure` as it happens, and the
     transcripts read since, `Scored`, as one list once they hold `chunk_passages` passages (and at
     the end). Inputs are read as the results are consumed, so memory holds a few transcripts.
@@ -176,14 +188,13 @@ def _scored(transcripts: list[Segmented], labeler: Scorer, on_scoring: Callable[
     scores = score_in_chunks(labeler, [p.text for t in transcripts for p in t.passages], on_scoring)
     scored, offset = [], 0
     for t in transcripts:
-        block = scores.iloc[offset:offset + len(t.passages)].reset_index(drop=True)
+        block = scores.iloc[offset : offset + len(t.passages)].reset_index(drop=True)
         scored.append(Scored(t.source, t.key, t.transcript, t.passages, block))
         offset += len(t.passages)
     return scored
 
 
-def score_in_chunks(labeler: Scorer, texts: list[str], on_chunk: Callable[[int], None] | None = None
-                    ) -> pd.DataFrame:
+def score_in_chunks(labeler: Scorer, texts: list[str], on_chunk: Callable[[int], None] | None = None) -> pd.DataFrame:
     """``labeler.score(texts)``, `SCORE_CHUNK` texts per model call, with ``on_chunk(texts scored
     so far)`` after each call but the last: a transcript of thousands of passages (a 20 MB file)
     shows its progress instead of sitting at 0 passages until the whole of it is scored."""
@@ -192,7 +203,7 @@ def score_in_chunks(labeler: Scorer, texts: list[str], on_chunk: Callable[[int],
         return labeler.score(texts)
     frames = []
     for begin in range(0, len(texts), size):
-        frames.append(labeler.score(texts[begin:begin + size]))
+        frames.append(labeler.score(texts[begin : begin + size]))
         if on_chunk and begin + size < len(texts):
             on_chunk(begin + size)
     return pd.concat(frames, ignore_index=True)

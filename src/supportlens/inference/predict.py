@@ -15,21 +15,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from supportlens.inference.labeler import Labeler, PredictError
-from supportlens.inference.loop import (CHUNK_PASSAGES, SPEAKER_CHOICES, FileFailure, file_input, label_transcripts)
+from supportlens.inference.loop import CHUNK_PASSAGES, SPEAKER_CHOICES, FileFailure, file_input, label_transcripts
 from supportlens.io.atomic import write_atomic
 from supportlens.io.jsonl import frame_to_jsonl
-from supportlens.schema import (PREDICTION_SUFFIXES, ROW_ID_COLUMN, arrow_schema, passage_rows, prediction_columns,
-                                read_output)
+from supportlens.schema import (
+    PREDICTION_SUFFIXES,
+    ROW_ID_COLUMN,
+    arrow_schema,
+    passage_rows,
+    prediction_columns,
+    read_output,
+)
 from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, expand_inputs
 from supportlens.transcripts.segmentation import SpeakerRules
 
@@ -93,8 +100,18 @@ class Journal:
         def write(tmp: Path) -> None:
             row_ids = any(row.get(ROW_ID_COLUMN) is not None for row in rows)
             with tmp.open("w", encoding="utf-8") as fh:
-                fh.write(json.dumps({"source": source, "rows": len(rows), "sha256": sha256,
-                                     "settings": settings, "row_ids": row_ids}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "source": source,
+                            "rows": len(rows),
+                            "sha256": sha256,
+                            "settings": settings,
+                            "row_ids": row_ids,
+                        }
+                    )
+                    + "\n"
+                )
                 for row in rows:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -153,14 +170,16 @@ def _check_settings(where: str, recorded: dict | None, settings: dict) -> None:
     differ = [k for k in settings if recorded.get(k) != settings[k]]
     if differ:
         what = ", ".join(f"{k} {recorded.get(k)} there, {settings[k]} now" for k in differ)
-        raise PredictError(f"{where} was labelled with other settings ({what}); `resume=True` would mix "
-                           "them in one output: write to a new `output`, or run without `resume=True` to start over")
+        raise PredictError(
+            f"{where} was labelled with other settings ({what}); `resume=True` would mix "
+            "them in one output: write to a new `output`, or run without `resume=True` to start over"
+        )
 
 
 def _adopt_existing(output: Path, journal: Journal, settings: dict) -> tuple[int, list[str]]:
     """On resume, move rows of a finished earlier output into the journal, per source, after
     checking that the same settings made it. Returns (transcripts adopted, notes)."""
-    notes = []
+    notes: list[str] = []
     for header in journal.headers().values():  # an interrupted run's finished transcripts
         _check_settings(f"{output}: the interrupted run", header.get("settings"), settings)
     if not output.exists():
@@ -175,13 +194,17 @@ def _adopt_existing(output: Path, journal: Journal, settings: dict) -> tuple[int
     if record:
         _check_settings(str(output), record.get("settings"), settings)
     else:
-        notes.append(f"{output.name} has no record of the model that labelled it "
-                     f"({record_file.name} is missing); its rows are kept as they are")
+        notes.append(
+            f"{output.name} has no record of the model that labelled it "
+            f"({record_file.name} is missing); its rows are kept as they are"
+        )
     try:
         frame = read_output(output)
     except Exception as exc:  # noqa: BLE001 - any unreadable earlier output
-        raise PredictError(f"{output}: cannot read the earlier output to resume from ({exc}); "
-                           "move it away or run without `resume=True`") from exc
+        raise PredictError(
+            f"{output}: cannot read the earlier output to resume from ({exc}); "
+            "move it away or run without `resume=True`"
+        ) from exc
     if "source" not in frame.columns:
         raise PredictError(f"{output}: has no 'source' column, so it is not a supportlens output")
     done = journal.done()
@@ -190,14 +213,14 @@ def _adopt_existing(output: Path, journal: Journal, settings: dict) -> tuple[int
     for source, block in frame.groupby("source", sort=False):
         if source not in done:
             block = block.astype(object).where(block.notna(), None)
-            journal.commit(str(source), block.to_dict("records"), hashes.get(str(source)),
-                           record.get("settings") or None)
+            journal.commit(
+                str(source), block.to_dict("records"), hashes.get(str(source)), record.get("settings") or None
+            )
             count += 1
     return count, notes
 
 
-def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[str] | None = None,
-                  schema=None) -> int:
+def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[str] | None = None, schema=None) -> int:
     """Stream frames into ``output`` through a temporary file (see `supportlens.io.atomic`)."""
     suffix = output.suffix.lower()
     written = 0
@@ -218,8 +241,10 @@ def _write_atomic(frames: Iterator[pd.DataFrame], output: Path, columns: list[st
                 writer.write_table(table.cast(writer.schema))
             if writer is None:
                 empty = pd.DataFrame(columns=columns or ["source"])
-                pq.write_table(schema.empty_table() if schema is not None
-                               else pa.Table.from_pandas(empty, preserve_index=False), str(tmp))
+                pq.write_table(
+                    schema.empty_table() if schema is not None else pa.Table.from_pandas(empty, preserve_index=False),
+                    str(tmp),
+                )
             else:
                 writer.close()
             return
@@ -247,29 +272,33 @@ def summarise(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
     for source, block in frame.groupby("source", sort=True):
         words = block["text"].astype(str).str.split().str.len()
         row: dict[str, object] = {"source": source, "passages": len(block), "words": int(words.sum())}
+        code_words: dict[str, int] = {}  # the words_<code> columns, typed
         for lab in labels:
             mask = block["label"] == lab
             row[f"n_{lab}"] = int(mask.sum())
             row[f"share_{lab}"] = float(mask.mean()) if len(block) else 0.0
-            row[f"words_{lab}"] = int(words[mask].sum())
+            row[f"words_{lab}"] = code_words[lab] = int(words[mask].sum())
             row[f"word_share_{lab}"] = float(words[mask].sum() / max(1, words.sum()))
-        most = max((row[f"words_{lab}"] for lab in approaches), default=0)
+        most = max((code_words[lab] for lab in approaches), default=0)
         # a tie names every tied approach ("push/pull"): no order of the codebook should decide it
-        row["dominant"] = "/".join(lab for lab in approaches if row[f"words_{lab}"] == most) if most else "none"
+        row["dominant"] = "/".join(lab for lab in approaches if code_words[lab] == most) if most else "none"
         row["needs_review"] = int(block["needs_review"].astype(bool).sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def check_options(output: str | Path, summary: str | Path | None = None, speaker: str = "participant") -> None:
+def check_options(
+    output: str | os.PathLike, summary: str | os.PathLike | None = None, speaker: str = "participant"
+) -> None:
     """Refuse a bad `output`, `summary` or `speaker` before any model is loaded or file is read."""
     output = Path(output)
     if output.suffix.lower() not in PREDICTION_SUFFIXES:
-        raise PredictError(f"`output` must end in one of {', '.join(PREDICTION_SUFFIXES)} (or .qdpx for QDA "
-                           f"software); got {output.name!r}")
+        raise PredictError(
+            f"`output` must end in one of {', '.join(PREDICTION_SUFFIXES)} (or .qdpx for QDA "
+            f"software); got {output.name!r}"
+        )
     if summary is not None and Path(summary).suffix.lower() not in PREDICTION_SUFFIXES:
-        raise PredictError(f"`summary` must end in one of {', '.join(PREDICTION_SUFFIXES)}; "
-                           f"got {Path(summary).name!r}")
+        raise PredictError(f"`summary` must end in one of {', '.join(PREDICTION_SUFFIXES)}; got {Path(summary).name!r}")
     if speaker not in SPEAKER_CHOICES:
         raise PredictError(f"`speaker` must be one of {', '.join(SPEAKER_CHOICES)}; got {speaker!r}")
     for path in (output, Path(summary) if summary is not None else None):
@@ -277,12 +306,20 @@ def check_options(output: str | Path, summary: str | Path | None = None, speaker
             raise PredictError(f"{path.parent}: output folder does not exist")
 
 
-def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
-                  summary: str | Path | None = None, speaker: str = "participant",
-                  resume: bool = False, rules: SpeakerRules | None = None,
-                  chunk_passages: int = CHUNK_PASSAGES, on_progress: Callable[[int, int], None] | None = None,
-                  on_failure: Callable[[FileFailure], None] | None = None,
-                  text_column: str = "text", on_total: Callable[[int], None] | None = None) -> BatchReport:
+def predict_files(
+    inputs: list[str],
+    labeler: Labeler,
+    output: str | os.PathLike,
+    summary: str | os.PathLike | None = None,
+    speaker: str = "participant",
+    resume: bool = False,
+    rules: SpeakerRules | None = None,
+    chunk_passages: int = CHUNK_PASSAGES,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_failure: Callable[[FileFailure], None] | None = None,
+    text_column: str = "text",
+    on_total: Callable[[int], None] | None = None,
+) -> BatchReport:
     """Label every passage of every readable transcript in ``inputs``; see the module docstring.
 
     Progress counts the files that are read: ``on_total(n)`` is called once, before the first
@@ -315,8 +352,13 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
     paths, problems = expand_inputs(list(inputs), skipped=others)
     for given, reason in problems:
         _fail(report, FileFailure(given, f"{given}: {reason}"), on_failure)
-    report.file_notes.extend((str(p), f"not a transcript ({p.suffix.lower() or 'no suffix'}; reads "
-                              f"{', '.join(SUPPORTED_SUFFIXES)}); skipped") for p in others)
+    report.file_notes.extend(
+        (
+            str(p),
+            f"not a transcript ({p.suffix.lower() or 'no suffix'}; reads {', '.join(SUPPORTED_SUFFIXES)}); skipped",
+        )
+        for p in others
+    )
     todo: list[tuple[Path, str | None]] = []
     changed = 0
     for path in paths:
@@ -336,9 +378,11 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
         extra = sorted(source for source in done if source not in given_now)
         if extra:
             shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
-            report.notes.append(f"{len(extra)} transcript(s) in the earlier {output.name} are not among this "
-                                f"run's inputs and are kept: {shown}; run without `resume=True` to label "
-                                "only these inputs")
+            report.notes.append(
+                f"{len(extra)} transcript(s) in the earlier {output.name} are not among this "
+                f"run's inputs and are kept: {shown}; run without `resume=True` to label "
+                "only these inputs"
+            )
     if on_total:
         on_total(len(todo))
 
@@ -353,8 +397,9 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
             on_progress(report.files_done + unreadable, report.passages + scored)
 
     inputs_todo = (file_input(path, text_column, key=sha) for path, sha in todo)
-    for result in label_transcripts(inputs_todo, labeler, speaker, rules, chunk_passages=chunk_passages,
-                                    on_scoring=scoring):
+    for result in label_transcripts(
+        inputs_todo, labeler, speaker, rules, chunk_passages=chunk_passages, on_scoring=scoring
+    ):
         if isinstance(result, FileFailure):
             _fail(report, result, on_failure)
             unreadable += 1
@@ -365,8 +410,12 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
             start_over = False
         for done_now in result:
             report.file_notes.extend((done_now.source, note) for note in done_now.transcript.notes)
-            journal.commit(done_now.source, passage_rows(done_now.source, done_now.passages, done_now.scores),
-                           done_now.key, settings)
+            journal.commit(
+                done_now.source,
+                passage_rows(done_now.source, done_now.passages, done_now.scores),
+                done_now.key,
+                settings,
+            )
             report.files_done += 1
             report.passages += len(done_now.passages)
         progress()
@@ -382,15 +431,17 @@ def predict_files(inputs: list[str], labeler: Labeler, output: str | Path,
 
     row_ids = journal.has_row_ids()
     columns = prediction_columns(labeler.labels, row_ids)
-    record = {"settings": settings,
-              "sources": {source: h.get("sha256") for source, h in journal.headers().items()}}
+    record = {"settings": settings, "sources": {source: h.get("sha256") for source, h in journal.headers().items()}}
     codebook = getattr(labeler.model, "meta_", {}).get("codebook")
     if isinstance(codebook, dict):  # so `report` finds the codes' names and definitions anywhere
         record["codebook"] = codebook
-    _write_atomic(journal.iter_frames(), output, columns,
-                  arrow_schema(labeler.labels, row_ids) if output.suffix.lower() == ".parquet" else None)
-    write_atomic(record_path(output),
-                 lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1), encoding="utf-8"))
+    _write_atomic(
+        journal.iter_frames(),
+        output,
+        columns,
+        arrow_schema(labeler.labels, row_ids) if output.suffix.lower() == ".parquet" else None,
+    )
+    write_atomic(record_path(output), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1), encoding="utf-8"))
     if summary is not None:
         summary = Path(summary)
         per_file = (summarise(frame, labeler.labels) for frame in journal.iter_frames())
@@ -407,8 +458,9 @@ def _fail(report: BatchReport, failure: FileFailure, callback) -> None:
         callback(failure)
 
 
-def gold_comparison(labeler: Labeler, transcript: str | Path, gold: str | Path,
-                    rules: SpeakerRules | None = None) -> pd.DataFrame:
+def gold_comparison(
+    labeler: Labeler, transcript: str | Path, gold: str | Path, rules: SpeakerRules | None = None
+) -> pd.DataFrame:
     """Run read -> segment -> label on a gold-coded transcript (every speaker's passages) and pair
     each gold span with the predicted label of the passage that overlaps it most (passages are
     split only for long turns). A transcript that cannot be read raises its `ReadError`."""
@@ -425,9 +477,16 @@ def gold_comparison(labeler: Labeler, transcript: str | Path, gold: str | Path,
             overlaps = [max(0, min(p.end, g["end"]) - max(p.start, g["start"])) for p in passages]
             best = int(np.argmax(overlaps)) if overlaps else -1
             found = best >= 0 and overlaps[best] > 0
-            rows.append({"source": str(transcript), "start": g["start"], "end": g["end"], "human": g["label"],
-                         "model": scores["label"].iloc[best] if found else "none",
-                         "confidence": float(scores["confidence"].iloc[best]) if found else 0.0,
-                         "matched": found,
-                         "exact_span": found and passages[best].start == g["start"] and passages[best].end == g["end"]})
+            rows.append(
+                {
+                    "source": str(transcript),
+                    "start": g["start"],
+                    "end": g["end"],
+                    "human": g["label"],
+                    "model": scores["label"].iloc[best] if found else "none",
+                    "confidence": float(scores["confidence"].iloc[best]) if found else 0.0,
+                    "matched": found,
+                    "exact_span": found and passages[best].start == g["start"] and passages[best].end == g["end"],
+                }
+            )
     return pd.DataFrame(rows)

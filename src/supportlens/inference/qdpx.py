@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -20,8 +21,7 @@ from supportlens.codebook import Code, Codebook, codebook_from_dict
 from supportlens.inference.loop import SPEAKER_CHOICES, FileFailure, TranscriptInput, file_input, label_transcripts
 from supportlens.inference.predict import BatchReport
 from supportlens.qda.exporting import check_qdpx_output, export_suggestions
-from supportlens.qda.project import (DEFAULT_USER, QdaError, QdaSource, open_project, source_transcript,
-                                     text_sources)
+from supportlens.qda.project import DEFAULT_USER, QdaError, QdaSource, open_project, source_transcript, text_sources
 from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs
 from supportlens.transcripts.segmentation import SpeakerRules
 
@@ -32,12 +32,19 @@ def _model_codebook(model) -> Codebook:
     if isinstance(saved, dict):
         return codebook_from_dict(saved, source="the model's codebook")
     labels = [str(x) for x in model.classes_]
-    return Codebook([Code(label, label, label, f"supportlens label {label}") for label in labels],
-                    source="the model's labels")
+    return Codebook(
+        [Code(label, label, label, f"supportlens label {label}") for label in labels], source="the model's labels"
+    )
 
 
-def check_qdpx_options(inputs: list[str], out_path: str | os.PathLike, speaker: str = "participant",
-                       overwrite: bool = False, user: str = DEFAULT_USER, cli_model: str | None = None) -> None:
+def check_qdpx_options(
+    inputs: list[str],
+    out_path: str | os.PathLike,
+    speaker: str = "participant",
+    overwrite: bool = False,
+    user: str = DEFAULT_USER,
+    cli_model: str | None = None,
+) -> None:
     """Refuse what `predict_to_qdpx` would refuse about its inputs and output, before a model is
     loaded or a transcript read; ``cli_model`` as for `check_qdpx_output`."""
     out_path = Path(out_path)
@@ -68,17 +75,29 @@ def _source_transcript(project_path: str, source: QdaSource) -> Transcript:
 
 def _skipped_note(path: Path) -> tuple[str, str]:
     """A folder's file that is not a transcript, as `predict_files` notes it."""
-    return str(path), (f"not a transcript ({path.suffix.lower() or 'no suffix'}; reads "
-                       f"{', '.join(SUPPORTED_SUFFIXES)}); skipped")
+    return str(path), (
+        f"not a transcript ({path.suffix.lower() or 'no suffix'}; reads {', '.join(SUPPORTED_SUFFIXES)}); skipped"
+    )
 
 
-def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, codebook: Codebook | None = None,
-                    speaker: str = "participant", rules: SpeakerRules | None = None, code_prefix: str = "",
-                    min_confidence: float = 0.0, model_uri: str = "", user: str = DEFAULT_USER,
-                    text_column: str = "text", include_none: bool = False, overwrite: bool = False,
-                    on_progress: Callable[[int, int], None] | None = None,
-                    on_failure: Callable[[Any], None] | None = None,
-                    on_total: Callable[[int], None] | None = None):
+def predict_to_qdpx(
+    inputs: list[str],
+    labeler,
+    out_path: str | os.PathLike,
+    codebook: Codebook | None = None,
+    speaker: str = "participant",
+    rules: SpeakerRules | None = None,
+    code_prefix: str = "",
+    min_confidence: float = 0.0,
+    model_uri: str = "",
+    user: str = DEFAULT_USER,
+    text_column: str = "text",
+    include_none: bool = False,
+    overwrite: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_failure: Callable[[Any], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> BatchReport:
     """Label transcripts, or the text sources of one ``.qdpx`` project, into a ``.qdpx`` of suggestions.
 
     A project input is copied with suggestions added; transcript inputs (files, folders, globs)
@@ -112,8 +131,12 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
         project_sources = text_sources(open_project(project_path))
         if on_total:
             on_total(len(project_sources))
-        to_label = [TranscriptInput(_where(project_path, source), partial(_source_transcript, project_path, source),
-                                    source.guid) for source in project_sources]
+        to_label = [
+            TranscriptInput(
+                _where(project_path, source), partial(_source_transcript, project_path, source), source.guid
+            )
+            for source in project_sources
+        ]
     else:
         project_path = None
         others: list[Path] = []
@@ -124,8 +147,9 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
         if on_total:
             on_total(len(paths))
         names = Counter(p.name for p in paths)
-        to_label = [file_input(path, text_column, key=path.name if names[path.name] == 1 else str(path))
-                    for path in paths]
+        to_label = [
+            file_input(path, text_column, key=path.name if names[path.name] == 1 else str(path)) for path in paths
+        ]
 
     rows = []
     sources: dict[str, str] = {}  # key -> text of each labelled transcript, in input order
@@ -140,8 +164,16 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
                 report.file_notes.extend((done.source, note) for note in done.transcript.notes)
                 sources[done.key] = done.transcript.text
                 for p, label, confidence in zip(done.passages, done.scores["label"], done.scores["confidence"]):
-                    rows.append({"source": done.key, "start": p.start, "end": p.end, "text": p.text,
-                                 "label": label, "confidence": float(confidence)})
+                    rows.append(
+                        {
+                            "source": done.key,
+                            "start": p.start,
+                            "end": p.end,
+                            "text": p.text,
+                            "label": label,
+                            "confidence": float(confidence),
+                        }
+                    )
                 report.files_done += 1
                 report.passages += len(done.passages)
         if on_progress:
@@ -151,9 +183,19 @@ def predict_to_qdpx(inputs: list[str], labeler, out_path: str | os.PathLike, cod
         report.seconds = time.perf_counter() - started
         return report
     predictions = pd.DataFrame(rows, columns=["source", "start", "end", "text", "label", "confidence"])
-    exported = export_suggestions(project_path, predictions, None if projects else sources, out_path, codebook, user=user,
-                                  code_prefix=code_prefix, min_confidence=min_confidence,
-                                  model_uri=model_uri, include_none=include_none, overwrite=overwrite)
+    exported = export_suggestions(
+        project_path,
+        predictions,
+        None if projects else sources,
+        out_path,
+        codebook,
+        user=user,
+        code_prefix=code_prefix,
+        min_confidence=min_confidence,
+        model_uri=model_uri,
+        include_none=include_none,
+        overwrite=overwrite,
+    )
     report.notes.extend(exported.notes)
     report.notes.append(exported.summary())
     report.seconds = time.perf_counter() - started

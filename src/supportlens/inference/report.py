@@ -21,10 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 from supportlens import schema
-from supportlens.io.atomic import write_atomic
 from supportlens.codebook import Code, Codebook, CodebookError, codebook_from_dict, load_codebook
 from supportlens.config import DEFAULT_CODEBOOK
 from supportlens.inference.predict import record_path, summarise
+from supportlens.io.atomic import write_atomic
 from supportlens.transcripts.read import ReadError, read_transcript, strip_span
 from supportlens.transcripts.segmentation import merge_turns
 
@@ -89,8 +89,12 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def resolve_codebook(codebook: str | Path | None = None, model: str | None = None,
-                     tracking_uri: str | None = None, predictions: str | Path | None = None) -> Codebook:
+def resolve_codebook(
+    codebook: str | Path | None = None,
+    model: str | None = None,
+    tracking_uri: str | None = None,
+    predictions: str | Path | None = None,
+) -> Codebook:
     """``--codebook`` wins; else the codebook saved with ``--model``; else the one ``predict``
     recorded beside ``predictions`` (the labelling model's); else `config.DEFAULT_CODEBOOK`.
 
@@ -110,8 +114,9 @@ def resolve_codebook(codebook: str | Path | None = None, model: str | None = Non
         meta = read_meta(model_dir)
         if isinstance(meta.get("codebook"), dict):
             return codebook_from_dict(meta["codebook"], source=f"{model_dir}/{saved.name}")
-        raise CodebookError(f"{model_dir}: the model has no codebook.yaml and none in its metadata; "
-                            "pass `codebook=FILE`")
+        raise CodebookError(
+            f"{model_dir}: the model has no codebook.yaml and none in its metadata; pass `codebook=FILE`"
+        )
     if predictions is not None:
         recorded = _recorded_codebook(Path(predictions))
         if recorded is not None:
@@ -135,8 +140,9 @@ def _run_record(predictions: Path) -> dict:
 
 
 # -- unscored turns: the questions the scored answers respond to ---------------------------------
-def unscored_turns(frame: pd.DataFrame, folder: str | Path | None = None,
-                   scored: str = "participant") -> dict[str, TranscriptTurns]:
+def unscored_turns(
+    frame: pd.DataFrame, folder: str | Path | None = None, scored: str = "participant"
+) -> dict[str, TranscriptTurns]:
     """Per source: the turns lying between the scored passages, found by reading the transcript again.
 
     Predictions hold one row per scored passage only (by default, the participants'), but the
@@ -146,8 +152,10 @@ def unscored_turns(frame: pd.DataFrame, folder: str | Path | None = None,
     its offsets), gets a ``problem`` instead of turns, so no turn is ever shown out of place.
     """
     role = "participant" if scored == "interviewer" else "interviewer"
-    return {str(source): _turns_of(str(source), block, Path(folder) if folder is not None else None, role)
-            for source, block in frame.groupby("source", sort=False)}
+    return {
+        str(source): _turns_of(str(source), block, Path(folder) if folder is not None else None, role)
+        for source, block in frame.groupby("source", sort=False)
+    }
 
 
 def _turns_of(source: str, block: pd.DataFrame, folder: Path | None, role: str) -> TranscriptTurns:
@@ -171,7 +179,7 @@ def _turns_of(source: str, block: pd.DataFrame, folder: Path | None, role: str) 
         return problem(f"cannot read the transcript again ({exc})")
     text = transcript.text
     for s, e, passage in zip(block["start"], block["end"], block["text"]):
-        if text[int(s):int(e)] != passage:
+        if text[int(s) : int(e)] != passage:
             return problem(f"{path} has changed since it was labelled")
     starts = [s for s, _ in spans]
     turns = []
@@ -188,9 +196,11 @@ def _check_labels(frame: pd.DataFrame, codebook: Codebook, where: str) -> None:
     known = set(codebook.labels)
     for i, label in enumerate(frame["label"]):
         if label not in known:
-            raise ReportError(f"{where}: row {i + 1}: label {label!r} is not a code of codebook "
-                              f"{codebook.name!r} ({codebook.source or 'in memory'}); its codes are "
-                              f"{', '.join(codebook.labels)}. Pass the codebook the model was trained with.")
+            raise ReportError(
+                f"{where}: row {i + 1}: label {label!r} is not a code of codebook "
+                f"{codebook.name!r} ({codebook.source or 'in memory'}); its codes are "
+                f"{', '.join(codebook.labels)}. Pass the codebook the model was trained with."
+            )
 
 
 # -- small pieces of markup --------------------------------------------------------------------
@@ -211,7 +221,7 @@ def _tint(color: str, alpha: float) -> str:
         digits = color[1:]
         if len(digits) == 3:
             digits = "".join(d * 2 for d in digits)
-        r, g, b = (int(digits[k:k + 2], 16) for k in (0, 2, 4))
+        r, g, b = (int(digits[k : k + 2], 16) for k in (0, 2, 4))
         return f"rgba({r}, {g}, {b}, {alpha:.3f})"
     return f"color-mix(in srgb, {color} {alpha * 100:.1f}%, transparent)"
 
@@ -261,7 +271,7 @@ def rounded_percents(shares: dict[str, float]) -> dict[str, int]:
     exact = {k: max(float(v), 0.0) * 100 for k, v in shares.items()}
     out = {k: int(v) for k, v in exact.items()}
     left = round(sum(exact.values())) - sum(out.values())
-    for k in sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)[:max(left, 0)]:
+    for k in sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)[: max(left, 0)]:
         out[k] += 1
     return out
 
@@ -280,24 +290,34 @@ def profile_bar(shares: dict[str, float], codebook: Codebook, title: str) -> str
             continue
         w = share * 100
         tip = f"{code.name}: {shown[code.label]}% of words"
-        parts.append(f'<rect x="{x:.3f}%" y="0" width="{w:.3f}%" height="100%" '
-                     f'fill="{_e(_safe_color(code.color))}" data-code="{_e(code.label)}" '
-                     f'data-share="{share:.4f}"><title>{_e(tip)}</title></rect>')
+        parts.append(
+            f'<rect x="{x:.3f}%" y="0" width="{w:.3f}%" height="100%" '
+            f'fill="{_e(_safe_color(code.color))}" data-code="{_e(code.label)}" '
+            f'data-share="{share:.4f}"><title>{_e(tip)}</title></rect>'
+        )
         if share >= 0.07:  # a label only where it fits (a two-digit "8%" still does)
-            parts.append(f'<text x="{x + w / 2:.3f}%" y="50%" dy=".35em" text-anchor="middle">'
-                         f'{shown[code.label]}%</text>')
+            parts.append(
+                f'<text x="{x + w / 2:.3f}%" y="50%" dy=".35em" text-anchor="middle">{shown[code.label]}%</text>'
+            )
         x += w
     if not parts:
         parts.append('<rect x="0" y="0" width="100%" height="100%" fill="#eeeeee"></rect>')
     label = title + ": " + ", ".join(f"{c.name} {shown[c.label]}%" for c in codebook.codes)
-    return (f'<svg class="profile" width="100%" height="26" role="img" aria-label="{_e(label)}" '
-            f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>')
+    return (
+        f'<svg class="profile" width="100%" height="26" role="img" aria-label="{_e(label)}" '
+        f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
+    )
 
 
 # -- the page ---------------------------------------------------------------------------------
-def render_report(frame: pd.DataFrame, codebook: Codebook, title: str = "supportlens report",
-                  subtitle: str = "", where: str = "predictions",
-                  turns: dict[str, TranscriptTurns] | None = None) -> str:
+def render_report(
+    frame: pd.DataFrame,
+    codebook: Codebook,
+    title: str = "supportlens report",
+    subtitle: str = "",
+    where: str = "predictions",
+    turns: dict[str, TranscriptTurns] | None = None,
+) -> str:
     """The whole page as one string; ``frame`` is predict's output as read by :func:`read_predictions`.
 
     ``turns`` (from :func:`unscored_turns`) puts each transcript's unscored turns between its passages.
@@ -321,15 +341,18 @@ def render_report(frame: pd.DataFrame, codebook: Codebook, title: str = "support
         _legend(codebook),
         _overview(sources, transcript_id, profile, codebook),
         _review_list(sources, blocks, codes),
-        *(_transcript(source, transcript_id[source], blocks[source], profile.loc[source], codebook,
-                      (turns or {}).get(source))
-          for source in sources),
+        *(
+            _transcript(
+                source, transcript_id[source], blocks[source], profile.loc[source], codebook, (turns or {}).get(source)
+            )
+            for source in sources
+        ),
     ]
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         # no request may leave the page: a report is often opened from a mail or an archive
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n"
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(body)
@@ -337,14 +360,17 @@ def render_report(frame: pd.DataFrame, codebook: Codebook, title: str = "support
     )
 
 
-def _header(title: str, subtitle: str, n_sources: int, n_passages: int, n_review: int,
-            codebook: Codebook) -> str:
-    facts = (f"{n_sources} transcript{'s' if n_sources != 1 else ''} · {n_passages} passages · "
-             f"{n_review} flagged for review · codebook {codebook.name} v{codebook.version}")
+def _header(title: str, subtitle: str, n_sources: int, n_passages: int, n_review: int, codebook: Codebook) -> str:
+    facts = (
+        f"{n_sources} transcript{'s' if n_sources != 1 else ''} · {n_passages} passages · "
+        f"{n_review} flagged for review · codebook {codebook.name} v{codebook.version}"
+    )
     sub = f'<p class="sub">{_e(subtitle)}</p>' if subtitle else ""
-    return (f'<header><h1>{_e(title)}</h1>{sub}<p class="facts" data-passages="{n_passages}" '
-            f'data-review="{n_review}">{_e(facts)}</p>'
-            '<p id="status" class="status">Static view (scripts not run): all passages shown.</p></header>')
+    return (
+        f'<header><h1>{_e(title)}</h1>{sub}<p class="facts" data-passages="{n_passages}" '
+        f'data-review="{n_review}">{_e(facts)}</p>'
+        '<p id="status" class="status">Static view (scripts not run): all passages shown.</p></header>'
+    )
 
 
 def _controls(codebook: Codebook) -> str:
@@ -352,9 +378,12 @@ def _controls(codebook: Codebook) -> str:
     boxes = "".join(
         f'<label class="filter"><input type="checkbox" checked data-filter-code="{_e(c.label)}">'
         f'<span class="swatch" style="background:{_e(_safe_color(c.color))}"></span>{_e(c.name)}</label>'
-        for c in codebook.codes)
-    return (f'<nav id="controls" class="controls" hidden><span class="controls-title">Show:</span>{boxes}'
-            '<label class="filter"><input type="checkbox" id="only-review"> only ⚑ needs review</label></nav>')
+        for c in codebook.codes
+    )
+    return (
+        f'<nav id="controls" class="controls" hidden><span class="controls-title">Show:</span>{boxes}'
+        '<label class="filter"><input type="checkbox" id="only-review"> only ⚑ needs review</label></nav>'
+    )
 
 
 def _legend(codebook: Codebook) -> str:
@@ -362,30 +391,40 @@ def _legend(codebook: Codebook) -> str:
     for c in codebook.codes:
         extra = ""
         if c.use_when or c.do_not_use_when:
-            extra = ('<details><summary>when to use it</summary>'
-                     + (f'<p><b>Use when:</b> {_e(c.use_when)}</p>' if c.use_when else "")
-                     + (f'<p><b>Do not use when:</b> {_e(c.do_not_use_when)}</p>' if c.do_not_use_when else "")
-                     + '</details>')
+            extra = (
+                "<details><summary>when to use it</summary>"
+                + (f"<p><b>Use when:</b> {_e(c.use_when)}</p>" if c.use_when else "")
+                + (f"<p><b>Do not use when:</b> {_e(c.do_not_use_when)}</p>" if c.do_not_use_when else "")
+                + "</details>"
+            )
         items.append(
             f'<li class="legend-entry" data-code="{_e(c.label)}" style="--code:{_e(_safe_color(c.color))}">'
             f'<span class="swatch" style="background:{_e(_safe_color(c.color))}"></span>'
             f'<div><p class="code-name">{_e(c.name)} <code>{_e(c.label)}</code></p>'
             f'<p class="code-short">{_e(c.short)}</p>'
-            f'<p class="code-definition">{_e(c.definition)}</p>{extra}</div></li>')
+            f'<p class="code-definition">{_e(c.definition)}</p>{extra}</div></li>'
+        )
     example = codebook.codes[0]
     n = len(codebook.codes)
     ramp = "".join(
         f'<span class="ramp-step" style="background:{_e(_tint(example.color, shade(conf, n)))}">{_percent(conf)}</span>'
-        for conf in (1.0 / n, (1.0 / n + 1) / 2, 1.0))
-    rule = (f'<p class="rule"><b>When a passage describes several approaches:</b> '
-            f'{_e(codebook.multiple_approaches_rule)}</p>' if codebook.multiple_approaches_rule else "")
-    return ('<section id="legend"><h2>Codes</h2>'
-            f'<ul class="legend">{"".join(items)}</ul>{rule}'
-            '<p class="key">Each passage is shaded in the colour of its suggested code; the fainter the '
-            f'shading, the less confident the model (confidence {ramp}). '
-            '⚑ marks a passage under the review threshold. <b>#</b> numbers the scored passages of a transcript '
-            'in order. Turns in grey, marked <i>not scored</i>, were not labelled (by default, the '
-            'interviewer\'s); they are shown so each answer reads with its question.</p></section>')
+        for conf in (1.0 / n, (1.0 / n + 1) / 2, 1.0)
+    )
+    rule = (
+        f'<p class="rule"><b>When a passage describes several approaches:</b> '
+        f"{_e(codebook.multiple_approaches_rule)}</p>"
+        if codebook.multiple_approaches_rule
+        else ""
+    )
+    return (
+        '<section id="legend"><h2>Codes</h2>'
+        f'<ul class="legend">{"".join(items)}</ul>{rule}'
+        '<p class="key">Each passage is shaded in the colour of its suggested code; the fainter the '
+        f"shading, the less confident the model (confidence {ramp}). "
+        "⚑ marks a passage under the review threshold. <b>#</b> numbers the scored passages of a transcript "
+        "in order. Turns in grey, marked <i>not scored</i>, were not labelled (by default, the "
+        "interviewer's); they are shown so each answer reads with its question.</p></section>"
+    )
 
 
 def _shares(row: pd.Series, codebook: Codebook) -> dict[str, float]:
@@ -397,8 +436,7 @@ def _dominant(profile: pd.Series, codebook: Codebook) -> str:
     return " = ".join(codebook.code(label).name if label in codebook.labels else label for label in labels)
 
 
-def _overview(sources: list[str], transcript_id: dict[str, str], profile: pd.DataFrame,
-              codebook: Codebook) -> str:
+def _overview(sources: list[str], transcript_id: dict[str, str], profile: pd.DataFrame, codebook: Codebook) -> str:
     rows = []
     for source in sources:
         p = profile.loc[source]
@@ -406,16 +444,18 @@ def _overview(sources: list[str], transcript_id: dict[str, str], profile: pd.Dat
         rows.append(
             f'<tr><th scope="row"><a href="#{transcript_id[source]}">{_e(_short_name(source))}</a></th>'
             f'<td class="bar">{profile_bar(_shares(p, codebook), codebook, _short_name(source))}</td>'
-            f'<td>{int(p["passages"])}</td><td>{int(p["words"])}</td><td>{_e(dominant)}</td>'
-            f'<td>{int(p["needs_review"])}</td></tr>')
-    return ('<section id="profiles"><h2>Profiles</h2><p class="key">Share of each transcript\'s scored talk, '
-            'by words, per suggested code.</p><table class="overview"><thead><tr><th>transcript</th>'
-            '<th>share of words</th><th>passages</th><th>words</th><th>dominant approach</th><th>⚑</th>'
-            f'</tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+            f"<td>{int(p['passages'])}</td><td>{int(p['words'])}</td><td>{_e(dominant)}</td>"
+            f"<td>{int(p['needs_review'])}</td></tr>"
+        )
+    return (
+        '<section id="profiles"><h2>Profiles</h2><p class="key">Share of each transcript\'s scored talk, '
+        'by words, per suggested code.</p><table class="overview"><thead><tr><th>transcript</th>'
+        "<th>share of words</th><th>passages</th><th>words</th><th>dominant approach</th><th>⚑</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+    )
 
 
-def _review_list(sources: list[str], blocks: dict[str, list[tuple[str, pd.Series]]],
-                 codes: dict[str, Code]) -> str:
+def _review_list(sources: list[str], blocks: dict[str, list[tuple[str, pd.Series]]], codes: dict[str, Code]) -> str:
     items = []
     for source in sources:
         for number, (anchor, row) in enumerate(blocks[source], 1):
@@ -424,16 +464,25 @@ def _review_list(sources: list[str], blocks: dict[str, list[tuple[str, pd.Series
             text = row["text"] if len(row["text"]) <= 160 else row["text"][:157].rstrip() + "…"
             items.append(
                 f'<li data-review-item="{anchor}"><a href="#{anchor}">{_e(_short_name(source))} · '
-                f'passage #{number}</a> · {_e(row["speaker"] or "unnamed speaker")} · '
-                f'{_e(codes[row["label"]].name)} {_confidence_text(row["confidence"])}'
-                f'<div class="snippet">{_e(text)}</div></li>')
-    inner = f'<ol class="review">{"".join(items)}</ol>' if items else '<p>No passage is under the review threshold.</p>'
-    return (f'<section id="review"><details{" open" if len(items) <= 50 else ""}><summary><h2>Needs review '
-            f'({len(items)})</h2></summary>{inner}</details></section>')
+                f"passage #{number}</a> · {_e(row['speaker'] or 'unnamed speaker')} · "
+                f"{_e(codes[row['label']].name)} {_confidence_text(row['confidence'])}"
+                f'<div class="snippet">{_e(text)}</div></li>'
+            )
+    inner = f'<ol class="review">{"".join(items)}</ol>' if items else "<p>No passage is under the review threshold.</p>"
+    return (
+        f'<section id="review"><details{" open" if len(items) <= 50 else ""}><summary><h2>Needs review '
+        f"({len(items)})</h2></summary>{inner}</details></section>"
+    )
 
 
-def _transcript(source: str, tid: str, rows: list[tuple[str, pd.Series]], profile: pd.Series,
-                codebook: Codebook, turns: TranscriptTurns | None = None) -> str:
+def _transcript(
+    source: str,
+    tid: str,
+    rows: list[tuple[str, pd.Series]],
+    profile: pd.Series,
+    codebook: Codebook,
+    turns: TranscriptTurns | None = None,
+) -> str:
     n = len(codebook.codes)
     context = turns.turns if turns is not None and turns.problem is None else []
     passages = []
@@ -444,37 +493,54 @@ def _transcript(source: str, tid: str, rows: list[tuple[str, pd.Series]], profil
             q += 1
         code = codebook.code(row["label"])
         review = bool(row["needs_review"])
-        probabilities = " · ".join(f"{c.name} {_probability(float(row[f'p_{c.label}']))}" for c in codebook.codes
-                                   if f"p_{c.label}" in row.index and not _missing(row[f"p_{c.label}"]))
+        probabilities = " · ".join(
+            f"{c.name} {_probability(float(row[f'p_{c.label}']))}"
+            for c in codebook.codes
+            if f"p_{c.label}" in row.index and not _missing(row[f"p_{c.label}"])
+        )
         when = _clock(row.get("start_time"))
         role = row.get("role")
         role_note = f" ({role})" if isinstance(role, str) and role and role not in ("participant", "unknown") else ""
-        meta = (f'<span class="speaker">{_e(row["speaker"] or "unnamed speaker")}{_e(role_note)}</span>'
-                + (f'<span class="time">{_e(when)}</span>' if when else "")
-                + f'<span class="label" style="border-color:{_e(_safe_color(code.color))}">{_e(code.name)}</span>'
-                + f'<span class="conf" title="{_e(probabilities)}">{_confidence_text(row["confidence"])}</span>'
-                + ('<span class="flag" title="needs review">⚑</span>' if review else "")
-                + f'<a class="pid" href="#{anchor}" title="passage_index {int(row["passage_index"])} in the '
-                  f'predictions">#{number}</a>')
+        meta = (
+            f'<span class="speaker">{_e(row["speaker"] or "unnamed speaker")}{_e(role_note)}</span>'
+            + (f'<span class="time">{_e(when)}</span>' if when else "")
+            + f'<span class="label" style="border-color:{_e(_safe_color(code.color))}">{_e(code.name)}</span>'
+            + f'<span class="conf" title="{_e(probabilities)}">{_confidence_text(row["confidence"])}</span>'
+            + ('<span class="flag" title="needs review">⚑</span>' if review else "")
+            + f'<a class="pid" href="#{anchor}" title="passage_index {int(row["passage_index"])} in the '
+            f'predictions">#{number}</a>'
+        )
         passages.append(
             f'<article class="passage{" review" if review else ""}" id="{anchor}" data-passage '
             f'data-source="{_e(source)}" data-index="{int(row["passage_index"])}" data-label="{_e(code.label)}" '
             f'data-confidence="{row["confidence"]:.4f}" data-review="{"true" if review else "false"}" '
-            f'style="--code:{_e(_safe_color(code.color))}; background:{_e(_tint(code.color, shade(row["confidence"], n)))}">'
-            f'<div class="meta">{meta}</div><div class="text">{_e(row["text"])}</div></article>')
+            f'style="--code:{_e(_safe_color(code.color))}; '
+            f'background:{_e(_tint(code.color, shade(row["confidence"], n)))}">'
+            f'<div class="meta">{meta}</div><div class="text">{_e(row["text"])}</div></article>'
+        )
     passages.extend(_unscored(turn, None) for turn in context[q:])
-    unscored = f" · {len(context)} {turns.role} turn{'s' if len(context) != 1 else ''} not scored" if context else ""
-    missing = (f'<p class="note" data-turns-missing>{_e(turns.role.capitalize())} turns could not be shown: '
-               f'{_e(turns.problem)}.</p>' if turns is not None and turns.problem else "")
-    return (f'<section class="transcript" id="{tid}" data-source="{_e(source)}">'
-            f'<h2>{_e(_short_name(source))}</h2><p class="path">{_e(source)}</p>'
-            f'<p class="facts">{int(profile["passages"])} passages · {int(profile["words"])} words · '
-            f'dominant approach: {_e(_dominant(profile, codebook))} · {int(profile["needs_review"])} ⚑'
-            f'{_e(unscored)}</p>{missing}'
-            f'{profile_bar(_shares(profile, codebook), codebook, _short_name(source))}'
-            # the bar labels only wide segments; the caption gives every share
-            f'<p class="shares">{_share_caption(_shares(profile, codebook), codebook)}</p>'
-            f'<div class="passages">{"".join(passages)}</div></section>')
+    unscored = (
+        f" · {len(context)} {turns.role} turn{'s' if len(context) != 1 else ''} not scored"
+        if turns is not None and context  # context: the turns of `turns` (none without it)
+        else ""
+    )
+    missing = (
+        f'<p class="note" data-turns-missing>{_e(turns.role.capitalize())} turns could not be shown: '
+        f"{_e(turns.problem)}.</p>"
+        if turns is not None and turns.problem
+        else ""
+    )
+    return (
+        f'<section class="transcript" id="{tid}" data-source="{_e(source)}">'
+        f'<h2>{_e(_short_name(source))}</h2><p class="path">{_e(source)}</p>'
+        f'<p class="facts">{int(profile["passages"])} passages · {int(profile["words"])} words · '
+        f"dominant approach: {_e(_dominant(profile, codebook))} · {int(profile['needs_review'])} ⚑"
+        f"{_e(unscored)}</p>{missing}"
+        f"{profile_bar(_shares(profile, codebook), codebook, _short_name(source))}"
+        # the bar labels only wide segments; the caption gives every share
+        f'<p class="shares">{_share_caption(_shares(profile, codebook), codebook)}</p>'
+        f'<div class="passages">{"".join(passages)}</div></section>'
+    )
 
 
 def _unscored(turn: UnscoredTurn, answer: str | None) -> str:
@@ -482,18 +548,24 @@ def _unscored(turn: UnscoredTurn, answer: str | None) -> str:
     the passage after it, so a filter that hides the answer hides its question too."""
     when = _clock(turn.start_time)
     role_note = f" ({turn.role})" if turn.role.casefold() not in turn.speaker.casefold() else ""
-    meta = (f'<span class="speaker">{_e(turn.speaker or "unnamed speaker")}{_e(role_note)}</span>'
-            + (f'<span class="time">{_e(when)}</span>' if when else "")
-            + '<span class="unscored-tag">not scored</span>')
+    meta = (
+        f'<span class="speaker">{_e(turn.speaker or "unnamed speaker")}{_e(role_note)}</span>'
+        + (f'<span class="time">{_e(when)}</span>' if when else "")
+        + '<span class="unscored-tag">not scored</span>'
+    )
     before = f' data-before="{_e(answer)}"' if answer else ""
-    return (f'<div class="unscored" data-unscored data-role="{_e(turn.role)}"{before}>'
-            f'<div class="meta">{meta}</div><div class="text">{_e(turn.text)}</div></div>')
+    return (
+        f'<div class="unscored" data-unscored data-role="{_e(turn.role)}"{before}>'
+        f'<div class="meta">{meta}</div><div class="text">{_e(turn.text)}</div></div>'
+    )
 
 
 def _share_caption(shares: dict[str, float], codebook: Codebook) -> str:
     shown = rounded_percents({c.label: shares.get(c.label, 0.0) for c in codebook.codes})
-    return " · ".join(f'<span class="swatch" style="background:{_e(_safe_color(c.color))}"></span> '
-                      f'{_e(c.name)} {shown[c.label]}%' for c in codebook.codes)
+    return " · ".join(
+        f'<span class="swatch" style="background:{_e(_safe_color(c.color))}"></span> {_e(c.name)} {shown[c.label]}%'
+        for c in codebook.codes
+    )
 
 
 def _short_name(source: str) -> str:
@@ -511,9 +583,14 @@ def write_report(page: str, out: str | Path) -> Path:
     return write_atomic(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
-def build_report(predictions: str | Path, out: str | Path, codebook: str | Path | None = None,
-                 model: str | None = None, tracking_uri: str | None = None,
-                 title: str | None = None) -> ReportSummary:
+def build_report(
+    predictions: str | Path,
+    out: str | Path,
+    codebook: str | Path | None = None,
+    model: str | None = None,
+    tracking_uri: str | None = None,
+    title: str | None = None,
+) -> ReportSummary:
     """Read predictions, pick the codebook, render and write the page: the CLI's whole job."""
     predictions = Path(predictions)
     out = Path(out)
@@ -525,14 +602,23 @@ def build_report(predictions: str | Path, out: str | Path, codebook: str | Path 
     settings = _run_record(predictions).get("settings")
     scored = settings.get("speaker", "participant") if isinstance(settings, dict) else "participant"
     turns = unscored_turns(frame, predictions.parent, scored=str(scored))
-    page = render_report(frame, book, title=title or f"supportlens report: {predictions.name}",
-                         subtitle=subtitle, where=str(predictions), turns=turns)
+    page = render_report(
+        frame,
+        book,
+        title=title or f"supportlens report: {predictions.name}",
+        subtitle=subtitle,
+        where=str(predictions),
+        turns=turns,
+    )
     write_report(page, out)
-    return ReportSummary(output=out, transcripts=frame["source"].nunique(), passages=len(frame),
-                         needs_review=int(frame["needs_review"].sum()),
-                         unscored_turns=sum(len(t.turns) for t in turns.values()),
-                         notes=[f"{source}: {t.role} turns not shown: {t.problem}"
-                                for source, t in turns.items() if t.problem])
+    return ReportSummary(
+        output=out,
+        transcripts=frame["source"].nunique(),
+        passages=len(frame),
+        needs_review=int(frame["needs_review"].sum()),
+        unscored_turns=sum(len(t.turns) for t in turns.values()),
+        notes=[f"{source}: {t.role} turns not shown: {t.problem}" for source, t in turns.items() if t.problem],
+    )
 
 
 _CSS = """
@@ -583,7 +669,8 @@ ol.review li { margin: .3rem 0; }
 .passage:target { outline: 3px solid #0b5cad; outline-offset: 2px; }
 .passage.review { box-shadow: inset 0 0 0 1px rgba(0, 0, 0, .25); }
 .passage[hidden] { display: none; }
-.meta { display: flex; flex-wrap: wrap; gap: .3rem .75rem; align-items: baseline; font-size: .8rem; margin-bottom: .2rem; }
+.meta { display: flex; flex-wrap: wrap; gap: .3rem .75rem; align-items: baseline; font-size: .8rem;
+         margin-bottom: .2rem; }
 .speaker { font-weight: 600; }
 .time, .pid { color: #30343b; }
 .pid { margin-left: auto; text-decoration: none; }
@@ -650,5 +737,17 @@ _JS = """
 })();
 """
 
-__all__ = ["ReportError", "ReportSummary", "TranscriptTurns", "UnscoredTurn", "build_report", "profile_bar",
-           "read_predictions", "render_report", "resolve_codebook", "shade", "unscored_turns", "write_report"]
+__all__ = [
+    "ReportError",
+    "ReportSummary",
+    "TranscriptTurns",
+    "UnscoredTurn",
+    "build_report",
+    "profile_bar",
+    "read_predictions",
+    "render_report",
+    "resolve_codebook",
+    "shade",
+    "unscored_turns",
+    "write_report",
+]

@@ -31,10 +31,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -64,8 +65,9 @@ def _pyspark():
         raise PredictError("Spark scoring needs pyspark: pip install 'supportlens[spark]'") from None
 
 
-def spark_session(master: str = "local[2]", app_name: str = "supportlens",
-                  conf: dict[str, str] | None = None) -> "SparkSession":
+def spark_session(
+    master: str = "local[2]", app_name: str = "supportlens", conf: dict[str, str] | None = None
+) -> SparkSession:
     """Get or start a Spark session; with a ``local`` master, workers run this very Python.
 
     An active session (a notebook's, a test's) is returned as it is, whatever `master` says."""
@@ -81,15 +83,20 @@ def spark_session(master: str = "local[2]", app_name: str = "supportlens",
     builder = SparkSession.builder.master(master).appName(app_name)
     # a transcript is tens of kB: Arrow batches of 10,000 rows (the default) would hold
     # hundreds of MB in one worker
-    settings = {"spark.sql.execution.arrow.maxRecordsPerBatch": "256",
-                "spark.sql.execution.arrow.pyspark.enabled": "true", **(conf or {})}
+    settings = {
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "256",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        **(conf or {}),
+    }
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
         return builder.getOrCreate()
     except Exception as exc:  # pyspark raises its own runtime errors when Java is missing
-        raise PredictError(f"cannot start Spark (master {master!r}): {str(exc).rstrip('.')}. Spark needs a Java runtime "
-                           "(17 or newer) on PATH or JAVA_HOME") from exc
+        raise PredictError(
+            f"cannot start Spark (master {master!r}): {str(exc).rstrip('.')}. Spark needs a Java runtime "
+            "(17 or newer) on PATH or JAVA_HOME"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,14 @@ class LabelerSettings:
         from supportlens.models import load_classifier
 
         extra = {"runtime": self.runtime} if self.runtime is not None else {}
-        return Labeler(load_classifier(model_dir), review_below=self.review_below, device=self.device,
-                       fast=self.fast, batch_size=self.batch_size, **extra)
+        return Labeler(
+            load_classifier(model_dir),
+            review_below=self.review_below,
+            device=self.device,
+            fast=self.fast,
+            batch_size=self.batch_size,
+            **extra,
+        )
 
 
 @dataclass(frozen=True)
@@ -128,12 +141,13 @@ def _model_key(model_dir: Path) -> str:
     for path in sorted(model_dir.rglob("*")):
         if path.is_file():
             stat = path.stat()
-            digest.update(f"{path.relative_to(model_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode("utf-8"))
+            digest.update(f"{path.relative_to(model_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
 
-def ship_model(spark: "SparkSession", model: str | Path, settings: LabelerSettings | None = None,
-               tracking_uri: str | None = None) -> ShippedModel:
+def ship_model(
+    spark: SparkSession, model: str | Path, settings: LabelerSettings | None = None, tracking_uri: str | None = None
+) -> ShippedModel:
     """Resolve `model` (folder, ``runs:/``, ``models:/``) on the driver, check that it loads with
     `settings`, and add it to the Spark application so that every executor can load it."""
     from supportlens.tracking import fetch_model_dir
@@ -144,8 +158,10 @@ def ship_model(spark: "SparkSession", model: str | Path, settings: LabelerSettin
     try:
         context = spark.sparkContext
     except Exception as exc:  # Spark Connect sessions have no SparkContext
-        raise PredictError("this Spark session has no SparkContext (Spark Connect?): score with "
-                           "mlflow.pyfunc.spark_udf on the logged model instead") from exc
+        raise PredictError(
+            "this Spark session has no SparkContext (Spark Connect?): score with "
+            "mlflow.pyfunc.spark_udf on the logged model instead"
+        ) from exc
     key = (context.applicationId, _model_key(model_dir))
     if key not in _shipped:
         # addFile keys files by base name: copy under a unique one so two models never collide
@@ -229,8 +245,9 @@ def _transcript_inputs(batches: Iterator[pd.DataFrame], table_text_column: str) 
         for row in batch.itertuples(index=False):
             source = row.id if isinstance(row.id, str) and row.id else None
             content = row.content if row.content is not None else row.text
-            yield TranscriptInput(source or "", partial(_parse, source, content, _format_of(source or "", row.format),
-                                                        table_text_column))
+            yield TranscriptInput(
+                source or "", partial(_parse, source, content, _format_of(source or "", row.format), table_text_column)
+            )
 
 
 def _parse(source: str | None, content: str | bytes | float | None, fmt: str, table_text_column: str) -> Transcript:
@@ -241,8 +258,9 @@ def _parse(source: str | None, content: str | bytes | float | None, fmt: str, ta
     return parse_transcript(content, fmt, source, text_column=table_text_column)
 
 
-def _score_transcript_batches(batches: Iterator[pd.DataFrame], model: ShippedModel, speaker: str,
-                              rules: SpeakerRules, table_text_column: str) -> Iterator[pd.DataFrame]:
+def _score_transcript_batches(
+    batches: Iterator[pd.DataFrame], model: ShippedModel, speaker: str, rules: SpeakerRules, table_text_column: str
+) -> Iterator[pd.DataFrame]:
     """mapInPandas body: `loop.label_transcripts` over the rows, as in `predict_files`; each
     scored part as passages, the failures so far as rows with ``error`` set."""
     labeler = _labeler(model)
@@ -264,7 +282,7 @@ def _score_transcript_batches(batches: Iterator[pd.DataFrame], model: ShippedMod
         yield _for_arrow(pd.DataFrame(failures).reindex(columns=columns), text_columns)
 
 
-def _check_transcripts(transcripts: "DataFrame", where: str = "transcripts") -> "DataFrame":
+def _check_transcripts(transcripts: DataFrame, where: str = "transcripts") -> DataFrame:
     """Columns id, text, content, format in that order and type; a clear error for a bad frame."""
     from pyspark.sql import functions as F
 
@@ -272,16 +290,25 @@ def _check_transcripts(transcripts: "DataFrame", where: str = "transcripts") -> 
     if "id" not in columns:
         raise PredictError(f"{where}: no 'id' column (columns: {', '.join(transcripts.columns) or 'none'})")
     if "text" not in columns and "content" not in columns:
-        raise PredictError(f"{where}: needs a 'text' (string) or 'content' (bytes) column "
-                           f"(columns: {', '.join(transcripts.columns)})")
+        raise PredictError(
+            f"{where}: needs a 'text' (string) or 'content' (bytes) column (columns: {', '.join(transcripts.columns)})"
+        )
     types = {"id": "string", "text": "string", "content": "binary", "format": "string"}
-    return transcripts.select(*[(F.col(columns[c]) if c in columns else F.lit(None)).cast(types[c]).alias(c)
-                                for c in TRANSCRIPT_COLUMNS])
+    return transcripts.select(
+        *[(F.col(columns[c]) if c in columns else F.lit(None)).cast(types[c]).alias(c) for c in TRANSCRIPT_COLUMNS]
+    )
 
 
-def score_transcripts(transcripts: "DataFrame", model: str | Path, *, speaker: str = "participant",
-                      rules: SpeakerRules | None = None, settings: LabelerSettings | None = None,
-                      table_text_column: str = "text", tracking_uri: str | None = None) -> "DataFrame":
+def score_transcripts(
+    transcripts: DataFrame,
+    model: str | Path,
+    *,
+    speaker: str = "participant",
+    rules: SpeakerRules | None = None,
+    settings: LabelerSettings | None = None,
+    table_text_column: str = "text",
+    tracking_uri: str | None = None,
+) -> DataFrame:
     """Passages of every transcript with the columns of ``supportlens predict`` plus ``error``.
 
     `transcripts` has one row per transcript: ``id`` (becomes ``source``; keep it unique),
@@ -306,7 +333,7 @@ def score_transcripts(transcripts: "DataFrame", model: str | Path, *, speaker: s
     return frame.mapInPandas(body, _passage_schema(shipped.labels))
 
 
-def split_failures(scored: "DataFrame") -> tuple["DataFrame", "DataFrame"]:
+def split_failures(scored: DataFrame) -> tuple[DataFrame, DataFrame]:
     """(passages without the ``error`` column, failures as ``source, error``) of `score_transcripts`."""
     from pyspark.sql import functions as F
 
@@ -319,8 +346,14 @@ def split_failures(scored: "DataFrame") -> tuple["DataFrame", "DataFrame"]:
 # passages -> scores
 
 
-def score_passages(passages: "DataFrame", model: str | Path, *, text_column: str = "text",
-                   settings: LabelerSettings | None = None, tracking_uri: str | None = None) -> "DataFrame":
+def score_passages(
+    passages: DataFrame,
+    model: str | Path,
+    *,
+    text_column: str = "text",
+    settings: LabelerSettings | None = None,
+    tracking_uri: str | None = None,
+) -> DataFrame:
     """Add label, ``p_<code>``, confidence and needs_review to a DataFrame of passages (any other
     columns are kept). A null text gets null scores."""
     from pyspark.sql import functions as F
@@ -334,7 +367,8 @@ def score_passages(passages: "DataFrame", model: str | Path, *, text_column: str
     if clash:
         raise PredictError(f"passages: already has column(s) {', '.join(clash)}; drop or rename them first")
 
-    @pandas_udf(_score_schema(shipped.labels))
+    # pyspark's stubs lack the one-argument form that takes its kind from the type hints (the documented one)
+    @pandas_udf(_score_schema(shipped.labels))  # type: ignore[call-overload]
     def score(texts: pd.Series) -> pd.DataFrame:
         present = texts.notna()
         frame = _labeler(shipped).score(texts[present].astype(str).tolist())
@@ -345,7 +379,8 @@ def score_passages(passages: "DataFrame", model: str | Path, *, text_column: str
 
     struct = "_supportlens_scores"
     return passages.withColumn(struct, score(F.col(text_column))).select(
-        *[F.col(f"`{c}`") for c in passages.columns], *[F.col(f"{struct}.`{c}`") for c in added])
+        *[F.col(f"`{c}`") for c in passages.columns], *[F.col(f"{struct}.`{c}`") for c in added]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,14 +398,14 @@ def _is_table(item: str) -> bool:
     return False
 
 
-def _read_parquet(spark: "SparkSession", item: str) -> "DataFrame":
+def _read_parquet(spark: SparkSession, item: str) -> DataFrame:
     try:
         return spark.read.parquet(item)
     except Exception as exc:  # Spark's AnalysisException and friends: keep the first line only
         raise PredictError(f"{item}: cannot read as Parquet: {str(exc).strip().splitlines()[0]}") from None
 
 
-def load_transcripts(spark: "SparkSession", inputs: list[str]) -> tuple["DataFrame", list[FileFailure]]:
+def load_transcripts(spark: SparkSession, inputs: list[str]) -> tuple[DataFrame, list[FileFailure]]:
     """Transcripts DataFrame from the CLI's inputs, plus inputs that matched nothing.
 
     A Parquet file or folder (local or a URI) is read by Spark: columns ``id``, ``text`` and/or
@@ -388,8 +423,14 @@ def load_transcripts(spark: "SparkSession", inputs: list[str]) -> tuple["DataFra
         rows = []
         for path in paths:
             try:
-                rows.append({"id": str(path), "text": None, "content": path.read_bytes(),
-                             "format": path.suffix[1:].lower() or None})
+                rows.append(
+                    {
+                        "id": str(path),
+                        "text": None,
+                        "content": path.read_bytes(),
+                        "format": path.suffix[1:].lower() or None,
+                    }
+                )
             except OSError as exc:
                 problems.append(FileFailure(str(path), f"{path}: cannot read file: {exc.strerror or exc}"))
         if rows:
@@ -403,7 +444,7 @@ def load_transcripts(spark: "SparkSession", inputs: list[str]) -> tuple["DataFra
     return frame, problems
 
 
-def write_passages(passages: "DataFrame", out: str | Path, buckets: int = 16) -> str:
+def write_passages(passages: DataFrame, out: str | Path, buckets: int = 16) -> str:
     """Write passages as Parquet partitioned by ``bucket`` = hash(source) mod `buckets` (all
     passages of a transcript in one folder, a bounded number of folders), sorted by source and
     passage. A local `out` is written beside itself and swapped in whole, replacing only an
@@ -413,9 +454,11 @@ def write_passages(passages: "DataFrame", out: str | Path, buckets: int = 16) ->
 
     if buckets < 1:
         raise PredictError(f"buckets must be at least 1, got {buckets}")
-    frame = (passages.withColumn(BUCKET_COLUMN, F.pmod(F.xxhash64("source"), F.lit(buckets)).cast("int"))
-             .repartition(buckets, BUCKET_COLUMN)
-             .sortWithinPartitions("source", "passage_index"))
+    frame = (
+        passages.withColumn(BUCKET_COLUMN, F.pmod(F.xxhash64("source"), F.lit(buckets)).cast("int"))
+        .repartition(buckets, BUCKET_COLUMN)
+        .sortWithinPartitions("source", "passage_index")
+    )
     local = _local_output(out)
     if local is None:
         frame.write.mode("overwrite").partitionBy(BUCKET_COLUMN).parquet(str(out))
@@ -461,10 +504,19 @@ class SparkReport:
         return self.passages / self.seconds if self.seconds else 0.0
 
 
-def predict_spark(inputs: list[str], model: str | Path, out: str | Path, *, master: str = "local[2]",
-                  speaker: str = "participant", rules: SpeakerRules | None = None,
-                  settings: LabelerSettings | None = None, table_text_column: str = "text",
-                  tracking_uri: str | None = None, buckets: int = 16) -> SparkReport:
+def predict_spark(
+    inputs: list[str],
+    model: str | Path,
+    out: str | Path,
+    *,
+    master: str = "local[2]",
+    speaker: str = "participant",
+    rules: SpeakerRules | None = None,
+    settings: LabelerSettings | None = None,
+    table_text_column: str = "text",
+    tracking_uri: str | None = None,
+    buckets: int = 16,
+) -> SparkReport:
     """``supportlens predict --engine spark``: score `inputs` on `master` into partitioned Parquet.
 
     A session this call starts is stopped at the end; an active one is left running."""
@@ -479,14 +531,24 @@ def predict_spark(inputs: list[str], model: str | Path, out: str | Path, *, mast
     spark = spark_session(master)
     try:
         transcripts, problems = load_transcripts(spark, inputs)
-        scored = score_transcripts(transcripts, model, speaker=speaker, rules=rules, settings=settings,
-                                   table_text_column=table_text_column, tracking_uri=tracking_uri)
+        scored = score_transcripts(
+            transcripts,
+            model,
+            speaker=speaker,
+            rules=rules,
+            settings=settings,
+            table_text_column=table_text_column,
+            tracking_uri=tracking_uri,
+        )
         scored = scored.persist(StorageLevel.MEMORY_AND_DISK)  # written, counted, listed: score once
         try:
             passages, failures = split_failures(scored)
             ok = F.col(ERROR_COLUMN).isNull()
-            stats = scored.agg(F.count(F.when(ok, 1)).alias("passages"),
-                               F.countDistinct(F.when(ok, F.col("source"))).alias("transcripts")).first()
+            stats = scored.agg(
+                F.count(F.when(ok, 1)).alias("passages"),
+                F.countDistinct(F.when(ok, F.col("source"))).alias("transcripts"),
+            ).first()
+            assert stats is not None  # an aggregate without groupBy has exactly one row
             # a run that labelled nothing leaves an earlier output as it was
             written = write_passages(passages, out, buckets) if stats["transcripts"] else None
             failed = [FileFailure(r["source"] or "", r[ERROR_COLUMN]) for r in failures.collect()]
@@ -495,5 +557,10 @@ def predict_spark(inputs: list[str], model: str | Path, out: str | Path, *, mast
     finally:
         if owned:
             spark.stop()
-    return SparkReport(written, int(stats["transcripts"]), int(stats["passages"]), time.perf_counter() - started,
-                       problems + sorted(failed, key=lambda f: f.source))
+    return SparkReport(
+        written,
+        int(stats["transcripts"]),
+        int(stats["passages"]),
+        time.perf_counter() - started,
+        problems + sorted(failed, key=lambda f: f.source),
+    )

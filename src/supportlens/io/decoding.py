@@ -53,7 +53,7 @@ def decode_text(raw: bytes, what: str = "transcript") -> DecodedText:
 
     ``what`` names the kind of file in the binary-file reason (``"binary file, not a transcript"``)."""
     if raw.startswith(codecs.BOM_UTF8):
-        encoding, body, codec = "utf-8-sig", raw[len(codecs.BOM_UTF8):], "utf-8"
+        encoding, body, codec = "utf-8-sig", raw[len(codecs.BOM_UTF8) :], "utf-8"
     elif raw.startswith(codecs.BOM_UTF16_LE):
         encoding, body, codec = "utf-16-le", raw[2:], "utf-16-le"
     elif raw.startswith(codecs.BOM_UTF16_BE):
@@ -94,16 +94,23 @@ def _decode_fallback(raw: bytes, where: tuple[int | None, int | None]) -> tuple[
     except LookupError:  # a name Python has no codec for: no suggestion worth making
         other = ""
     try:
-        return raw.decode("cp1252"), "cp1252", (
-            "not valid UTF-8, so decoded as cp1252, the encoding of Windows exports in Western European "
-            f"languages; if accented letters look wrong, the file is in another encoding{other}: "
-            "save it as UTF-8 and read it again")
+        return (
+            raw.decode("cp1252"),
+            "cp1252",
+            (
+                "not valid UTF-8, so decoded as cp1252, the encoding of Windows exports in Western European "
+                f"languages; if accented letters look wrong, the file is in another encoding{other}: "
+                "save it as UTF-8 and read it again"
+            ),
+        )
     except UnicodeDecodeError:
         pass
     if guess:
         try:
-            note = (f"not valid UTF-8 or cp1252, so decoded as {guess}, charset-normalizer's guess; if "
-                    "characters look wrong, save the file as UTF-8 and read it again")
+            note = (
+                f"not valid UTF-8 or cp1252, so decoded as {guess}, charset-normalizer's guess; if "
+                "characters look wrong, save the file as UTF-8 and read it again"
+            )
             return raw.decode(guess), guess, note
         except (UnicodeDecodeError, LookupError):
             pass

@@ -20,8 +20,9 @@ def frame_to_jsonl(frame: pd.DataFrame) -> str:
         return ""
     records = json.loads(frame.to_json(orient="records", force_ascii=False))
     # compact separators, as to_json writes them; json.dumps never escapes "/"
-    return "".join(_line_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n"
-                   for record in records)
+    return "".join(
+        _line_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n" for record in records
+    )
 
 
 # Characters that many line readers (Python's str.splitlines, some editors) take as line breaks;

@@ -24,9 +24,11 @@ def column_key(name: object) -> str:
 def find_column(columns: Iterable[object], wanted: str) -> Any | None:
     """The column of ``columns`` that ``wanted`` names (see the module docstring); None if none."""
     columns = list(columns)
-    for same in (lambda c: str(c) == wanted,
-                 lambda c: str(c).strip().casefold() == wanted.strip().casefold(),
-                 lambda c: column_key(c) == column_key(wanted)):
+    for same in (
+        lambda c: str(c) == wanted,
+        lambda c: str(c).strip().casefold() == wanted.strip().casefold(),
+        lambda c: column_key(c) == column_key(wanted),
+    ):
         found = next((c for c in columns if same(c)), None)
         if found is not None:
             return found

@@ -6,13 +6,14 @@ workbook's sheet the same way. Imports nothing of ours."""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
 
-def choose_sheet(sheets: Mapping[object, pd.DataFrame],
-                 has_columns: Callable[[Sequence[object]], bool]) -> pd.DataFrame:
+def choose_sheet(
+    sheets: Mapping[object, pd.DataFrame], has_columns: Callable[[Sequence[object]], bool]
+) -> pd.DataFrame:
     """A copy of the first sheet whose columns satisfy `has_columns`, else of the first sheet;
     ``frame.attrs`` holds ``sheet`` (the one chosen) and ``sheets`` (every sheet's columns),
     so messages can name them. `sheets` is ``pd.read_excel(..., sheet_name=None)``, not empty."""
@@ -29,12 +30,15 @@ def sheet_note(frame: pd.DataFrame, required: Sequence[str]) -> str | None:
     if len(sheets) < 2:
         return None
     others = ", ".join(repr(n) for n in sheets if n != frame.attrs["sheet"])
-    return (f"read sheet {frame.attrs['sheet']!r} of {len(sheets)}, the first with "
-            f"{'column' if len(required) == 1 else 'columns'} "
-            f"{' and '.join(map(repr, required))}; not read: {others}")
+    return (
+        f"read sheet {frame.attrs['sheet']!r} of {len(sheets)}, the first with "
+        f"{'column' if len(required) == 1 else 'columns'} "
+        f"{' and '.join(map(repr, required))}; not read: {others}"
+    )
 
 
 def sheets_listing(frame: pd.DataFrame) -> str:
     """Every sheet with its columns: ``'Coded': text, label; 'Notes': (none)``."""
-    return "; ".join(f"{name!r}: {', '.join(columns) or '(none)'}"
-                     for name, columns in (frame.attrs.get("sheets") or {}).items())
+    return "; ".join(
+        f"{name!r}: {', '.join(columns) or '(none)'}" for name, columns in (frame.attrs.get("sheets") or {}).items()
+    )

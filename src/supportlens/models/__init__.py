@@ -16,10 +16,14 @@ from supportlens.models.registry import MODEL_KINDS, model_class
 
 # public name -> the module that defines it, imported on first use (``from supportlens.models import
 # FineTuneClassifier`` imports torch then, not before)
-_NAMES = {"META_FILE": "supportlens.models.meta", "ModelLoadError": "supportlens.models.meta",
-          "TextClassifier": "supportlens.models.base", "build_model": "supportlens.models.registry",
-          "load_classifier": "supportlens.models.registry",
-          **{name: module for module, name in MODEL_KINDS.values()}}
+_NAMES = {
+    "META_FILE": "supportlens.models.meta",
+    "ModelLoadError": "supportlens.models.meta",
+    "TextClassifier": "supportlens.models.base",
+    "build_model": "supportlens.models.registry",
+    "load_classifier": "supportlens.models.registry",
+    **{name: module for module, name in MODEL_KINDS.values()},
+}
 
 
 def __getattr__(name: str) -> Any:

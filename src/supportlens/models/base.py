@@ -6,8 +6,9 @@ calibration, and a folder format that the CLI, the MLflow pyfunc and tests all l
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -15,14 +16,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 # the folder format, here too for the model kinds that save and load one
 from supportlens.models.meta import FORMAT_VERSION, META_FILE, ModelLoadError, read_meta  # noqa: F401
 
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
 
-def expand_columns(values: np.ndarray, present: Sequence[str], labels: Sequence[str],
-                   fill: float) -> np.ndarray:
+def expand_columns(values: np.ndarray, present: Sequence[str], labels: Sequence[str], fill: float) -> np.ndarray:
     """Place columns for ``present`` classes into the full ``labels`` order."""
     out = np.full((values.shape[0], len(labels)), fill, dtype=np.float64)
     index = {label: i for i, label in enumerate(labels)}
@@ -41,8 +42,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     kind: ClassVar[str] = "base"
 
     # -- scikit-learn API -------------------------------------------------------------------
-    def fit(self, X: Sequence[str], y: Sequence[str], X_val: Sequence[str] | None = None,
-            y_val: Sequence[str] | None = None) -> "TextClassifier":
+    def fit(
+        self,
+        X: Sequence[str],
+        y: Sequence[str] | np.ndarray,
+        X_val: Sequence[str] | None = None,
+        y_val: Sequence[str] | np.ndarray | None = None,
+    ) -> TextClassifier:
         X, y = list(X), np.asarray(y, dtype=object)
         unknown = sorted(set(y) - set(self.labels))
         if unknown:
@@ -50,8 +56,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.asarray(self.labels, dtype=object)
         self.temperature_ = 1.0
         self.history_: list[dict[str, float]] = []
-        self._fit(X, y, None if X_val is None else list(X_val),
-                  None if y_val is None else np.asarray(y_val, dtype=object))
+        self._fit(
+            X, y, None if X_val is None else list(X_val), None if y_val is None else np.asarray(y_val, dtype=object)
+        )
         return self
 
     def decision_function(self, X: Sequence[str]) -> np.ndarray:
@@ -65,7 +72,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     # -- calibration ------------------------------------------------------------------------
-    def calibrate(self, X: Sequence[str], y: Sequence[str]) -> float:
+    def calibrate(self, X: Sequence[str], y: Sequence[str] | np.ndarray) -> float:
         """Fit the temperature on held-out data (minimises its negative log-likelihood).
 
         What the search found, and why its optimum was not used if it was not, stays in

@@ -15,8 +15,8 @@ def warmup_then_linear_decay(optimizer, warmup: int, total: int):
     import torch
 
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup
-        else max(0.0, (total - s) / max(1, total - warmup)))
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+    )
 
 
 def padded_batch(tokenizer, encoded, idx) -> dict:
@@ -34,8 +34,8 @@ def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Ge
     mega = batch_size * 32
     batches: list[np.ndarray] = []
     for start in range(0, len(perm), mega):
-        chunk = perm[start:start + mega]
+        chunk = perm[start : start + mega]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches

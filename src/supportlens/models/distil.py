@@ -18,8 +18,8 @@ from __future__ import annotations
 import copy
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -53,8 +53,9 @@ class StudentReport:
 def kept_layers(n_layers: int, n_keep: int) -> list[int]:
     """Evenly spaced teacher layers, always ending with the last (which the head was trained on)."""
     if not 1 <= n_keep < n_layers:
-        raise ValueError(f"a student keeps between 1 and {n_layers - 1} of the teacher's {n_layers} layers;"
-                         f" got {n_keep}")
+        raise ValueError(
+            f"a student keeps between 1 and {n_layers - 1} of the teacher's {n_layers} layers; got {n_keep}"
+        )
     step = n_layers / n_keep
     return sorted({n_layers - 1 - int(i * step) for i in range(n_keep)})
 
@@ -85,7 +86,7 @@ def distillation_texts(texts: Sequence[str], seed: int, per_text: float = 2.5) -
     for parts in sentences:
         if len(parts) > 1:
             variations += parts
-            variations += [" ".join(parts[i:i + 2]) for i in range(0, len(parts) - 1, 2)]
+            variations += [" ".join(parts[i : i + 2]) for i in range(0, len(parts) - 1, 2)]
     pool = [s for parts in sentences for s in parts]
     if len(pool) > 1:
         for _ in range(int(np.ceil(max(1.0, per_text) * len(texts)))):  # enough to fill per_text
@@ -97,9 +98,19 @@ def distillation_texts(texts: Sequence[str], seed: int, per_text: float = 2.5) -
     return list(texts) + variations[: int(per_text * len(texts))]
 
 
-def distil(student, tokenizer, texts: Sequence[str], teacher_logits: np.ndarray, max_length: int,
-           epochs: int = 3, batch_size: int = 32, learning_rate: float = 1e-4, temperature: float = 2.0,
-           seed: int = 13, order: Callable | None = None) -> list[dict[str, float]]:
+def distil(
+    student,
+    tokenizer,
+    texts: Sequence[str],
+    teacher_logits: np.ndarray,
+    max_length: int,
+    epochs: int = 3,
+    batch_size: int = 32,
+    learning_rate: float = 1e-4,
+    temperature: float = 2.0,
+    seed: int = 13,
+    order: Callable | None = None,
+) -> list[dict[str, float]]:
     """Train ``student`` to match ``teacher_logits`` on ``texts`` (soft-label KL plus logit MSE).
 
     The KL term carries the teacher's ranking of the codes; the MSE term keeps the logits on the
@@ -128,9 +139,14 @@ def distil(student, tokenizer, texts: Sequence[str], teacher_logits: np.ndarray,
             batch = padded_batch(tokenizer, encoded, idx)
             logits = student(**batch).logits
             target = targets[idx]
-            kl = torch.nn.functional.kl_div(torch.log_softmax(logits / temperature, 1),
-                                            torch.softmax(target / temperature, 1),
-                                            reduction="batchmean") * temperature ** 2
+            kl = (
+                torch.nn.functional.kl_div(
+                    torch.log_softmax(logits / temperature, 1),
+                    torch.softmax(target / temperature, 1),
+                    reduction="batchmean",
+                )
+                * temperature**2
+            )
             loss = kl + 0.5 * torch.nn.functional.mse_loss(logits, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -138,8 +154,9 @@ def distil(student, tokenizer, texts: Sequence[str], teacher_logits: np.ndarray,
             optimizer.step()
             schedule.step()
             running += float(loss.detach()) * len(idx)
-        history.append({"epoch": epoch, "distil_loss": running / len(texts),
-                        "epoch_seconds": time.perf_counter() - started})
+        history.append(
+            {"epoch": epoch, "distil_loss": running / len(texts), "epoch_seconds": time.perf_counter() - started}
+        )
     student.eval()
     return history
 

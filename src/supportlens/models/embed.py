@@ -10,8 +10,15 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from supportlens.models.base import TextClassifier, expand_columns
-from supportlens.models.encoders import (batched_apply, cached_embed, encoder_digest, load_encoder, mean_pool,
-                       saved_encoder, shared_encoder)
+from supportlens.models.encoders import (
+    batched_apply,
+    cached_embed,
+    encoder_digest,
+    load_encoder,
+    mean_pool,
+    saved_encoder,
+    shared_encoder,
+)
 from supportlens.models.prior import PRIOR_MODES, CodebookSimilarity
 
 
@@ -20,11 +27,22 @@ class EmbedLogReg(TextClassifier):
     # a frozen encoder gives the same vector for the same text, so embeddings may be cached
     frozen_encoder = True
 
-    def __init__(self, labels: list[str], pretrained: str = "sentence-transformers/all-MiniLM-L6-v2",
-                 max_length: int = 256, C: float = 2.0, batch_size: int = 32,
-                 class_weight: str | None = "balanced", allow_download: bool = False, seed: int = 13,
-                 prior_mode: str = "off", prior_texts: dict[str, list[str]] | None = None,
-                 prior_weight: float = 1.0, prior_temperature: float = 0.05, prior_top_k: int = 3):
+    def __init__(
+        self,
+        labels: list[str],
+        pretrained: str = "sentence-transformers/all-MiniLM-L6-v2",
+        max_length: int = 256,
+        C: float = 2.0,
+        batch_size: int = 32,
+        class_weight: str | None = "balanced",
+        allow_download: bool = False,
+        seed: int = 13,
+        prior_mode: str = "off",
+        prior_texts: dict[str, list[str]] | None = None,
+        prior_weight: float = 1.0,
+        prior_temperature: float = 0.05,
+        prior_top_k: int = 3,
+    ):
         self.labels = labels
         self.pretrained = pretrained
         self.max_length = max_length
@@ -45,8 +63,15 @@ class EmbedLogReg(TextClassifier):
             self.tokenizer_, self.encoder_ = load_encoder(self.pretrained, self.allow_download)
 
     def _encode(self, X: list[str]) -> np.ndarray:
-        return batched_apply(self.encoder_, self.tokenizer_, X, self.batch_size, self.max_length, mean_pool,
-                             device=getattr(self, "device", "cpu"))
+        return batched_apply(
+            self.encoder_,
+            self.tokenizer_,
+            X,
+            self.batch_size,
+            self.max_length,
+            mean_pool,
+            device=getattr(self, "device", "cpu"),
+        )
 
     def embed(self, X: list[str]) -> np.ndarray:
         self._ensure_encoder()
@@ -65,6 +90,7 @@ class EmbedLogReg(TextClassifier):
     def _codebook_similarity(self) -> CodebookSimilarity:
         """The codebook prior's scorer, its sentences embedded by this model's encoder: the one
         construction that prior modes and the zero-shot `CodebookPriorClassifier` share."""
+        assert self.prior_texts is not None  # both callers refused a model without them first
         return CodebookSimilarity(self.labels, self.prior_texts, self.prior_top_k).fit(self.embed)
 
     def _fit_prior(self) -> None:
@@ -86,19 +112,22 @@ class EmbedLogReg(TextClassifier):
         sims = self.prior_.similarities(E) if self.prior_ is not None else None
         if sims is not None:
             self.sim_mean_, self.sim_sd_ = sims.mean(0), sims.std(0) + 1e-6
-        self.head_ = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000,
-                                        random_state=self.seed).fit(self._features(E, sims), y)
+        self.head_ = LogisticRegression(
+            C=self.C, class_weight=self.class_weight, max_iter=3000, random_state=self.seed
+        ).fit(self._features(E, sims), y)
 
     def _logits(self, X: list[str]) -> np.ndarray:
         E = self.embed(X)
-        sims = self.prior_.similarities(E) if getattr(self, "prior_", None) is not None else None
+        prior = getattr(self, "prior_", None)
+        sims = prior.similarities(E) if prior is not None else None
         log_p = self.head_.predict_log_proba(self._features(E, sims))
         logits = expand_columns(log_p, list(self.head_.classes_), self.labels, fill=-np.inf)
         if self.prior_mode == "product":
+            assert sims is not None  # a product-mode model always fits its prior
             logits = logits + self.prior_weight * sims / self.prior_temperature
         return logits
 
-    def to_device(self, device: str) -> "EmbedLogReg":
+    def to_device(self, device: str) -> EmbedLogReg:
         self.device = device
         self.encoder_.to(device)
         return self
@@ -107,9 +136,15 @@ class EmbedLogReg(TextClassifier):
         # the encoder travels with the model so the folder (and the MLflow model) is self-contained
         self.encoder_.save_pretrained(path / "encoder")
         self.tokenizer_.save_pretrained(path / "encoder")
-        joblib.dump({"head": self.head_, "prior": getattr(self, "prior_", None),
-                     "sim_mean": getattr(self, "sim_mean_", None), "sim_sd": getattr(self, "sim_sd_", None)},
-                    path / "head.joblib")
+        joblib.dump(
+            {
+                "head": self.head_,
+                "prior": getattr(self, "prior_", None),
+                "sim_mean": getattr(self, "sim_mean_", None),
+                "sim_sd": getattr(self, "sim_sd_", None),
+            },
+            path / "head.joblib",
+        )
 
     def _load(self, path: Path) -> None:
         # vectors are shared by content, never by name: a saved copy may differ from the name it came

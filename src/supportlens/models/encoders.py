@@ -7,16 +7,17 @@ the Hugging Face cache; and only if the user allowed it, a download.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import os
 import shutil
 import threading
 import weakref
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -45,8 +46,11 @@ def resolve_pretrained(name: str, allow_download: bool = False) -> str:
             module = importlib.import_module(module_name)
             return str(getattr(module, func)())
         except ImportError as exc:
-            tried.append(str(exc) if module_name.startswith("supportlens")
-                         else f"package {module_name.replace('_', '-')} not installed")
+            tried.append(
+                str(exc)
+                if module_name.startswith("supportlens")
+                else f"package {module_name.replace('_', '-')} not installed"
+            )
     try:
         from huggingface_hub import snapshot_download
 
@@ -72,8 +76,9 @@ def set_threads(threads: int = 0) -> int:
     return n
 
 
-def length_sorted_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: int
-                          ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+def length_sorted_batches(
+    tokenizer, texts: Sequence[str], batch_size: int, max_length: int
+) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
     """Yield (indices, encoded batch), longest first, each padded only to its own longest text.
 
     Tokenising the next batch runs in a thread while the caller runs the model on this one
@@ -81,11 +86,12 @@ def length_sorted_batches(tokenizer, texts: Sequence[str], batch_size: int, max_
     """
     lengths = np.array([len(t) for t in texts])
     order = np.argsort(-lengths, kind="stable")
-    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
     def encode(idx: np.ndarray) -> dict[str, torch.Tensor]:
-        return tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                         max_length=max_length, return_tensors="pt")
+        return tokenizer(
+            [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
 
     if not chunks:
         return
@@ -98,9 +104,15 @@ def length_sorted_batches(tokenizer, texts: Sequence[str], batch_size: int, max_
             yield idx, batch
 
 
-def batched_apply(model: torch.nn.Module, tokenizer, texts: Sequence[str], batch_size: int,
-                  max_length: int, fn: Callable[[torch.nn.Module, dict], torch.Tensor],
-                  device: str = "cpu") -> np.ndarray:
+def batched_apply(
+    model: torch.nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    batch_size: int,
+    max_length: int,
+    fn: Callable[[torch.nn.Module, dict], torch.Tensor],
+    device: str = "cpu",
+) -> np.ndarray:
     """Run ``fn(model, batch)`` over all texts in length-sorted batches; rows come back in input order."""
     out: np.ndarray | None = None
     model.eval()
@@ -132,8 +144,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def folder_digest(folder: str | os.PathLike, salt: str = "",
-                  content: Callable[[Path], str] = file_sha256) -> str:
+def folder_digest(folder: str | os.PathLike, salt: str = "", content: Callable[[Path], str] = file_sha256) -> str:
     """Hash of every file in ``folder``: its relative name and ``content(path)`` (a hex digest)."""
     digest = hashlib.sha256(salt.encode())
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
@@ -182,8 +193,10 @@ def saved_encoder(model_folder: str | os.PathLike) -> Path:
     relative = link.read_text(encoding="utf-8").strip()
     target = (folder / relative).resolve()
     if not target.is_dir():
-        raise ModelLoadError(f"{link}: the shared encoder it names ({relative}) is missing; copy the "
-                             "whole ensemble folder, not one member")
+        raise ModelLoadError(
+            f"{link}: the shared encoder it names ({relative}) is missing; copy the "
+            "whole ensemble folder, not one member"
+        )
     return target
 
 
@@ -200,8 +213,9 @@ def share_identical_encoders(member_folders: Sequence[Path]) -> int:
         if digest not in first:
             first[digest] = own
             continue
-        (folder / ENCODER_LINK).write_text(Path(os.path.relpath(first[digest], folder)).as_posix() + "\n",
-                                           encoding="utf-8")
+        (folder / ENCODER_LINK).write_text(
+            Path(os.path.relpath(first[digest], folder)).as_posix() + "\n", encoding="utf-8"
+        )
         shutil.rmtree(own)
         removed += 1
     return removed
@@ -214,7 +228,7 @@ class LoadedEncoder:
         self.tokenizer, self.model = tokenizer, model
 
 
-_LOADED: "weakref.WeakValueDictionary[str, LoadedEncoder]" = weakref.WeakValueDictionary()
+_LOADED: weakref.WeakValueDictionary[str, LoadedEncoder] = weakref.WeakValueDictionary()
 _LOADING = threading.Lock()
 
 
@@ -245,6 +259,7 @@ def load_encoder(name: str, allow_download: bool = False):
 class _CacheState(threading.local):
     """Per thread, so that concurrent predictions (e.g. a model server's threads) never share or
     leave behind each other's cache."""
+
     store: dict[tuple[str, int], dict[str, np.ndarray]] | None = None
     directory: Path | None = None
 
@@ -278,12 +293,11 @@ def embedding_cache(directory: str | os.PathLike | None = None) -> Iterator[None
 
             _STATE.directory.mkdir(parents=True, exist_ok=True)
             for key, store in _STATE.store.items():
-                write_atomic(_store_file(_STATE.directory, key), lambda tmp, st=store: joblib.dump(st, tmp))
+                write_atomic(_store_file(_STATE.directory, key), functools.partial(joblib.dump, store))
         _STATE.store, _STATE.directory = outer, outer_dir
 
 
-def cached_embed(key: tuple[str, int], texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]
-                 ) -> np.ndarray:
+def cached_embed(key: tuple[str, int], texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
     """``compute(texts)``, served from the active :func:`embedding_cache` where possible."""
     cache = _STATE.store
     if cache is None:

@@ -27,8 +27,14 @@ from supportlens.models.registry import load_classifier
 class EnsembleClassifier(TextClassifier):
     kind = "ensemble"
 
-    def __init__(self, labels: list[str], members: list[dict[str, Any]] | None = None, method: str = "mean",
-                 weights: list[float] | None = None, seed: int = 13):
+    def __init__(
+        self,
+        labels: list[str],
+        members: list[dict[str, Any]] | None = None,
+        method: str = "mean",
+        weights: list[float] | None = None,
+        seed: int = 13,
+    ):
         self.labels = labels
         self.members = members
         self.method = method
@@ -49,10 +55,12 @@ class EnsembleClassifier(TextClassifier):
         self.members_ = [fit_model(c, self.labels, X, y, X_val, y_val)[0] for c in configs]
         self.stacker_ = None
         if self.method == "stack":
-            self.stacker_ = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced",
-                                               random_state=self.seed).fit(self._stack_features(X_val), y_val)
-        self.history_ = [{"epoch": 1, **{f"member{i}_temperature": float(m.temperature_)
-                                          for i, m in enumerate(self.members_)}}]
+            self.stacker_ = LogisticRegression(
+                C=1.0, max_iter=3000, class_weight="balanced", random_state=self.seed
+            ).fit(self._stack_features(X_val), y_val)
+        self.history_ = [
+            {"epoch": 1, **{f"member{i}_temperature": float(m.temperature_) for i, m in enumerate(self.members_)}}
+        ]
 
     def _stack_features(self, X: list[str]) -> np.ndarray:
         return np.hstack([np.log(np.clip(m.predict_proba(X), 1e-9, 1.0)) for m in self.members_])
@@ -71,7 +79,7 @@ class EnsembleClassifier(TextClassifier):
         mixed = sum(w * m.predict_proba(X) for w, m in zip(weights, self.members_))
         return np.log(np.clip(mixed, 1e-12, 1.0))
 
-    def to_device(self, device: str) -> "EnsembleClassifier":
+    def to_device(self, device: str) -> EnsembleClassifier:
         for m in self.members_:
             if hasattr(m, "to_device"):
                 m.to_device(device)

@@ -16,6 +16,7 @@ import random
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from supportlens.models.base import ModelLoadError, TextClassifier
 from supportlens.models.batching import length_grouped_order, padded_batch, warmup_then_linear_decay
 from supportlens.models.encoders import batched_apply, resolve_pretrained, set_threads
 from supportlens.models.onnx_runtime import OnnxEngine, OnnxUnavailable
+
+if TYPE_CHECKING:  # transformers itself is imported where it is used
+    from transformers import PreTrainedModel
 
 log = logging.getLogger("supportlens")
 
@@ -47,16 +51,43 @@ _LAYER = re.compile(r"\.layer\.(\d+)\.")  # a transformer block's parameters: ..
 class FineTuneClassifier(TextClassifier):
     kind = "finetune"
 
-    def __init__(self, labels: list[str], pretrained: str = "sentence-transformers/all-MiniLM-L6-v2",
-                 max_length: int = 256, epochs: int = 4, batch_size: int = 16,
-                 learning_rate: float = 8e-5, head_learning_rate: float = 1e-3,
-                 weight_decay: float = 0.01, warmup_ratio: float = 0.1, patience: int = 2,
-                 class_weighted: bool = True, label_smoothing: float = 0.1,
-                 freeze_embeddings: bool = True, freeze_layers: int = 0, grad_clip: float = 1.0,
-                 rdrop_alpha: float = 0.0, layer_decay: float = 1.0, threads: int = 0,
-                 allow_download: bool = False, seed: int = 13, device: str = "cpu",
-                 predict_batch_size: int = 16, runtime: str = "auto", student_layers: int = 0,
-                 student_epochs: int = 3, student_max_changed: float = 0.005):
+    # learned state that may be absent (None: not made yet, or dropped with new weights)
+    model_dir_: Path | None  # the folder these weights were loaded from, where their ONNX graph is cached
+    runtime_: str | None  # the engine use_runtime chose: "onnx" or "torch"
+    fast_model_: torch.nn.Module | None  # the torch int8 copy for fast mode
+    student_report_: distil.StudentReport | None  # the distilled student, if there is one
+    student_dir_: Path | None  # the saved student's folder (a loaded model reads it on first use)
+    student_onnx_: OnnxEngine | None  # the student's int8 ONNX Runtime engine, once opened
+
+    def __init__(
+        self,
+        labels: list[str],
+        pretrained: str = "sentence-transformers/all-MiniLM-L6-v2",
+        max_length: int = 256,
+        epochs: int = 4,
+        batch_size: int = 16,
+        learning_rate: float = 8e-5,
+        head_learning_rate: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        patience: int = 2,
+        class_weighted: bool = True,
+        label_smoothing: float = 0.1,
+        freeze_embeddings: bool = True,
+        freeze_layers: int = 0,
+        grad_clip: float = 1.0,
+        rdrop_alpha: float = 0.0,
+        layer_decay: float = 1.0,
+        threads: int = 0,
+        allow_download: bool = False,
+        seed: int = 13,
+        device: str = "cpu",
+        predict_batch_size: int = 16,
+        runtime: str = "auto",
+        student_layers: int = 0,
+        student_epochs: int = 3,
+        student_max_changed: float = 0.005,
+    ):
         self.labels = labels
         self.pretrained = pretrained
         self.max_length = max_length
@@ -96,7 +127,8 @@ class FineTuneClassifier(TextClassifier):
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=len(self.labels),
+                path,
+                num_labels=len(self.labels),
                 id2label=dict(enumerate(self.labels)),
                 label2id={label: i for i, label in enumerate(self.labels)},
             )
@@ -106,7 +138,7 @@ class FineTuneClassifier(TextClassifier):
             hf_logging.set_verbosity(verbosity)
         return tokenizer, model
 
-    def _freeze(self, model: torch.nn.Module) -> None:
+    def _freeze(self, model: PreTrainedModel) -> None:
         base = getattr(model, model.base_model_prefix, None)
         if base is None:
             return
@@ -133,21 +165,24 @@ class FineTuneClassifier(TextClassifier):
             depth = n_layers
         else:  # pooler and other parts above the layers
             depth = 0
-        return self.learning_rate * self.layer_decay ** depth
+        return self.learning_rate * self.layer_decay**depth
 
-    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+    def _optimizer(self, model: PreTrainedModel) -> torch.optim.Optimizer:
         base_prefix = model.base_model_prefix + "."
         # counted from the names, so BERT's encoder.layer.N and DistilBERT's transformer.layer.N both work
-        n_layers = 1 + max((int(m.group(1)) for name, _ in model.named_parameters()
-                            if (m := _LAYER.search(name))), default=-1)
+        n_layers = 1 + max(
+            (int(m.group(1)) for name, _ in model.named_parameters() if (m := _LAYER.search(name))), default=-1
+        )
         groups: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
             no_decay = p.ndim < 2  # biases and LayerNorm weights
             groups.setdefault((self._learning_rate(name, base_prefix, n_layers), no_decay), []).append(p)
-        params = [{"params": ps, "lr": lr, "weight_decay": 0.0 if no_decay else self.weight_decay}
-                  for (lr, no_decay), ps in groups.items()]
+        params = [
+            {"params": ps, "lr": lr, "weight_decay": 0.0 if no_decay else self.weight_decay}
+            for (lr, no_decay), ps in groups.items()
+        ]
         return torch.optim.AdamW(params)
 
     def _batch_loss(self, model: torch.nn.Module, batch: dict, target: torch.Tensor, loss_fn) -> torch.Tensor:
@@ -157,8 +192,10 @@ class FineTuneClassifier(TextClassifier):
             return loss_fn(logits, target)
         other = model(**batch).logits  # another dropout mask
         p, q = torch.log_softmax(logits, -1), torch.log_softmax(other, -1)
-        kl = 0.5 * (torch.nn.functional.kl_div(p, q, log_target=True, reduction="batchmean")
-                    + torch.nn.functional.kl_div(q, p, log_target=True, reduction="batchmean"))
+        kl = 0.5 * (
+            torch.nn.functional.kl_div(p, q, log_target=True, reduction="batchmean")
+            + torch.nn.functional.kl_div(q, p, log_target=True, reduction="batchmean")
+        )
         return 0.5 * (loss_fn(logits, target) + loss_fn(other, target)) + self.rdrop_alpha * kl
 
     # -- training ---------------------------------------------------------------------------
@@ -208,8 +245,7 @@ class FineTuneClassifier(TextClassifier):
                 optimizer.step()
                 schedule.step()
                 running += float(loss.detach()) * len(batch_idx)
-            record = {"epoch": epoch, "train_loss": running / len(X),
-                      "epoch_seconds": time.perf_counter() - started}
+            record = {"epoch": epoch, "train_loss": running / len(X), "epoch_seconds": time.perf_counter() - started}
             if X_val is not None and len(X_val):
                 pred = self.classes_[self._logits(X_val).argmax(1)]
                 val_f1 = f1_score(y_val, pred, average="macro", labels=sorted(set(y_val)), zero_division=0)
@@ -229,7 +265,7 @@ class FineTuneClassifier(TextClassifier):
             self.fit_student(X, X_val)
 
     # -- the --fast student -----------------------------------------------------------------
-    def fit_student(self, X, X_val=None, per_text: float = 2.5) -> "FineTuneClassifier":
+    def fit_student(self, X, X_val=None, per_text: float = 2.5) -> FineTuneClassifier:
         """Distil a student with ``student_layers`` layers from this (fitted) model.
 
         ``X``: texts to distil on (no labels needed: the student learns this model's logits).
@@ -242,10 +278,23 @@ class FineTuneClassifier(TextClassifier):
         teacher_logits = self._score(texts, False)
         seed_everything(self.seed)
         student, keep = distil.student_of(self.model_, self.student_layers or 3)
-        history = distil.distil(student.to("cpu"), self.tokenizer_, texts, teacher_logits, self.max_length,
-                                epochs=self.student_epochs, seed=self.seed)
-        report = distil.StudentReport(layers=keep, texts=len(texts), seconds=0.0, gate=distil.DEFAULT_GATE,
-                                      target_changed=self.student_max_changed, history=history)
+        history = distil.distil(
+            student.to("cpu"),
+            self.tokenizer_,
+            texts,
+            teacher_logits,
+            self.max_length,
+            epochs=self.student_epochs,
+            seed=self.seed,
+        )
+        report = distil.StudentReport(
+            layers=keep,
+            texts=len(texts),
+            seconds=0.0,
+            gate=distil.DEFAULT_GATE,
+            target_changed=self.student_max_changed,
+            history=history,
+        )
         self._drop_student()
         self.student_, self.student_report_ = student, report
         if X_val is not None and len(X_val):
@@ -265,6 +314,7 @@ class FineTuneClassifier(TextClassifier):
         self.use_runtime()
         self._load_student()
         report = self.student_report_
+        assert report is not None  # has_student()
         X_val = distil.distillation_texts(list(X_val), self.seed + 1)
         ours = self._student_torch_logits(_quantized(self.student_), X_val)
         theirs = self._score(X_val, False)
@@ -284,14 +334,22 @@ class FineTuneClassifier(TextClassifier):
         return getattr(self, "student_report_", None) is not None
 
     def _student_torch_logits(self, student, X: list[str]) -> np.ndarray:
-        return batched_apply(student, self.tokenizer_, X, self.predict_batch_size, self.max_length,
-                             lambda m, b: m(**b).logits, device="cpu")
+        return batched_apply(
+            student,
+            self.tokenizer_,
+            X,
+            self.predict_batch_size,
+            self.max_length,
+            lambda m, b: m(**b).logits,
+            device="cpu",
+        )
 
     def _load_student(self) -> None:
         """The student's weights, from the model folder unless already in memory."""
         if getattr(self, "student_", None) is None:
             from transformers import AutoModelForSequenceClassification
 
+            assert self.student_dir_ is not None  # a student not in memory was loaded from a folder
             self.student_ = AutoModelForSequenceClassification.from_pretrained(self.student_dir_ / "hf").eval()
 
     def _prepare_student(self) -> None:
@@ -301,8 +359,9 @@ class FineTuneClassifier(TextClassifier):
             return
         if getattr(self, "onnx_", None) is not None and self.student_dir_ is not None:
             try:
-                engine = OnnxEngine.for_model(self.student_, self.tokenizer_, self.student_dir_,
-                                              self.max_length, torch.get_num_threads())
+                engine = OnnxEngine.for_model(
+                    self.student_, self.tokenizer_, self.student_dir_, self.max_length, torch.get_num_threads()
+                )
                 engine.enable_int8()
                 self.student_onnx_ = engine
                 return
@@ -312,8 +371,7 @@ class FineTuneClassifier(TextClassifier):
 
     def _student_scores(self, X: list[str]) -> np.ndarray:
         if self.student_onnx_ is not None:
-            return self.student_onnx_.logits(self.tokenizer_, X, self.predict_batch_size, self.max_length,
-                                             int8=True)
+            return self.student_onnx_.logits(self.tokenizer_, X, self.predict_batch_size, self.max_length, int8=True)
         return self._student_torch_logits(self.fast_student_, X)
 
     # -- inference --------------------------------------------------------------------------
@@ -338,6 +396,7 @@ class FineTuneClassifier(TextClassifier):
         """The student (int8) scores every passage; the teacher's fast path those it is unsure of."""
         self._prepare_student()
         logits = self._student_scores(X).astype(np.float64)
+        assert self.student_report_ is not None  # the cascade runs only for a model with a student
         unsure = np.flatnonzero(distil.margins(logits) < self.student_report_.gate)
         self.last_student_rescored_ = len(unsure)
         if len(unsure):
@@ -349,8 +408,16 @@ class FineTuneClassifier(TextClassifier):
         if self.onnx_ is not None:
             return self.onnx_.logits(self.tokenizer_, X, self.predict_batch_size, self.max_length, int8=int8)
         model = self.fast_model_ if int8 else self.model_
-        return batched_apply(model, self.tokenizer_, X, self.predict_batch_size, self.max_length,
-                             lambda m, b: m(**b).logits, device=self.device)
+        assert model is not None  # int8 in torch: _prepare_fast made the copy
+        return batched_apply(
+            model,
+            self.tokenizer_,
+            X,
+            self.predict_batch_size,
+            self.max_length,
+            lambda m, b: m(**b).logits,
+            device=self.device,
+        )
 
     def _near_ties(self, logits: np.ndarray) -> np.ndarray:
         """Rows whose top two calibrated probabilities lie within ``recheck_margin_``."""
@@ -373,6 +440,7 @@ class FineTuneClassifier(TextClassifier):
             self.runtime_, self.onnx_ = self._open_runtime()
             if getattr(self, "fast_", False):
                 self._prepare_fast()
+        assert self.runtime_ is not None  # just chosen, or chosen before
         return self.runtime_
 
     def _wanted_runtime(self) -> str:
@@ -390,8 +458,9 @@ class FineTuneClassifier(TextClassifier):
         if wanted == "torch" or self.device != "cpu" or model_dir is None:
             return "torch", None  # no folder: fitted in this process, its weights not saved as-is
         try:
-            engine = OnnxEngine.for_model(self.model_, self.tokenizer_, model_dir, self.max_length,
-                                          torch.get_num_threads())
+            engine = OnnxEngine.for_model(
+                self.model_, self.tokenizer_, model_dir, self.max_length, torch.get_num_threads()
+            )
         except OnnxUnavailable as exc:
             if wanted == "onnx":
                 raise
@@ -399,14 +468,14 @@ class FineTuneClassifier(TextClassifier):
             return "torch", None
         return "onnx", engine
 
-    def to_device(self, device: str) -> "FineTuneClassifier":
+    def to_device(self, device: str) -> FineTuneClassifier:
         if device != self.device:
             self.runtime_ = None  # CUDA keeps torch; back on CPU, choose again
         self.device = device
         self.model_.to(device)
         return self
 
-    def make_fast(self, recheck_margin: float = RECHECK_MARGIN) -> "FineTuneClassifier":
+    def make_fast(self, recheck_margin: float = RECHECK_MARGIN) -> FineTuneClassifier:
         """Faster CPU inference: an int8 graph (ONNX Runtime's dynamic quantisation, or torch's
         when ONNX Runtime is not used) scores every passage, and passages whose top two calibrated
         probabilities lie within ``recheck_margin`` are scored again in fp32. int8 alone changed
@@ -434,11 +503,13 @@ class FineTuneClassifier(TextClassifier):
         self.model_.save_pretrained(path / "hf")
         self.tokenizer_.save_pretrained(path / "hf")
         if self.has_student():
+            assert self.student_report_ is not None  # has_student()
             self._load_student()  # a loaded model reads its student only when needed
             self.student_.save_pretrained(path / STUDENT_DIR / "hf")
             self.tokenizer_.save_pretrained(path / STUDENT_DIR / "hf")
             (path / STUDENT_DIR / STUDENT_REPORT).write_text(
-                json.dumps(self.student_report_.to_dict(), indent=2), encoding="utf-8")
+                json.dumps(self.student_report_.to_dict(), indent=2), encoding="utf-8"
+            )
 
     def _load(self, path: Path) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer

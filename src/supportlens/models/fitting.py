@@ -13,8 +13,9 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,8 +24,7 @@ from supportlens.models.base import TextClassifier
 from supportlens.models.registry import build_model
 
 _FITS: dict[str, tuple[Any, float]] | None = None
-MODEL_SECTIONS = ("seed", "codebook", "model", "tfidf", "embed", "train", "prior", "setfit", "ensemble",
-                  "calibration")
+MODEL_SECTIONS = ("seed", "codebook", "model", "tfidf", "embed", "train", "prior", "setfit", "ensemble", "calibration")
 
 
 @contextmanager
@@ -39,7 +39,9 @@ def reuse_fits() -> Iterator[None]:
         _FITS = outer
 
 
-def fit_key(cfg, X: Sequence[str], y: Sequence[str], X_val: Sequence[str], y_val: Sequence[str]) -> str:
+def fit_key(
+    cfg, X: Sequence[str], y: Sequence[str] | np.ndarray, X_val: Sequence[str], y_val: Sequence[str] | np.ndarray
+) -> str:
     config = {k: v for k, v in cfg.to_dict().items() if k in MODEL_SECTIONS}
     h = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode())
     for part in (X, y, ["--val--"], X_val, y_val):
@@ -49,29 +51,42 @@ def fit_key(cfg, X: Sequence[str], y: Sequence[str], X_val: Sequence[str], y_val
     return h.hexdigest()
 
 
-def fit_model(cfg, labels: list[str], X: Sequence[str], y: Sequence[str], X_val: Sequence[str],
-              y_val: Sequence[str]) -> tuple[TextClassifier, float]:
+def fit_model(
+    cfg,
+    labels: list[str],
+    X: Sequence[str],
+    y: Sequence[str] | np.ndarray,
+    X_val: Sequence[str],
+    y_val: Sequence[str] | np.ndarray,
+) -> tuple[TextClassifier, float]:
     """(model, seconds): ``build_model(cfg)`` fitted on X (early stopping on X_val) and, when
     ``cfg.calibration.temperature``, its temperature fitted on X_val; made once inside
     :func:`reuse_fits`. The step that :func:`fit_and_calibrate` and an ensemble's members share:
     whether the validation data are enough to calibrate on is for the caller to have decided."""
-    key = fit_key(cfg, X, y, X_val, y_val) if _FITS is not None else None
-    if key is not None and key in _FITS:
-        return _FITS[key]
+    fits = _FITS  # inside reuse_fits(): the fits made so far (None outside it: nothing is kept)
+    key = fit_key(cfg, X, y, X_val, y_val) if fits is not None else ""
+    if fits is not None and key in fits:
+        return fits[key]
     started = time.perf_counter()
     model = build_model(cfg, labels)
     model.fit(list(X), np.asarray(y, dtype=object), list(X_val), np.asarray(y_val, dtype=object))
     seconds = time.perf_counter() - started
     if cfg.calibration.temperature:
         model.calibrate(list(X_val), np.asarray(y_val, dtype=object))
-    if key is not None:
-        _FITS[key] = (model, seconds)
+    if fits is not None:
+        fits[key] = (model, seconds)
     return model, seconds
 
 
-def fit_and_calibrate(cfg, labels: list[str], X: Sequence[str], y: Sequence[str], X_val: Sequence[str],
-                      y_val: Sequence[str], val_groups: Sequence[str] | None = None
-                      ) -> tuple[TextClassifier, Calibration, float]:
+def fit_and_calibrate(
+    cfg,
+    labels: list[str],
+    X: Sequence[str],
+    y: Sequence[str] | np.ndarray,
+    X_val: Sequence[str],
+    y_val: Sequence[str] | np.ndarray,
+    val_groups: Sequence[str] | None = None,
+) -> tuple[TextClassifier, Calibration, float]:
     """Fit on X, early-stop and calibrate on X_val; returns (model, calibration, seconds).
 
     Calibration is the temperature (when the config asks for it) and the review threshold that
@@ -88,8 +103,11 @@ def fit_and_calibrate(cfg, labels: list[str], X: Sequence[str], y: Sequence[str]
         fit_cfg = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, temperature=False))
     model, seconds = fit_model(fit_cfg, labels, X, y, X_val, y_val)
     if shortfall:
-        return model, Calibration(model.temperature_, False, 1.0, False, len(X_val), n_val_groups,
-                                  [shortfall], grouped), seconds
+        return (
+            model,
+            Calibration(model.temperature_, False, 1.0, False, len(X_val), n_val_groups, [shortfall], grouped),
+            seconds,
+        )
     notes, fitted = [], False
     found = getattr(model, "temperature_fit_", None) if cfg.calibration.temperature else None
     if found is not None:  # what the model's calibrate() found, and why it kept T = 1 if it did
@@ -98,5 +116,8 @@ def fit_and_calibrate(cfg, labels: list[str], X: Sequence[str], y: Sequence[str]
     proba = model.predict_proba(list(X_val))
     correct = np.asarray(model.classes_)[proba.argmax(1)] == np.asarray(y_val, dtype=object)
     threshold = review_threshold(proba.max(1), correct, cfg.calibration.target_precision)
-    return model, Calibration(model.temperature_, fitted, threshold, True, len(X_val), n_val_groups,
-                              notes, grouped), seconds
+    return (
+        model,
+        Calibration(model.temperature_, fitted, threshold, True, len(X_val), n_val_groups, notes, grouped),
+        seconds,
+    )

@@ -26,6 +26,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ModelLoadError(f"{path}: not a supportlens model folder (no {META_FILE})")
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelLoadError(f"{path}: saved by a newer supportlens (format {meta['format_version']});"
-                             " upgrade supportlens to load it")
+        raise ModelLoadError(
+            f"{path}: saved by a newer supportlens (format {meta['format_version']}); upgrade supportlens to load it"
+        )
     return meta

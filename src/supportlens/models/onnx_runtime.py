@@ -34,9 +34,9 @@ import tempfile
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -119,7 +119,7 @@ class GraphCache:
             _discard(path)
         return None
 
-    def store(self, name: str, write: Callable[[Path], None]) -> Path:
+    def store(self, name: str, write: Callable[[Path], object]) -> Path:
         """Write ``name`` with ``write(tmp_path)`` into the first writable root."""
         errors = []
         for root in self.roots:
@@ -130,15 +130,20 @@ class GraphCache:
                 errors.append(f"{root}: {exc.strerror or exc}")
                 continue
             path = write_atomic(root / name, write)
-            size, sha = path.stat().st_size, file_sha256(path)
-            write_atomic(_sidecar(path), lambda tmp: tmp.write_text(
-                json.dumps({"file": name, "bytes": size, "sha256": sha, "key": self.key}), encoding="utf-8"))
+            _write_sidecar(
+                path, {"file": name, "bytes": path.stat().st_size, "sha256": file_sha256(path), "key": self.key}
+            )
             return path
         raise OnnxUnavailable("cannot write the ONNX cache: " + "; ".join(errors))
 
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
+
+
+def _write_sidecar(path: Path, record: dict) -> None:
+    text = json.dumps(record)
+    write_atomic(_sidecar(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _discard(path: Path) -> None:
@@ -199,8 +204,9 @@ def export_fp32(model, tokenizer, max_length: int, dest: Path) -> None:
     import torch
 
     names = input_names(model, tokenizer)
-    example = tokenizer(list(PROBE_TEXTS[:2]), padding=True, truncation=True, max_length=max_length,
-                        return_tensors="pt")
+    example = tokenizer(
+        list(PROBE_TEXTS[:2]), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
     batch, length = torch.export.Dim("batch"), torch.export.Dim("sequence")
     model.eval()
     attention = getattr(model.config, "_attn_implementation", None)
@@ -209,13 +215,20 @@ def export_fp32(model, tokenizer, max_length: int, dest: Path) -> None:
             if attention not in (None, "eager"):
                 model.set_attn_implementation("eager")
             program = torch.onnx.export(
-                first_token_classifier(model) or model, (), kwargs={name: example[name] for name in names},
-                dynamo=True, input_names=names, output_names=["logits"],
+                first_token_classifier(model) or model,
+                (),
+                kwargs={name: example[name] for name in names},
+                dynamo=True,
+                input_names=names,
+                output_names=["logits"],
                 dynamic_shapes={name: {0: batch, 1: length} for name in names},
-                optimize=True, verbose=False)
+                optimize=True,
+                verbose=False,
+            )
         finally:
             if attention not in (None, "eager"):
                 model.set_attn_implementation(attention)
+        assert program is not None  # with dynamo=True, export returns the program
         program.save(str(dest))
 
 
@@ -231,8 +244,13 @@ def first_token_classifier(model):
     if type(model).__name__ != "BertForSequenceClassification":
         return None
     config, bert = model.config, getattr(model, "bert", None)
-    if (bert is None or bert.pooler is None or config.is_decoder or config.add_cross_attention
-            or getattr(config, "position_embedding_type", "absolute") != "absolute"):
+    if (
+        bert is None
+        or bert.pooler is None
+        or config.is_decoder
+        or config.add_cross_attention
+        or getattr(config, "position_embedding_type", "absolute") != "absolute"
+    ):
         return None
 
     class FirstTokenBert(torch.nn.Module):
@@ -266,7 +284,7 @@ def _first_token_layer(layer, hidden, bias):
     query = att.query(hidden[:, :1]).view(batch, 1, heads, size).transpose(1, 2)
     key = att.key(hidden).view(batch, -1, heads, size).transpose(1, 2)
     value = att.value(hidden).view(batch, -1, heads, size).transpose(1, 2)
-    weights = torch.softmax(query @ key.transpose(2, 3) * size ** -0.5 + bias, dim=-1)
+    weights = torch.softmax(query @ key.transpose(2, 3) * size**-0.5 + bias, dim=-1)
     context = (weights @ value).transpose(1, 2).reshape(batch, 1, heads * size)
     attended = layer.attention.output(context, hidden[:, :1])
     return layer.output(layer.intermediate(attended), attended)
@@ -298,7 +316,7 @@ class OnnxEngine:
         self.exported = False  # True when this engine built the graph instead of reusing the cache
 
     @classmethod
-    def for_model(cls, model, tokenizer, model_dir: Path, max_length: int, threads: int) -> "OnnxEngine":
+    def for_model(cls, model, tokenizer, model_dir: Path, max_length: int, threads: int) -> OnnxEngine:
         """Open the cached graph of the model saved in ``model_dir``, exporting it on first use."""
         if not onnx_runtime_installed():
             raise OnnxUnavailable("onnxruntime is not installed (pip install onnxruntime)")
@@ -340,8 +358,9 @@ class OnnxEngine:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
-                                        disabled_optimizers=list(DISABLED_OPTIMIZERS))
+            return ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(DISABLED_OPTIMIZERS)
+            )
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types
             raise OnnxUnavailable(f"{path}: ONNX Runtime cannot load it ({str(exc)[:200]})") from exc
 
@@ -360,8 +379,9 @@ class OnnxEngine:
         self.int8 = self._session(path)
         self.int8_path = path
 
-    def logits(self, tokenizer, texts: Sequence[str], batch_size: int, max_length: int,
-               int8: bool = False) -> np.ndarray:
+    def logits(
+        self, tokenizer, texts: Sequence[str], batch_size: int, max_length: int, int8: bool = False
+    ) -> np.ndarray:
         """Logits in input order, from length-sorted batches (at most :data:`MAX_BATCH` passages in
         fp32, one in int8) tokenised while earlier ones run.
 

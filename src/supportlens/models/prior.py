@@ -10,7 +10,7 @@ each approach.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class CodebookSimilarity:
         self.texts = {label: list(texts[label]) for label in labels}
         self.top_k = top_k
 
-    def fit(self, embed: Callable[[list[str]], np.ndarray]) -> "CodebookSimilarity":
+    def fit(self, embed: Callable[[list[str]], np.ndarray]) -> CodebookSimilarity:
         flat = [t for label in self.labels for t in self.texts[label]]
         self.owner_ = np.repeat(np.arange(len(self.labels)), [len(self.texts[lb]) for lb in self.labels])
         self.vectors_ = np.asarray(embed(flat), dtype=np.float32)

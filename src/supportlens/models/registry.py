@@ -49,8 +49,13 @@ def _prior_params(cfg: Config, codebook=None, mode: str | None = None) -> dict:
         if codebook is None:
             codebook = load_codebook(cfg.codebook)
         texts = {c.label: c.prior_texts() for c in codebook.codes}
-    return {"prior_mode": mode, "prior_texts": texts, "prior_weight": cfg.prior.weight,
-            "prior_temperature": cfg.prior.temperature, "prior_top_k": cfg.prior.top_k}
+    return {
+        "prior_mode": mode,
+        "prior_texts": texts,
+        "prior_weight": cfg.prior.weight,
+        "prior_temperature": cfg.prior.temperature,
+        "prior_top_k": cfg.prior.top_k,
+    }
 
 
 def _ensemble_members(cfg: Config) -> list[dict]:
@@ -70,41 +75,81 @@ def build_model(cfg: Config, labels: list[str], codebook=None) -> TextClassifier
     caller has it; otherwise ``cfg.codebook`` is read if the prior needs it)."""
     kind = cfg.model.kind
     if kind == "ensemble":
-        return model_class("ensemble")(labels=labels, members=_ensemble_members(cfg), method=cfg.ensemble.method,
-                                       weights=cfg.ensemble.weights, seed=cfg.seed)
+        return model_class("ensemble")(
+            labels=labels,
+            members=_ensemble_members(cfg),
+            method=cfg.ensemble.method,
+            weights=cfg.ensemble.weights,
+            seed=cfg.seed,
+        )
     if kind in ("embed_logreg", "codebook_prior", "setfit"):
         e = cfg.embed
-        common = dict(labels=labels, pretrained=cfg.model.pretrained, C=e.C, batch_size=e.batch_size,
-                      class_weight=e.class_weight, allow_download=cfg.model.allow_download, seed=cfg.seed)
+        common = dict(
+            labels=labels,
+            pretrained=cfg.model.pretrained,
+            C=e.C,
+            batch_size=e.batch_size,
+            class_weight=e.class_weight,
+            allow_download=cfg.model.allow_download,
+            seed=cfg.seed,
+        )
         if kind == "codebook_prior":
-            return model_class("codebook_prior")(max_length=cfg.model.max_length,
-                                                 **common, **_prior_params(cfg, codebook, mode="off"))
+            return model_class("codebook_prior")(
+                max_length=cfg.model.max_length, **common, **_prior_params(cfg, codebook, mode="off")
+            )
         if kind == "setfit":
             s = cfg.setfit
-            return model_class("setfit")(max_length=s.max_length, contrastive_epochs=s.epochs,
-                                         contrastive_batch_size=s.batch_size, contrastive_learning_rate=s.learning_rate,
-                                         contrastive_temperature=s.temperature, freeze_layers=s.freeze_layers,
-                                         threads=cfg.train.threads, **common, **_prior_params(cfg, codebook))
-        return model_class("embed_logreg")(max_length=cfg.model.max_length, **common,
-                                           **_prior_params(cfg, codebook))
+            return model_class("setfit")(
+                max_length=s.max_length,
+                contrastive_epochs=s.epochs,
+                contrastive_batch_size=s.batch_size,
+                contrastive_learning_rate=s.learning_rate,
+                contrastive_temperature=s.temperature,
+                freeze_layers=s.freeze_layers,
+                threads=cfg.train.threads,
+                **common,
+                **_prior_params(cfg, codebook),
+            )
+        return model_class("embed_logreg")(max_length=cfg.model.max_length, **common, **_prior_params(cfg, codebook))
     if kind == "tfidf_logreg":
         t = cfg.tfidf
-        return model_class("tfidf_logreg")(labels=labels, word_ngrams=tuple(t.word_ngrams),
-                                           char_ngrams=tuple(t.char_ngrams), min_df=t.min_df,
-                                           max_features=t.max_features, C=t.C, class_weight=t.class_weight,
-                                           seed=cfg.seed)
+        return model_class("tfidf_logreg")(
+            labels=labels,
+            word_ngrams=tuple(t.word_ngrams),
+            char_ngrams=tuple(t.char_ngrams),
+            min_df=t.min_df,
+            max_features=t.max_features,
+            C=t.C,
+            class_weight=t.class_weight,
+            seed=cfg.seed,
+        )
     if kind == "finetune":
         tr = cfg.train
         return model_class("finetune")(
-            labels=labels, pretrained=cfg.model.pretrained, max_length=cfg.model.max_length,
-            epochs=tr.epochs, batch_size=tr.batch_size, learning_rate=tr.learning_rate,
-            head_learning_rate=tr.head_learning_rate, weight_decay=tr.weight_decay,
-            warmup_ratio=tr.warmup_ratio, patience=tr.patience, class_weighted=tr.class_weighted,
-            label_smoothing=tr.label_smoothing, freeze_embeddings=tr.freeze_embeddings,
-            freeze_layers=tr.freeze_layers, grad_clip=tr.grad_clip, rdrop_alpha=tr.rdrop_alpha,
-            layer_decay=tr.layer_decay, threads=tr.threads,
-            allow_download=cfg.model.allow_download, seed=cfg.seed, student_layers=tr.student_layers,
-            student_epochs=tr.student_epochs, student_max_changed=tr.student_max_changed)
+            labels=labels,
+            pretrained=cfg.model.pretrained,
+            max_length=cfg.model.max_length,
+            epochs=tr.epochs,
+            batch_size=tr.batch_size,
+            learning_rate=tr.learning_rate,
+            head_learning_rate=tr.head_learning_rate,
+            weight_decay=tr.weight_decay,
+            warmup_ratio=tr.warmup_ratio,
+            patience=tr.patience,
+            class_weighted=tr.class_weighted,
+            label_smoothing=tr.label_smoothing,
+            freeze_embeddings=tr.freeze_embeddings,
+            freeze_layers=tr.freeze_layers,
+            grad_clip=tr.grad_clip,
+            rdrop_alpha=tr.rdrop_alpha,
+            layer_decay=tr.layer_decay,
+            threads=tr.threads,
+            allow_download=cfg.model.allow_download,
+            seed=cfg.seed,
+            student_layers=tr.student_layers,
+            student_epochs=tr.student_epochs,
+            student_max_changed=tr.student_max_changed,
+        )
     raise ValueError(f"unknown model kind {kind!r}")
 
 

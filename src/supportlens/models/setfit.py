@@ -34,18 +34,43 @@ class SetFitClassifier(EmbedLogReg):
     kind = "setfit"
     frozen_encoder = False  # the encoder is tuned, so vectors of the pretrained one do not apply
 
-    def __init__(self, labels: list[str], pretrained: str = "sentence-transformers/all-MiniLM-L6-v2",
-                 max_length: int = 128, C: float = 2.0, batch_size: int = 32,
-                 class_weight: str | None = "balanced", allow_download: bool = False, seed: int = 13,
-                 prior_mode: str = "off", prior_texts: dict[str, list[str]] | None = None,
-                 prior_weight: float = 1.0, prior_temperature: float = 0.05, prior_top_k: int = 3,
-                 contrastive_epochs: int = 1, contrastive_batch_size: int = 32,
-                 contrastive_learning_rate: float = 3e-5, contrastive_temperature: float = 0.1,
-                 freeze_layers: int = 2, threads: int = 0):
-        super().__init__(labels=labels, pretrained=pretrained, max_length=max_length, C=C,
-                         batch_size=batch_size, class_weight=class_weight, allow_download=allow_download,
-                         seed=seed, prior_mode=prior_mode, prior_texts=prior_texts, prior_weight=prior_weight,
-                         prior_temperature=prior_temperature, prior_top_k=prior_top_k)
+    def __init__(
+        self,
+        labels: list[str],
+        pretrained: str = "sentence-transformers/all-MiniLM-L6-v2",
+        max_length: int = 128,
+        C: float = 2.0,
+        batch_size: int = 32,
+        class_weight: str | None = "balanced",
+        allow_download: bool = False,
+        seed: int = 13,
+        prior_mode: str = "off",
+        prior_texts: dict[str, list[str]] | None = None,
+        prior_weight: float = 1.0,
+        prior_temperature: float = 0.05,
+        prior_top_k: int = 3,
+        contrastive_epochs: int = 1,
+        contrastive_batch_size: int = 32,
+        contrastive_learning_rate: float = 3e-5,
+        contrastive_temperature: float = 0.1,
+        freeze_layers: int = 2,
+        threads: int = 0,
+    ):
+        super().__init__(
+            labels=labels,
+            pretrained=pretrained,
+            max_length=max_length,
+            C=C,
+            batch_size=batch_size,
+            class_weight=class_weight,
+            allow_download=allow_download,
+            seed=seed,
+            prior_mode=prior_mode,
+            prior_texts=prior_texts,
+            prior_weight=prior_weight,
+            prior_temperature=prior_temperature,
+            prior_top_k=prior_top_k,
+        )
         self.contrastive_epochs = contrastive_epochs
         self.contrastive_batch_size = contrastive_batch_size
         self.contrastive_learning_rate = contrastive_learning_rate
@@ -59,7 +84,7 @@ class SetFitClassifier(EmbedLogReg):
         for p in self.encoder_.embeddings.parameters():
             p.requires_grad = False
         layers = getattr(getattr(self.encoder_, "encoder", None), "layer", [])
-        for layer in list(layers)[:self.freeze_layers]:
+        for layer in list(layers)[: self.freeze_layers]:
             for p in layer.parameters():
                 p.requires_grad = False
         return [p for p in self.encoder_.parameters() if p.requires_grad]
@@ -69,7 +94,7 @@ class SetFitClassifier(EmbedLogReg):
         same-code positive; anchors without one are skipped by the loss)."""
         order = rng.permutation(len(y_idx))
         size = self.contrastive_batch_size
-        return [order[i:i + size] for i in range(0, len(order), size) if len(order[i:i + size]) >= 4]
+        return [order[i : i + size] for i in range(0, len(order), size) if len(order[i : i + size]) >= 4]
 
     def _contrastive(self, X: list[str], y: np.ndarray) -> None:
         set_threads(self.threads)
@@ -86,13 +111,19 @@ class SetFitClassifier(EmbedLogReg):
             self.encoder_.train()
             losses = []
             for chunk in self._batches(y_idx, rng):
-                batch = self.tokenizer_([X[i] for i in chunk], padding=True, truncation=True,
-                                        max_length=self.max_length, return_tensors="pt").to(device)
+                batch = self.tokenizer_(
+                    [X[i] for i in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(device)
                 hidden = self.encoder_(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 z = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=1)
-                loss = supervised_contrastive_loss(z, torch.as_tensor(y_idx[chunk], device=device),
-                                                   self.contrastive_temperature)
+                loss = supervised_contrastive_loss(
+                    z, torch.as_tensor(y_idx[chunk], device=device), self.contrastive_temperature
+                )
                 optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)

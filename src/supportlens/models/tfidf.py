@@ -16,9 +16,17 @@ from supportlens.models.base import TextClassifier, expand_columns
 class TfidfLogReg(TextClassifier):
     kind = "tfidf_logreg"
 
-    def __init__(self, labels: list[str], word_ngrams: tuple[int, int] = (1, 2),
-                 char_ngrams: tuple[int, int] = (2, 5), min_df: int = 2, max_features: int = 60000,
-                 C: float = 4.0, class_weight: str | None = "balanced", seed: int = 13):
+    def __init__(
+        self,
+        labels: list[str],
+        word_ngrams: tuple[int, int] = (1, 2),
+        char_ngrams: tuple[int, int] = (2, 5),
+        min_df: int = 2,
+        max_features: int = 60000,
+        C: float = 4.0,
+        class_weight: str | None = "balanced",
+        seed: int = 13,
+    ):
         self.labels = labels
         self.word_ngrams = word_ngrams
         self.char_ngrams = char_ngrams
@@ -31,16 +39,33 @@ class TfidfLogReg(TextClassifier):
     def _pipeline(self, n_docs: int) -> Pipeline:
         # min_df above the document count would leave no vocabulary on tiny data
         min_df = self.min_df if n_docs >= 10 * self.min_df else 1
-        features = FeatureUnion([
-            ("word", TfidfVectorizer(ngram_range=tuple(self.word_ngrams), min_df=min_df,
-                                     max_features=self.max_features, sublinear_tf=True,
-                                     strip_accents="unicode", lowercase=True)),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(self.char_ngrams),
-                                     min_df=min_df, max_features=self.max_features,
-                                     sublinear_tf=True, lowercase=True)),
-        ])
-        clf = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000,
-                                 random_state=self.seed)
+        features = FeatureUnion(
+            [
+                (
+                    "word",
+                    TfidfVectorizer(
+                        ngram_range=tuple(self.word_ngrams),
+                        min_df=min_df,
+                        max_features=self.max_features,
+                        sublinear_tf=True,
+                        strip_accents="unicode",
+                        lowercase=True,
+                    ),
+                ),
+                (
+                    "char",
+                    TfidfVectorizer(
+                        analyzer="char_wb",
+                        ngram_range=tuple(self.char_ngrams),
+                        min_df=min_df,
+                        max_features=self.max_features,
+                        sublinear_tf=True,
+                        lowercase=True,
+                    ),
+                ),
+            ]
+        )
+        clf = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000, random_state=self.seed)
         return Pipeline([("features", features), ("clf", clf)])
 
     def _fit(self, X, y, X_val, y_val) -> None:

@@ -29,4 +29,5 @@ class CodebookPriorClassifier(EmbedLogReg):
         self.head_ = None
 
     def _logits(self, X: list[str]) -> np.ndarray:
+        assert self.prior_ is not None  # _fit or the saved model set it: this kind is nothing without it
         return self.prior_.similarities(self.embed(X)) / self.prior_temperature

@@ -18,18 +18,31 @@ import uuid
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from supportlens.codebook import Code, Codebook
 from supportlens.io.atomic import write_atomic
-from supportlens.qda.project import (DEFAULT_USER, PROJECT_FILE, PROJECT_NS, SUGGESTION_MARK, QdaError,
-                                     QdaProject, QdaSource, code_name_key, open_project, project_codes,
-                                     project_contents, serialise, text_sources, write_project)
+from supportlens.qda.project import (
+    DEFAULT_USER,
+    PROJECT_FILE,
+    PROJECT_NS,
+    SUGGESTION_MARK,
+    QdaError,
+    QdaProject,
+    QdaSource,
+    code_name_key,
+    open_project,
+    project_codes,
+    project_contents,
+    serialise,
+    text_sources,
+    write_project,
+)
 
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
 # codes made from a codebook get stable guids, so a .qdc and every new project agree on them
@@ -104,7 +117,7 @@ def export_codebook(codebook: Codebook, out_path: str | os.PathLike) -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _new_guid() -> str:
@@ -115,22 +128,33 @@ def _new_project(name: str, sources: dict[str, str], user_name: str) -> tuple[Qd
     """An empty project with one internal text source per entry of ``sources``; returns key -> guid."""
     user = _new_guid()
     now = _now()
-    root = ET.Element(f"{{{PROJECT_NS}}}Project", {"name": name, "origin": "supportlens",
-                                                  "creatingUserGUID": user, "creationDateTime": now})
+    root = ET.Element(
+        f"{{{PROJECT_NS}}}Project",
+        {"name": name, "origin": "supportlens", "creatingUserGUID": user, "creationDateTime": now},
+    )
     project = QdaProject(Path(name), root, PROJECT_NS, PROJECT_FILE, [])
     users = ET.SubElement(root, project.tag("Users"))
     ET.SubElement(users, project.tag("User"), {"guid": user, "name": user_name})
-    element = ET.SubElement(root, project.tag("Sources")) if sources else None
     keys = {}
-    for key, text in sources.items():
-        guid = _new_guid()
-        keys[key] = guid
-        ET.SubElement(element, project.tag("TextSource"),
-                      {"guid": guid, "name": str(key), "plainTextPath": f"internal://{guid}.txt",
-                       "creatingUser": user, "creationDateTime": now})
-        info = zipfile.ZipInfo(f"Sources/{guid}.txt", date_time=time.localtime()[:6])
-        info.compress_type = zipfile.ZIP_DEFLATED
-        project.added.append((info, text.encode("utf-8")))
+    if sources:
+        element = ET.SubElement(root, project.tag("Sources"))
+        for key, text in sources.items():
+            guid = _new_guid()
+            keys[key] = guid
+            ET.SubElement(
+                element,
+                project.tag("TextSource"),
+                {
+                    "guid": guid,
+                    "name": str(key),
+                    "plainTextPath": f"internal://{guid}.txt",
+                    "creatingUser": user,
+                    "creationDateTime": now,
+                },
+            )
+            info = zipfile.ZipInfo(f"Sources/{guid}.txt", date_time=time.localtime()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            project.added.append((info, text.encode("utf-8")))
     return project, keys
 
 
@@ -155,15 +179,17 @@ def _ensure(project: QdaProject, parent: ET.Element, local: str, after: tuple[st
 def _suggestion_user(project: QdaProject, name: str) -> str:
     users = _ensure(project, project.root, "Users", ())
     for user in users.findall(project.tag("User")):
-        if user.get("name") == name and user.get("guid"):
-            return user.get("guid")
+        guid = user.get("guid")
+        if user.get("name") == name and guid:
+            return guid
     guid = _new_guid()
     ET.SubElement(users, project.tag("User"), {"guid": guid, "name": name})
     return guid
 
 
-def _suggestion_codes(project: QdaProject, codebook: Codebook, labels: list[str], prefix: str,
-                      report: ExportReport) -> dict[str, str]:
+def _suggestion_codes(
+    project: QdaProject, codebook: Codebook, labels: list[str], prefix: str, report: ExportReport
+) -> dict[str, str]:
     """label -> code guid: the project's own code for the label, or a new top-level one."""
     existing = project_codes(project)
     chosen: dict[str, str] = {}
@@ -173,8 +199,9 @@ def _suggestion_codes(project: QdaProject, codebook: Codebook, labels: list[str]
         if prefix:
             match = [g for g, c in existing.items() if c.name == wanted]
         else:  # the human coders' code for it, the codebook name first, then any alias
-            match = ([g for g, c in existing.items() if code_name_key(c.name) == code_name_key(code.name)]
-                     or [g for g, c in existing.items() if codebook.normalise(c.name) == label])
+            match = [g for g, c in existing.items() if code_name_key(c.name) == code_name_key(code.name)] or [
+                g for g, c in existing.items() if codebook.normalise(c.name) == label
+            ]
         if match:
             chosen[label] = match[0]
             continue
@@ -197,8 +224,9 @@ def _free_name(path: Path, suffix: str) -> Path:
     return candidate
 
 
-def check_qdpx_output(out_path: str | os.PathLike, overwrite: bool = False, user: str = DEFAULT_USER,
-                      cli_model: str | None = None) -> None:
+def check_qdpx_output(
+    out_path: str | os.PathLike, overwrite: bool = False, user: str = DEFAULT_USER, cli_model: str | None = None
+) -> None:
     """Refuse an ``out_path`` whose project would be lost: a .qdpx that exists is replaced only
     with ``overwrite`` and only when it holds no human work (nothing but supportlens suggestions),
     or when it is not a readable project. ``cli_model`` (the --model of a ``supportlens predict``
@@ -210,8 +238,10 @@ def check_qdpx_output(out_path: str | os.PathLike, overwrite: bool = False, user
         raise QdaError(f"{out}: is a folder; the output must be a .qdpx file")
     if cli_model is not None:
         allow, new_name = "--overwrite", "give --out a new file name"
-        relabel = (f"supportlens predict {shlex.quote(str(out))} --model {shlex.quote(cli_model)} "
-                   f"--out {shlex.quote(str(_free_name(out, '-suggestions')))}")
+        relabel = (
+            f"supportlens predict {shlex.quote(str(out))} --model {shlex.quote(cli_model)} "
+            f"--out {shlex.quote(str(_free_name(out, '-suggestions')))}"
+        )
     else:
         allow, new_name = "overwrite=True", "give out_path a new file name"
         relabel = f"predict_to_qdpx([{str(out)!r}], labeler, {str(_free_name(out, '-suggestions'))!r})"
@@ -220,29 +250,46 @@ def check_qdpx_output(out_path: str | os.PathLike, overwrite: bool = False, user
     except QdaError as exc:
         if overwrite:
             return  # not a project: nothing in it that supportlens could keep
-        raise QdaError(f"{out} already exists and is not a readable REFI-QDA project ({exc}); it is not "
-                       f"replaced unless you pass {allow}; or {new_name}") from None
+        raise QdaError(
+            f"{out} already exists and is not a readable REFI-QDA project ({exc}); it is not "
+            f"replaced unless you pass {allow}; or {new_name}"
+        ) from None
     if contents.human_work:
-        why = (f"a project with human work is never replaced, not even with {allow}" if overwrite
-               else "it is not replaced")
-        raise QdaError(f"{out} already exists and holds {contents.describe()}; {why}. To add suggestions "
-                       f"to it, label the project itself into a copy that keeps every human coding: "
-                       f"{relabel}; or {new_name}")
+        why = (
+            f"a project with human work is never replaced, not even with {allow}" if overwrite else "it is not replaced"
+        )
+        raise QdaError(
+            f"{out} already exists and holds {contents.describe()}; {why}. To add suggestions "
+            f"to it, label the project itself into a copy that keeps every human coding: "
+            f"{relabel}; or {new_name}"
+        )
     if not overwrite:
-        raise QdaError(f"{out} already exists and holds {contents.describe()} (no human work); pass {allow} "
-                       f"to replace it, or {new_name}")
+        raise QdaError(
+            f"{out} already exists and holds {contents.describe()} (no human work); pass {allow} "
+            f"to replace it, or {new_name}"
+        )
 
 
-def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.DataFrame,
-                       sources: dict[str, str] | None, out_path: str | os.PathLike, codebook: Codebook,
-                       user: str = DEFAULT_USER, code_prefix: str = "", min_confidence: float = 0.0,
-                       model_uri: str = "", include_none: bool = False, overwrite: bool = False) -> ExportReport:
+def export_suggestions(
+    project_path: str | os.PathLike | None,
+    predictions: pd.DataFrame,
+    sources: dict[str, str] | None,
+    out_path: str | os.PathLike,
+    codebook: Codebook,
+    user: str = DEFAULT_USER,
+    code_prefix: str = "",
+    min_confidence: float = 0.0,
+    model_uri: str = "",
+    include_none: bool = False,
+    overwrite: bool = False,
+) -> ExportReport:
     """Write model labels as suggested codings into a ``.qdpx`` project.
 
     With ``project_path`` the project is copied and suggestions are added (human codings are left
     exactly as they are; suggestions an earlier run made for the same ``user`` are replaced);
-    ``predictions.source`` names a text source by guid or by its (unique) name. Without a project, a new one is made from ``sources`` (name -> plain text, written as
-    given, UTF-8) and ``predictions.source`` names its keys. ``predictions`` needs ``source``,
+    ``predictions.source`` names a text source by guid or by its (unique) name. Without a project,
+    a new one is made from ``sources`` (name -> plain text, written as given, UTF-8) and
+    ``predictions.source`` names its keys. ``predictions`` needs ``source``,
     ``start``, ``end``, ``label`` and ``confidence``; with a ``text`` column each row is checked
     against ``plain_text[start:end]``. Passages labelled ``none`` are not suggested unless
     ``include_none`` (a coder gains nothing from seeing most of a transcript coded "none").
@@ -270,18 +317,20 @@ def export_suggestions(project_path: str | os.PathLike | None, predictions: pd.D
         report.sources = len(texts)
         report.replaced = _drop_earlier_suggestions(project, texts, user)
     else:
+        assert sources is not None  # checked above: a project or the sources' texts
         project, guids = _new_project(out_path.stem, sources, user)
         elements = {e.get("guid"): e for e in project.root.iter(project.tag("TextSource"))}
         texts = {guids[k]: QdaSource(guids[k], k, text, elements[guids[k]]) for k, text in sources.items()}
         keys = {k: guids[k] for k in sources}
         report.sources = len(sources)
-    _add_suggestions(project, texts, keys, predictions, codebook, user, code_prefix, min_confidence,
-                     model_uri, include_none, report)
+    _add_suggestions(
+        project, texts, keys, predictions, codebook, user, code_prefix, min_confidence, model_uri, include_none, report
+    )
     report.notes.extend(write_project(project, out_path))
     return report
 
 
-def _drop_earlier_suggestions(project: QdaProject, texts: dict[str, "QdaSource"], user: str) -> int:
+def _drop_earlier_suggestions(project: QdaProject, texts: dict[str, QdaSource], user: str) -> int:
     """Remove the suggestions an earlier run made in this project, so that labelling a project
     again replaces them instead of doubling every span. Only selections made by the suggestion
     user and marked as suggestions go; the coders' own codings are never touched."""
@@ -290,8 +339,11 @@ def _drop_earlier_suggestions(project: QdaProject, texts: dict[str, "QdaSource"]
     for source in texts.values():
         for selection in list(source.element.findall(project.tag("PlainTextSelection"))):
             description = selection.find(project.tag("Description"))
-            if (selection.get("creatingUser") in users and description is not None
-                    and (description.text or "").startswith(SUGGESTION_MARK)):
+            if (
+                selection.get("creatingUser") in users
+                and description is not None
+                and (description.text or "").startswith(SUGGESTION_MARK)
+            ):
                 source.element.remove(selection)
                 dropped += 1
     return dropped
@@ -308,9 +360,19 @@ def _source_keys(sources: list[QdaSource]) -> list[tuple[str, str]]:
 _REQUIRED = ("source", "start", "end", "label", "confidence")
 
 
-def _add_suggestions(project: QdaProject, texts: dict[str, QdaSource], keys: dict[str, str],
-                     predictions: pd.DataFrame, codebook: Codebook, user: str, prefix: str,
-                     min_confidence: float, model_uri: str, include_none: bool, report: ExportReport) -> None:
+def _add_suggestions(
+    project: QdaProject,
+    texts: dict[str, QdaSource],
+    keys: dict[str, str],
+    predictions: pd.DataFrame,
+    codebook: Codebook,
+    user: str,
+    prefix: str,
+    min_confidence: float,
+    model_uri: str,
+    include_none: bool,
+    report: ExportReport,
+) -> None:
     missing = [c for c in _REQUIRED if c not in predictions.columns]
     if missing:
         raise QdaError(f"predictions: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
@@ -321,16 +383,21 @@ def _add_suggestions(project: QdaProject, texts: dict[str, QdaSource], keys: dic
             raise QdaError(f"predictions row {i}: label {row['label']!r} is not a codebook code")
         source = str(row["source"])
         if source not in keys:
-            raise QdaError(f"predictions row {i}: source {source!r} is not a text source of the project "
-                           "(give its guid, or its name when that is unique)")
+            raise QdaError(
+                f"predictions row {i}: source {source!r} is not a text source of the project "
+                "(give its guid, or its name when that is unique)"
+            )
         text = texts[keys[source]].text
         start, end = int(row["start"]), int(row["end"])
         if not 0 <= start < end <= len(text):
-            raise QdaError(f"predictions row {i}: positions {start}-{end} lie outside source {source!r} "
-                           f"(0-{len(text)} characters)")
+            raise QdaError(
+                f"predictions row {i}: positions {start}-{end} lie outside source {source!r} (0-{len(text)} characters)"
+            )
         if "text" in row and isinstance(row["text"], str) and text[start:end] != row["text"]:
-            raise QdaError(f"predictions row {i}: the text at {start}-{end} of source {source!r} differs "
-                           "from the row's text; offsets must count characters of the source's plain text")
+            raise QdaError(
+                f"predictions row {i}: the text at {start}-{end} of source {source!r} differs "
+                "from the row's text; offsets must count characters of the source's plain text"
+            )
         if label == "none" and not include_none:
             report.none_skipped += 1
             continue
@@ -342,20 +409,30 @@ def _add_suggestions(project: QdaProject, texts: dict[str, QdaSource], keys: dic
     if not keep:
         return
     user_guid = _suggestion_user(project, user)
-    codes = _suggestion_codes(project, codebook, sorted({k[3] for k in keep}, key=codebook.labels.index),
-                              prefix, report)
+    codes = _suggestion_codes(
+        project, codebook, sorted({k[3] for k in keep}, key=codebook.labels.index), prefix, report
+    )
     now = _now()
     model = f", model {model_uri}" if model_uri else ""
     for guid, start, end, label, confidence in sorted(keep, key=lambda k: (k[0], k[1], k[2])):
         element = texts[guid].element
-        selection = ET.Element(project.tag("PlainTextSelection"),
-                               {"guid": _new_guid(), "name": f"{prefix}{codebook.code(label).name}",
-                                "startPosition": str(start), "endPosition": str(end),
-                                "creatingUser": user_guid, "creationDateTime": now})
-        ET.SubElement(selection, project.tag("Description")).text = (
-            f"{SUGGESTION_MARK} {label}, confidence {confidence:.2f}{model}")
-        coding = ET.SubElement(selection, project.tag("Coding"),
-                               {"guid": _new_guid(), "creatingUser": user_guid, "creationDateTime": now})
+        selection = ET.Element(
+            project.tag("PlainTextSelection"),
+            {
+                "guid": _new_guid(),
+                "name": f"{prefix}{codebook.code(label).name}",
+                "startPosition": str(start),
+                "endPosition": str(end),
+                "creatingUser": user_guid,
+                "creationDateTime": now,
+            },
+        )
+        ET.SubElement(
+            selection, project.tag("Description")
+        ).text = f"{SUGGESTION_MARK} {label}, confidence {confidence:.2f}{model}"
+        coding = ET.SubElement(
+            selection, project.tag("Coding"), {"guid": _new_guid(), "creatingUser": user_guid, "creationDateTime": now}
+        )
         ET.SubElement(coding, project.tag("CodeRef"), {"targetGUID": codes[label]})
         index = _child_index(element, project, ("Description", "PlainTextContent", "PlainTextSelection"))
         element.insert(index, selection)

@@ -29,13 +29,34 @@ import yaml
 from supportlens.codebook import Codebook
 from supportlens.io.atomic import write_atomic
 from supportlens.io.jsonl import frame_to_jsonl
-from supportlens.qda.project import (QdaCode, QdaError, QdaSource, code_name_key, is_suggestion, open_project,
-                                     project_codes, project_users, source_transcript, text_sources)
+from supportlens.qda.project import (
+    QdaCode,
+    QdaError,
+    QdaSource,
+    code_name_key,
+    is_suggestion,
+    open_project,
+    project_codes,
+    project_users,
+    source_transcript,
+    text_sources,
+)
 from supportlens.transcripts.read import Cue, ReadError, Transcript
 from supportlens.transcripts.segmentation import SpeakerRules, merge_turns, segment, speaker_roles
 
-EXCERPT_COLUMNS = ["id", "interview_id", "source", "start", "end", "text", "label", "code", "coder",
-                   "speaker", "speaker_role"]
+EXCERPT_COLUMNS = [
+    "id",
+    "interview_id",
+    "source",
+    "start",
+    "end",
+    "text",
+    "label",
+    "code",
+    "coder",
+    "speaker",
+    "speaker_role",
+]
 TABLE_SUFFIXES = (".csv", ".jsonl", ".xlsx")
 
 
@@ -65,14 +86,17 @@ def load_code_map(path: str | os.PathLike) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for key, value in raw.items():
         if value is not None and not isinstance(value, str):
-            raise QdaError(f"{path}: {key!r}: the value must be a codebook label or null, "
-                           f"got {type(value).__name__}")
+            raise QdaError(f"{path}: {key!r}: the value must be a codebook label or null, got {type(value).__name__}")
         out[str(key)] = value
     return out
 
 
-def map_codes(codes: dict[str, QdaCode], codebook: Codebook, code_map: dict[str, str | None] | None = None,
-              map_source: str = "code map") -> tuple[dict[str, str | None], list[str]]:
+def map_codes(
+    codes: dict[str, QdaCode],
+    codebook: Codebook,
+    code_map: dict[str, str | None] | None = None,
+    map_source: str = "code map",
+) -> tuple[dict[str, str | None], list[str]]:
     """Each project code's codebook label (or None), and notes about the map.
 
     A code's own mapping is its ``code_map`` entry (by path, else by name; null maps it to
@@ -130,40 +154,67 @@ class ImportReport:
         """One line per finding. ``import_options`` False: the reader (``train``, ``evaluate``,
         any command reading the project through `load_coded`) lacks ``import``'s options, so the
         advice names a ``supportlens import`` run whose output file can be used instead."""
+
         def advice(option: str, value: str = "") -> str:
             if import_options:
                 return option
-            return (f"`supportlens import {shlex.quote(self.path)} {option}{value} --out coded.csv`, then use "
-                    "coded.csv in place of the project")
+            return (
+                f"`supportlens import {shlex.quote(self.path)} {option}{value} --out coded.csv`, then use "
+                "coded.csv in place of the project"
+            )
 
-        lines = [f"{self.excerpts} excerpts from {self.selections} coded selections in "
-                 f"{self.sources} text sources of {self.path}"]
+        lines = [
+            f"{self.excerpts} excerpts from {self.selections} coded selections in "
+            f"{self.sources} text sources of {self.path}"
+        ]
         if self.coders:
-            lines.append("coders: " + ", ".join(
-                f"{c or '(unknown)'} ({n}{', model suggestions' if c in self.suggestion_coders else ''})"
-                for c, n in self.coders.items()))
+            lines.append(
+                "coders: "
+                + ", ".join(
+                    f"{c or '(unknown)'} ({n}{', model suggestions' if c in self.suggestion_coders else ''})"
+                    for c, n in self.coders.items()
+                )
+            )
         if self.skipped_selections:
             names = ", ".join(f"{name!r} ({n})" for name, n in sorted(self.unmapped.items()))
-            lines.append(f"{self.skipped_selections} selections skipped: their codes map to no codebook "
-                         f"code ({names}); map them with {advice('--code-map', ' MAP.yaml')}")
+            lines.append(
+                f"{self.skipped_selections} selections skipped: their codes map to no codebook "
+                f"code ({names}); map them with {advice('--code-map', ' MAP.yaml')}"
+            )
         elif self.unmapped:
-            lines.append("codings with unmapped codes ignored: "
-                         + ", ".join(f"{name!r} ({n})" for name, n in sorted(self.unmapped.items())))
+            lines.append(
+                "codings with unmapped codes ignored: "
+                + ", ".join(f"{name!r} ({n})" for name, n in sorted(self.unmapped.items()))
+            )
         if self.uncoded_excerpts:
-            lines.append(f"{self.uncoded_excerpts} uncoded participant passages added"
-                         + (" (text coded only with codes that map to nothing counts as uncoded: map such "
-                            "a code in --code-map if its text is not 'none')" if self.skipped_selections else ""))
+            lines.append(
+                f"{self.uncoded_excerpts} uncoded participant passages added"
+                + (
+                    " (text coded only with codes that map to nothing counts as uncoded: map such "
+                    "a code in --code-map if its text is not 'none')"
+                    if self.skipped_selections
+                    else ""
+                )
+            )
         if self.suggestions_skipped:
-            lines.append(f"{self.suggestions_skipped} supportlens suggestions skipped (unreviewed model "
-                         f"output; include them with {advice('--include-suggestions')})")
+            lines.append(
+                f"{self.suggestions_skipped} supportlens suggestions skipped (unreviewed model "
+                f"output; include them with {advice('--include-suggestions')})"
+            )
         if self.uncoded_selections:
             lines.append(f"{self.uncoded_selections} selections without a code ignored")
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
-def import_qdpx(path: str | os.PathLike, codebook: Codebook, code_map: dict[str, str | None] | None = None,
-                uncoded_as: str | None = None, rules: SpeakerRules | None = None,
-                include_suggestions: bool = False, map_source: str = "code map") -> tuple[pd.DataFrame, ImportReport]:
+def import_qdpx(
+    path: str | os.PathLike,
+    codebook: Codebook,
+    code_map: dict[str, str | None] | None = None,
+    uncoded_as: str | None = None,
+    rules: SpeakerRules | None = None,
+    include_suggestions: bool = False,
+    map_source: str = "code map",
+) -> tuple[pd.DataFrame, ImportReport]:
     """Every coded text selection of a ``.qdpx`` project as an excerpt row (see EXCERPT_COLUMNS).
 
     ``id`` is the selection's guid (``guid#n`` when one selection carries several labels or
@@ -221,8 +272,10 @@ def import_qdpx(path: str | os.PathLike, codebook: Codebook, code_map: dict[str,
                 if target is None:
                     raise QdaError(f"{where}: Coding {coding.get('guid')} has no CodeRef targetGUID")
                 if target not in codes:
-                    raise QdaError(f"{where}: Coding {coding.get('guid')}: CodeRef {target} is not a code "
-                                   "of the project's CodeBook")
+                    raise QdaError(
+                        f"{where}: Coding {coding.get('guid')}: CodeRef {target} is not a code "
+                        "of the project's CodeBook"
+                    )
                 label = mapping[target]
                 if label is None:
                     unmapped[codes[target].path] += 1
@@ -241,10 +294,21 @@ def import_qdpx(path: str | os.PathLike, codebook: Codebook, code_map: dict[str,
             for k, ((label, coder), code) in enumerate(found.items(), start=1):
                 if suggestion:
                     report.suggestion_coders[coder] = report.suggestion_coders.get(coder, 0) + 1
-                rows.append({"id": sel_guid if len(found) == 1 else f"{sel_guid}#{k}",
-                             "interview_id": names[source.guid], "source": source.guid, "start": start,
-                             "end": end, "text": text, "label": label, "code": code, "coder": coder,
-                             "speaker": speaker, "speaker_role": role})
+                rows.append(
+                    {
+                        "id": sel_guid if len(found) == 1 else f"{sel_guid}#{k}",
+                        "interview_id": names[source.guid],
+                        "source": source.guid,
+                        "start": start,
+                        "end": end,
+                        "text": text,
+                        "label": label,
+                        "code": code,
+                        "coder": coder,
+                        "speaker": speaker,
+                        "speaker_role": role,
+                    }
+                )
         if uncoded_label is not None and covered:
             rows.extend(turns.uncoded_rows(covered, uncoded_label, names[source.guid], report))
     report.unmapped = dict(unmapped)
@@ -269,11 +333,12 @@ def _positions(selection: ET.Element, where: str, length: int) -> tuple[int, int
     try:
         start, end = int(selection.get("startPosition", "")), int(selection.get("endPosition", ""))
     except ValueError:
-        raise QdaError(f"{where}: startPosition/endPosition must be integers, got "
-                       f"{selection.get('startPosition')!r}/{selection.get('endPosition')!r}") from None
+        raise QdaError(
+            f"{where}: startPosition/endPosition must be integers, got "
+            f"{selection.get('startPosition')!r}/{selection.get('endPosition')!r}"
+        ) from None
     if not 0 <= start <= end <= length:
-        raise QdaError(f"{where}: positions {start}-{end} lie outside the source's plain text "
-                       f"(0-{length} characters)")
+        raise QdaError(f"{where}: positions {start}-{end} lie outside the source's plain text (0-{length} characters)")
     return start, end
 
 
@@ -305,8 +370,9 @@ class _SourceTurns:
                 return speaker, self._roles.get(speaker, "participant")
         return None, None
 
-    def uncoded_rows(self, covered: list[tuple[int, int]], label: str, interview_id: str,
-                     report: ImportReport) -> list[dict[str, Any]]:
+    def uncoded_rows(
+        self, covered: list[tuple[int, int]], label: str, interview_id: str, report: ImportReport
+    ) -> list[dict[str, Any]]:
         transcript = self._parse()
         if transcript is None:
             return []
@@ -314,10 +380,21 @@ class _SourceTurns:
         for p in segment(transcript, self.rules):
             if p.role == "interviewer" or any(p.start < e and s < p.end for s, e in covered):
                 continue
-            rows.append({"id": f"{self.source.guid}:{p.start}-{p.end}", "interview_id": interview_id,
-                         "source": self.source.guid, "start": p.start, "end": p.end, "text": p.text,
-                         "label": label, "code": "", "coder": "", "speaker": p.speaker,
-                         "speaker_role": p.role if p.speaker is not None else None})
+            rows.append(
+                {
+                    "id": f"{self.source.guid}:{p.start}-{p.end}",
+                    "interview_id": interview_id,
+                    "source": self.source.guid,
+                    "start": p.start,
+                    "end": p.end,
+                    "text": p.text,
+                    "label": label,
+                    "code": "",
+                    "coder": "",
+                    "speaker": p.speaker,
+                    "speaker_role": p.role if p.speaker is not None else None,
+                }
+            )
         report.uncoded_excerpts += len(rows)
         return rows
 

@@ -117,8 +117,7 @@ def open_project(path: str | os.PathLike) -> QdaProject:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
         line, column = exc.position
-        raise QdaError(f"{path}: {qde}: broken XML at line {line}, column {column}: "
-                       f"{str(exc).split(':')[0]}") from None
+        raise QdaError(f"{path}: {qde}: broken XML at line {line}, column {column}: {str(exc).split(':')[0]}") from None
     namespace, local = _split_tag(root.tag)
     if local != "Project":
         raise QdaError(f"{path}: {qde}: the root element is <{local}>, not <Project>")
@@ -133,8 +132,9 @@ def _find_qde(path: Path, names: list[str]) -> str:
     found = [n for n in names if n.lower().endswith(".qde")]
     if len(found) == 1:  # tolerated: a project file under another name or in a folder
         return found[0]
-    raise QdaError(f"{path}: no {PROJECT_FILE} in the archive"
-                   + (f" (several .qde files: {', '.join(found)})" if found else ""))
+    raise QdaError(
+        f"{path}: no {PROJECT_FILE} in the archive" + (f" (several .qde files: {', '.join(found)})" if found else "")
+    )
 
 
 def _split_tag(tag: str) -> tuple[str, str]:
@@ -156,8 +156,13 @@ def project_codes(project: QdaProject) -> dict[str, QdaCode]:
             if guid in codes:
                 raise QdaError(f"{project.where}: Code guid {guid} is used twice")
             hint = _LABEL_LINE.search(node.findtext(project.tag("Description")) or "")
-            code = QdaCode(guid, name, f"{parent.path} > {name}" if parent else name,
-                           parent.guid if parent else None, hint.group(1) if hint else None)
+            code = QdaCode(
+                guid,
+                name,
+                f"{parent.path} > {name}" if parent else name,
+                parent.guid if parent else None,
+                hint.group(1) if hint else None,
+            )
             codes[guid] = code
             walk(node, code)
 
@@ -196,8 +201,7 @@ def text_sources(project: QdaProject) -> list[QdaSource]:
     return sources
 
 
-def _plain_text(project: QdaProject, archive: zipfile.ZipFile | None, element: ET.Element, guid: str,
-                name: str) -> str:
+def _plain_text(project: QdaProject, archive: zipfile.ZipFile | None, element: ET.Element, guid: str, name: str) -> str:
     what = f"{project.where}: TextSource {guid} ({name!r})"
     inline = element.find(project.tag("PlainTextContent"))
     if inline is not None:
@@ -206,9 +210,11 @@ def _plain_text(project: QdaProject, archive: zipfile.ZipFile | None, element: E
     if not target:
         raise QdaError(f"{what} has neither plainTextPath nor PlainTextContent")
     if not target.startswith("internal://"):
-        raise QdaError(f"{what}: plainTextPath {target!r} points outside the project; only sources "
-                       "stored in the .qdpx (internal://) can be read")
-    member = target[len("internal://"):]
+        raise QdaError(
+            f"{what}: plainTextPath {target!r} points outside the project; only sources "
+            "stored in the .qdpx (internal://) can be read"
+        )
+    member = target[len("internal://") :]
     wanted = {f"sources/{member}".lower(), member.lower()}
     found = next((n for n in project.members if n.lower() in wanted), None)
     if found is None or archive is None:
@@ -292,8 +298,7 @@ class ProjectContents:
 
     @property
     def human_work(self) -> bool:
-        return bool(self.sources_added or self.codings or self.selections or self.notes or self.codes
-                    or self.other)
+        return bool(self.sources_added or self.codings or self.selections or self.notes or self.codes or self.other)
 
     def describe(self) -> str:
         """'6 sources and 59 codings by 1 user'."""
@@ -340,9 +345,9 @@ def project_contents(project: QdaProject, user: str = DEFAULT_USER) -> ProjectCo
     contents.notes = len(project.root.findall(f"{project.tag('Notes')}/{project.tag('Note')}"))
     contents.codes = sum(1 for code in project_codes(project).values() if code.label_hint is None)
     for part in _PROJECT_PARTS:
-        element = project.root.find(project.tag(part))
-        if element is not None and len(element):
-            contents.other[part] = len(element)
+        section = project.root.find(project.tag(part))
+        if section is not None and len(section):
+            contents.other[part] = len(section)
     return contents
 
 
@@ -364,7 +369,7 @@ def serialise(root: ET.Element, namespace: str) -> bytes:
     def local(element: ET.Element) -> ET.Element:
         tag = element.tag
         if prefix and tag.startswith(prefix):
-            tag = tag[len(prefix):]
+            tag = tag[len(prefix) :]
         out = ET.Element(tag, element.attrib)
         out.text, out.tail = element.text, element.tail
         out.extend(local(child) for child in element)
@@ -425,8 +430,10 @@ def write_project(project: QdaProject, out_path: Path) -> list[str]:
                         if info.filename == project.qde_name:
                             continue
                         if _unsafe_member(info.filename):
-                            notes.append(f"{project.path}: entry {info.filename!r} left out of {out_path}: "
-                                         "its name points outside the project (an absolute path or '..')")
+                            notes.append(
+                                f"{project.path}: entry {info.filename!r} left out of {out_path}: "
+                                "its name points outside the project (an absolute path or '..')"
+                            )
                             continue
                         _copy_member(source, info, archive)
             for info, payload in project.added:

@@ -103,5 +103,6 @@ def bundled_hint(kind: str) -> str:
     names = bundled_configs()
     shown = [n for n in names if "/" not in n]
     more = len(names) - len(shown)
-    return (f"; bundled with supportlens: {', '.join(shown)}"
-            + (f" and {more} under experiments/ (e.g. {next(n for n in names if '/' in n)})" if more else ""))
+    return f"; bundled with supportlens: {', '.join(shown)}" + (
+        f" and {more} under experiments/ (e.g. {next(n for n in names if '/' in n)})" if more else ""
+    )

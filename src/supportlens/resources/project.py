@@ -14,8 +14,13 @@ from pathlib import Path
 from supportlens.resources import bundled_file, sample_transcripts
 
 # the default config (configs/default.yaml) is the mean of embed-prior and zeroshot; tfidf trains in seconds
-CONFIGS = ("configs/codebook.yaml", "configs/default.yaml", "configs/embed-prior.yaml",
-           "configs/zeroshot.yaml", "configs/tfidf.yaml")
+CONFIGS = (
+    "configs/codebook.yaml",
+    "configs/default.yaml",
+    "configs/embed-prior.yaml",
+    "configs/zeroshot.yaml",
+    "configs/tfidf.yaml",
+)
 
 GITIGNORE = """\
 # written by supportlens runs (the MLflow store, trained models, reports) and the environment
@@ -49,8 +54,10 @@ def init_project(folder: str | Path) -> list[Path]:
     Refuses a folder that exists and is not empty: init never writes over a user's files."""
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise ProjectError(f"{folder} already exists and is not empty; supportlens init only creates a "
-                           "new (or empty) folder, so that it never writes over your files")
+        raise ProjectError(
+            f"{folder} already exists and is not empty; supportlens init only creates a "
+            "new (or empty) folder, so that it never writes over your files"
+        )
     sources: dict[str, Path] = {}
     for name in CONFIGS:
         found = bundled_file(name)

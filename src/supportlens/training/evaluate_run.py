@@ -21,9 +21,15 @@ from supportlens.evaluation.evaluate import Evaluation, evaluate_model, training
 from supportlens.models import load_classifier
 
 
-def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = None,
-                  out_dir: str | None = None, tracking_uri: str | None = None, log_run: bool = True,
-                  data_cfg: DataConfig | None = None) -> Evaluation:
+def evaluate_file(
+    model_uri: str,
+    data_path: str,
+    codebook_path: str | None = None,
+    out_dir: str | None = None,
+    tracking_uri: str | None = None,
+    log_run: bool = True,
+    data_cfg: DataConfig | None = None,
+) -> Evaluation:
     """Evaluate any saved or logged model on any coded file; optionally log it as an MLflow run.
 
     ``data_cfg`` names the file's columns; by default those of coded excerpts, or for a filled
@@ -32,19 +38,31 @@ def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = No
     code that is not in the codebook is still an error that names its row."""
     model_dir = tracking.fetch_model_dir(model_uri, tracking_uri)
     model = load_classifier(model_dir)
-    codebook = (load_codebook(codebook_path) if codebook_path
-                else codebook_from_dict(model.meta_["codebook"], source=f"{model_dir}/codebook.yaml"))
+    codebook = (
+        load_codebook(codebook_path)
+        if codebook_path
+        else codebook_from_dict(model.meta_["codebook"], source=f"{model_dir}/codebook.yaml")
+    )
     data_cfg = data_cfg or sheet_data_config(data_path, DataConfig())
     # one code is enough to score a model on (a classifier needs two only to learn)
     data = load_coded(data_path, codebook, data_cfg, skip_blank_labels=True, min_codes=1)
     frame = data.frame
     threshold = model.meta_.get("review_threshold")
-    result = evaluate_model(model, frame["text"].tolist(), frame["label"].tolist(), frame["id"].tolist(),
-                            frame["group"].tolist(), name=Path(data_path).stem, review_threshold=threshold)
+    result = evaluate_model(
+        model,
+        frame["text"].tolist(),
+        frame["label"].tolist(),
+        frame["id"].tolist(),
+        frame["group"].tolist(),
+        name=Path(data_path).stem,
+        review_threshold=threshold,
+    )
     skipped = data.report.skipped_blank_labels
     if skipped:
-        result.notes.append(f"{len(skipped)} row{'s' if len(skipped) > 1 else ''} with no code in "
-                            f"{data_cfg.label_column!r} skipped (not coded yet): rows {listing(skipped)}")
+        result.notes.append(
+            f"{len(skipped)} row{'s' if len(skipped) > 1 else ''} with no code in "
+            f"{data_cfg.label_column!r} skipped (not coded yet): rows {listing(skipped)}"
+        )
     _check_overlap(result, model_dir, model.meta_, frame["text"].tolist(), data.digest, data_path)
     if out_dir:
         result.write(out_dir)
@@ -53,12 +71,20 @@ def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = No
         tracking.setup(tracking_uri, result.experiment)
         with tracking.run(f"evaluate {Path(data_path).name}") as active:
             result.run_id = active.info.run_id
-            tracking.set_tags({"model_uri": model_uri, "model_kind": model.kind, tracking.KIND_TAG: "evaluate",
-                               "evaluated_file": Path(data_path).name,
-                               "data_digest": data.digest, "evaluation_of": model_uri,
-                               **({"warning": " | ".join(result.warnings)} if result.warnings else {})})
-            tracking.log_training_data(data.dataset, source=data_path, name=Path(data_path).stem,
-                                       digest=data.digest, context="evaluation")
+            tracking.set_tags(
+                {
+                    "model_uri": model_uri,
+                    "model_kind": model.kind,
+                    tracking.KIND_TAG: "evaluate",
+                    "evaluated_file": Path(data_path).name,
+                    "data_digest": data.digest,
+                    "evaluation_of": model_uri,
+                    **({"warning": " | ".join(result.warnings)} if result.warnings else {}),
+                }
+            )
+            tracking.log_training_data(
+                data.dataset, source=data_path, name=Path(data_path).stem, digest=data.digest, context="evaluation"
+            )
             tracking.log_metrics(result.flat_metrics())
             with tempfile.TemporaryDirectory() as tmp:
                 result.write(tmp)
@@ -66,19 +92,24 @@ def evaluate_file(model_uri: str, data_path: str, codebook_path: str | None = No
     return result
 
 
-def _check_overlap(result: Evaluation, model_dir: Path, meta: dict[str, Any], texts: list[str], digest: str,
-                   data_path: str) -> None:
+def _check_overlap(
+    result: Evaluation, model_dir: Path, meta: dict[str, Any], texts: list[str], digest: str, data_path: str
+) -> None:
     """Warn (and record in the metrics) when the file repeats excerpts the model learnt from:
     scores on them say how well it remembers, not how well it codes new interviews."""
     seen = training_overlap(model_dir, texts)
     test_kappa = (meta.get("test_metrics") or {}).get("kappa")
-    held_out = (f" (its held-out test κ was {test_kappa:.3f})"
-                if isinstance(test_kappa, (int, float)) and math.isfinite(test_kappa) else "")
+    held_out = (
+        f" (its held-out test κ was {test_kappa:.3f})"
+        if isinstance(test_kappa, (int, float)) and math.isfinite(test_kappa)
+        else ""
+    )
     if seen is None:  # a model saved before per-excerpt hashes: the whole file's digest still tells
         if meta.get("data_digest") == digest:
             result.warnings.append(
                 f"{data_path} is the data this model was trained on (same data digest {digest}): these "
-                f"scores are optimistic{held_out}; evaluate on interviews the model has not seen")
+                f"scores are optimistic{held_out}; evaluate on interviews the model has not seen"
+            )
         return
     result.metrics["n_seen_in_training"] = seen["train"]
     result.metrics["n_seen_in_validation"] = seen["val"]
@@ -89,4 +120,5 @@ def _check_overlap(result: Evaluation, model_dir: Path, meta: dict[str, Any], te
         result.warnings.append(
             f"{overlap} of {n} excerpts in {data_path} were this model's training ({seen['train']}) or "
             f"validation ({seen['val']}) data: these scores are optimistic{held_out}. Evaluate on "
-            "interviews the model has not seen: remove those rows, or code a new sample")
+            "interviews the model has not seen: remove those rows, or code a new sample"
+        )

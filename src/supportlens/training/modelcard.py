@@ -21,29 +21,37 @@ def _split_line(run_info: dict[str, Any], grouped: bool = True) -> str:
     sizes, groups = run_info.get("split") or {}, run_info.get("split_interviews") or {}
     names = {"train": "train", "val": "validation", "test": "test"}
     if not grouped:
-        return ("split by excerpt, not by interview (no interview column): "
-                + ", ".join(f"{names[k]} {sizes[k]} excerpts" for k in names if k in sizes))
+        return "split by excerpt, not by interview (no interview column): " + ", ".join(
+            f"{names[k]} {sizes[k]} excerpts" for k in names if k in sizes
+        )
     head = "split **by interview** (no interview in two parts): "
     if not groups:
         return head + str(sizes)
-    return head + ", ".join(f"{names[k]} {sizes.get(k)} excerpts from {plural(groups[k], 'interview')}"
-                            for k in names if k in groups)
+    return head + ", ".join(
+        f"{names[k]} {sizes.get(k)} excerpts from {plural(groups[k], 'interview')}" for k in names if k in groups
+    )
 
 
-def _calibration_lines(cfg: Config, calibration: Calibration | None, val: Evaluation, threshold: float,
-                       temperature: float) -> str:
+def _calibration_lines(
+    cfg: Config, calibration: Calibration | None, val: Evaluation, threshold: float, temperature: float
+) -> str:
     """What the confidence means, saying only what validation measured."""
     target = cfg.calibration.target_precision
     if calibration is None:  # a caller without the record: the figures alone
-        return (f"- probabilities calibrated by temperature scaling on validation interviews (T = {temperature:.2f})\n"
-                f"- passages with confidence below **{threshold:.3f}** are flagged `needs_review`")
+        return (
+            f"- probabilities calibrated by temperature scaling on validation interviews (T = {temperature:.2f})\n"
+            f"- passages with confidence below **{threshold:.3f}** are flagged `needs_review`"
+        )
     if not calibration.threshold_measured:
-        return (f"- **confidence not calibrated**: {'; '.join(calibration.notes)}. The model's own "
-                f"probabilities are used (T = {temperature:.2f}); no human codes have "
-                "checked what they are worth\n"
-                "- **no review threshold** could be measured, so every passage is flagged `needs_review`. "
-                f"Code more {'interviews' if calibration.grouped else 'excerpts'} and train again; `predict --review-below` sets a threshold of "
-                "your choosing, one that no data has checked")
+        return (
+            f"- **confidence not calibrated**: {'; '.join(calibration.notes)}. The model's own "
+            f"probabilities are used (T = {temperature:.2f}); no human codes have "
+            "checked what they are worth\n"
+            "- **no review threshold** could be measured, so every passage is flagged `needs_review`. "
+            f"Code more {'interviews' if calibration.grouped else 'excerpts'} and train again; "
+            "`predict --review-below` sets a threshold of "
+            "your choosing, one that no data has checked"
+        )
     where = calibration.validation_text()
     if calibration.temperature_fitted:
         lines = [f"- probabilities calibrated by temperature scaling on {where} (T = {temperature:.2f})"]
@@ -53,12 +61,16 @@ def _calibration_lines(cfg: Config, calibration: Calibration | None, val: Evalua
     vm = val.metrics
     accepted = round((vm.get("accepted_share") or 0.0) * vm["n"])
     if not accepted:
-        lines.append(f"- no confidence threshold reached precision ≥ {target:.2f} on the {where}, so every "
-                     "passage is flagged `needs_review`")
+        lines.append(
+            f"- no confidence threshold reached precision ≥ {target:.2f} on the {where}, so every "
+            "passage is flagged `needs_review`"
+        )
     else:
-        lines.append(f"- passages with confidence below **{threshold:.3f}** are flagged `needs_review`; on the "
-                     f"{where}, the {accepted} at or above it had precision "
-                     f"{_fmt(vm.get('accepted_precision'))} (target ≥ {target:.2f})")
+        lines.append(
+            f"- passages with confidence below **{threshold:.3f}** are flagged `needs_review`; on the "
+            f"{where}, the {accepted} at or above it had precision "
+            f"{_fmt(vm.get('accepted_precision'))} (target ≥ {target:.2f})"
+        )
     return "\n".join(lines)
 
 
@@ -71,42 +83,63 @@ def _limits(data: CodedData, run_info: dict[str, Any], codebook: Codebook) -> st
     if not data.report.grouped:
         n_needed = run_info.get("excerpts_needed")
         if n_needed and len(data.frame) < n_needed:
-            lines.append(f"- Trained on few excerpts ({len(data.frame)}; validation {sizes.get('val')}, test "
-                         f"{sizes.get('test')}): about {n_needed} would give validation and test "
-                         f"{MIN_VAL_EXCERPTS} excerpts each. Every figure above has wide uncertainty.")
-        lines.append("- The data have no interview column, so they were split by excerpt: excerpts of one "
-                     "interview can sit in both training and test, and the scores above may be higher than "
-                     "on interviews the model has not seen.")
+            lines.append(
+                f"- Trained on few excerpts ({len(data.frame)}; validation {sizes.get('val')}, test "
+                f"{sizes.get('test')}): about {n_needed} would give validation and test "
+                f"{MIN_VAL_EXCERPTS} excerpts each. Every figure above has wide uncertainty."
+            )
+        lines.append(
+            "- The data have no interview column, so they were split by excerpt: excerpts of one "
+            "interview can sit in both training and test, and the scores above may be higher than "
+            "on interviews the model has not seen."
+        )
     elif needed and n_interviews < needed:
-        lines.append(f"- Trained on few interviews ({n_interviews}; validation {groups.get('val')}, test "
-                     f"{groups.get('test')}): about {needed} would give validation and test "
-                     f"{MIN_VAL_INTERVIEWS} interviews each. Every figure above rests on a few "
-                     "interviews and has wide uncertainty.")
+        lines.append(
+            f"- Trained on few interviews ({n_interviews}; validation {groups.get('val')}, test "
+            f"{groups.get('test')}): about {needed} would give validation and test "
+            f"{MIN_VAL_INTERVIEWS} interviews each. Every figure above rests on a few "
+            "interviews and has wide uncertainty."
+        )
     elif groups and groups.get("test", MIN_VAL_INTERVIEWS) < MIN_VAL_INTERVIEWS:
-        lines.append(f"- The test split holds {plural(groups['test'], 'interview')}: per-code figures on it have "
-                     "wide uncertainty.")
+        lines.append(
+            f"- The test split holds {plural(groups['test'], 'interview')}: per-code figures on it have "
+            "wide uncertainty."
+        )
     lines += [
         "- Authored or single-project training text transfers imperfectly to other interviews' language:\n"
         "  measure agreement with a human coder on a sample of your own transcripts before relying on it\n"
         "  (`supportlens evaluate --data your_sample.csv`; `--against` compares two models on it, paired).",
         "- Passages that mention several approaches are coded by the codebook's rule\n"
-        f"  (\"{codebook.multiple_approaches_rule[:160]}…\"); the model will be least reliable there.",
+        f'  ("{codebook.multiple_approaches_rule[:160]}…"); the model will be least reliable there.',
     ]
     speakers = data.frame["speaker"].astype(str).str.strip().str.casefold() if "speaker" in data.frame else None
     n_interviewer = int((speakers == "interviewer").sum()) if speakers is not None else 0
     if n_interviewer:
-        lines.append(f"- Interviewer talk was {n_interviewer} of the {len(data.frame)} training excerpts; very "
-                     "short turns and non-English text are outside what it was trained on.")
+        lines.append(
+            f"- Interviewer talk was {n_interviewer} of the {len(data.frame)} training excerpts; very "
+            "short turns and non-English text are outside what it was trained on."
+        )
     else:
-        lines.append("- Interviewer talk (the training data mark no interviewer turns), very short turns and "
-                     "non-English text are outside what it was trained on.")
+        lines.append(
+            "- Interviewer talk (the training data mark no interviewer turns), very short turns and "
+            "non-English text are outside what it was trained on."
+        )
     return "\n".join(lines)
 
 
-def render_model_card(cfg: Config, codebook: Codebook, data: CodedData, test: Evaluation,
-                      val: Evaluation, cv_metrics: dict[str, float], run_info: dict[str, Any],
-                      threshold: float, temperature: float, student: Any = None,
-                      calibration: Calibration | None = None) -> str:
+def render_model_card(
+    cfg: Config,
+    codebook: Codebook,
+    data: CodedData,
+    test: Evaluation,
+    val: Evaluation,
+    cv_metrics: dict[str, float],
+    run_info: dict[str, Any],
+    threshold: float,
+    temperature: float,
+    student: Any = None,
+    calibration: Calibration | None = None,
+) -> str:
     """``student``: the model's distil.StudentReport when it has a ``--fast`` student;
     ``calibration``: what was fitted on validation (without it the card states the figures only)."""
     m = test.metrics
@@ -118,29 +151,41 @@ def render_model_card(cfg: Config, codebook: Codebook, data: CodedData, test: Ev
     label_counts = ", ".join(f"{k} {v}" for k, v in counts.items())
     cv_line = ""
     if cv_metrics:
-        cv_line = (f"\nGrouped cross-validation: macro-F1 {_fmt(cv_metrics['cv_macro_f1_mean'])} ± "
-                   f"{_fmt(cv_metrics['cv_macro_f1_sd'])}, Cohen's κ {_fmt(cv_metrics['cv_kappa_mean'])} ± "
-                   f"{_fmt(cv_metrics['cv_kappa_sd'])}.{_cv_calibration(cv_metrics)}\n")
+        cv_line = (
+            f"\nGrouped cross-validation: macro-F1 {_fmt(cv_metrics['cv_macro_f1_mean'])} ± "
+            f"{_fmt(cv_metrics['cv_macro_f1_sd'])}, Cohen's κ {_fmt(cv_metrics['cv_kappa_mean'])} ± "
+            f"{_fmt(cv_metrics['cv_kappa_sd'])}.{_cv_calibration(cv_metrics)}\n"
+        )
     student_line = ""
     if student is not None:
-        student_line = (f"\n- `predict --fast` scores with a distilled student (teacher layers {student.layers}, "
-                        f"{student.texts} distillation texts) "
-                        f"and sends passages whose top two probabilities lie within {student.gate:.2f} to this model")
+        student_line = (
+            f"\n- `predict --fast` scores with a distilled student (teacher layers {student.layers}, "
+            f"{student.texts} distillation texts) "
+            f"and sends passages whose top two probabilities lie within {student.gate:.2f} to this model"
+        )
         if student.val_changed is not None:
-            student_line += (f"; on {student.val_passages} validation passages that sent "
-                             f"{student.val_rescored:.0%} to this model and changed "
-                             f"{student.val_changed:.2%} of labels")
+            student_line += (
+                f"; on {student.val_passages} validation passages that sent "
+                f"{student.val_rescored:.0%} to this model and changed "
+                f"{student.val_changed:.2%} of labels"
+            )
     authored = "starter.jsonl" in str(data.report.path)
     provenance = (
         "The bundled starter corpus: **authored, illustrative excerpts written for supportlens, not "
         "real participant data** (see `data/README.md`). Scores on it say how well the model learns "
         "the codebook from tidy authored text, not how it performs on your interviews."
-        if authored else f"`{data.report.path}` (provided by the user)."
+        if authored
+        else f"`{data.report.path}` (provided by the user)."
     )
     grouped = data.report.grouped
     test_groups = (run_info.get("split_interviews") or {}).get("test")
-    test_from = (f" excerpts from {plural(test_groups, 'interview')}" if grouped and test_groups is not None else
-                 " excerpts" if not grouped else "")
+    test_from = (
+        f" excerpts from {plural(test_groups, 'interview')}"
+        if grouped and test_groups is not None
+        else " excerpts"
+        if not grouped
+        else ""
+    )
     return f"""# Model card: supportlens {cfg.model.kind}
 
 ## Intended use
@@ -151,9 +196,9 @@ replace human coding, to score individual practitioners, or to be used on other 
 without checking agreement on a coded sample first.
 
 ## Model
-- kind: `{cfg.model.kind}`; encoder: `{cfg.model.pretrained if cfg.model.kind != 'tfidf_logreg' else 'none (TF-IDF)'}`
+- kind: `{cfg.model.kind}`; encoder: `{cfg.model.pretrained if cfg.model.kind != "tfidf_logreg" else "none (TF-IDF)"}`
 {_calibration_lines(cfg, calibration, val, threshold, temperature)}
-- run: `{run_info.get('run_id')}`; seed {cfg.seed}; training time {run_info.get('train_seconds', 0):.1f}s{student_line}
+- run: `{run_info.get("run_id")}`; seed {cfg.seed}; training time {run_info.get("train_seconds", 0):.1f}s{student_line}
 
 ## Training data
 {provenance}
@@ -162,10 +207,10 @@ without checking agreement on a coded sample first.
 - {_split_line(run_info, grouped)}
 - {data.report.summary().splitlines()[0]}
 
-## Evaluation (held-out test {'interviews' if grouped else 'excerpts'})
-Macro-F1 {_fmt(m['macro_f1'])}, accuracy {_fmt(m['accuracy'])}, Cohen's κ {_fmt(m['kappa'])}
-(bootstrap 95% interval {_fmt(m.get('kappa_ci_low'))} to {_fmt(m.get('kappa_ci_high'))}),
-Krippendorff's α {_fmt(m['alpha'])}, expected calibration error {_fmt(m['ece'])}, n = {m['n']}{test_from}.
+## Evaluation (held-out test {"interviews" if grouped else "excerpts"})
+Macro-F1 {_fmt(m["macro_f1"])}, accuracy {_fmt(m["accuracy"])}, Cohen's κ {_fmt(m["kappa"])}
+(bootstrap 95% interval {_fmt(m.get("kappa_ci_low"))} to {_fmt(m.get("kappa_ci_high"))}),
+Krippendorff's α {_fmt(m["alpha"])}, expected calibration error {_fmt(m["ece"])}, n = {m["n"]}{test_from}.
 {_accepted_line(m, calibration)}
 {cv_line}
 | code | precision | recall | F1 | support |
@@ -182,8 +227,10 @@ def _cv_calibration(cv_metrics: dict[str, float]) -> str:
     folds, calibrated = cv_metrics.get("cv_folds"), cv_metrics.get("cv_folds_calibrated")
     if folds is None or calibrated is None or calibrated >= folds:
         return ""
-    return (f" {folds - calibrated:.0f} of the {folds:.0f} folds had too little inner validation to be "
-            "calibrated: their confidences (and the cross-validated ECE) are the models' own (T = 1).")
+    return (
+        f" {folds - calibrated:.0f} of the {folds:.0f} folds had too little inner validation to be "
+        "calibrated: their confidences (and the cross-validated ECE) are the models' own (T = 1)."
+    )
 
 
 def _accepted_line(m: dict[str, Any], calibration: Calibration | None) -> str:
@@ -192,5 +239,7 @@ def _accepted_line(m: dict[str, Any], calibration: Calibration | None) -> str:
     share = m.get("accepted_share")
     if share is None or not math.isfinite(share) or share == 0:
         return "No test passage reached the review threshold: all were flagged for review."
-    return (f"Share of passages accepted at the review threshold: {_fmt(share)} "
-            f"(precision among them {_fmt(m.get('accepted_precision'))}).")
+    return (
+        f"Share of passages accepted at the review threshold: {_fmt(share)} "
+        f"(precision among them {_fmt(m.get('accepted_precision'))})."
+    )

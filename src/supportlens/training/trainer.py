@@ -12,9 +12,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import datasets
 import numpy as np
@@ -26,13 +27,20 @@ from supportlens.codebook import Codebook, load_codebook
 from supportlens.config import Config
 from supportlens.corpus.dataset import CodedData, combine_coded, load_coded
 from supportlens.corpus.sheets import sheet_data_config
-from supportlens.evaluation.evaluate import (EXCERPTS_FILE, Evaluation, evaluate_model, evaluate_proba, excerpt_hashes, json_ready,
-                       summarise_folds)
-from supportlens.training.modelcard import render_model_card
+from supportlens.corpus.splits import Split, grouped_folds, grouped_split, inner_validation, split_shares
+from supportlens.evaluation.evaluate import (
+    EXCERPTS_FILE,
+    Evaluation,
+    evaluate_model,
+    evaluate_proba,
+    excerpt_hashes,
+    json_ready,
+    summarise_folds,
+)
 from supportlens.models import TextClassifier
 from supportlens.models.encoders import embedding_cache
 from supportlens.models.fitting import fit_and_calibrate
-from supportlens.corpus.splits import Split, grouped_folds, grouped_split, inner_validation, split_shares
+from supportlens.training.modelcard import render_model_card
 
 Logger = Callable[[str], None]
 
@@ -69,8 +77,9 @@ def _excerpts(corpus: datasets.Dataset, idx: np.ndarray) -> tuple[list[str], np.
     return list(part["text"]), np.asarray(codes, dtype=object), list(part["group"])
 
 
-def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
-                   log: Logger = print, grouped: bool = True) -> tuple[dict[str, float], pd.DataFrame]:
+def cross_validate(
+    cfg: Config, labels: list[str], frame: pd.DataFrame, k: int, log: Logger = print, grouped: bool = True
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Grouped k-fold CV: per fold, an inner grouped validation split for early stopping and
     calibration. Returns mean/sd metrics and the out-of-fold predictions.
 
@@ -83,36 +92,45 @@ def cross_validate(cfg: Config, labels: list[str], frame: pd.DataFrame, k: int,
     oof = np.zeros((len(frame), len(labels)))
     fold_metrics, uncalibrated = [], []
     for fold, (train_idx, test_idx) in enumerate(grouped_folds(y, groups, k, cfg.seed), start=1):
-        inner_fit, inner_val = inner_validation(y[train_idx], groups[train_idx],
-                                                cfg.split.val_size, cfg.seed + fold)
+        inner_fit, inner_val = inner_validation(y[train_idx], groups[train_idx], cfg.split.val_size, cfg.seed + fold)
         fit_idx, val_idx = train_idx[inner_fit], train_idx[inner_val]
-        model, calibration, _ = fit_and_calibrate(cfg, labels, [texts[i] for i in fit_idx], y[fit_idx],
-                                                  [texts[i] for i in val_idx], y[val_idx],
-                                                  groups[val_idx] if grouped else None)
+        model, calibration, _ = fit_and_calibrate(
+            cfg,
+            labels,
+            [texts[i] for i in fit_idx],
+            y[fit_idx],
+            [texts[i] for i in val_idx],
+            y[val_idx],
+            groups[val_idx] if grouped else None,
+        )
         if not calibration.threshold_measured:
             uncalibrated.append((fold, calibration.notes[0]))
         proba = model.predict_proba([texts[i] for i in test_idx])
         oof[test_idx] = proba
-        result = evaluate_proba(y[test_idx], proba, labels, name=f"fold {fold}",
-                                review_threshold=calibration.review_threshold)
+        result = evaluate_proba(
+            y[test_idx], proba, labels, name=f"fold {fold}", review_threshold=calibration.review_threshold
+        )
         fold_metrics.append(result.metrics)
         log(f"  fold {fold}/{k}: macro-F1 {result.metrics['macro_f1']:.3f}  kappa {result.metrics['kappa']:.3f}")
     if uncalibrated:
         first, why = uncalibrated[0]
-        log(f"note: {len(uncalibrated)} of {k} folds were not calibrated (fold {first}: {why}): their "
+        log(
+            f"note: {len(uncalibrated)} of {k} folds were not calibrated (fold {first}: {why}): their "
             "confidences are the models' own probabilities (T = 1), so cv_ece describes uncalibrated "
-            "models, and every passage of theirs was flagged for review")
+            "models, and every passage of theirs was flagged for review"
+        )
     oof_frame = frame[["id", "group", "text", "label"]].copy()
     for j, label in enumerate(labels):
         oof_frame[f"p_{label}"] = oof[:, j]
-    return ({**summarise_folds(fold_metrics), "cv_folds": float(k),
-             "cv_folds_calibrated": float(k - len(uncalibrated))}, oof_frame)
+    return (
+        {**summarise_folds(fold_metrics), "cv_folds": float(k), "cv_folds_calibrated": float(k - len(uncalibrated))},
+        oof_frame,
+    )
 
 
 def _split(cfg: Config, corpus: datasets.Dataset) -> Split:
     _, codes, groups = _excerpts(corpus, np.arange(len(corpus)))
-    return grouped_split(codes, np.asarray(groups, dtype=object), cfg.split.test_size, cfg.split.val_size,
-                         cfg.seed)
+    return grouped_split(codes, np.asarray(groups, dtype=object), cfg.split.test_size, cfg.split.val_size, cfg.seed)
 
 
 def split_interviews(frame: pd.DataFrame, split: Split) -> dict[str, int]:
@@ -151,58 +169,87 @@ def excerpts_needed(cfg: Config) -> int:
     return max(math.ceil(MIN_VAL_EXCERPTS / share) for share in split_shares(cfg.split.test_size, cfg.split.val_size))
 
 
-def _calibration_warning(cfg: Config, calibration: Calibration, frame: pd.DataFrame, data_path: str,
-                         grouped: bool = True) -> str:
-    head = (f"warning: confidence is not calibrated: {calibration.notes[0]}. The model's own probabilities "
-            "are kept (T = 1) and no review threshold could be measured, so every passage is flagged "
-            "needs_review. ")
-    tail = ("Until then `Labeler(review_below=X)` flags passages below a confidence of your "
-            "choosing, one that no data has checked.")
+def _calibration_warning(
+    cfg: Config, calibration: Calibration, frame: pd.DataFrame, data_path: str, grouped: bool = True
+) -> str:
+    head = (
+        f"warning: confidence is not calibrated: {calibration.notes[0]}. The model's own probabilities "
+        "are kept (T = 1) and no review threshold could be measured, so every passage is flagged "
+        "needs_review. "
+    )
+    tail = (
+        "Until then `Labeler(review_below=X)` flags passages below a confidence of your "
+        "choosing, one that no data has checked."
+    )
     if not grouped:
         needed = max(excerpts_needed(cfg), len(frame) + 1)
-        return head + (f"Code more excerpts: at split.val_size {cfg.split.val_size:g} validation gets about "
-                       f"{_share_text(cfg)} of the excerpts, so about {needed} coded excerpts are needed "
-                       f"({data_path} has {len(frame)}; with an interview column they would also have to come "
-                       f"from enough interviews). ") + tail
+        return (
+            head
+            + (
+                f"Code more excerpts: at split.val_size {cfg.split.val_size:g} validation gets about "
+                f"{_share_text(cfg)} of the excerpts, so about {needed} coded excerpts are needed "
+                f"({data_path} has {len(frame)}; with an interview column they would also have to come "
+                f"from enough interviews). "
+            )
+            + tail
+        )
     n_groups = int(frame["group"].nunique())
     per_interview = len(frame) / max(n_groups, 1)
     needed = max(interviews_needed(cfg, per_interview, "val"), n_groups + 1)
-    return head + (f"Code more interviews: at split.val_size {cfg.split.val_size:g} validation gets "
-                   f"about {_share_text(cfg)} of the interviews, so about {needed} coded interviews are needed "
-                   f"(at {per_interview:.1f} excerpts each; {data_path} has {n_groups}). ") + tail
+    return (
+        head
+        + (
+            f"Code more interviews: at split.val_size {cfg.split.val_size:g} validation gets "
+            f"about {_share_text(cfg)} of the interviews, so about {needed} coded interviews are needed "
+            f"(at {per_interview:.1f} excerpts each; {data_path} has {n_groups}). "
+        )
+        + tail
+    )
 
 
 def _share_text(cfg: Config) -> str:
     return f"1 in {round(1.0 / split_shares(cfg.split.test_size, cfg.split.val_size)[1])}"
 
 
-def _test_warning(cfg: Config, test: Evaluation, interviews: int, frame: pd.DataFrame, cv: int,
-                  grouped: bool = True) -> str | None:
+def _test_warning(
+    cfg: Config, test: Evaluation, interviews: int, frame: pd.DataFrame, cv: int, grouped: bool = True
+) -> str | None:
     """A warning when the test split is too small to say much: fewer than `MIN_VAL_INTERVIEWS`
     interviews, or for data with no interview column fewer than `MIN_VAL_EXCERPTS` excerpts."""
     m = test.metrics
     if (interviews >= MIN_VAL_INTERVIEWS) if grouped else (m["n"] >= MIN_VAL_EXCERPTS):
         return None
     low, high = m.get("kappa_ci_low"), m.get("kappa_ci_high")
-    spread = (f"κ's 95% interval {_interval(m, 'kappa')}" if low != high else
-              f"κ's bootstrap interval shrinks to {low:.3f} alone: {m['n']} excerpts cannot show how uncertain it is")
+    spread = (
+        f"κ's 95% interval {_interval(m, 'kappa')}"
+        if low != high
+        else f"κ's bootstrap interval shrinks to {low:.3f} alone: {m['n']} excerpts cannot show how uncertain it is"
+    )
     if not grouped:
         needed = max(excerpts_needed(cfg), len(frame) + 1)
-        advice = (f"code more excerpts (about {needed} for {MIN_VAL_EXCERPTS} in the test split at "
-                  f"split.test_size {cfg.split.test_size:g})")
+        advice = (
+            f"code more excerpts (about {needed} for {MIN_VAL_EXCERPTS} in the test split at "
+            f"split.test_size {cfg.split.test_size:g})"
+        )
         if not cv or cv < 2:
             advice += f", and add `cv={min(5, len(frame))}` so that every excerpt is tested once (cross-validation)"
-        return (f"warning: the test split holds {plural(m['n'], 'excerpt')}: its scores have wide "
-                f"uncertainty ({spread}); {advice}.")
+        return (
+            f"warning: the test split holds {plural(int(m['n']), 'excerpt')}: its scores have wide "
+            f"uncertainty ({spread}); {advice}."
+        )
     n_groups = int(frame["group"].nunique())
     needed = max(interviews_needed(cfg, len(frame) / max(n_groups, 1), "test"), n_groups + 1)
-    advice = (f"code more interviews (about {needed} for {MIN_VAL_INTERVIEWS} in the test split at "
-              f"split.test_size {cfg.split.test_size:g})")
+    advice = (
+        f"code more interviews (about {needed} for {MIN_VAL_INTERVIEWS} in the test split at "
+        f"split.test_size {cfg.split.test_size:g})"
+    )
     if not cv or cv < 2:
         advice += f", and add `cv={min(5, n_groups)}` so that every interview is tested once (grouped cross-validation)"
-    return (f"warning: the test split holds {plural(interviews, 'interview')} "
-            f"({m['n']} excerpts): its scores describe {'that interview' if interviews == 1 else 'those interviews'} "
-            f"and little more ({spread}); {advice}.")
+    return (
+        f"warning: the test split holds {plural(interviews, 'interview')} "
+        f"({m['n']} excerpts): its scores describe {'that interview' if interviews == 1 else 'those interviews'} "
+        f"and little more ({spread}); {advice}."
+    )
 
 
 def _interval(metrics: dict[str, Any], key: str) -> str:
@@ -218,23 +265,29 @@ def _confidence_text(x: float) -> str:
     return f"{x:.5f}" if text == "1.00" and x < 1.0 else text
 
 
-def add_coded(data: CodedData, paths: list[str], codebook: Codebook, cfg: Config,
-              log: Logger = print) -> CodedData:
+def add_coded(data: CodedData, paths: list[str], codebook: Codebook, cfg: Config, log: Logger = print) -> CodedData:
     """The main coded data plus extra coded files or filled coding sheets (blank codes skipped),
     combined by `dataset.combine_coded`: a passage already coded keeps its first coding, a sheet's
     transcript files are matched to interviews, and rows are counted per file."""
     extras = []
     for path in paths:
-        extra = load_coded(path, codebook, sheet_data_config(path, cfg.data), skip_blank_labels=True,
-                           min_codes=1)
+        extra = load_coded(path, codebook, sheet_data_config(path, cfg.data), skip_blank_labels=True, min_codes=1)
         log(extra.report.summary())
         extras.append(extra)
     return combine_coded(data, extras, codebook)
 
 
-def train(cfg: Config, data_path: str | None = None, codebook_path: str | None = None,
-          cv: int | None = None, tracking_uri: str | None = None, register: str | None = None,
-          log: Logger = print, track: bool = True, extra_data: list[str] | None = None) -> TrainResult:
+def train(
+    cfg: Config,
+    data_path: str | None = None,
+    codebook_path: str | None = None,
+    cv: int | None = None,
+    tracking_uri: str | None = None,
+    register: str | None = None,
+    log: Logger = print,
+    track: bool = True,
+    extra_data: list[str] | None = None,
+) -> TrainResult:
     """Train, evaluate and (by default) track one model as configured.
 
     ``extra_data``: coded files or filled coding sheets (`supportlens next`) added to the data
@@ -254,9 +307,12 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
     split = _split(cfg, corpus)
     grouped = data.report.grouped  # False: no interview column, each excerpt its own group
     interviews = split_interviews(frame, split) if grouped else {}
-    log(f"grouped split by interview: {describe_split(split.sizes(), interviews)}" if grouped else
-        f"split by excerpt, not by interview (no interview column: see the note above): "
-        f"{describe_split(split.sizes())}")
+    log(
+        f"grouped split by interview: {describe_split(split.sizes(), interviews)}"
+        if grouped
+        else f"split by excerpt, not by interview (no interview column: see the note above): "
+        f"{describe_split(split.sizes())}"
+    )
     k = cv if cv is not None else cfg.split.cv_folds
 
     tmp = Path(tempfile.mkdtemp(prefix="supportlens-run-"))
@@ -268,23 +324,30 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
         log(f"training {cfg.model.kind} ({cfg.describe_model()})")
         X, y, _ = _excerpts(corpus, split.train)
         X_val, y_val, val_groups = _excerpts(corpus, split.val)
-        model, calibration, seconds = fit_and_calibrate(cfg, labels, X, y, X_val, y_val,
-                                                        val_groups if grouped else None)
+        model, calibration, seconds = fit_and_calibrate(
+            cfg, labels, X, y, X_val, y_val, val_groups if grouped else None
+        )
         threshold = calibration.review_threshold
         if calibration.threshold_measured:
-            log(f"trained in {seconds:.1f}s; temperature {model.temperature_:.2f}; "
-                f"review below confidence {_confidence_text(threshold)}")
+            log(
+                f"trained in {seconds:.1f}s; temperature {model.temperature_:.2f}; "
+                f"review below confidence {_confidence_text(threshold)}"
+            )
             for note in calibration.notes:
                 log(f"note: {note}")
         else:
-            log(f"trained in {seconds:.1f}s; temperature 1.00 (not fitted); no review threshold "
-                "(every passage flagged)")
+            log(
+                f"trained in {seconds:.1f}s; temperature 1.00 (not fitted); no review threshold (every passage flagged)"
+            )
             log(_calibration_warning(cfg, calibration, frame, str(data_path), grouped))
         student = student_metrics(model)
         if student.get("student_val_rescored") is not None:
-            log(f"student (`fast=True`): {student['student_layers']:.0f} layers, gate {student['student_gate']:.2f}; on "
+            log(
+                f"student (`fast=True`): {student['student_layers']:.0f} layers, "
+                f"gate {student['student_gate']:.2f}; on "
                 f"validation it leaves {student['student_val_rescored']:.0%} of passages to the full model and "
-                f"changes {student['student_val_changed']:.2%} of labels")
+                f"changes {student['student_val_changed']:.2%} of labels"
+            )
         val = _evaluate(model, corpus, split.val, "validation", threshold)
         test = _evaluate(model, corpus, split.test, "test", threshold)
         cv_metrics: dict[str, float] = {}
@@ -292,35 +355,80 @@ def train(cfg: Config, data_path: str | None = None, codebook_path: str | None =
         if k and k > 1:
             log(f"grouped {k}-fold cross-validation")
             cv_metrics, oof = cross_validate(cfg, labels, frame, k, log, grouped)
-        run_info = {"run_id": run_id, "data_digest": data.digest, "split": split.sizes(),
-                    "split_interviews": interviews, "train_seconds": seconds, "grouped": grouped}
+        run_info = {
+            "run_id": run_id,
+            "data_digest": data.digest,
+            "split": split.sizes(),
+            "split_interviews": interviews,
+            "train_seconds": seconds,
+            "grouped": grouped,
+        }
         if grouped:  # for MIN_VAL_INTERVIEWS in each of validation and test at these split shares
             per_interview = len(frame) / max(int(frame["group"].nunique()), 1)
             run_info["interviews_needed"] = max(interviews_needed(cfg, per_interview, part) for part in ("val", "test"))
         else:  # for MIN_VAL_EXCERPTS in each: the only minimum that data with no interview column can show
             run_info["excerpts_needed"] = excerpts_needed(cfg)
-        model_dir = _save(model, cfg, codebook, data, calibration, test, val, cv_metrics, run_info, split,
-                          Path(cfg.output_dir) / (run_id or time.strftime("run-%Y%m%d-%H%M%S")))
+        model_dir = _save(
+            model,
+            cfg,
+            codebook,
+            data,
+            calibration,
+            test,
+            val,
+            cv_metrics,
+            run_info,
+            split,
+            Path(cfg.output_dir) / (run_id or time.strftime("run-%Y%m%d-%H%M%S")),
+        )
         model_uri, version = None, None
         if track:
-            model_uri, version = _log_outputs(model, val, test, cv_metrics, oof, model_dir, frame,
-                                              seconds, calibration, interviews, tmp,
-                                              register or cfg.tracking.register, cfg.tracking.alias)
+            model_uri, version = _log_outputs(
+                model,
+                val,
+                test,
+                cv_metrics,
+                oof,
+                model_dir,
+                frame,
+                seconds,
+                calibration,
+                interviews,
+                tmp,
+                register or cfg.tracking.register,
+                cfg.tracking.alias,
+            )
         m = test.metrics
-        log(f"test: macro-F1 {m['macro_f1']:.3f}, kappa {m['kappa']:.3f} (95% interval {_interval(m, 'kappa')}), "
+        log(
+            f"test: macro-F1 {m['macro_f1']:.3f}, kappa {m['kappa']:.3f} (95% interval {_interval(m, 'kappa')}), "
             f"alpha {m['alpha']:.3f}, ECE {m['ece']:.3f} (n={m['n']} excerpts"
-            + (f" from {plural(interviews['test'], 'interview')})" if grouped else ")"))
+            + (f" from {plural(interviews['test'], 'interview')})" if grouped else ")")
+        )
         warning = _test_warning(cfg, test, interviews.get("test", 0), frame, k, grouped)
         if warning:
             log(warning)
         if cv_metrics:
-            log(f"cv: macro-F1 {cv_metrics['cv_macro_f1_mean']:.3f} ± {cv_metrics['cv_macro_f1_sd']:.3f}, "
-                f"kappa {cv_metrics['cv_kappa_mean']:.3f} ± {cv_metrics['cv_kappa_sd']:.3f}")
+            log(
+                f"cv: macro-F1 {cv_metrics['cv_macro_f1_mean']:.3f} ± {cv_metrics['cv_macro_f1_sd']:.3f}, "
+                f"kappa {cv_metrics['cv_kappa_mean']:.3f} ± {cv_metrics['cv_kappa_sd']:.3f}"
+            )
     shutil.rmtree(tmp, ignore_errors=True)
-    return TrainResult(run_id=run_id, model_dir=model_dir, model_uri=model_uri, test=test, val=val,
-                       split_sizes=split.sizes(), train_seconds=seconds, review_threshold=threshold,
-                       temperature=model.temperature_, cv=cv_metrics, data=data,
-                       registered_version=version, calibration=calibration, split_interviews=interviews)
+    return TrainResult(
+        run_id=run_id,
+        model_dir=model_dir,
+        model_uri=model_uri,
+        test=test,
+        val=val,
+        split_sizes=split.sizes(),
+        train_seconds=seconds,
+        review_threshold=threshold,
+        temperature=model.temperature_,
+        cv=cv_metrics,
+        data=data,
+        registered_version=version,
+        calibration=calibration,
+        split_interviews=interviews,
+    )
 
 
 def student_metrics(model: TextClassifier) -> dict[str, float]:
@@ -328,17 +436,24 @@ def student_metrics(model: TextClassifier) -> dict[str, float]:
     report = getattr(model, "student_report_", None)
     if report is None:
         return {}
-    values = {"student_layers": len(report.layers), "student_gate": report.gate,
-              "student_seconds": report.seconds, "student_val_agreement": report.val_agreement,
-              "student_val_rescored": report.val_rescored, "student_val_changed": report.val_changed}
+    values = {
+        "student_layers": len(report.layers),
+        "student_gate": report.gate,
+        "student_seconds": report.seconds,
+        "student_val_agreement": report.val_agreement,
+        "student_val_rescored": report.val_rescored,
+        "student_val_changed": report.val_changed,
+    }
     return {k: float(v) for k, v in values.items() if v is not None}
 
 
-def _evaluate(model: TextClassifier, corpus: datasets.Dataset, idx: np.ndarray, name: str,
-              threshold: float) -> Evaluation:
+def _evaluate(
+    model: TextClassifier, corpus: datasets.Dataset, idx: np.ndarray, name: str, threshold: float
+) -> Evaluation:
     texts, codes, groups = _excerpts(corpus, idx)
-    return evaluate_model(model, texts, codes.tolist(), list(corpus.select(idx)["id"]), groups, name=name,
-                          review_threshold=threshold)
+    return evaluate_model(
+        model, texts, codes.tolist(), list(corpus.select(idx)["id"]), groups, name=name, review_threshold=threshold
+    )
 
 
 class _tracked:
@@ -355,25 +470,52 @@ class _tracked:
         return self._ctx.__exit__(*exc)
 
 
-def _log_inputs(cfg: Config, data: CodedData, codebook: Codebook, data_path: str, split: Split,
-                extra_data: list[str] | None = None, interviews: dict[str, int] | None = None) -> None:
+def _log_inputs(
+    cfg: Config,
+    data: CodedData,
+    codebook: Codebook,
+    data_path: str,
+    split: Split,
+    extra_data: list[str] | None = None,
+    interviews: dict[str, int] | None = None,
+) -> None:
     tracking.log_params(cfg.flat())
     if extra_data:
         tracking.log_params({"data.extra_paths": ", ".join(map(str, extra_data))})
-    tracking.log_params({"data.resolved_path": str(data_path), "codebook.resolved": codebook.source,
-                         **{f"split.n_{k}": v for k, v in split.sizes().items()},
-                         **{f"split.interviews_{k}": v for k, v in (interviews or {}).items()}})
-    tracking.set_tags({"model_kind": cfg.model.kind, "data_digest": data.digest, tracking.KIND_TAG: "train",
-                       "codebook": f"{codebook.name} v{codebook.version}"})
-    tracking.log_training_data(data.dataset, source=str(data_path), name=Path(data_path).stem,
-                               digest=data.digest)
+    tracking.log_params(
+        {
+            "data.resolved_path": str(data_path),
+            "codebook.resolved": codebook.source,
+            **{f"split.n_{k}": v for k, v in split.sizes().items()},
+            **{f"split.interviews_{k}": v for k, v in (interviews or {}).items()},
+        }
+    )
+    tracking.set_tags(
+        {
+            "model_kind": cfg.model.kind,
+            "data_digest": data.digest,
+            tracking.KIND_TAG: "train",
+            "codebook": f"{codebook.name} v{codebook.version}",
+        }
+    )
+    tracking.log_training_data(data.dataset, source=str(data_path), name=Path(data_path).stem, digest=data.digest)
     tracking.log_text(json.dumps(data.report.to_dict(), indent=2, default=str), "data/data_report.json")
     tracking.log_text(json.dumps(cfg.to_dict(), indent=2), "config/resolved_config.json")
 
 
-def _save(model: TextClassifier, cfg: Config, codebook: Codebook, data: CodedData, calibration: Calibration,
-          test: Evaluation, val: Evaluation, cv_metrics: dict[str, float], run_info: dict[str, Any],
-          split: Split, model_dir: Path) -> Path:
+def _save(
+    model: TextClassifier,
+    cfg: Config,
+    codebook: Codebook,
+    data: CodedData,
+    calibration: Calibration,
+    test: Evaluation,
+    val: Evaluation,
+    cv_metrics: dict[str, float],
+    run_info: dict[str, Any],
+    split: Split,
+    model_dir: Path,
+) -> Path:
     if model_dir.exists():
         shutil.rmtree(model_dir)
     threshold = calibration.review_threshold
@@ -392,27 +534,61 @@ def _save(model: TextClassifier, cfg: Config, codebook: Codebook, data: CodedDat
     codebook.save(model_dir / "codebook.yaml")
     # which excerpts the model learnt from, by text hash: `evaluate` warns when a file repeats them
     texts = list(data.dataset["text"])
-    (model_dir / EXCERPTS_FILE).write_text(json.dumps(excerpt_hashes(
-        {part: [texts[i] for i in getattr(split, part)] for part in ("train", "val", "test")})), encoding="utf-8")
-    card = render_model_card(cfg, codebook, data, test, val, cv_metrics, run_info, threshold,
-                             model.temperature_, getattr(model, "student_report_", None), calibration)
+    (model_dir / EXCERPTS_FILE).write_text(
+        json.dumps(
+            excerpt_hashes({part: [texts[i] for i in getattr(split, part)] for part in ("train", "val", "test")})
+        ),
+        encoding="utf-8",
+    )
+    card = render_model_card(
+        cfg,
+        codebook,
+        data,
+        test,
+        val,
+        cv_metrics,
+        run_info,
+        threshold,
+        model.temperature_,
+        getattr(model, "student_report_", None),
+        calibration,
+    )
     (model_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     return model_dir
 
 
-def _log_outputs(model: TextClassifier, val: Evaluation, test: Evaluation, cv_metrics: dict[str, float],
-                 oof: pd.DataFrame | None, model_dir: Path, frame: pd.DataFrame, seconds: float,
-                 calibration: Calibration, interviews: dict[str, int], tmp: Path, register_name: str | None,
-                 alias: str) -> tuple[str, str | None]:
+def _log_outputs(
+    model: TextClassifier,
+    val: Evaluation,
+    test: Evaluation,
+    cv_metrics: dict[str, float],
+    oof: pd.DataFrame | None,
+    model_dir: Path,
+    frame: pd.DataFrame,
+    seconds: float,
+    calibration: Calibration,
+    interviews: dict[str, int],
+    tmp: Path,
+    register_name: str | None,
+    alias: str,
+) -> tuple[str, str | None]:
     for record in model.history_:
         step = int(record["epoch"])
         tracking.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=step)
-    tracking.log_metrics({**test.flat_metrics(), **val.flat_metrics("val"), **cv_metrics,
-                          "train_seconds": seconds, "review_threshold": calibration.review_threshold,
-                          "review_threshold_measured": float(calibration.threshold_measured),
-                          "temperature": model.temperature_, "peak_memory_mb": peak_memory_mb(),
-                          **{f"interviews_{k}": float(v) for k, v in interviews.items()},
-                          **student_metrics(model)})
+    tracking.log_metrics(
+        {
+            **test.flat_metrics(),
+            **val.flat_metrics("val"),
+            **cv_metrics,
+            "train_seconds": seconds,
+            "review_threshold": calibration.review_threshold,
+            "review_threshold_measured": float(calibration.threshold_measured),
+            "temperature": model.temperature_,
+            "peak_memory_mb": peak_memory_mb(),
+            **{f"interviews_{k}": float(v) for k, v in interviews.items()},
+            **student_metrics(model),
+        }
+    )
     tracking.set_tags({"calibration": calibration.summary()})
     for evaluation in (val, test):
         out = tmp / evaluation.name

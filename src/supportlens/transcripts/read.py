@@ -101,20 +101,27 @@ class Transcript:
 # entry points
 
 
-def read_transcript(path: str | os.PathLike, text_column: str = "text",
-                    speaker_column: str | None = "speaker") -> Transcript:
+def read_transcript(
+    path: str | os.PathLike, text_column: str = "text", speaker_column: str | None = "speaker"
+) -> Transcript:
     """Read one transcript file; raise `ReadError` (one line, starting with the path) if it can't."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ReadError(path, f"unsupported file type {suffix or '(no suffix)'!r}; "
-                              f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        raise ReadError(
+            path, f"unsupported file type {suffix or '(no suffix)'!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+        )
     raw = _read_bytes(path)  # a file over MAX_TRANSCRIPT_BYTES is refused before it is read
     return _note_size(_parse(path, raw, suffix[1:], text_column, speaker_column), len(raw))
 
 
-def parse_transcript(content: str | bytes, fmt: str, source: str = "<text>", text_column: str = "text",
-                     speaker_column: str | None = "speaker") -> Transcript:
+def parse_transcript(
+    content: str | bytes,
+    fmt: str,
+    source: str = "<text>",
+    text_column: str = "text",
+    speaker_column: str | None = "speaker",
+) -> Transcript:
     """Parse a transcript held in memory (a Spark row, a database field) exactly as
     `read_transcript` parses a file of format `fmt` (``"txt"``, ``".vtt"``, ...) with that content.
 
@@ -123,16 +130,16 @@ def parse_transcript(content: str | bytes, fmt: str, source: str = "<text>", tex
     ``Transcript.source`` is `source` unchanged (an id or URI, which `Path` would alter)."""
     fmt = str(fmt).strip().lower().lstrip(".")
     if f".{fmt}" not in SUPPORTED_SUFFIXES:
-        raise ReadError(source, f"unsupported format {fmt or '(none)'!r}; "
-                                f"supported: {', '.join(s[1:] for s in SUPPORTED_SUFFIXES)}")
+        raise ReadError(
+            source, f"unsupported format {fmt or '(none)'!r}; supported: {', '.join(s[1:] for s in SUPPORTED_SUFFIXES)}"
+        )
     if isinstance(content, str):
         if fmt in ("docx", "xlsx"):
             raise ReadError(source, f"a .{fmt} transcript is binary: give the file's bytes, not text")
         content = content.encode("utf-8")  # one decoding path: BOM, line endings, emptiness checks
     try:
         _check_size(source, len(content))
-        transcript = _note_size(_parse(Path(source), bytes(content), fmt, text_column, speaker_column),
-                                len(content))
+        transcript = _note_size(_parse(Path(source), bytes(content), fmt, text_column, speaker_column), len(content))
     except ReadError as exc:  # name the source as given, not as Path rewrote it ("s3://" -> "s3:/")
         raise ReadError(source, exc.reason) from None
     transcript.source = source
@@ -154,8 +161,7 @@ def _parse(path: Path, raw: bytes, fmt: str, text_column: str, speaker_column: s
     return _read_table(path, text, "csv", text_column, speaker_column, encoding, notes)
 
 
-def expand_inputs(inputs: list[str], skipped: list[Path] | None = None
-                  ) -> tuple[list[Path], list[tuple[str, str]]]:
+def expand_inputs(inputs: list[str], skipped: list[Path] | None = None) -> tuple[list[Path], list[tuple[str, str]]]:
     """Turn files, folders and glob patterns into a sorted list of unique file paths.
 
     A file is kept whatever its suffix (an unsupported one is reported when it is read). A folder
@@ -197,7 +203,8 @@ def expand_inputs(inputs: list[str], skipped: list[Path] | None = None
 
 def _files_under(folder: Path) -> tuple[list[Path], list[Path]]:
     """(transcripts, other files) under ``folder``, skipping hidden files and folders."""
-    hits, others = [], []
+    hits: list[Path] = []
+    others: list[Path] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
@@ -236,15 +243,20 @@ def _megabytes(size: int) -> str:
 
 def _check_size(source: str | os.PathLike, size: int) -> None:
     if size > MAX_TRANSCRIPT_BYTES:
-        raise ReadError(source, f"{_megabytes(size)}, over the {MAX_TRANSCRIPT_BYTES / 1e6:g} MB limit for one "
-                                "transcript (an interview is typically 30-200 KB): split the file into one "
-                                f"file per interview, or into parts under {MAX_TRANSCRIPT_BYTES / 1e6:g} MB")
+        raise ReadError(
+            source,
+            f"{_megabytes(size)}, over the {MAX_TRANSCRIPT_BYTES / 1e6:g} MB limit for one "
+            "transcript (an interview is typically 30-200 KB): split the file into one "
+            f"file per interview, or into parts under {MAX_TRANSCRIPT_BYTES / 1e6:g} MB",
+        )
 
 
 def _note_size(transcript: Transcript, size: int) -> Transcript:
     if size > LARGE_TRANSCRIPT_BYTES:
-        transcript.notes.append(f"{_megabytes(size)} is far longer than an interview (typically 30-200 KB): "
-                                "check that the file holds one interview; reading and labelling it takes minutes")
+        transcript.notes.append(
+            f"{_megabytes(size)} is far longer than an interview (typically 30-200 KB): "
+            "check that the file holds one interview; reading and labelling it takes minutes"
+        )
     return transcript
 
 
@@ -262,8 +274,11 @@ def _decode(path: Path, raw: bytes) -> tuple[str, str, list[str]]:
     notes = ["UTF-8 byte order mark removed (offsets start after it)"] if encoding == "utf-8-sig" else []
     notes += decoded.notes
     if "\r" in text:
-        notes.append("line endings normalised from " + ("CRLF" if "\r\n" in text else "CR")
-                     + " to LF; offsets refer to the text with \\n line endings")
+        notes.append(
+            "line endings normalised from "
+            + ("CRLF" if "\r\n" in text else "CR")
+            + " to LF; offsets refer to the text with \\n line endings"
+        )
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise ReadError(path, "empty file")
@@ -337,20 +352,28 @@ def _parse_label(line: str) -> _Label | None:
         if opener != closer or (m["mid"] and m["close"]):
             return None
     else:
-        m = (_NAME_THEN_TIME.match(line) or _BRACKETED_NAME_THEN_TIME.match(line)
-             or _TIME_THEN_NAME.match(line))
+        m = _NAME_THEN_TIME.match(line) or _BRACKETED_NAME_THEN_TIME.match(line) or _TIME_THEN_NAME.match(line)
         if not m:
             return None
     name = m["name"].strip()
-    if (len(name) > 40 or len(name.split()) > 5 or not any(ch.isalpha() for ch in name)
-            or name.count("(") != name.count(")")):
+    if (
+        len(name) > 40
+        or len(name.split()) > 5
+        or not any(ch.isalpha() for ch in name)
+        or name.count("(") != name.count(")")
+    ):
         return None
     groups = m.groupdict()
     time = groups.get("t1") or groups.get("t2") or groups.get("t3")
     bare = m.re is not _SPEAKER_LINE and not groups.get("colon")
-    strong = bool(groups.get("t1") or groups.get("t2") or m.re is _BRACKETED_NAME_THEN_TIME
-                  or len(groups.get("gap") or "") >= 2 or "\t" in (groups.get("gap") or "")
-                  or (m.re is _SPEAKER_LINE and time))
+    strong = bool(
+        groups.get("t1")
+        or groups.get("t2")
+        or m.re is _BRACKETED_NAME_THEN_TIME
+        or len(groups.get("gap") or "") >= 2
+        or "\t" in (groups.get("gap") or "")
+        or (m.re is _SPEAKER_LINE and time)
+    )
     return _Label(name, m.end(), _seconds(time) if time else None, bare, strong)
 
 
@@ -364,11 +387,49 @@ def _seconds(stamp: str) -> float:
 
 # "Label: value" words common in headers and notes that never name a speaker.
 _NOT_SPEAKERS = {
-    "note", "notes", "nb", "ps", "date", "time", "duration", "location", "place", "title", "subject",
-    "topic", "summary", "transcript", "recording", "file", "source", "project", "study", "tags",
-    "keywords", "comment", "comments", "e.g.", "i.e.", "eg", "ie", "example", "for example", "re",
-    "update", "edit", "see", "warning", "caution", "tip", "important", "attendees", "present",
-    "participants", "speakers", "audio", "video",
+    "note",
+    "notes",
+    "nb",
+    "ps",
+    "date",
+    "time",
+    "duration",
+    "location",
+    "place",
+    "title",
+    "subject",
+    "topic",
+    "summary",
+    "transcript",
+    "recording",
+    "file",
+    "source",
+    "project",
+    "study",
+    "tags",
+    "keywords",
+    "comment",
+    "comments",
+    "e.g.",
+    "i.e.",
+    "eg",
+    "ie",
+    "example",
+    "for example",
+    "re",
+    "update",
+    "edit",
+    "see",
+    "warning",
+    "caution",
+    "tip",
+    "important",
+    "attendees",
+    "present",
+    "participants",
+    "speakers",
+    "audio",
+    "video",
 }
 
 
@@ -379,10 +440,12 @@ def _accepted_speakers(labels: list[_Label]) -> set[str]:
     for label in labels:
         counts[label.name.casefold()] = counts.get(label.name.casefold(), 0) + 1
     strong_layout = sum(label.strong for label in labels) >= _STRONG_LAYOUT
-    return {label.name for label in labels
-            if label.name.casefold() not in _NOT_SPEAKERS
-            and (counts[label.name.casefold()] >= 2 or _ROLE_NAME.fullmatch(label.name)
-                 or (label.strong and strong_layout))}
+    return {
+        label.name
+        for label in labels
+        if label.name.casefold() not in _NOT_SPEAKERS
+        and (counts[label.name.casefold()] >= 2 or _ROLE_NAME.fullmatch(label.name) or (label.strong and strong_layout))
+    }
 
 
 def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -420,8 +483,10 @@ def _read_plain(path: Path, text: str, fmt: str, encoding: str, notes: list[str]
     labels = [(i, _parse_label(line)) for i, (_, line) in enumerate(lines)]
     # "Name 0:04" with no colon and one space opens a turn only after a blank line, as the
     # services lay it out; elsewhere it is a line of running text that happens to end with a time
-    labels = [(i, None if lab is not None and lab.bare and not lab.strong and i > 0 and lines[i - 1][1].strip()
-               else lab) for i, lab in labels]
+    labels = [
+        (i, None if lab is not None and lab.bare and not lab.strong and i > 0 and lines[i - 1][1].strip() else lab)
+        for i, lab in labels
+    ]
     accepted = _accepted_speakers([lab for _, lab in labels if lab is not None])
     starts = [(i, lab) for i, lab in labels if lab is not None and lab.name in accepted]
 
@@ -431,7 +496,7 @@ def _read_plain(path: Path, text: str, fmt: str, encoding: str, notes: list[str]
         if cues:
             notes.append("no speaker labels found: one cue per paragraph, speaker unknown")
     else:
-        header = sum(1 for _, line in lines[:starts[0][0]] if line.strip())
+        header = sum(1 for _, line in lines[: starts[0][0]] if line.strip())
         if header:
             notes.append(f"{header} line(s) before the first speaker label are a header, not cues")
         for k, (i, label) in enumerate(starts):
@@ -489,8 +554,9 @@ def _render(utterances: list[_Utterance], join_unlabelled: bool = True) -> tuple
     pos = 0
     previous: _Utterance | None = None
     for u in utterances:
-        same_turn = (previous is not None and u.speaker == previous.speaker
-                     and (u.speaker is not None or join_unlabelled))
+        same_turn = (
+            previous is not None and u.speaker == previous.speaker and (u.speaker is not None or join_unlabelled)
+        )
         if same_turn:
             lead = " "
         else:
@@ -533,9 +599,11 @@ def _caption_cues(text: str, fmt: str) -> tuple[list[_CaptionCue], int]:
         return i - 1 if i >= 2 and not lines[i - 2].strip() else i
 
     starts = [opens(i) for i in rows]
-    cues = [_CaptionCue(k + 1, i + 1, lines[i], lines[i:starts[k + 1] if k + 1 < len(rows) else len(lines)])
-            for k, i in enumerate(rows)]
-    above = sum(1 for line in lines[:starts[0] if starts else len(lines)] if line.strip())
+    cues = [
+        _CaptionCue(k + 1, i + 1, lines[i], lines[i : starts[k + 1] if k + 1 < len(rows) else len(lines)])
+        for k, i in enumerate(rows)
+    ]
+    above = sum(1 for line in lines[: starts[0] if starts else len(lines)] if line.strip())
     return cues, above
 
 
@@ -548,8 +616,11 @@ def _parse_caption(cue: _CaptionCue, fmt: str, timing: str | None = None):
     # webvtt-py reads each piece as a whole file: a header for VTT, a cue number for SRT
     piece = ["WEBVTT", "", *body] if fmt == "vtt" else ["1", *body]
     try:
-        captions = list(webvtt.from_buffer(io.StringIO("\n".join(piece)), format=fmt,
-                                           **({"strict": timing is None} if fmt == "vtt" else {})))
+        captions = list(
+            webvtt.from_buffer(
+                io.StringIO("\n".join(piece)), format=fmt, **({"strict": timing is None} if fmt == "vtt" else {})
+            ).captions
+        )
     except (MalformedFileError, MalformedCaptionError, ValueError):
         return None
     return captions[0] if len(captions) == 1 else None
@@ -565,8 +636,9 @@ def _read_captions(path: Path, text: str, fmt: str, encoding: str, notes: list[s
             raise ReadError(path, "malformed SRT: no cue timing line such as '00:00:01,000 --> 00:00:04,000' found")
         raise ReadError(path, f"empty file: no {kind} cues")
     if fmt == "srt" and above:
-        notes.append(f"{above} line(s) above the first cue (timing on line {pieces[0].line}) belong to no cue "
-                     "and were left out")
+        notes.append(
+            f"{above} line(s) above the first cue (timing on line {pieces[0].line}) belong to no cue and were left out"
+        )
 
     # one cue whose timing cannot be read keeps its text, without times: the rest of the file is good
     pending: list[tuple[str | None, _Label | None, str, float | None, float | None]] = []
@@ -584,8 +656,12 @@ def _read_captions(path: Path, text: str, fmt: str, encoding: str, notes: list[s
                 t0 = t1 = None
         if t0 is None:
             cap = _parse_caption(piece, fmt, timing=_NO_TIMING)
-            bad.append((f"cue {piece.number} (line {piece.line}): {problem}",
-                        "its text is kept without times" if cap is not None else "the cue was left out"))
+            bad.append(
+                (
+                    f"cue {piece.number} (line {piece.line}): {problem}",
+                    "its text is kept without times" if cap is not None else "the cue was left out",
+                )
+            )
         if cap is None:
             continue
         body = " ".join(cap.text.split())  # caption line wraps are display-only
@@ -602,7 +678,7 @@ def _read_captions(path: Path, text: str, fmt: str, encoding: str, notes: list[s
     for voice, label, body, t0, t1 in pending:
         speaker = voice.strip() if voice else None
         if label is not None and label.name in accepted:
-            speaker, body = label.name, body[label.rest_start:].strip()
+            speaker, body = label.name, body[label.rest_start :].strip()
         if body:
             utterances.append(_Utterance(speaker, body, t0, t1))
     if not utterances:
@@ -646,7 +722,7 @@ def _read_docx(path: Path, raw: bytes) -> Transcript:
         skipped = 0
         for para, label in zip(paragraphs, labels):
             if label is not None and label.name in accepted:
-                body = para[label.rest_start:].strip()
+                body = para[label.rest_start :].strip()
                 utterances.append(_Utterance(label.name, body, label.time))
             elif utterances:  # a paragraph without a label continues the current cue
                 last = utterances[-1]
@@ -663,8 +739,21 @@ def _read_docx(path: Path, raw: bytes) -> Transcript:
 
 
 # Header cells of a transcript laid out as a table ("Speaker | Text", "Time | Speaker | Text").
-_TABLE_HEADERS = {"speaker", "name", "who", "time", "timestamp", "timecode", "start", "text",
-                  "transcript", "utterance", "content", "dialogue", "speech"}
+_TABLE_HEADERS = {
+    "speaker",
+    "name",
+    "who",
+    "time",
+    "timestamp",
+    "timecode",
+    "start",
+    "text",
+    "transcript",
+    "utterance",
+    "content",
+    "dialogue",
+    "speech",
+}
 _CLOCK = re.compile(rf"^[\[(]?(?P<t>{_TIME})[\])]?$")
 
 
@@ -707,18 +796,29 @@ def _docx_blocks(document) -> list[tuple[str, _Label | None]]:
 # csv / xlsx
 
 
-def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speaker_column: str | None,
-                encoding: str, notes: list[str], raw: bytes | None = None) -> Transcript:
+def _read_table(
+    path: Path,
+    text: str | None,
+    fmt: str,
+    text_column: str,
+    speaker_column: str | None,
+    encoding: str,
+    notes: list[str],
+    raw: bytes | None = None,
+) -> Transcript:
     import pandas as pd
 
     try:
         if fmt == "csv":
+            assert text is not None  # a CSV comes decoded, a workbook as bytes
             first = text.split("\n", 1)[0]
             sep = ";" if ("," not in first and ";" in first) else "\t" if ("," not in first and "\t" in first) else ","
             frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
         else:  # every sheet as written: a cell reading "N/A" is an answer, not a missing value
-            sheets = pd.read_excel(io.BytesIO(raw), sheet_name=None, dtype=str, keep_default_na=False,
-                                   engine="openpyxl")
+            assert raw is not None
+            sheets = pd.read_excel(
+                io.BytesIO(raw), sheet_name=None, dtype=str, keep_default_na=False, engine="openpyxl"
+            )
     except Exception as exc:  # pandas/openpyxl raise many parser and zip error types
         what = "CSV" if fmt == "csv" else "an Excel workbook"
         raise ReadError(path, f"cannot read as {what}: {type(exc).__name__}: {exc}") from None
@@ -729,8 +829,11 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
             raise ReadError(path, "the workbook has no sheets")
         frame = choose_sheet(sheets, lambda columns: find_column(columns, text_column) is not None)
         if len(sheets) > 1 and find_column(frame.columns, text_column) is None:
-            raise ReadError(path, f"no sheet has a {text_column!r} column (sheets and their columns: "
-                                  f"{sheets_listing(frame)}); choose the text column with `text_column`")
+            raise ReadError(
+                path,
+                f"no sheet has a {text_column!r} column (sheets and their columns: "
+                f"{sheets_listing(frame)}); choose the text column with `text_column`",
+            )
         sheet = sheet_note(frame, [text_column])
         if sheet:
             notes.append(sheet)
@@ -738,8 +841,9 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
     text_col = find_column(frame.columns, text_column)
     if text_col is None:
         columns = ", ".join(repr(str(c)) for c in frame.columns) or "none"
-        raise ReadError(path, f"no {text_column!r} column (columns: {columns}); "
-                              "choose the text column with `text_column`")
+        raise ReadError(
+            path, f"no {text_column!r} column (columns: {columns}); choose the text column with `text_column`"
+        )
     speaker_col = find_column(frame.columns, speaker_column) if speaker_column else None
     id_col = find_column(frame.columns, ID_COLUMN)
     role_col = find_column(frame.columns, ROLE_COLUMN)
@@ -766,8 +870,9 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
         # keeps who spoke; the cue's offsets cover the text only
         label = f"{speaker}: " if speaker else ""
         start = pos + len(label)
-        cues.append(Cue(speaker, body, start, start + len(body),
-                        row_id=optional(row, id_col), role=optional(row, role_col)))
+        cues.append(
+            Cue(speaker, body, start, start + len(body), row_id=optional(row, id_col), role=optional(row, role_col))
+        )
         if cues[-1].row_id is not None:
             rows_of.setdefault(cues[-1].row_id, []).append(number)
         parts.append(label + body)
@@ -776,11 +881,15 @@ def _read_table(path: Path, text: str | None, fmt: str, text_column: str, speake
         raise ReadError(path, f"empty file: no text in column {str(text_col)!r}")
     repeated = {row_id: rows for row_id, rows in rows_of.items() if len(rows) > 1}
     if repeated:  # the predictions of these rows could not be told apart, nor joined back to the rows
-        shown = ", ".join(f"{row_id!r} (rows {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''})"
-                          for row_id, rows in list(repeated.items())[:3])
+        shown = ", ".join(
+            f"{row_id!r} (rows {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''})"
+            for row_id, rows in list(repeated.items())[:3]
+        )
         more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
-        notes.append(f"{len(repeated)} id(s) in column {str(id_col)!r} are used by more than one row, so "
-                     f"row_id does not tell those rows apart: {shown}{more}; give each row its own id")
+        notes.append(
+            f"{len(repeated)} id(s) in column {str(id_col)!r} are used by more than one row, so "
+            f"row_id does not tell those rows apart: {shown}{more}; give each row its own id"
+        )
     return Transcript(str(path), "".join(parts), cues, fmt, encoding, notes)
 
 

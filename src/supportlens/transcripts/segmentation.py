@@ -37,8 +37,9 @@ class SpeakerRules:
 
     # speaker names (case-insensitive) that mark the interviewer; "Name (Interviewer)" and any name
     # containing "interviewer" match too
-    interviewer_names: list[str] = field(default_factory=lambda: [
-        "interviewer", "int", "i", "q", "moderator", "facilitator", "researcher"])
+    interviewer_names: list[str] = field(
+        default_factory=lambda: ["interviewer", "int", "i", "q", "moderator", "facilitator", "researcher"]
+    )
     # extra regular expressions, case-insensitive, matched against the whole speaker name
     interviewer_patterns: list[str] = field(default_factory=list)
     # with no name match and two or more speakers: the one whose turns most often end in "?"
@@ -50,8 +51,10 @@ class SpeakerRules:
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise SpeakerRulesError(f"interviewer pattern {pattern!r} is not a valid regular expression ({exc}); "
-                                        "escape characters such as ( ) [ ] * + ? with a backslash") from None
+                raise SpeakerRulesError(
+                    f"interviewer pattern {pattern!r} is not a valid regular expression ({exc}); "
+                    "escape characters such as ( ) [ ] * + ? with a backslash"
+                ) from None
 
     @classmethod
     def with_interviewers(cls, names: Iterable[str] | None = None) -> SpeakerRules:
@@ -125,20 +128,27 @@ def merge_turns(transcript: Transcript) -> list[Cue]:
         current = speaker
         if turns and not table:
             last = turns[-1]
-            gap = text[last.end:cue.start]
-            if (last.speaker == speaker and cue.start >= last.end and not gap.strip()
-                    and (speaker is not None or "\n\n" not in gap)
-                    and last.row_id is None and cue.row_id is None and last.role == cue.role):
+            gap = text[last.end : cue.start]
+            if (
+                last.speaker == speaker
+                and cue.start >= last.end
+                and not gap.strip()
+                and (speaker is not None or "\n\n" not in gap)
+                and last.row_id is None
+                and cue.row_id is None
+                and last.role == cue.role
+            ):
                 # extended in place, its text cut once below: copying the turn so far at every cue
                 # is quadratic in a long turn (a lecture's thousands of caption cues)
                 last.end = cue.end
                 last.end_time = cue.end_time if cue.end_time is not None else last.end_time
                 extended.add(len(turns) - 1)
                 continue
-        turns.append(Cue(speaker, cue.text, cue.start, cue.end, cue.start_time, cue.end_time,
-                         row_id=cue.row_id, role=cue.role))
+        turns.append(
+            Cue(speaker, cue.text, cue.start, cue.end, cue.start_time, cue.end_time, row_id=cue.row_id, role=cue.role)
+        )
     for i in extended:
-        turns[i].text = text[turns[i].start:turns[i].end]
+        turns[i].text = text[turns[i].start : turns[i].end]
     return turns
 
 
@@ -168,11 +178,15 @@ def roles_note(cues: list[Cue], rules: SpeakerRules, roles: dict[str, str]) -> s
     if guessed:
         counts = _question_counts(cues)
         asked, turns = counts[guessed[0]]
-        return (f"interviewer guessed from questions: {guessed[0]} (ends {asked} of {turns} turns with '?'); "
-                "if that is wrong, pass `rules=SpeakerRules.with_interviewers(['NAME'])`")
-    return (f"no interviewer found among {len(roles)} speakers, by name or by questions (at least "
-            f"{rules.min_turns_to_infer} turns each): all are scored as participants; "
-            "pass `rules=SpeakerRules.with_interviewers(['NAME'])`")
+        return (
+            f"interviewer guessed from questions: {guessed[0]} (ends {asked} of {turns} turns with '?'); "
+            "if that is wrong, pass `rules=SpeakerRules.with_interviewers(['NAME'])`"
+        )
+    return (
+        f"no interviewer found among {len(roles)} speakers, by name or by questions (at least "
+        f"{rules.min_turns_to_infer} turns each): all are scored as participants; "
+        "pass `rules=SpeakerRules.with_interviewers(['NAME'])`"
+    )
 
 
 def _most_questions(cues: list[Cue], min_turns: int) -> str | None:
@@ -261,7 +275,9 @@ def _pysbd_starts(text: str, begin: int, end: int) -> list[int]:
         # sentence (a third of its time, and they push its own out of `re`'s cache): a sentence
         # follows the one before it, and only one that does not is searched for as pysbd does
         if window.startswith(sentence, found):
-            start, after = found, _SPACES.match(window, found + len(sentence)).end()
+            spaces = _SPACES.match(window, found + len(sentence))
+            assert spaces is not None  # \s* matches anywhere, if only the empty string
+            start, after = found, spaces.end()
         else:
             match = next((m for m in re.finditer(re.escape(sentence) + r"\s*", window) if m.end() > found), None)
             if match is None:
@@ -354,7 +370,7 @@ def _cut_words(text: str, a: int, b: int, count_tokens: Callable[[str], int], ma
         return True
 
     def fits(n: int) -> bool:  # whether the first n words of `ahead` fit (token counts grow with length)
-        return count_tokens(text[ahead[0][0]:ahead[n - 1][1]]) <= max_tokens
+        return count_tokens(text[ahead[0][0] : ahead[n - 1][1]]) <= max_tokens
 
     runs = []
     while read(1):
@@ -378,8 +394,12 @@ def _cut_words(text: str, a: int, b: int, count_tokens: Callable[[str], int], ma
 # ---------------------------------------------------------------------------------------------
 
 
-def segment(transcript: Transcript, rules: SpeakerRules | None = None,
-            count_tokens: Callable[[str], int] | None = None, max_tokens: int = 256) -> list[Passage]:
+def segment(
+    transcript: Transcript,
+    rules: SpeakerRules | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    max_tokens: int = 256,
+) -> list[Passage]:
     """Passages of a transcript: one per turn, or several for a turn over `max_tokens`.
 
     `count_tokens` defaults to `estimate_tokens`; the predictor passes its tokenizer's count so
@@ -406,15 +426,27 @@ def segment(transcript: Transcript, rules: SpeakerRules | None = None,
             role = roles.get(turn.speaker, "participant") if turn.speaker is not None else "unknown"
         for s, e in split_long(turn.text, turn.start, count_tokens, max_tokens):
             t0, t1 = _times(transcript.cues, cue_starts, s, e)
-            passages.append(Passage(transcript.source, len(passages), turn.speaker, role,
-                                    transcript.text[s:e], s, e, t0, t1, row_id=turn.row_id))
+            passages.append(
+                Passage(
+                    transcript.source,
+                    len(passages),
+                    turn.speaker,
+                    role,
+                    transcript.text[s:e],
+                    s,
+                    e,
+                    t0,
+                    t1,
+                    row_id=turn.row_id,
+                )
+            )
     return passages
 
 
 def _times(cues: list[Cue], cue_starts: list[int], s: int, e: int) -> tuple[float | None, float | None]:
     first = max(bisect.bisect_right(cue_starts, s) - 1, 0)
     last = max(bisect.bisect_left(cue_starts, e) - 1, first)
-    overlapping = cues[first:last + 1]
+    overlapping = cues[first : last + 1]
     start_time = next((c.start_time for c in overlapping if c.start_time is not None), None)
     end_time = next((c.end_time for c in reversed(overlapping) if c.end_time is not None), None)
     return start_time, end_time
