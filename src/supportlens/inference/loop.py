@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from supportlens.transcripts.read import ReadError, Transcript, read_transcript
+from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, Transcript, read_transcript
 from supportlens.transcripts.segmentation import Passage, SpeakerRules, segment
 
 SPEAKER_CHOICES = ("participant", "interviewer", "all")
@@ -47,6 +47,14 @@ class Scorer(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def score(self, texts: list[str]) -> pd.DataFrame: ...
+
+
+def skipped_note(path: Path) -> tuple[str, str]:
+    """The (source, note) for a file in a folder that is not a transcript: every output format
+    says the same of it, so that no file is passed over unsaid."""
+    return str(path), (
+        f"not a transcript ({path.suffix.lower() or 'no suffix'}; reads {', '.join(SUPPORTED_SUFFIXES)}); skipped"
+    )
 
 
 @dataclass

@@ -26,7 +26,14 @@ import numpy as np
 import pandas as pd
 
 from supportlens.inference.labeler import Labeler, PredictError
-from supportlens.inference.loop import CHUNK_PASSAGES, SPEAKER_CHOICES, FileFailure, file_input, label_transcripts
+from supportlens.inference.loop import (
+    CHUNK_PASSAGES,
+    SPEAKER_CHOICES,
+    FileFailure,
+    file_input,
+    label_transcripts,
+    skipped_note,
+)
 from supportlens.io.atomic import write_atomic
 from supportlens.io.jsonl import frame_to_jsonl
 from supportlens.schema import (
@@ -37,7 +44,7 @@ from supportlens.schema import (
     prediction_columns,
     read_output,
 )
-from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, expand_inputs
+from supportlens.transcripts.read import ReadError, expand_inputs
 from supportlens.transcripts.segmentation import SpeakerRules
 
 
@@ -352,13 +359,7 @@ def predict_files(
     paths, problems = expand_inputs(list(inputs), skipped=others)
     for given, reason in problems:
         _fail(report, FileFailure(given, f"{given}: {reason}"), on_failure)
-    report.file_notes.extend(
-        (
-            str(p),
-            f"not a transcript ({p.suffix.lower() or 'no suffix'}; reads {', '.join(SUPPORTED_SUFFIXES)}); skipped",
-        )
-        for p in others
-    )
+    report.file_notes.extend(skipped_note(p) for p in others)
     todo: list[tuple[Path, str | None]] = []
     changed = 0
     for path in paths:

@@ -18,11 +18,18 @@ from typing import Any
 import pandas as pd
 
 from supportlens.codebook import Code, Codebook, codebook_from_dict
-from supportlens.inference.loop import SPEAKER_CHOICES, FileFailure, TranscriptInput, file_input, label_transcripts
+from supportlens.inference.loop import (
+    SPEAKER_CHOICES,
+    FileFailure,
+    TranscriptInput,
+    file_input,
+    label_transcripts,
+    skipped_note,
+)
 from supportlens.inference.predict import BatchReport
 from supportlens.qda.exporting import check_qdpx_output, export_suggestions
 from supportlens.qda.project import DEFAULT_USER, QdaError, QdaSource, open_project, source_transcript, text_sources
-from supportlens.transcripts.read import SUPPORTED_SUFFIXES, ReadError, Transcript, expand_inputs
+from supportlens.transcripts.read import ReadError, Transcript, expand_inputs
 from supportlens.transcripts.segmentation import SpeakerRules
 
 
@@ -71,13 +78,6 @@ def _source_transcript(project_path: str, source: QdaSource) -> Transcript:
         return source_transcript(source.name, source.text)
     except ReadError as exc:
         raise ReadError(_where(project_path, source), exc.reason) from None
-
-
-def _skipped_note(path: Path) -> tuple[str, str]:
-    """A folder's file that is not a transcript, as `predict_files` notes it."""
-    return str(path), (
-        f"not a transcript ({path.suffix.lower() or 'no suffix'}; reads {', '.join(SUPPORTED_SUFFIXES)}); skipped"
-    )
 
 
 def predict_to_qdpx(
@@ -143,7 +143,7 @@ def predict_to_qdpx(
         paths, problems = expand_inputs(list(inputs), skipped=others)
         for given, reason in problems:
             fail(FileFailure(given, f"{given}: {reason}"))
-        report.file_notes.extend(_skipped_note(p) for p in others)
+        report.file_notes.extend(skipped_note(p) for p in others)
         if on_total:
             on_total(len(paths))
         names = Counter(p.name for p in paths)
