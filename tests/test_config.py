@@ -12,7 +12,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("**/*.ya
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert isinstance(cfg, Config)
-    assert cfg.model.kind in ("tfidf_logreg", "embed_logreg", "finetune", "codebook_prior", "setfit", "ensemble")
+    assert cfg.model.kind in ("tfidf_logreg", "embed_logreg", "finetune", "codebook_prior", "setfit", "ensemble", "llm")
     for member in cfg.ensemble.members:  # ensemble members are shipped configs too
         assert (path.parents[1] / member).is_file() or Path(member).is_file(), member
 
@@ -126,7 +126,7 @@ def test_missing_relative_config_says_where_it_looked(tmp_path, monkeypatch):
     # the command line names its option instead
     assert f"relative to {tmp_path}: run from the project folder, or give --config" in in_cli_terms(str(err.value))
     # and names the configs that would have worked from here
-    assert "bundled with supportlens: default, embed-logreg, embed-prior, finetune, tfidf, zeroshot and " in str(
+    assert "bundled with supportlens: default, embed-logreg, embed-prior, finetune, llm, tfidf, zeroshot and " in str(
         err.value
     )
     with pytest.raises(ConfigError) as err:

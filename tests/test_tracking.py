@@ -54,3 +54,18 @@ def test_logging_the_training_data_shows_no_source_notice_and_records_the_digest
     inputs = run.inputs.dataset_inputs
     assert [i.dataset.name for i in inputs] == ["coded"]
     assert str(source) in inputs[0].dataset.source
+
+
+def test_a_language_models_prompt_is_logged_whole_with_its_hash_and_version(tracking_uri):
+    import mlflow
+
+    prompt = "You code interview passages.\nCodes: push, pull, co_creation, none.\n"
+    tracking.setup(tracking_uri, "prompts")
+    with tracking.run("teacher"):
+        tracking.log_prompt(prompt, "ab12cd34ef56aa77", 3, prefix="teacher")
+        run_id = tracking.active_run_id()
+    run = mlflow.get_run(run_id)
+    assert run.data.params["teacher.prompt_hash"] == "ab12cd34ef56aa77"
+    assert run.data.params["teacher.prompt_version"] == "3"
+    logged = mlflow.artifacts.load_text(f"runs:/{run_id}/prompt/teacher-ab12cd34ef56.txt")
+    assert logged == prompt

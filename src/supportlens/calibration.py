@@ -82,15 +82,19 @@ class Calibration:
     val_interviews: int | None
     notes: list[str] = field(default_factory=list)
     grouped: bool = True
+    # "validation": the authored validation split; "target": cross-fitted predictions of passages
+    # coded on the researcher's own corpus (training.adapt, `adapt.calibrate_on_target`)
+    on: str = "validation"
 
     def validation_text(self) -> str:
-        """'32 validation excerpts from 4 interviews' (or, ungrouped, '32 validation excerpts')."""
-        text = f"{plural(self.val_excerpts, 'validation excerpt')}"
-        return (
-            text
-            if not self.grouped or self.val_interviews is None
-            else f"{text} from {plural(self.val_interviews, 'interview')}"
-        )
+        """'32 validation excerpts from 4 interviews' (or, ungrouped, '32 validation excerpts');
+        calibrated on the target corpus, '46 coded passages from 6 interviews of your corpus
+        (cross-fitted)'."""
+        unit = "coded passage" if self.on == "target" else "validation excerpt"
+        text = f"{plural(self.val_excerpts, unit)}"
+        if self.grouped and self.val_interviews is not None:
+            text += f" from {plural(self.val_interviews, 'interview')}"
+        return text + (" of your corpus (cross-fitted)" if self.on == "target" else "")
 
     def summary(self) -> str:
         """One line for the run's record: what was fitted on validation, or why not."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-MODEL_KINDS = ("tfidf_logreg", "embed_logreg", "finetune", "codebook_prior", "setfit", "ensemble")
+MODEL_KINDS = ("tfidf_logreg", "embed_logreg", "finetune", "codebook_prior", "setfit", "ensemble", "llm")
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 # relative to the folder a command runs in (the project folder); every command without --codebook uses it
 DEFAULT_CODEBOOK = "configs/codebook.yaml"
@@ -197,6 +197,88 @@ class CalibrationConfig:
 
 
 @dataclass
+class AdaptConfig:
+    """How passages coded on the researcher's own corpus (`train --add-data`, the API's
+    ``extra_data``) count: as the *target domain*, not as a few more rows among thousands of
+    authored ones. The defaults are what experiments/adaptation.py measured best (docs/adaptation.md)."""
+
+    # (a) off: added rows weigh like any row | share: their total weight is target_share of the loss
+    # | factor: each weighs target_factor training rows (`supportlens distil`: human codes above the
+    # teacher's labels, whose number would otherwise set the share)
+    weighting: str = "share"
+    target_share: float = 0.5
+    target_factor: float = 3.0
+    # (c) a few-shot component over the target passages in the encoder's space, blended with the
+    # model: weight fewshot_max_weight * k / (k + fewshot_k0) for k target passages
+    fewshot: str = "prototype"  # off | prototype | knn
+    fewshot_k0: float = 20.0
+    fewshot_max_weight: float = 0.5
+    fewshot_neighbours: int = 5  # knn only
+    # (d) temperature and review threshold from cross-fitted predictions on the target passages,
+    # once there are at least min_target_calibration of them (else the authored validation set)
+    calibrate_on_target: bool = True
+    min_target_calibration: int = 40
+    # cross-fitting over the target passages (grouped by interview) for the trust figure
+    folds: int = 5
+    # (b) `train --init-from MODEL`: share of the authored training rows replayed beside the target
+    # passages, and epochs of continued training for fine-tuned models
+    replay: float = 0.25
+    continue_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("adapt.weighting", self.weighting, ("off", "share", "factor"))
+        _check_choice("adapt.fewshot", self.fewshot, ("off", "prototype", "knn"))
+        if not 0.0 < self.target_share < 1.0:
+            raise ConfigError(f"adapt.target_share must be in (0, 1), got {self.target_share}")
+        if self.target_factor <= 0:
+            raise ConfigError(f"adapt.target_factor must be above 0, got {self.target_factor}")
+        if self.fewshot_k0 <= 0 or not 0.0 <= self.fewshot_max_weight <= 1.0:
+            raise ConfigError("adapt.fewshot_k0 must be above 0 and adapt.fewshot_max_weight in [0, 1]")
+        if self.fewshot_neighbours < 1 or self.folds < 2 or self.min_target_calibration < 1:
+            raise ConfigError("adapt.fewshot_neighbours must be at least 1, adapt.folds at least 2")
+        if not 0.0 <= self.replay <= 1.0 or self.continue_epochs < 1:
+            raise ConfigError("adapt.replay must be in [0, 1] and adapt.continue_epochs at least 1")
+
+
+@dataclass
+class LLMConfig:
+    """model.kind = llm: a language model that reads the codebook, reached through an
+    OpenAI-compatible endpoint the researcher runs or allows (configs/llm.yaml)."""
+
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str = "local"
+    api_key_env: str | None = None  # the *name* of an environment variable; the key is never stored
+    temperature: float = 0.7
+    samples: int = 5  # answers per passage; confidence is their agreement (self-consistency)
+    concurrency: int = 4
+    timeout: float = 60.0  # seconds per request
+    max_retries: int = 3  # per answer, for invalid output and transient HTTP errors
+    max_tokens: int = 256
+    allow_remote: bool = False  # only loopback hosts unless this (or --allow-remote) says otherwise
+    pseudonymise: bool = False  # replace speaker names before a passage is sent
+    # with pseudonymise: names replaced wherever they occur, besides "Name:" speaker labels. They are
+    # kept in the model folder and the run's config, which are then as private as the transcripts.
+    names: list[str] = field(default_factory=list)
+    examples_per_code: int = 3  # codebook examples shown per code in the prompt (0 = none)
+    json_schema: bool = True  # ask for the server's JSON-schema response format
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"llm.base_url must start with http:// or https://, got {self.base_url!r}")
+        if self.samples < 1 or self.concurrency < 1 or self.max_retries < 0 or self.max_tokens < 16:
+            raise ConfigError(
+                "llm.samples and llm.concurrency must be at least 1, llm.max_retries 0 or more, "
+                "llm.max_tokens at least 16"
+            )
+        if self.temperature < 0 or self.timeout <= 0 or self.examples_per_code < 0:
+            raise ConfigError("llm.temperature and llm.examples_per_code must be 0 or more, llm.timeout above 0")
+        if any(not str(name).strip() for name in self.names):
+            raise ConfigError("llm.names must be a list of non-empty names")
+        if self.names and not self.pseudonymise:
+            raise ConfigError("llm.names is set but llm.pseudonymise is false: set it to true to replace them")
+
+
+@dataclass
 class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
     experiment: str = "supportlens"
@@ -220,6 +302,8 @@ class Config:
     setfit: SetFitConfig = field(default_factory=SetFitConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
@@ -294,10 +378,16 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ConfigError(f"{key} must be true or false, got {value!r}")
         return value
     if hint is str:
+        if value is False and key in _OFF_CHOICES:  # YAML reads a bare `off` as false
+            return "off"
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, got {value!r}")
         return value
     return value
+
+
+# settings with an "off" choice, which YAML (and so `--set adapt.fewshot=off`) reads as false
+_OFF_CHOICES = ("adapt.weighting", "adapt.fewshot")
 
 
 def _build(cls: type, values: Any, prefix: str = "") -> Any:
@@ -425,6 +515,12 @@ def _anchor_paths(cfg: Config, folder: Path | None) -> Config:
     return cfg
 
 
-def config_from_dict(values: dict[str, Any]) -> Config:
-    """Rebuild a config (e.g. one stored beside a trained model)."""
-    return _build(Config, values)
+def config_from_dict(values: dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Rebuild a config (e.g. one stored beside a trained model), with ``overrides`` applied as
+    `load_config` applies them."""
+    if not overrides:
+        return _build(Config, values)
+    try:
+        return _build(Config, _merge(values, parse_overrides(overrides)))
+    except ConfigError as exc:
+        raise ConfigError(f"{_culprit(values, overrides, None)}: {exc}") from None

@@ -46,6 +46,18 @@ PASSAGE_COLUMNS = [name for name, _ in PASSAGE_FIELDS]
 # the id of a csv/xlsx input's row (its `read.ID_COLUMN`): the last column, and only in outputs
 # that hold such a row, so the columns of every other output stay as they were
 ROW_ID_COLUMN = "row_id"
+# Optional columns, after the scores (and before ``row_id``), only in outputs whose run made them,
+# so the columns of every other output stay as they were: why a language-model labeller could
+# not code a passage (`REVIEW_REASON_FIELDS`), and what a second opinion (`predict
+# --second-opinion`) said of a passage the model flagged for review (`SECOND_OPINION_FIELDS`)
+REVIEW_REASON_COLUMN = "review_reason"
+REVIEW_REASON_FIELDS: tuple[tuple[str, str], ...] = ((REVIEW_REASON_COLUMN, "string"),)
+SECOND_OPINION_FIELDS: tuple[tuple[str, str], ...] = (
+    ("second_label", "string"),
+    ("second_confidence", "double"),
+    ("second_reason", "string"),
+)
+OPTIONAL_COLUMNS = frozenset(name for name, _ in REVIEW_REASON_FIELDS + SECOND_OPINION_FIELDS)
 # the `transcripts.segmentation.Passage` attribute of each passage column but ``source``
 _PASSAGE_ATTRIBUTES = {"passage_index": "index"}
 # what the HTML report needs of a predictions table (the other columns are optional there)
@@ -72,20 +84,29 @@ def score_columns(labels: Sequence[str]) -> list[str]:
     return [name for name, _ in score_fields(labels)]
 
 
-def prediction_fields(labels: Sequence[str], row_ids: bool = False) -> list[tuple[str, str]]:
-    """Every column of a predictions table, in order; ``row_id`` last, and only when asked for."""
-    return list(PASSAGE_FIELDS) + score_fields(labels) + ([(ROW_ID_COLUMN, "string")] if row_ids else [])
+def prediction_fields(
+    labels: Sequence[str], row_ids: bool = False, optional: Sequence[tuple[str, str]] = ()
+) -> list[tuple[str, str]]:
+    """Every column of a predictions table, in order: the passage's, the scores, the `optional`
+    ones the run made (`REVIEW_REASON_FIELDS`, `SECOND_OPINION_FIELDS`), then ``row_id``, only
+    when asked for."""
+    return (
+        list(PASSAGE_FIELDS) + score_fields(labels) + list(optional) + ([(ROW_ID_COLUMN, "string")] if row_ids else [])
+    )
 
 
-def prediction_columns(labels: Sequence[str], row_ids: bool = False) -> list[str]:
-    return [name for name, _ in prediction_fields(labels, row_ids)]
+def prediction_columns(
+    labels: Sequence[str], row_ids: bool = False, optional: Sequence[tuple[str, str]] = ()
+) -> list[str]:
+    return [name for name, _ in prediction_fields(labels, row_ids, optional)]
 
 
-def arrow_schema(labels: Sequence[str], row_ids: bool = False):
+def arrow_schema(labels: Sequence[str], row_ids: bool = False, optional: Sequence[tuple[str, str]] = ()):
     """Fixed Parquet types, so a transcript with no timestamps (all nulls) still fits the file."""
     import pyarrow as pa  # only for Parquet: a csv or jsonl run never needs it
 
-    return pa.schema([(name, getattr(pa, _ARROW_TYPES[kind])()) for name, kind in prediction_fields(labels, row_ids)])
+    fields = prediction_fields(labels, row_ids, optional)
+    return pa.schema([(name, getattr(pa, _ARROW_TYPES[kind])()) for name, kind in fields])
 
 
 def score_frame(proba: np.ndarray, labels: Sequence[str], threshold: float, measured: bool = True) -> pd.DataFrame:
@@ -113,7 +134,15 @@ def passage_rows(source: str, passages: Sequence[Any], scores: pd.DataFrame) -> 
         }
         row.update(
             {
-                k: (bool(v) if k == "needs_review" else float(v) if k.startswith("p_") or k == "confidence" else v)
+                k: (
+                    _optional_value(v)
+                    if k in OPTIONAL_COLUMNS
+                    else bool(v)
+                    if k == "needs_review"
+                    else float(v)
+                    if k.startswith("p_") or k == "confidence"
+                    else v
+                )
                 for k, v in scored.items()
             }
         )
@@ -121,6 +150,14 @@ def passage_rows(source: str, passages: Sequence[Any], scores: pd.DataFrame) -> 
             row[ROW_ID_COLUMN] = passage.row_id
         rows.append(row)
     return rows
+
+
+def _optional_value(value: Any) -> Any:
+    """An optional column's cell as plain Python: a missing one (None, NaN) as None, so that it is
+    null in JSON and Parquet and empty in a CSV."""
+    if _missing(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def read_output(path: str | Path) -> pd.DataFrame:

@@ -98,8 +98,12 @@ def setup(uri: str | None = None, experiment: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def run(name: str | None = None, tags: dict[str, str] | None = None, nested: bool = False) -> Iterator[Any]:
-    with mlflow.start_run(run_name=name, tags=tags, nested=nested) as active:
+def run(
+    name: str | None = None, tags: dict[str, str] | None = None, nested: bool = False, run_id: str | None = None
+) -> Iterator[Any]:
+    """A new run, or with ``run_id`` a finished one reopened to log more to it (a distillation's
+    agreement figures, in the run that trained its student)."""
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else name, tags=tags, nested=nested) as active:
         yield active
 
 
@@ -158,6 +162,16 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
 
 def log_text(text: str, artifact_file: str) -> None:
     mlflow.log_text(text, artifact_file)
+
+
+def log_prompt(text: str, prompt_hash: str, version: object, prefix: str = "llm") -> None:
+    """A language model's rendered prompt (its instructions: the codebook as it reads it) as the
+    artifact ``prompt/<prefix>-<hash>.txt``, with its hash and version as the params
+    ``<prefix>.prompt_hash`` and ``<prefix>.prompt_version``: a run's labels trace back to the
+    exact words the model was given. ``prefix``: ``llm`` for the model trained, ``teacher`` in a
+    distillation run."""
+    mlflow.log_text(text, f"prompt/{prefix}-{prompt_hash[:12]}.txt")
+    log_params({f"{prefix}.prompt_hash": prompt_hash, f"{prefix}.prompt_version": version})
 
 
 def _pip_requirements() -> list[str]:

@@ -20,7 +20,18 @@ def _train(coded_file, *extra):
 
 @pytest.mark.parametrize(
     "module",
-    ["cli", "cli.app", "cli.assist", "cli.qda", "cli.report", "cli.train", "cli.predict", "cli.project", "cli.docs"],
+    [
+        "cli",
+        "cli.app",
+        "cli.assist",
+        "cli.qda",
+        "cli.report",
+        "cli.train",
+        "cli.predict",
+        "cli.distil",
+        "cli.project",
+        "cli.docs",
+    ],
 )
 def test_each_cli_module_imports_on_its_own(module):
     """A test or notebook may import any command module first (cli_qda once could not: a cycle)."""

@@ -78,6 +78,6 @@ def test_a_bundled_config_finds_its_codebook_and_data_in_the_bundle_and_the_proj
 
 def test_the_bundled_names_and_samples():
     names = bundled_configs()
-    assert names[:6] == ["default", "embed-logreg", "embed-prior", "finetune", "tfidf", "zeroshot"]
+    assert names[:7] == ["default", "embed-logreg", "embed-prior", "finetune", "llm", "tfidf", "zeroshot"]
     assert "experiments/setfit-minilm" in names and "codebook" not in names
     assert [p.name for p in sample_transcripts()] == sorted(p.name for p in (ROOT / "data/transcripts").glob("smp*"))

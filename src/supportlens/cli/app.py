@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from supportlens.cli import assist, predict, project, qda, report, train
+from supportlens.cli import assist, distil, predict, project, qda, report, train
 from supportlens.cli.common import console, out
 
 app = typer.Typer(
@@ -23,9 +23,11 @@ app = typer.Typer(
 
 for name, command in (
     ("train", train.train),
+    ("adapt", train.adapt),
     ("evaluate", train.evaluate),
     ("runs", train.runs),
     ("predict", predict.predict),
+    ("distil", distil.distil),
     ("ui", train.ui),
     ("init", project.init),
     ("import", qda.import_project),

@@ -53,24 +53,35 @@ def fail(message: str, code: int = 2) -> None:
 # written in backticks (`speaker='all'`, `resume=True`, `data.text_column='excerpt'` in the config).
 # A command-line user changes an option instead; this is where one is turned into the other.
 _OPTIONS = {
+    "add_data": "--add-data",
+    "allow_remote": "--allow-remote",
     "by": "--by",
     "code_map": "--code-map",
     "cv": "--cv",
+    "data_path": "--data",
     "device": "--device",
     "engine": "--engine",
+    "extra_data": "--add-data",
     "fast": "--fast",
+    "holdout": "--holdout",
+    "human_weight": "--human-weight",
     "include_suggestions": "--include-suggestions",
+    "init_from": "--init-from",
+    "model": "--model",
     "offer_blank": "--offer-blank",
     "out": "--out",
     "output": "--out",
     "overrides": "--set",
     "overwrite": "--overwrite",
+    "pool": "--pool",
     "resume": "--resume",
     "review_below": "--review-below",
     "runtime": "--runtime",
+    "second_opinion": "--second-opinion",
     "skip": "--skip",
     "speaker": "--speaker",
     "summary": "--summary",
+    "teacher": "--teacher",
     "text_column": "--text-column",
     "tracking_uri": "--tracking-uri",
     "user_a": "--user-a",
@@ -128,6 +139,11 @@ def in_cli_terms(message: str) -> str:
     for pattern, replacement in _PHRASES:
         message = pattern.sub(replacement, message)
     return _PARAMETER.sub(_option, _SETTING.sub(_setting, message))
+
+
+def announce_sending(message: str) -> None:
+    """A language model's word, before it sends passages to a remote host, of what goes where."""
+    console.print(f"[bold yellow]sending:[/] {escape(in_cli_terms(message))}", highlight=False)
 
 
 def not_written(*paths: str | os.PathLike | None) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from supportlens.cli.common import console, fail, in_cli_terms, not_written, user_errors
+from supportlens.cli.common import announce_sending, console, fail, in_cli_terms, not_written, user_errors
 
 if TYPE_CHECKING:
     from supportlens.inference.loop import FileFailure
@@ -93,6 +93,24 @@ def predict(
             ),
         ),
     ] = False,
+    second_opinion: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CONFIG",
+            help=(
+                "A language-model config (model.kind llm, e.g. configs/llm.yaml) asked about the passages flagged "
+                "for review, and only those: its code, confidence and reason go into the columns second_label, "
+                "second_confidence and second_reason (tables only)"
+            ),
+        ),
+    ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Let a language model (--model or --second-opinion) be reached on a host other than this machine",
+        ),
+    ] = False,
 ) -> None:
     """Segment transcripts into passages and label each with a code and calibrated confidence.
 
@@ -128,10 +146,12 @@ def predict(
         overwrite=overwrite,
         engine=engine,
         master=master,
+        second_opinion=second_opinion,
+        allow_remote=allow_remote,
     )
     try:
         check_label_options(inputs, out_path, options, model_uri=model)  # before the model takes seconds to load
-        loaded = load_model(model, options)
+        loaded = load_model(model, options, on_send=announce_sending)
     except user_errors(PredictError, QdaError) as exc:
         fail(str(exc))
         return

@@ -39,7 +39,9 @@ def report(
         return
     out.print(
         f"report: {summary.output} ({summary.transcripts} transcripts, {summary.passages} passages, "
-        f"{summary.needs_review} flagged for review)",
+        f"{summary.needs_review} flagged for review"
+        + (f", the second opinion differs on {summary.disagreements}" if summary.disagreements is not None else "")
+        + ")",
         highlight=False,
     )
     # one line per transcript would bury the rest when a whole batch was labelled elsewhere

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -13,10 +14,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from supportlens.cli.common import console, fail, in_cli_terms, not_written, out, styled, user_errors
+from supportlens.cli.common import (
+    announce_sending,
+    console,
+    fail,
+    in_cli_terms,
+    not_written,
+    out,
+    styled,
+    user_errors,
+)
 
 if TYPE_CHECKING:
-    pass
+    from supportlens.training.trainer import TrainResult
 
 
 def train(
@@ -37,16 +47,36 @@ def train(
         list[str] | None,
         typer.Option(
             "--add-data",
-            help="Extra coded file or filled coding sheet (from `supportlens next`) to train on too; repeatable",
+            help="Coded file or filled coding sheet (from `supportlens next`) of your own corpus: trained on "
+            "as the target domain, never split, and scored cross-fitted for the trust figure; repeatable",
         ),
     ] = None,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            "--init-from",
+            help="Continue this trained model (folder, runs:/… or models:/…) on the --add-data passages "
+            "instead of training anew",
+        ),
+    ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote", help="With a language-model config: let it be reached on a host other than this machine"
+        ),
+    ] = False,
 ) -> None:
-    """Train a model on coded excerpts, evaluate it on held-out interviews, and log the run."""
+    """Train a model on coded excerpts, evaluate it on held-out interviews, and log the run.
+
+    With --add-data, the added passages are your own corpus: all trained on (docs/adaptation.md),
+    and the agreement with them, cross-fitted, is printed as the trust figure."""
     from supportlens.config import load_config
     from supportlens.training.trainer import train as run_training
 
     try:
         cfg = load_config(config, set_)
+        if allow_remote:  # as `--set llm.allow_remote=true`
+            cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, allow_remote=True))
         result = run_training(
             cfg,
             data_path=data,
@@ -57,18 +87,70 @@ def train(
             log=lambda m: console.print(styled(m), highlight=False),
             track=not no_track,
             extra_data=add_data,
+            init_from=init_from,
         )
     except user_errors() as exc:
         fail(str(exc))
         return
+    _print_outputs(result)
+
+
+def adapt(
+    coded: Annotated[
+        list[str], typer.Argument(help="Coded files or filled coding sheets (from `supportlens next`) of your corpus")
+    ],
+    model: Annotated[str, typer.Option(help="The trained model to continue: a model folder, runs:/… or models:/…")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config (default: the one the model was trained with, saved beside it)"),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Authored coded excerpts to replay and test on (default: the model's training data)"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config key, e.g. adapt.replay=0.5")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    ] = None,
+    register: Annotated[str | None, typer.Option(help="Register the model under this name and set the alias")] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow")] = False,
+) -> None:
+    """Continue a trained model on passages coded on your own corpus, and say how far to trust it.
+
+    The same as `train --add-data CODED --init-from MODEL` with the config, codebook and data the
+    model was trained with: its test interviews stay held out. Prints the trust figure: agreement
+    with your coded passages, each scored by a model that never saw it (docs/adaptation.md)."""
+    from supportlens.config import load_config
+    from supportlens.training.trainer import adapt_model
+
+    try:
+        cfg = load_config(config, set_) if config is not None else None
+        result = adapt_model(
+            model,
+            coded,
+            cfg,
+            overrides=set_,
+            data_path=data,
+            tracking_uri=tracking_uri,
+            register=register,
+            log=lambda m: console.print(styled(m.replace("`init_from`", "`model`")), highlight=False),
+            track=not no_track,
+        )
+    except user_errors() as exc:
+        fail(str(exc).replace("`init_from`", "`model`").replace("`extra_data`", "the CODED files"))
+        return
+    _print_outputs(result)
+
+
+def _print_outputs(result: TrainResult) -> None:
+    """Where the model went: its folder, its MLflow URI, and its registered name."""
     out.print(f"model folder: {result.model_dir}")
     if result.model_uri:
         out.print(f"model URI:    {result.model_uri}")
     if result.registered_version:
-        out.print(
-            f"registered:   models:/{register or cfg.tracking.register}@{cfg.tracking.alias} "
-            f"(version {result.registered_version})"
-        )
+        out.print(f"registered:   {result.registered_as} (version {result.registered_version})")
 
 
 def evaluate(
@@ -88,6 +170,12 @@ def evaluate(
     against: Annotated[
         str | None, typer.Option(help="A second model: also report its kappa and the paired difference")
     ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote", help="With a language model: let it be reached on a host other than this machine"
+        ),
+    ] = False,
 ) -> None:
     """Evaluate any model on any coded file: accuracy, macro-F1, per-code scores, kappa, alpha, ECE.
 
@@ -110,14 +198,34 @@ def evaluate(
     try:
         data_cfg = DataConfig(**given) if given else None
         # --out is written below, once --against has worked too: a failed run leaves it as it was
-        result = evaluate_file(model, data, codebook, None, tracking_uri, log_run=not no_log, data_cfg=data_cfg)
+        result = evaluate_file(
+            model,
+            data,
+            codebook,
+            None,
+            tracking_uri,
+            log_run=not no_log,
+            data_cfg=data_cfg,
+            allow_remote=allow_remote,
+            on_send=announce_sending,
+        )
     except user_errors() as exc:
         fail(str(exc) + (f"; {not_written(out_dir)}" if out_dir else ""))
         return
     other = None
     if against:
         try:
-            other = evaluate_file(against, data, codebook, None, tracking_uri, log_run=not no_log, data_cfg=data_cfg)
+            other = evaluate_file(
+                against,
+                data,
+                codebook,
+                None,
+                tracking_uri,
+                log_run=not no_log,
+                data_cfg=data_cfg,
+                allow_remote=allow_remote,
+                on_send=announce_sending,
+            )
             paired = paired_difference(result, other)
         except user_errors(ValueError) as exc:
             fail(f"--against {against}: {exc}" + (f"; {not_written(out_dir)}" if out_dir else ""))

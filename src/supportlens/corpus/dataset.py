@@ -88,6 +88,8 @@ class DataReport:
     notes: list[str] = field(default_factory=list)
     # several files trained on together (`combine_coded`): {path, rows_read, rows_kept} each
     files: list[dict[str, Any]] = field(default_factory=list)
+    # False when no added file (the target domain, `combine_coded`) names interviews
+    target_grouped: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -131,10 +133,15 @@ class CodedData:
 
 
 def dataset_digest(frame: pd.DataFrame) -> str:
-    """A short content hash of texts, labels and groups: equal data -> equal digest."""
+    """A short content hash of texts, labels and groups, and of which rows are the target domain
+    (combined data, `combine_coded`): the same rows learnt as target passages make another model.
+    Equal data -> equal digest; data without target rows hash as they always did."""
     h = hashlib.sha256()
-    for row in frame[["text", "label", "group"]].itertuples(index=False):
+    target = frame["target"].astype(bool).tolist() if "target" in frame else [False] * len(frame)
+    for row, is_target in zip(frame[["text", "label", "group"]].itertuples(index=False), target):
         h.update("\x1f".join(map(str, row)).encode("utf-8"))
+        if is_target:
+            h.update(b"\x1ftarget")
         h.update(b"\x1e")
     return h.hexdigest()[:12]
 
@@ -609,7 +616,12 @@ def _deduplicate(out: pd.DataFrame, report: DataReport, path: Path | str) -> pd.
 
 
 def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebook) -> CodedData:
-    """The main coded data plus extra coded files or filled coding sheets, as one training set.
+    """The main coded data plus extra coded files or filled coding sheets, as one training set,
+    with a ``target`` column that is True for the extra files' rows: passages coded on the
+    researcher's own corpus, which training treats as the target domain (`training.adapt`) and
+    keeps out of the authored split. So whether the data are grouped (split by interview) is the
+    main file's to say; an extra file without an interview column makes each of its passages its
+    own interview (``<file stem>:row-N``), with a note.
 
     An excerpt already present (same text, whitespace and case ignored) keeps its first coding,
     so a passage offered on two coding sheets is learnt once; an id used in two files is an error.
@@ -627,13 +639,22 @@ def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebo
         skipped_blank_labels=list(main.skipped_blank_labels),
         files=[{"path": main.path, "rows_read": main.rows_read, "rows_kept": main.rows_kept}],
     )
-    frames = [data.frame]
+    frames = [data.frame.assign(target=False)]
     text_group = dict(zip(data.frame["text"].map(text_key), data.frame["group"]))
     id_source = {i: main.path for i in data.frame["id"]}
+    grouped_extras: list[bool] = []
     for extra in extras:
         path = extra.report.path
         frame = extra.frame.copy()
-        frame["group"] = _align_groups(frame, text_group, path, report)
+        frame["target"] = True
+        if extra.report.grouped:
+            frame["group"] = _align_groups(frame, text_group, path, report)
+        else:  # "row-N" of two files must not become one interview
+            frame["group"] = [f"{Path(path).stem}:{g}" for g in frame["group"]]
+            report.notes.append(
+                f"{path} has no interview column: each of its passages counts as its own interview "
+                "when its passages are cross-fitted"
+            )
         key = frame["text"].map(text_key)
         repeated = key.isin(text_group.keys())
         if repeated.any():
@@ -655,14 +676,15 @@ def combine_coded(data: CodedData, extras: Sequence[CodedData], codebook: Codebo
         report.rows_kept += len(frame)
         report.duplicates_removed.extend(extra.report.duplicates_removed)
         report.conflicts.extend(extra.report.conflicts)
-        report.grouped = report.grouped and extra.report.grouped
         report.files.append({"path": path, "rows_read": extra.report.rows_read, "rows_kept": len(frame)})
+        grouped_extras.append(extra.report.grouped)
         report.notes.append(
             f"added {len(frame)} coded excerpts from {path} "
             f"({len(extra.report.skipped_blank_labels)} rows without a code skipped)"
         )
         frames.append(frame)
     report.path = " + ".join(f["path"] for f in report.files)
+    report.target_grouped = any(grouped_extras) or not extras
     combined = pd.concat(frames, ignore_index=True)
     return CodedData(report=report, frame=combined, codebook=codebook)
 

@@ -19,6 +19,7 @@ from supportlens.inference.predict import check_options
 from supportlens.transcripts.segmentation import SpeakerRules
 
 if TYPE_CHECKING:
+    from supportlens.config import Config
     from supportlens.inference.loop import FileFailure
     from supportlens.inference.predict import BatchReport
     from supportlens.inference.spark import SparkReport
@@ -42,6 +43,10 @@ class LabelOptions:
     batch_size: int = 16  # passages per forward pass
     text_column: str = "text"  # for .csv/.xlsx transcripts
     tracking_uri: str | None = None  # for runs:/ and models:/ URIs
+    # a language-model config (model.kind llm) asked about the passages flagged for review, and only
+    # those; its code, confidence and reason become the second_* columns (tables only, not Spark)
+    second_opinion: str | os.PathLike | None = None
+    allow_remote: bool = False  # a language model may be reached on a host other than this machine
     # .qdpx output only
     code_prefix: str = ""  # suggestions under new codes named prefix + code name
     min_confidence: float = 0.0  # suggestions below this confidence are left out
@@ -79,6 +84,11 @@ def check_label_options(
         raise PredictError(f"`runtime` must be auto, onnx or torch, got {options.runtime!r}")
     if options.review_below is not None and not 0.0 <= options.review_below <= 1.0:
         raise PredictError(f"`review_below` is a confidence between 0 and 1, got {options.review_below}")
+    if options.second_opinion is not None and (to_qda or options.engine == "spark"):
+        raise PredictError(
+            "`second_opinion` records its answers as columns of a table: label into .csv, .jsonl or "
+            "a .parquet file with `engine='local'`"
+        )
     if options.engine == "spark" and (to_qda or options.summary is not None or options.resume):
         raise PredictError(
             "`engine='spark'` writes partitioned Parquet: .qdpx, `summary` and `resume` need `engine='local'`"
@@ -95,22 +105,93 @@ def check_label_options(
         check_qdpx_options(inputs, out, options.speaker, overwrite=options.overwrite, cli_model=model_uri)
 
 
-def load_model(model: str, options: LabelOptions | None = None) -> LoadedModel:
-    """Fetch (runs:/, models:/) and load a model, on the device and in the speed mode asked for."""
+def load_model(
+    model: str, options: LabelOptions | None = None, on_send: Callable[[str], None] | None = None
+) -> LoadedModel:
+    """Fetch (runs:/, models:/) and load a model, on the device and in the speed mode asked for,
+    with the second opinion asked for (`load_second_opinion`). ``on_send``: where a language model
+    announces what it sends to a remote host (None: the model's default, standard error)."""
     from supportlens.models import load_classifier
     from supportlens.tracking import fetch_model_dir
 
     options = options or LabelOptions()
     folder = fetch_model_dir(model, options.tracking_uri)
+    classifier = load_classifier(folder)
+    if getattr(classifier, "kind", None) == "llm":
+        allow_llm(classifier, options.allow_remote, on_send)
+    second = None
+    if options.second_opinion is not None:
+        second = load_second_opinion(
+            options.second_opinion, [str(c) for c in classifier.classes_], options.allow_remote, on_send
+        )
     labeler = Labeler(
-        load_classifier(folder),
+        classifier,
         review_below=options.review_below,
         device=options.device,
         fast=options.fast,
         batch_size=options.batch_size,
         runtime=options.runtime,
+        second_opinion=second,
     )
     return LoadedModel(model, folder, labeler)
+
+
+def allow_llm(model, allow_remote: bool = False, on_send: Callable[[str], None] | None = None) -> None:
+    """Let a language model (kind ``llm``) reach a remote host when ``allow_remote`` (a model whose
+    own config allows it keeps that), and announce what it sends there through ``on_send``."""
+    if allow_remote:
+        model.allow_remote = True
+    if on_send is not None:
+        model.on_send = on_send
+
+
+def load_second_opinion(
+    config: str | os.PathLike,
+    labels: list[str],
+    allow_remote: bool = False,
+    on_send: Callable[[str], None] | None = None,
+):
+    """The language model of ``config`` (model.kind ``llm``, its codebook the prompt), ready to
+    code passages with ``labels`` (the main model's codes, in its order). Refuses another kind of
+    model, and a codebook whose codes are not the main model's, before anything is labelled."""
+    from supportlens.config import load_config
+
+    return llm_from_config(load_config(Path(config)), labels, allow_remote, on_send, f"{config}: `second_opinion`")
+
+
+def llm_from_config(
+    cfg: Config,
+    labels: list[str],
+    allow_remote: bool = False,
+    on_send: Callable[[str], None] | None = None,
+    role: str = "the language model",
+):
+    """A language model (model.kind ``llm``) built from ``cfg`` to code with ``labels``, which its
+    codebook (the prompt) must have, in that order; nothing is learnt, so it is ready at once (a
+    remote host without ``allow_remote`` is refused here, before anything is sent). ``role`` names
+    it in errors: ``second_opinion``, the distillation's teacher."""
+    import dataclasses
+
+    from supportlens.codebook import load_codebook
+    from supportlens.models import build_model
+
+    if cfg.model.kind != "llm":
+        raise PredictError(
+            f"{role} takes the config of a language model (model.kind llm, as in configs/llm.yaml); "
+            f"this one is model.kind {cfg.model.kind}"
+        )
+    if allow_remote:
+        cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, allow_remote=True))
+    codebook = load_codebook(cfg.codebook)
+    if sorted(codebook.labels) != sorted(labels):
+        raise PredictError(
+            f"{role}: its codebook ({cfg.codebook}) has the codes {', '.join(codebook.labels)}, the model's "
+            f"are {', '.join(labels)}: both must choose among the same codes"
+        )
+    model = build_model(cfg, list(labels), codebook)
+    model.fit([], [])  # nothing is learnt: this checks the endpoint's settings (a remote host refused)
+    allow_llm(model, False, on_send)
+    return model
 
 
 def calibration_warning(loaded: LoadedModel, options: LabelOptions | None = None) -> str | None:

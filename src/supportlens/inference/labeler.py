@@ -16,7 +16,7 @@ import pandas as pd
 
 from supportlens.calibration import threshold_measured
 from supportlens.models.device import cuda_available
-from supportlens.schema import score_frame
+from supportlens.schema import REVIEW_REASON_COLUMN, REVIEW_REASON_FIELDS, SECOND_OPINION_FIELDS, score_frame
 
 
 class PredictError(ValueError):
@@ -35,10 +35,15 @@ class Labeler:
         fast: bool = False,
         batch_size: int = 16,
         runtime: str | None = None,
+        second_opinion=None,
     ):
         """``runtime``: for fine-tuned models, ``auto`` (ONNX Runtime on CPU when possible), ``onnx``
-        or ``torch``; None defers to ``$SUPPORTLENS_RUNTIME`` (see FineTuneClassifier.use_runtime)."""
+        or ``torch``; None defers to ``$SUPPORTLENS_RUNTIME`` (see FineTuneClassifier.use_runtime).
+        ``second_opinion``: a language-model labeller (model kind ``llm``, with the same codes)
+        asked about the passages this model flags for review, and only those
+        (`inference.label.load_second_opinion`); its answers fill `SECOND_OPINION_FIELDS`."""
         self.model = model
+        self.second_opinion = second_opinion
         self.labels = [str(x) for x in model.classes_]
         self.threshold = float(review_below if review_below is not None else model.meta_.get("review_threshold", 0.0))
         # no threshold measured in training (stored as 1.0): every passage is flagged, also one at 1.0
@@ -74,11 +79,21 @@ class Labeler:
         """What decides the rows of an output: the trained model (its saved metadata holds its
         parameters, calibration and metrics) and the review threshold."""
         meta = json.dumps(getattr(self.model, "meta_", {}), sort_keys=True, default=str)
-        return {
+        settings = {
             "model": hashlib.sha256(meta.encode("utf-8")).hexdigest()[:16],
             "kind": getattr(self.model, "kind", type(self.model).__name__),
             "review_below": round(self.threshold, 6),
         }
+        if self.second_opinion is not None:  # only then: the records of other runs stay as they were
+            settings["second_opinion"] = second_opinion_id(self.second_opinion)
+        return settings
+
+    @property
+    def optional_fields(self) -> list[tuple[str, str]]:
+        """The optional columns (`supportlens.schema`) this labeller's scores carry: the reason a
+        language model could not code a passage, when the model is one; a second opinion's."""
+        fields = list(REVIEW_REASON_FIELDS) if hasattr(self.model, "review_reasons") else []
+        return fields + (list(SECOND_OPINION_FIELDS) if self.second_opinion is not None else [])
 
     def count_tokens(self, text: str) -> int:
         tokenizer = getattr(self.model, "tokenizer_", None)
@@ -87,9 +102,56 @@ class Labeler:
         return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
     def score(self, texts: list[str]) -> pd.DataFrame:
-        """`supportlens.schema.score_columns` for `texts`, one row each, in order."""
+        """`supportlens.schema.score_columns` for `texts`, one row each, in order, then the
+        `optional_fields` this labeller makes."""
         proba = self.model.predict_proba(texts) if texts else np.zeros((0, len(self.labels)))
-        return score_frame(proba, self.labels, self.threshold, self.threshold_measured)
+        frame = score_frame(proba, self.labels, self.threshold, self.threshold_measured)
+        if hasattr(self.model, "review_reasons"):  # a language model: why it could not code a passage
+            reasons = pd.Series(self.model.review_reasons(texts) if texts else [], dtype=object)
+            frame[REVIEW_REASON_COLUMN] = reasons
+            # its label is no code but the first of equal probabilities: always for review
+            frame["needs_review"] = frame["needs_review"].to_numpy(dtype=bool) | reasons.notna().to_numpy()
+        if self.second_opinion is not None:
+            second = ask_second_opinion(self.second_opinion, texts, frame["needs_review"].to_numpy(dtype=bool))
+            frame = pd.concat([frame, second], axis=1)
+        return frame
+
+
+def second_opinion_id(model) -> str:
+    """What decides a second opinion's answers (its prompt, model, endpoint and sampling), hashed:
+    resuming a run with another second opinion would mix two in one output."""
+    params = json.dumps(
+        {"params": model.get_params(deep=False), "prompt": getattr(model, "prompt_hash", None)},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(params.encode("utf-8")).hexdigest()[:16]
+
+
+def ask_second_opinion(model, texts: list[str], flagged: np.ndarray) -> pd.DataFrame:
+    """`SECOND_OPINION_FIELDS` for `texts`: for each passage in `flagged`, the language model's code,
+    confidence and rationale, or no code and the reason when it could not code the passage (never
+    a guess); nothing for the others, which are not sent."""
+    columns = [name for name, _ in SECOND_OPINION_FIELDS]
+    out = pd.DataFrame({name: pd.Series([None] * len(texts), dtype=object) for name in columns})
+    asked = np.flatnonzero(flagged)
+    if not len(asked):
+        return out
+    sent = [texts[i] for i in asked]
+    proba = np.asarray(model.predict_proba(sent), dtype=float)
+    reasons = model.review_reasons(sent)  # from the answers just read: nothing is asked again
+    answers = model.answers(sent)
+    classes = [str(c) for c in model.classes_]
+    for row, p, reason, given in zip(asked, proba, reasons, answers):
+        if reason is not None:
+            out.at[row, "second_reason"] = str(reason)
+            continue
+        code = classes[int(p.argmax())]
+        out.at[row, "second_label"] = code
+        out.at[row, "second_confidence"] = float(p.max())
+        # the model's own words for its code: the first sample that chose it
+        out.at[row, "second_reason"] = next((a.rationale for a in given if a.code == code), None)
+    return out
 
 
 def resolve_device(device: str) -> str:

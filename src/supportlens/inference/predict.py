@@ -431,7 +431,8 @@ def predict_files(
         return report
 
     row_ids = journal.has_row_ids()
-    columns = prediction_columns(labeler.labels, row_ids)
+    optional = labeler.optional_fields  # a language model's reasons, a second opinion's columns
+    columns = prediction_columns(labeler.labels, row_ids, optional)
     record = {"settings": settings, "sources": {source: h.get("sha256") for source, h in journal.headers().items()}}
     codebook = getattr(labeler.model, "meta_", {}).get("codebook")
     if isinstance(codebook, dict):  # so `report` finds the codes' names and definitions anywhere
@@ -440,7 +441,7 @@ def predict_files(
         journal.iter_frames(),
         output,
         columns,
-        arrow_schema(labeler.labels, row_ids) if output.suffix.lower() == ".parquet" else None,
+        arrow_schema(labeler.labels, row_ids, optional) if output.suffix.lower() == ".parquet" else None,
     )
     write_atomic(record_path(output), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1), encoding="utf-8"))
     if summary is not None:

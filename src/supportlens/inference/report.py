@@ -47,6 +47,8 @@ class ReportSummary:
     passages: int
     needs_review: int
     unscored_turns: int = 0  # shown for context (by default, the interviewer's)
+    # passages whose second opinion (`predict --second-opinion`) chose another code; None: no second opinion
+    disagreements: int | None = None
     notes: list[str] = field(default_factory=list)  # transcripts whose unscored turns could not be shown
 
 
@@ -336,7 +338,7 @@ def render_report(
 
     n_review = int(frame["needs_review"].sum())
     body = [
-        _header(title, subtitle, len(sources), len(frame), n_review, codebook),
+        _header(title, subtitle, len(sources), len(frame), n_review, codebook, disagreements(frame)),
         _controls(codebook),
         _legend(codebook),
         _overview(sources, transcript_id, profile, codebook),
@@ -360,15 +362,37 @@ def render_report(
     )
 
 
-def _header(title: str, subtitle: str, n_sources: int, n_passages: int, n_review: int, codebook: Codebook) -> str:
+def disagreements(frame: pd.DataFrame) -> int | None:
+    """Passages whose second opinion chose another code than the model; None when the predictions
+    hold no second opinion (`predict --second-opinion`)."""
+    if "second_label" not in frame.columns:
+        return None
+    return sum(1 for label, second in zip(frame["label"], frame["second_label"]) if _disagrees(label, second))
+
+
+def _disagrees(label: object, second: object) -> bool:
+    return not _missing(second) and str(second).strip() != "" and str(second) != str(label)
+
+
+def _header(
+    title: str,
+    subtitle: str,
+    n_sources: int,
+    n_passages: int,
+    n_review: int,
+    codebook: Codebook,
+    n_disagree: int | None = None,
+) -> str:
+    second = f" · second opinion differs on {n_disagree}" if n_disagree is not None else ""
     facts = (
         f"{n_sources} transcript{'s' if n_sources != 1 else ''} · {n_passages} passages · "
-        f"{n_review} flagged for review · codebook {codebook.name} v{codebook.version}"
+        f"{n_review} flagged for review{second} · codebook {codebook.name} v{codebook.version}"
     )
     sub = f'<p class="sub">{_e(subtitle)}</p>' if subtitle else ""
+    disagree = f' data-disagree="{n_disagree}"' if n_disagree is not None else ""
     return (
         f'<header><h1>{_e(title)}</h1>{sub}<p class="facts" data-passages="{n_passages}" '
-        f'data-review="{n_review}">{_e(facts)}</p>'
+        f'data-review="{n_review}"{disagree}>{_e(facts)}</p>'
         '<p id="status" class="status">Static view (scripts not run): all passages shown.</p></header>'
     )
 
@@ -421,7 +445,8 @@ def _legend(codebook: Codebook) -> str:
         f'<ul class="legend">{"".join(items)}</ul>{rule}'
         '<p class="key">Each passage is shaded in the colour of its suggested code; the fainter the '
         f"shading, the less confident the model (confidence {ramp}). "
-        "⚑ marks a passage under the review threshold. <b>#</b> numbers the scored passages of a transcript "
+        "⚑ marks a passage under the review threshold; ≠ one whose second opinion (a language model "
+        "asked about the flagged passages) chose another code. <b>#</b> numbers the scored passages of a transcript "
         "in order. Turns in grey, marked <i>not scored</i>, were not labelled (by default, the "
         "interviewer's); they are shown so each answer reads with its question.</p></section>"
     )
@@ -466,6 +491,7 @@ def _review_list(sources: list[str], blocks: dict[str, list[tuple[str, pd.Series
                 f'<li data-review-item="{anchor}"><a href="#{anchor}">{_e(_short_name(source))} · '
                 f"passage #{number}</a> · {_e(row['speaker'] or 'unnamed speaker')} · "
                 f"{_e(codes[row['label']].name)} {_confidence_text(row['confidence'])}"
+                f"{_second_note(row, codes)}"
                 f'<div class="snippet">{_e(text)}</div></li>'
             )
     inner = f'<ol class="review">{"".join(items)}</ol>' if items else "<p>No passage is under the review threshold.</p>"
@@ -473,6 +499,33 @@ def _review_list(sources: list[str], blocks: dict[str, list[tuple[str, pd.Series
         f'<section id="review"><details{" open" if len(items) <= 50 else ""}><summary><h2>Needs review '
         f"({len(items)})</h2></summary>{inner}</details></section>"
     )
+
+
+def _second_note(row: pd.Series, codes: dict[str, Code]) -> str:
+    """' · second opinion: Pull 80%' in the review list, marked where it differs from the model."""
+    if "second_label" not in row.index:
+        return ""
+    second = row.get("second_label")
+    if _missing(second) or not str(second).strip():
+        reason = row.get("second_reason")
+        return " · second opinion: none" + (f" ({_e(reason)})" if not _missing(reason) and reason else "")
+    name = codes[second].name if second in codes else str(second)
+    confidence = row.get("second_confidence")
+    shown = f" {_confidence_text(float(confidence))}" if not _missing(confidence) else ""
+    mark = '<span class="second" data-disagree>≠</span> ' if _disagrees(row["label"], second) else ""
+    return f" · {mark}second opinion: {_e(name)}{shown}"
+
+
+def _second_marker(row: pd.Series, codes: dict[str, Code]) -> str:
+    """A passage's mark where its second opinion chose another code, the second code and its
+    confidence (and reason) in the title; nothing where they agree or none was asked."""
+    if "second_label" not in row.index or not _disagrees(row["label"], row.get("second_label")):
+        return ""
+    second = str(row["second_label"])
+    name = codes[second].name if second in codes else second
+    confidence = row.get("second_confidence")
+    title = f"second opinion: {name}" + (f" {_confidence_text(float(confidence))}" if not _missing(confidence) else "")
+    return f'<span class="second" title="{_e(title)}">≠ {_e(name)}</span>'
 
 
 def _transcript(
@@ -493,6 +546,9 @@ def _transcript(
             q += 1
         code = codebook.code(row["label"])
         review = bool(row["needs_review"])
+        reason = row.get("review_reason")
+        flag_title = "needs review" + (f": {reason}" if not _missing(reason) and str(reason).strip() else "")
+        second = _second_marker(row, {c.label: c for c in codebook.codes})
         probabilities = " · ".join(
             f"{c.name} {_probability(float(row[f'p_{c.label}']))}"
             for c in codebook.codes
@@ -506,7 +562,8 @@ def _transcript(
             + (f'<span class="time">{_e(when)}</span>' if when else "")
             + f'<span class="label" style="border-color:{_e(_safe_color(code.color))}">{_e(code.name)}</span>'
             + f'<span class="conf" title="{_e(probabilities)}">{_confidence_text(row["confidence"])}</span>'
-            + ('<span class="flag" title="needs review">⚑</span>' if review else "")
+            + (f'<span class="flag" title="{_e(flag_title)}">⚑</span>' if review else "")
+            + second
             + f'<a class="pid" href="#{anchor}" title="passage_index {int(row["passage_index"])} in the '
             f'predictions">#{number}</a>'
         )
@@ -514,7 +571,8 @@ def _transcript(
             f'<article class="passage{" review" if review else ""}" id="{anchor}" data-passage '
             f'data-source="{_e(source)}" data-index="{int(row["passage_index"])}" data-label="{_e(code.label)}" '
             f'data-confidence="{row["confidence"]:.4f}" data-review="{"true" if review else "false"}" '
-            f'style="--code:{_e(_safe_color(code.color))}; '
+            + (f'data-second="{_e(row["second_label"])}" ' if second else "")
+            + f'style="--code:{_e(_safe_color(code.color))}; '
             f'background:{_e(_tint(code.color, shade(row["confidence"], n)))}">'
             f'<div class="meta">{meta}</div><div class="text">{_e(row["text"])}</div></article>'
         )
@@ -617,6 +675,7 @@ def build_report(
         passages=len(frame),
         needs_review=int(frame["needs_review"].sum()),
         unscored_turns=sum(len(t.turns) for t in turns.values()),
+        disagreements=disagreements(frame),
         notes=[f"{source}: {t.role} turns not shown: {t.problem}" for source, t in turns.items() if t.problem],
     )
 
@@ -677,6 +736,7 @@ ol.review li { margin: .3rem 0; }
 .label { padding: 0 .4rem; background: rgba(255, 255, 255, .75); border: 1px solid; border-radius: 3px; }
 .conf { font-variant-numeric: tabular-nums; }
 .flag { color: #b00020; font-weight: 700; }
+.second { color: #6a1b9a; font-weight: 600; }
 .text { white-space: pre-wrap; }
 /* an unscored turn (by default the interviewer's question): context, quieter than the passages */
 .unscored { padding: .15rem .75rem .15rem 1rem; border-left: 2px solid var(--line); color: var(--muted);
@@ -743,6 +803,7 @@ __all__ = [
     "TranscriptTurns",
     "UnscoredTurn",
     "build_report",
+    "disagreements",
     "profile_bar",
     "read_predictions",
     "render_report",

@@ -371,7 +371,8 @@ def score_passages(
     @pandas_udf(_score_schema(shipped.labels))  # type: ignore[call-overload]
     def score(texts: pd.Series) -> pd.DataFrame:
         present = texts.notna()
-        frame = _labeler(shipped).score(texts[present].astype(str).tolist())
+        # the score columns only (a language model's review_reason is not among them)
+        frame = _labeler(shipped).score(texts[present].astype(str).tolist())[added]
         if present.all():
             return frame
         frame.index = texts.index[present]

@@ -9,7 +9,7 @@ import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from supportlens.models.base import TextClassifier, expand_columns
+from supportlens.models.base import TextClassifier, expand_columns, warm_start_logistic
 from supportlens.models.encoders import (
     batched_apply,
     cached_embed,
@@ -102,19 +102,29 @@ class EmbedLogReg(TextClassifier):
         return np.hstack([E, self.prior_weight * (sims - self.sim_mean_) / self.sim_sd_])
 
     # -- TextClassifier ---------------------------------------------------------------------
-    def _fit(self, X, y, X_val, y_val) -> None:
+    def _fit(self, X, y, X_val, y_val, sample_weight=None) -> None:
         self._check_prior()
         self._ensure_encoder()
         self._fit_prior()
-        self._fit_head(self.embed(X), y)
+        self._fit_head(self.embed(X), y, sample_weight)
 
-    def _fit_head(self, E: np.ndarray, y: np.ndarray) -> None:
+    def _fit_head(self, E: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         sims = self.prior_.similarities(E) if self.prior_ is not None else None
         if sims is not None:
             self.sim_mean_, self.sim_sd_ = sims.mean(0), sims.std(0) + 1e-6
         self.head_ = LogisticRegression(
             C=self.C, class_weight=self.class_weight, max_iter=3000, random_state=self.seed
-        ).fit(self._features(E, sims), y)
+        ).fit(self._features(E, sims), y, sample_weight=sample_weight)
+
+    def _continue_fit(self, X, y, sample_weight, X_val, y_val, epochs) -> None:
+        """Warm-start the head on the embeddings of X; the encoder, the codebook prior and the
+        prior features' scaling stay as fitted (the head's coefficients are in their units)."""
+        self._ensure_encoder()
+        E = self.embed(X)
+        prior = getattr(self, "prior_", None)
+        features = self._features(E, prior.similarities(E) if prior is not None else None)
+        self.head_ = warm_start_logistic(self.head_, features, y, sample_weight, self.class_weight)
+        self.history_.append({"epoch": self._next_epoch(), "continued": 1.0, "continued_rows": float(len(X))})
 
     def _logits(self, X: list[str]) -> np.ndarray:
         E = self.embed(X)

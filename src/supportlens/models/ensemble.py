@@ -44,7 +44,8 @@ class EnsembleClassifier(TextClassifier):
     def _member_configs(self):
         return [config_from_dict(m) for m in self.members or []]
 
-    def _fit(self, X, y, X_val, y_val) -> None:
+    def _fit(self, X, y, X_val, y_val, sample_weight=None) -> None:
+        """Fits every member with ``sample_weight``; the stacker, fitted on validation data, is not weighted."""
         from supportlens.models.fitting import fit_model
 
         if X_val is None or len(X_val) == 0:
@@ -52,7 +53,7 @@ class EnsembleClassifier(TextClassifier):
         configs = self._member_configs()
         if len(configs) < 2:
             raise ValueError("an ensemble needs at least two members")
-        self.members_ = [fit_model(c, self.labels, X, y, X_val, y_val)[0] for c in configs]
+        self.members_ = [fit_model(c, self.labels, X, y, X_val, y_val, sample_weight)[0] for c in configs]
         self.stacker_ = None
         if self.method == "stack":
             self.stacker_ = LogisticRegression(
@@ -61,6 +62,25 @@ class EnsembleClassifier(TextClassifier):
         self.history_ = [
             {"epoch": 1, **{f"member{i}_temperature": float(m.temperature_) for i, m in enumerate(self.members_)}}
         ]
+
+    def _continue_fit(self, X, y, sample_weight, X_val, y_val, epochs) -> None:
+        """Continue every member. With validation data, each member is calibrated on it again
+        (where its config asks for a temperature, as when fitting) and a stacker is refitted;
+        without, members keep the temperatures they had, the closest estimate there is."""
+        records = {}
+        for i, (member, cfg) in enumerate(zip(self.members_, self._member_configs())):
+            temperature = member.temperature_
+            member.continue_fit(X, y, sample_weight, X_val, y_val, epochs)
+            if X_val is not None and len(X_val) and cfg.calibration.temperature:
+                member.calibrate(X_val, y_val)
+            elif X_val is None or not len(X_val):
+                member.temperature_ = temperature
+            records[f"member{i}_temperature"] = float(member.temperature_)
+        if self.stacker_ is not None and X_val is not None and len(X_val):
+            self.stacker_ = LogisticRegression(
+                C=1.0, max_iter=3000, class_weight="balanced", random_state=self.seed
+            ).fit(self._stack_features(X_val), y_val)
+        self.history_.append({"epoch": self._next_epoch(), "continued": 1.0, **records})
 
     def _stack_features(self, X: list[str]) -> np.ndarray:
         return np.hstack([np.log(np.clip(m.predict_proba(X), 1e-9, 1.0)) for m in self.members_])

@@ -185,34 +185,69 @@ class FineTuneClassifier(TextClassifier):
         ]
         return torch.optim.AdamW(params)
 
-    def _batch_loss(self, model: torch.nn.Module, batch: dict, target: torch.Tensor, loss_fn) -> torch.Tensor:
-        """Cross-entropy; with R-drop, the mean over two dropout passes plus their symmetric KL."""
+    def _batch_loss(
+        self,
+        model: torch.nn.Module,
+        batch: dict,
+        target: torch.Tensor,
+        loss_fn,
+        sample_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Cross-entropy; with R-drop, the mean over two dropout passes plus their symmetric KL.
+        ``sample_weight`` (mean 1 over the training data, as `fit` passes it) weighs each
+        passage's terms, both."""
         logits = model(**batch).logits
         if not self.rdrop_alpha:
-            return loss_fn(logits, target)
+            return _cross_entropy(loss_fn, logits, target, sample_weight)
         other = model(**batch).logits  # another dropout mask
         p, q = torch.log_softmax(logits, -1), torch.log_softmax(other, -1)
-        kl = 0.5 * (
-            torch.nn.functional.kl_div(p, q, log_target=True, reduction="batchmean")
-            + torch.nn.functional.kl_div(q, p, log_target=True, reduction="batchmean")
+        if sample_weight is None:
+            kl = 0.5 * (
+                torch.nn.functional.kl_div(p, q, log_target=True, reduction="batchmean")
+                + torch.nn.functional.kl_div(q, p, log_target=True, reduction="batchmean")
+            )
+        else:  # per passage, weighted; over the batch size like "batchmean"
+            each = torch.nn.functional.kl_div(p, q, log_target=True, reduction="none").sum(-1)
+            each = each + torch.nn.functional.kl_div(q, p, log_target=True, reduction="none").sum(-1)
+            kl = 0.5 * (sample_weight * each).sum() / len(target)
+        ce = _cross_entropy(loss_fn, logits, target, sample_weight) + _cross_entropy(
+            loss_fn, other, target, sample_weight
         )
-        return 0.5 * (loss_fn(logits, target) + loss_fn(other, target)) + self.rdrop_alpha * kl
+        return 0.5 * ce + self.rdrop_alpha * kl
 
     # -- training ---------------------------------------------------------------------------
-    def _fit(self, X, y, X_val, y_val) -> None:
+    def _fit(self, X, y, X_val, y_val, sample_weight=None) -> None:
         set_threads(self.threads)
         seed_everything(self.seed)
-        # new weights: neither a cached ONNX graph nor an earlier int8 copy applies
-        self.model_dir_, self.runtime_, self.fast_model_ = None, None, None
-        self._drop_student()
+        self._new_weights()
         self.tokenizer_, self.model_ = self._build()
+        self._train(X, y, X_val, y_val, sample_weight, self.epochs)
+
+    def _continue_fit(self, X, y, sample_weight, X_val, y_val, epochs) -> None:
+        """``epochs`` more epochs of the usual loop (fresh optimiser and warm-up), from the current
+        weights; a distilled student is distilled again from the new weights."""
+        set_threads(self.threads)
+        seed_everything(self.seed)
+        self._new_weights()
+        self._train(X, y, X_val, y_val, sample_weight, epochs, continued=True)
+
+    def _new_weights(self) -> None:
+        """Forget what belonged to the old weights: neither a cached ONNX graph (``model_dir_``),
+        an engine chosen for them, an int8 copy nor a student applies to new ones."""
+        self.model_dir_, self.runtime_, self.fast_model_ = None, None, None  # runtime_: choose again
+        self.fast_ = False  # validation during training scores in fp32; make_fast again after it
+        self._drop_student()
+
+    def _train(self, X, y, X_val, y_val, sample_weight, epochs: int, continued: bool = False) -> None:
+        """The training loop over ``self.model_``: ``epochs`` epochs, keeping the best on X_val."""
         model = self.model_.to(self.device)
         self._freeze(model)
         index = {label: i for i, label in enumerate(self.labels)}
         targets = torch.tensor([index[v] for v in y])
+        row_weights = None if sample_weight is None else torch.tensor(sample_weight, dtype=torch.float32)
         weights = None
-        if self.class_weighted:
-            counts = np.bincount(targets.numpy(), minlength=len(self.labels)).astype(float)
+        if self.class_weighted:  # "balanced" over the weighted counts, as scikit-learn computes it
+            counts = np.bincount(targets.numpy(), weights=sample_weight, minlength=len(self.labels)).astype(float)
             present = counts > 0
             w = np.zeros(len(self.labels))
             w[present] = counts[present].sum() / (present.sum() * counts[present])
@@ -224,20 +259,22 @@ class FineTuneClassifier(TextClassifier):
         lengths = np.array([len(s) for s in ids])
         rng = np.random.default_rng(self.seed)
         steps_per_epoch = math.ceil(len(X) / self.batch_size)
-        total = steps_per_epoch * self.epochs
+        total = steps_per_epoch * epochs
         warmup = int(self.warmup_ratio * total)
         optimizer = self._optimizer(model)
         schedule = warmup_then_linear_decay(optimizer, warmup, total)
 
         best_f1, best_state, stale = -1.0, None, 0
-        self.best_epoch_ = self.epochs
-        for epoch in range(1, self.epochs + 1):
+        first = self._next_epoch() if continued else 1  # continued records follow the earlier ones
+        self.best_epoch_ = first + epochs - 1
+        for epoch in range(first, first + epochs):
             model.train()
             started, running = time.perf_counter(), 0.0
             for batch_idx in length_grouped_order(lengths, self.batch_size, rng):
                 batch = padded_batch(self.tokenizer_, encoded, batch_idx)
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                loss = self._batch_loss(model, batch, targets[batch_idx].to(self.device), loss_fn)
+                batch_weights = None if row_weights is None else row_weights[batch_idx].to(self.device)
+                loss = self._batch_loss(model, batch, targets[batch_idx].to(self.device), loss_fn, batch_weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.grad_clip:
@@ -246,6 +283,8 @@ class FineTuneClassifier(TextClassifier):
                 schedule.step()
                 running += float(loss.detach()) * len(batch_idx)
             record = {"epoch": epoch, "train_loss": running / len(X), "epoch_seconds": time.perf_counter() - started}
+            if continued:
+                record["continued"] = 1.0
             if X_val is not None and len(X_val):
                 pred = self.classes_[self._logits(X_val).argmax(1)]
                 val_f1 = f1_score(y_val, pred, average="macro", labels=sorted(set(y_val)), zero_division=0)
@@ -524,6 +563,19 @@ class FineTuneClassifier(TextClassifier):
         if report.is_file():  # the student itself loads on first --fast use
             self.student_report_ = distil.StudentReport(**json.loads(report.read_text(encoding="utf-8")))
             self.student_dir_ = path / STUDENT_DIR
+
+
+def _cross_entropy(loss_fn, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """``loss_fn`` (a CrossEntropyLoss), each passage's term times ``weight``. The denominator stays
+    the unweighted one (the sum of the class weights, as torch's mean has it), so uniform weights of
+    1 give exactly ``loss_fn`` and a batch of heavier passages moves the model more."""
+    if weight is None:
+        return loss_fn(logits, target)
+    each = torch.nn.functional.cross_entropy(
+        logits, target, weight=loss_fn.weight, label_smoothing=loss_fn.label_smoothing, reduction="none"
+    )
+    denominator = loss_fn.weight[target].sum() if loss_fn.weight is not None else len(target)
+    return (weight * each).sum() / denominator
 
 
 def _quantized(model):

@@ -20,11 +20,24 @@ from typing import Any
 import numpy as np
 
 from supportlens.calibration import Calibration, review_threshold, validation_shortfall
-from supportlens.models.base import TextClassifier
+from supportlens.models.base import TextClassifier, check_sample_weight
 from supportlens.models.registry import build_model
 
 _FITS: dict[str, tuple[Any, float]] | None = None
-MODEL_SECTIONS = ("seed", "codebook", "model", "tfidf", "embed", "train", "prior", "setfit", "ensemble", "calibration")
+MODEL_SECTIONS = (
+    "seed",
+    "codebook",
+    "model",
+    "tfidf",
+    "embed",
+    "train",
+    "prior",
+    "setfit",
+    "ensemble",
+    "calibration",
+    "adapt",
+    "llm",
+)
 
 
 @contextmanager
@@ -40,14 +53,25 @@ def reuse_fits() -> Iterator[None]:
 
 
 def fit_key(
-    cfg, X: Sequence[str], y: Sequence[str] | np.ndarray, X_val: Sequence[str], y_val: Sequence[str] | np.ndarray
+    cfg,
+    X: Sequence[str],
+    y: Sequence[str] | np.ndarray,
+    X_val: Sequence[str],
+    y_val: Sequence[str] | np.ndarray,
+    sample_weight: Sequence[float] | np.ndarray | None = None,
 ) -> str:
+    """What determines a fit, hashed. Weights count as the model sees them (`check_sample_weight`):
+    weights that differ only in scale, or are all equal (as None), make the same model and key."""
     config = {k: v for k, v in cfg.to_dict().items() if k in MODEL_SECTIONS}
     h = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode())
     for part in (X, y, ["--val--"], X_val, y_val):
         for item in part:
             h.update(str(item).encode())
             h.update(b"\x1f")
+    weights = check_sample_weight(sample_weight, len(X))
+    if weights is not None:  # unweighted fits keep the key they always had
+        h.update(b"--weights--")
+        h.update(np.ascontiguousarray(weights, dtype=np.float64).tobytes())
     return h.hexdigest()
 
 
@@ -58,18 +82,26 @@ def fit_model(
     y: Sequence[str] | np.ndarray,
     X_val: Sequence[str],
     y_val: Sequence[str] | np.ndarray,
+    sample_weight: Sequence[float] | np.ndarray | None = None,
 ) -> tuple[TextClassifier, float]:
-    """(model, seconds): ``build_model(cfg)`` fitted on X (early stopping on X_val) and, when
-    ``cfg.calibration.temperature``, its temperature fitted on X_val; made once inside
-    :func:`reuse_fits`. The step that :func:`fit_and_calibrate` and an ensemble's members share:
-    whether the validation data are enough to calibrate on is for the caller to have decided."""
+    """(model, seconds): ``build_model(cfg)`` fitted on X (early stopping on X_val), each passage
+    of X weighted by ``sample_weight``, and, when ``cfg.calibration.temperature``, its temperature
+    fitted on X_val (unweighted); made once inside :func:`reuse_fits`. The step that
+    :func:`fit_and_calibrate` and an ensemble's members share: whether the validation data are
+    enough to calibrate on is for the caller to have decided."""
     fits = _FITS  # inside reuse_fits(): the fits made so far (None outside it: nothing is kept)
-    key = fit_key(cfg, X, y, X_val, y_val) if fits is not None else ""
+    key = fit_key(cfg, X, y, X_val, y_val, sample_weight) if fits is not None else ""
     if fits is not None and key in fits:
         return fits[key]
     started = time.perf_counter()
     model = build_model(cfg, labels)
-    model.fit(list(X), np.asarray(y, dtype=object), list(X_val), np.asarray(y_val, dtype=object))
+    model.fit(
+        list(X),
+        np.asarray(y, dtype=object),
+        list(X_val),
+        np.asarray(y_val, dtype=object),
+        sample_weight=sample_weight,
+    )
     seconds = time.perf_counter() - started
     if cfg.calibration.temperature:
         model.calibrate(list(X_val), np.asarray(y_val, dtype=object))
@@ -86,8 +118,10 @@ def fit_and_calibrate(
     X_val: Sequence[str],
     y_val: Sequence[str] | np.ndarray,
     val_groups: Sequence[str] | None = None,
+    sample_weight: Sequence[float] | np.ndarray | None = None,
 ) -> tuple[TextClassifier, Calibration, float]:
-    """Fit on X, early-stop and calibrate on X_val; returns (model, calibration, seconds).
+    """Fit on X (weighted by ``sample_weight``), early-stop and calibrate on X_val; returns
+    (model, calibration, seconds).
 
     Calibration is the temperature (when the config asks for it) and the review threshold that
     reaches ``cfg.calibration.target_precision`` on X_val. ``val_groups`` are the validation
@@ -101,7 +135,7 @@ def fit_and_calibrate(
     fit_cfg = cfg
     if shortfall and cfg.calibration.temperature:
         fit_cfg = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, temperature=False))
-    model, seconds = fit_model(fit_cfg, labels, X, y, X_val, y_val)
+    model, seconds = fit_model(fit_cfg, labels, X, y, X_val, y_val, sample_weight)
     if shortfall:
         return (
             model,

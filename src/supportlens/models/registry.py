@@ -9,6 +9,7 @@ an import circle.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
     "codebook_prior": ("supportlens.models.zeroshot", "CodebookPriorClassifier"),
     "setfit": ("supportlens.models.setfit", "SetFitClassifier"),
     "ensemble": ("supportlens.models.ensemble", "EnsembleClassifier"),
+    "llm": ("supportlens.models.llm", "LLMClassifier"),
+    "fewshot_blend": ("supportlens.models.fewshot", "FewShotBlend"),
 }
 
 
@@ -74,6 +77,12 @@ def build_model(cfg: Config, labels: list[str], codebook=None) -> TextClassifier
     """A fresh, unfitted model of the configured kind (``codebook``: the loaded codebook, when the
     caller has it; otherwise ``cfg.codebook`` is read if the prior needs it)."""
     kind = cfg.model.kind
+    if kind == "llm":  # the codebook is its prompt: it travels in the params, resolved now
+        if codebook is None:
+            codebook = load_codebook(cfg.codebook)
+        return model_class("llm")(
+            labels=labels, codebook=codebook.to_dict(), seed=cfg.seed, **dataclasses.asdict(cfg.llm)
+        )
     if kind == "ensemble":
         return model_class("ensemble")(
             labels=labels,

@@ -134,9 +134,13 @@ class SetFitClassifier(EmbedLogReg):
         for p in self.encoder_.parameters():
             p.requires_grad = False
 
-    def _fit(self, X, y, X_val, y_val) -> None:
+    def _fit(self, X, y, X_val, y_val, sample_weight=None) -> None:
+        """``sample_weight`` weighs the logistic head's loss only: the contrastive stage learns
+        from pairs within a batch, where a per-passage weight has no single meaning, and treats
+        every passage alike. Continued training (`continue_fit`, inherited) warm-starts the head
+        alone and leaves the tuned encoder as it is."""
         self._check_prior()
         self._ensure_encoder()
         self._contrastive(X, y)
         self._fit_prior()
-        self._fit_head(self.embed(X), y)
+        self._fit_head(self.embed(X), y, sample_weight)

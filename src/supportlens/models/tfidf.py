@@ -10,7 +10,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from supportlens.models.base import TextClassifier, expand_columns
+from supportlens.models.base import TextClassifier, expand_columns, warm_start_logistic
 
 
 class TfidfLogReg(TextClassifier):
@@ -68,8 +68,17 @@ class TfidfLogReg(TextClassifier):
         clf = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000, random_state=self.seed)
         return Pipeline([("features", features), ("clf", clf)])
 
-    def _fit(self, X, y, X_val, y_val) -> None:
-        self.pipeline_ = self._pipeline(len(X)).fit(X, y)
+    def _fit(self, X, y, X_val, y_val, sample_weight=None) -> None:
+        # the weights reach the logistic regression; the vocabulary and IDF count every passage once
+        fit_params = {} if sample_weight is None else {"clf__sample_weight": sample_weight}
+        self.pipeline_ = self._pipeline(len(X)).fit(X, y, **fit_params)
+
+    def _continue_fit(self, X, y, sample_weight, X_val, y_val, epochs) -> None:
+        """Keep the vocabulary (n-grams new to X get no feature) and warm-start the head."""
+        features, head = self.pipeline_.steps[0][1], self.pipeline_.steps[-1][1]
+        head = warm_start_logistic(head, features.transform(X), y, sample_weight, self.class_weight)
+        self.pipeline_ = Pipeline([("features", features), ("clf", head)])
+        self.history_.append({"epoch": self._next_epoch(), "continued": 1.0, "continued_rows": float(len(X))})
 
     def _logits(self, X: list[str]) -> np.ndarray:
         log_p = self.pipeline_.predict_log_proba(X)

@@ -21,12 +21,19 @@ class CodebookPriorClassifier(EmbedLogReg):
 
     kind = "codebook_prior"
 
-    def _fit(self, X, y, X_val, y_val) -> None:
+    def _fit(self, X, y, X_val, y_val, sample_weight=None) -> None:
+        """Embeds the codebook; the coded passages (and so their ``sample_weight``) are unused."""
         if not self.prior_texts:
             raise ValueError("codebook_prior needs the codebook's prior_texts")
         self._ensure_encoder()
         self.prior_ = self._codebook_similarity()
         self.head_ = None
+
+    def continue_fit(self, X, y, sample_weight=None, X_val=None, y_val=None, epochs=1) -> CodebookPriorClassifier:
+        """Nothing is trained on coded passages, so there is nothing to continue: the model, and its
+        calibration, stay as they are."""
+        self._check_labels(np.asarray(list(y), dtype=object))
+        return self
 
     def _logits(self, X: list[str]) -> np.ndarray:
         assert self.prior_ is not None  # _fit or the saved model set it: this kind is nothing without it

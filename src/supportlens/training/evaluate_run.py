@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from supportlens.config import DataConfig
 from supportlens.corpus.dataset import listing, load_coded
 from supportlens.corpus.sheets import sheet_data_config
 from supportlens.evaluation.evaluate import Evaluation, evaluate_model, training_overlap
+from supportlens.inference.label import allow_llm
 from supportlens.models import load_classifier
 
 
@@ -29,15 +31,20 @@ def evaluate_file(
     tracking_uri: str | None = None,
     log_run: bool = True,
     data_cfg: DataConfig | None = None,
+    allow_remote: bool = False,
+    on_send: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate any saved or logged model on any coded file; optionally log it as an MLflow run.
 
     ``data_cfg`` names the file's columns; by default those of coded excerpts, or for a filled
     coding sheet (`supportlens next`) its ``code`` and ``source`` columns. Rows with no code (not
     coded yet) are skipped, as ``train --add-data`` skips them, and ``notes`` says how many; a
-    code that is not in the codebook is still an error that names its row."""
+    code that is not in the codebook is still an error that names its row. A language model (kind
+    ``llm``) may reach a remote host when ``allow_remote``, and says what it sends through ``on_send``."""
     model_dir = tracking.fetch_model_dir(model_uri, tracking_uri)
     model = load_classifier(model_dir)
+    if model.kind == "llm":
+        allow_llm(model, allow_remote, on_send)
     codebook = (
         load_codebook(codebook_path)
         if codebook_path

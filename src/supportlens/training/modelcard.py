@@ -10,6 +10,7 @@ from supportlens.codebook import Codebook
 from supportlens.config import Config
 from supportlens.corpus.dataset import CodedData
 from supportlens.evaluation.evaluate import Evaluation
+from supportlens.training.adapt import TrustReport
 
 
 def _fmt(value: float | None) -> str:
@@ -33,9 +34,15 @@ def _split_line(run_info: dict[str, Any], grouped: bool = True) -> str:
 
 
 def _calibration_lines(
-    cfg: Config, calibration: Calibration | None, val: Evaluation, threshold: float, temperature: float
+    cfg: Config,
+    calibration: Calibration | None,
+    val: Evaluation,
+    threshold: float,
+    temperature: float,
+    trust: TrustReport | None = None,
 ) -> str:
-    """What the confidence means, saying only what validation measured."""
+    """What the confidence means, saying only what validation (or, calibrated on the target
+    corpus, the cross-fitted trust figure) measured."""
     target = cfg.calibration.target_precision
     if calibration is None:  # a caller without the record: the figures alone
         return (
@@ -58,6 +65,18 @@ def _calibration_lines(
     else:
         why = "; ".join(calibration.notes) or "calibration.temperature is off"
         lines = [f"- probabilities not temperature-scaled (T = {temperature:.2f}): {why}"]
+    if calibration.on == "target":
+        reached = (
+            f"; cross-fitted, a threshold chosen this way reached precision {_fmt(trust.accepted_precision)} "
+            f"on {_fmt(trust.accepted_share)} of them (target ≥ {target:.2f}; see below)"
+            if trust is not None
+            else ""
+        )
+        lines.append(
+            f"- passages with confidence below **{threshold:.3f}** are flagged `needs_review`; chosen on the "
+            f"{where}{reached}"
+        )
+        return "\n".join(lines)
     vm = val.metrics
     accepted = round((vm.get("accepted_share") or 0.0) * vm["n"])
     if not accepted:
@@ -76,7 +95,8 @@ def _calibration_lines(
 
 def _limits(data: CodedData, run_info: dict[str, Any], codebook: Codebook) -> str:
     lines = []
-    n_interviews = int(data.frame["group"].nunique())
+    authored = data.frame.loc[~data.frame["target"]] if "target" in data.frame else data.frame  # split ones
+    n_interviews = int(authored["group"].nunique())
     needed = run_info.get("interviews_needed")
     groups = run_info.get("split_interviews") or {}
     sizes = run_info.get("split") or {}
@@ -139,9 +159,11 @@ def render_model_card(
     temperature: float,
     student: Any = None,
     calibration: Calibration | None = None,
+    trust: TrustReport | None = None,
 ) -> str:
     """``student``: the model's distil.StudentReport when it has a ``--fast`` student;
-    ``calibration``: what was fitted on validation (without it the card states the figures only)."""
+    ``calibration``: what was fitted on validation (without it the card states the figures only);
+    ``trust``: the cross-fitted agreement on passages coded on the user's own corpus (added files)."""
     m = test.metrics
     per_code = "\n".join(
         f"| {r.code} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.f1)} | {r.support} |"
@@ -178,6 +200,7 @@ def render_model_card(
         else f"`{data.report.path}` (provided by the user)."
     )
     grouped = data.report.grouped
+    target = run_info.get("target")
     test_groups = (run_info.get("split_interviews") or {}).get("test")
     test_from = (
         f" excerpts from {plural(test_groups, 'interview')}"
@@ -197,7 +220,7 @@ without checking agreement on a coded sample first.
 
 ## Model
 - kind: `{cfg.model.kind}`; encoder: `{cfg.model.pretrained if cfg.model.kind != "tfidf_logreg" else "none (TF-IDF)"}`
-{_calibration_lines(cfg, calibration, val, threshold, temperature)}
+{_calibration_lines(cfg, calibration, val, threshold, temperature, trust)}
 - run: `{run_info.get("run_id")}`; seed {cfg.seed}; training time {run_info.get("train_seconds", 0):.1f}s{student_line}
 
 ## Training data
@@ -205,9 +228,9 @@ without checking agreement on a coded sample first.
 
 - {data.report.rows_kept} excerpts ({label_counts}), data digest `{data.digest}`
 - {_split_line(run_info, grouped)}
-- {data.report.summary().splitlines()[0]}
+- {data.report.summary().splitlines()[0]}{_target_line(run_info)}
 
-## Evaluation (held-out test {"interviews" if grouped else "excerpts"})
+## Evaluation (held-out test {"interviews" if grouped else "excerpts"}{" of the authored data" if target else ""})
 Macro-F1 {_fmt(m["macro_f1"])}, accuracy {_fmt(m["accuracy"])}, Cohen's κ {_fmt(m["kappa"])}
 (bootstrap 95% interval {_fmt(m.get("kappa_ci_low"))} to {_fmt(m.get("kappa_ci_high"))}),
 Krippendorff's α {_fmt(m["alpha"])}, expected calibration error {_fmt(m["ece"])}, n = {m["n"]}{test_from}.
@@ -216,7 +239,7 @@ Krippendorff's α {_fmt(m["alpha"])}, expected calibration error {_fmt(m["ece"])
 | code | precision | recall | F1 | support |
 |---|---|---|---|---|
 {per_code}
-
+{_trust_section(trust, target)}
 ## Known limits
 {_limits(data, run_info, codebook)}
 """
@@ -242,4 +265,32 @@ def _accepted_line(m: dict[str, Any], calibration: Calibration | None) -> str:
     return (
         f"Share of passages accepted at the review threshold: {_fmt(share)} "
         f"(precision among them {_fmt(m.get('accepted_precision'))})."
+    )
+
+
+def _target_line(run_info: dict[str, Any]) -> str:
+    """The added files' passages: the target domain, trained on whole (`training.adapt`)."""
+    target = run_info.get("target")
+    if not target:
+        return ""
+    source = f" from {plural(target['interviews'], 'interview')}" if target.get("interviews") else ""
+    continued = f"; continued from `{target['init_from']}`" if target.get("init_from") else ""
+    return (
+        f"\n- {plural(target['passages'], 'passage')}{source} coded on your own corpus "
+        f"({', '.join(f'`{f}`' for f in target['files'])}): the target domain, not split but all trained on "
+        f"({target['adapt']}){continued}"
+    )
+
+
+def _trust_section(trust: TrustReport | None, target: dict[str, Any] | None) -> str:
+    """The figure a methods section can quote: agreement on the user's own coded passages."""
+    if not target:
+        return ""
+    if trust is None:
+        return "\n## Agreement on your own coded passages\nOne passage cannot be cross-fitted: no figure.\n"
+    body = "\n".join(f"- {line}" for line in trust.lines())
+    return (
+        "\n## Agreement on your own coded passages (cross-fitted)\n"
+        "The figure to quote for your corpus: the test figures above are on authored interviews.\n\n"
+        f"{body}\n"
     )

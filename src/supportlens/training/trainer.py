@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,8 @@ import pandas as pd
 from supportlens import tracking
 from supportlens.calibration import MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, plural
 from supportlens.codebook import Codebook, load_codebook
-from supportlens.config import Config
-from supportlens.corpus.dataset import CodedData, combine_coded, load_coded
+from supportlens.config import Config, config_from_dict
+from supportlens.corpus.dataset import CodedData, DataError, combine_coded, load_coded, text_key
 from supportlens.corpus.sheets import sheet_data_config
 from supportlens.corpus.splits import Split, grouped_folds, grouped_split, inner_validation, split_shares
 from supportlens.evaluation.evaluate import (
@@ -36,10 +36,13 @@ from supportlens.evaluation.evaluate import (
     excerpt_hashes,
     json_ready,
     summarise_folds,
+    training_overlap,
 )
-from supportlens.models import TextClassifier
+from supportlens.models import ModelLoadError, TextClassifier, load_classifier
 from supportlens.models.encoders import embedding_cache
 from supportlens.models.fitting import fit_and_calibrate
+from supportlens.models.meta import read_meta
+from supportlens.training.adapt import TargetData, TrustReport, cross_fit, describe_adapt, fit_adapted, trust_report
 from supportlens.training.modelcard import render_model_card
 
 Logger = Callable[[str], None]
@@ -61,6 +64,8 @@ class TrainResult:
     registered_version: str | None = None
     calibration: Calibration | None = None
     split_interviews: dict[str, int] = field(default_factory=dict)
+    trust: TrustReport | None = None  # agreement on the added (target) passages, cross-fitted
+    registered_as: str | None = None  # models:/<name>@<alias> when registered
 
 
 def peak_memory_mb() -> float:
@@ -128,9 +133,13 @@ def cross_validate(
     )
 
 
-def _split(cfg: Config, corpus: datasets.Dataset) -> Split:
-    _, codes, groups = _excerpts(corpus, np.arange(len(corpus)))
-    return grouped_split(codes, np.asarray(groups, dtype=object), cfg.split.test_size, cfg.split.val_size, cfg.seed)
+def _split(cfg: Config, corpus: datasets.Dataset, rows: np.ndarray | None = None) -> Split:
+    """The grouped train/validation/test split of ``rows`` of the corpus (all of them by default);
+    indices into the whole corpus."""
+    rows = np.arange(len(corpus)) if rows is None else np.asarray(rows, dtype=int)
+    _, codes, groups = _excerpts(corpus, rows)
+    split = grouped_split(codes, np.asarray(groups, dtype=object), cfg.split.test_size, cfg.split.val_size, cfg.seed)
+    return Split(train=rows[split.train], val=rows[split.val], test=rows[split.test])
 
 
 def split_interviews(frame: pd.DataFrame, split: Split) -> dict[str, int]:
@@ -287,11 +296,20 @@ def train(
     log: Logger = print,
     track: bool = True,
     extra_data: list[str] | None = None,
+    init_from: str | Path | TextClassifier | None = None,
+    teacher_data: str | Path | None = None,
 ) -> TrainResult:
     """Train, evaluate and (by default) track one model as configured.
 
-    ``extra_data``: coded files or filled coding sheets (`supportlens next`) added to the data
-    before splitting.
+    ``extra_data``: coded files or filled coding sheets (`supportlens next`) of the researcher's
+    own corpus: the *target domain* (`training.adapt`). They are not split: every one of their
+    passages is trained on, as ``cfg.adapt`` says, while validation and test stay authored
+    interviews; the trust figure (their agreement with the model, cross-fitted) is printed, logged
+    and saved with the model. ``init_from``: a trained model (folder, ``runs:/…`` or
+    ``models:/…``) to continue training on them instead of fitting anew. ``teacher_data``: a coded
+    file whose codes a language model gave (`training.distil_teacher`): trained on beside the
+    authored training interviews, weighted like them, never validated, tested or cross-fitted on;
+    a passage the coded data also hold is left out of it (a person's code wins).
     """
     if codebook_path:  # the codebook prior and the saved model must use the same codebook
         cfg = dataclasses.replace(cfg, codebook=str(codebook_path))
@@ -304,7 +322,20 @@ def train(
     frame = data.frame  # for the figures and warnings; the model learns from and is scored on `corpus`
     corpus = data.dataset
     labels = codebook.labels
-    split = _split(cfg, corpus)
+    # rows of added files are the target domain: kept out of the authored split
+    is_target = frame["target"].to_numpy(dtype=bool) if "target" in frame else np.zeros(len(frame), dtype=bool)
+    authored = frame if not is_target.any() else frame.loc[~is_target].reset_index(drop=True)
+    target = _target_data(data, is_target)
+    teacher = _teacher_data(teacher_data, codebook, frame, log) if teacher_data is not None else None
+    init_model, init_dir = (None, None)
+    if init_from is not None:
+        if target is None:
+            raise ModelLoadError(
+                "`init_from` continues a trained model on passages coded on your own corpus; "
+                "give them with `extra_data` (none were added)"
+            )
+        init_model, init_dir = load_init_model(init_from, labels, cfg, tracking_uri)
+    split = _split(cfg, corpus, np.flatnonzero(~is_target))
     grouped = data.report.grouped  # False: no interview column, each excerpt its own group
     interviews = split_interviews(frame, split) if grouped else {}
     log(
@@ -321,12 +352,36 @@ def train(
     with ctx as run_id, embedding_cache():
         if track:
             _log_inputs(cfg, data, codebook, data_path, split, extra_data, interviews)
+            if teacher is not None:
+                _log_teacher(teacher)
         log(f"training {cfg.model.kind} ({cfg.describe_model()})")
         X, y, _ = _excerpts(corpus, split.train)
+        if teacher is not None:  # the teacher's labels: training rows, like the authored ones
+            X, y = [*X, *teacher.frame["text"]], np.concatenate([y, teacher.frame["label"].to_numpy(dtype=object)])
         X_val, y_val, val_groups = _excerpts(corpus, split.val)
-        model, calibration, seconds = fit_and_calibrate(
-            cfg, labels, X, y, X_val, y_val, val_groups if grouped else None
-        )
+        trust, oof = None, None
+        if target is None:
+            model, calibration, seconds = fit_and_calibrate(
+                cfg, labels, X, y, X_val, y_val, val_groups if grouped else None
+            )
+        else:
+            trust, oof = _cross_fit_target(
+                cfg, labels, X, y, X_val, y_val, val_groups if grouped else None, target, init_model, log
+            )
+            model, calibration, seconds = fit_adapted(
+                cfg,
+                labels,
+                X,
+                y,
+                X_val,
+                y_val,
+                val_groups if grouped else None,
+                target,
+                init_model,
+                oof=oof,
+            )
+        if track:
+            log_model_prompt(model)
         threshold = calibration.review_threshold
         if calibration.threshold_measured:
             log(
@@ -339,7 +394,7 @@ def train(
             log(
                 f"trained in {seconds:.1f}s; temperature 1.00 (not fitted); no review threshold (every passage flagged)"
             )
-            log(_calibration_warning(cfg, calibration, frame, str(data_path), grouped))
+            log(_calibration_warning(cfg, calibration, authored, str(data_path), grouped))
         student = student_metrics(model)
         if student.get("student_val_rescored") is not None:
             log(
@@ -351,23 +406,35 @@ def train(
         val = _evaluate(model, corpus, split.val, "validation", threshold)
         test = _evaluate(model, corpus, split.test, "test", threshold)
         cv_metrics: dict[str, float] = {}
-        oof = None
+        cv_oof = None
         if k and k > 1:
-            log(f"grouped {k}-fold cross-validation")
-            cv_metrics, oof = cross_validate(cfg, labels, frame, k, log, grouped)
-        run_info = {
+            log(f"grouped {k}-fold cross-validation" + (" of the authored data" if target is not None else ""))
+            cv_metrics, cv_oof = cross_validate(cfg, labels, authored, k, log, grouped)
+        run_info: dict[str, Any] = {
             "run_id": run_id,
             "data_digest": data.digest,
             "split": split.sizes(),
             "split_interviews": interviews,
             "train_seconds": seconds,
             "grouped": grouped,
+            # the authored data as read (`data_path` may differ from the config's): `adapt_model` reads them again
+            "data_path": str(Path(data_path).resolve()) if Path(data_path).exists() else str(data_path),
         }
         if grouped:  # for MIN_VAL_INTERVIEWS in each of validation and test at these split shares
-            per_interview = len(frame) / max(int(frame["group"].nunique()), 1)
+            per_interview = len(authored) / max(int(authored["group"].nunique()), 1)
             run_info["interviews_needed"] = max(interviews_needed(cfg, per_interview, part) for part in ("val", "test"))
         else:  # for MIN_VAL_EXCERPTS in each: the only minimum that data with no interview column can show
             run_info["excerpts_needed"] = excerpts_needed(cfg)
+        if teacher is not None:
+            run_info["teacher"] = {"file": teacher.report.path, "passages": len(teacher.frame)}
+        if target is not None:
+            run_info["target"] = {
+                "passages": len(target),
+                "interviews": target.n_groups if target.grouped else None,
+                "files": [f["path"] for f in data.report.files[1:]],
+                "init_from": str(init_from) if init_from is not None and init_dir is not None else None,
+                "adapt": describe_adapt(cfg.adapt, len(target), init_model is not None),
+            }
         model_dir = _save(
             model,
             cfg,
@@ -380,15 +447,22 @@ def train(
             run_info,
             split,
             Path(cfg.output_dir) / (run_id or time.strftime("run-%Y%m%d-%H%M%S")),
+            trust=trust,
+            target_texts=[
+                *(target.texts if target is not None else []),
+                *(teacher.frame["text"] if teacher is not None else []),
+            ],
         )
         model_uri, version = None, None
         if track:
+            if trust is not None and oof is not None and target is not None:
+                _log_trust(trust, oof, target, labels, tmp)
             model_uri, version = _log_outputs(
                 model,
                 val,
                 test,
                 cv_metrics,
-                oof,
+                cv_oof,
                 model_dir,
                 frame,
                 seconds,
@@ -404,14 +478,26 @@ def train(
             f"alpha {m['alpha']:.3f}, ECE {m['ece']:.3f} (n={m['n']} excerpts"
             + (f" from {plural(interviews['test'], 'interview')})" if grouped else ")")
         )
-        warning = _test_warning(cfg, test, interviews.get("test", 0), frame, k, grouped)
+        warning = _test_warning(cfg, test, interviews.get("test", 0), authored, k, grouped)
         if warning:
             log(warning)
+        if init_dir is not None:
+            seen = _init_overlap(init_dir, corpus, split)
+            if seen:
+                log(
+                    f"warning: {seen} of the {m['n']} test excerpts were training or validation data of "
+                    "`init_from`: the test figures above are optimistic. Continue a model trained on the same "
+                    "data and config (as `supportlens adapt` does), so that its test interviews stay held out"
+                )
         if cv_metrics:
             log(
                 f"cv: macro-F1 {cv_metrics['cv_macro_f1_mean']:.3f} ± {cv_metrics['cv_macro_f1_sd']:.3f}, "
                 f"kappa {cv_metrics['cv_kappa_mean']:.3f} ± {cv_metrics['cv_kappa_sd']:.3f}"
             )
+        if trust is not None:
+            log("trust figure (what a methods section can quote; the test figures are on authored interviews):")
+            for line in trust.lines():
+                log(line)
     shutil.rmtree(tmp, ignore_errors=True)
     return TrainResult(
         run_id=run_id,
@@ -428,7 +514,185 @@ def train(
         registered_version=version,
         calibration=calibration,
         split_interviews=interviews,
+        trust=trust,
+        registered_as=f"models:/{register or cfg.tracking.register}@{cfg.tracking.alias}" if version else None,
     )
+
+
+def adapt_model(
+    model: str | Path,
+    coded: list[str],
+    cfg: Config | None = None,
+    overrides: list[str] | None = None,
+    data_path: str | None = None,
+    tracking_uri: str | None = None,
+    register: str | None = None,
+    log: Logger = print,
+    track: bool = True,
+) -> TrainResult:
+    """Continue a trained model on passages coded on the researcher's own corpus (``coded``) and
+    report the trust figure: `train` with ``init_from=model`` and ``extra_data=coded``, by default
+    with the config the model was trained with (``overrides`` applied), its codebook, and its
+    training data as the authored data (replayed, and split as before, so its test interviews
+    stay held out)."""
+    folder = tracking.fetch_model_dir(str(model), tracking_uri)
+    codebook_path = None
+    if cfg is None:
+        saved = read_meta(folder).get("config")
+        if not isinstance(saved, dict):
+            raise ModelLoadError(f"`model` {model} was saved without its config: give the config to continue it with")
+        cfg = config_from_dict(saved, overrides)
+        if (folder / "codebook.yaml").is_file():
+            codebook_path = str(folder / "codebook.yaml")
+        trained_on = (read_meta(folder).get("run") or {}).get("data_path")
+        if data_path is None and trained_on:
+            data_path = trained_on
+    if not Path(data_path or cfg.data.path).exists():
+        raise DataError(
+            f"{data_path or cfg.data.path}: file not found (the authored data {model} was trained on); give "
+            "them with `data_path`"
+        )
+    return train(
+        cfg,
+        data_path=data_path,
+        codebook_path=codebook_path,
+        tracking_uri=tracking_uri,
+        register=register,
+        log=log,
+        track=track,
+        extra_data=list(coded),
+        init_from=model,
+    )
+
+
+def _target_data(data: CodedData, is_target: np.ndarray) -> TargetData | None:
+    """The added files' passages (the target domain), or None when there are none."""
+    if not is_target.any():
+        return None
+    rows = data.frame.loc[is_target]
+    return TargetData(
+        rows["text"].tolist(),
+        rows["label"].to_numpy(dtype=object),
+        rows["group"].tolist(),
+        grouped=data.report.target_grouped,
+    )
+
+
+def log_model_prompt(model: TextClassifier, prefix: str = "llm") -> None:
+    """A language model's rendered prompt, hash and version in the active run (`tracking.log_prompt`);
+    nothing for other kinds. A blend over a language model (`adapt.fewshot`) logs its base's."""
+    prompted = model if hasattr(model, "rendered_prompt") else getattr(model, "base_", None)
+    if prompted is not None and hasattr(prompted, "rendered_prompt"):
+        tracking.log_prompt(prompted.rendered_prompt(), prompted.prompt_hash, prompted.prompt.version, prefix)
+
+
+def _teacher_data(path: str | Path, codebook: Codebook, frame: pd.DataFrame, log: Logger) -> CodedData:
+    """A teacher's labels (a coded file), less the passages the coded data hold: on those a
+    person's code is the one to learn."""
+    teacher = load_coded(path, codebook, min_codes=1)
+    coded = set(frame["text"].map(text_key))
+    known = teacher.frame["text"].map(text_key).isin(coded)
+    if known.any():
+        teacher.frame = teacher.frame.loc[~known].reset_index(drop=True)
+    log(
+        f"teacher: {plural(len(teacher.frame), 'passage')} coded by a language model ({path}), trained on "
+        "beside the authored training interviews (never validated, tested or cross-fitted on)"
+        + (f"; {int(known.sum())} also coded by a person left out" if known.any() else "")
+    )
+    return teacher
+
+
+def _log_teacher(teacher: CodedData) -> None:
+    tracking.log_params({"data.teacher_path": teacher.report.path, "data.teacher_passages": len(teacher.frame)})
+    tracking.log_training_data(
+        teacher.frame,
+        source=teacher.report.path,
+        name=Path(teacher.report.path).stem,
+        digest=teacher.digest,
+        context="teacher",
+    )
+
+
+def load_init_model(
+    init_from: str | Path | TextClassifier, labels: list[str], cfg: Config, tracking_uri: str | None = None
+) -> tuple[TextClassifier, Path | None]:
+    """The model ``init_from`` names (a folder, ``runs:/…``, ``models:/…``, resolved as
+    ``predict --model`` resolves them) and its folder; it must code this codebook's labels and be
+    of the configured kind."""
+    if isinstance(init_from, TextClassifier):
+        model, folder = init_from, None
+    else:
+        folder = tracking.fetch_model_dir(str(init_from), tracking_uri or cfg.tracking.uri)
+        model = load_classifier(folder)
+    classes = [str(c) for c in model.classes_]
+    if classes != list(labels):
+        raise ModelLoadError(
+            f"`init_from` {init_from}: the model codes {', '.join(classes)}, but the codebook "
+            f"{cfg.codebook} has {', '.join(labels)}; continue from a model trained with this codebook"
+        )
+    kind = model.base_.kind if model.kind == "fewshot_blend" else model.kind
+    if kind != cfg.model.kind:
+        raise ModelLoadError(
+            f"`init_from` {init_from} is a {kind} model, but the config trains {cfg.model.kind}: give the "
+            "config it was trained with (`supportlens adapt` uses it by itself)"
+        )
+    return model, folder
+
+
+def _cross_fit_target(
+    cfg: Config,
+    labels: list[str],
+    X: list[str],
+    y: np.ndarray,
+    X_val: list[str],
+    y_val: np.ndarray,
+    val_groups: list[str] | None,
+    target: TargetData,
+    init_model: TextClassifier | None,
+    log: Logger,
+) -> tuple[TrustReport | None, np.ndarray | None]:
+    """The trust figure on the target passages and their out-of-fold probabilities (which (d)
+    calibrates on); (None, None) for a single passage, which nothing can be cross-fitted on."""
+    source = f" from {plural(target.n_groups, 'interview')}" if target.grouped else ""
+    log(
+        f"target domain: {plural(len(target), 'coded passage')} of your own corpus{source}, not split: all "
+        f"trained on ({describe_adapt(cfg.adapt, len(target), init_model is not None)})"
+    )
+    if len(target) < 2:
+        log("note: a single coded passage cannot be cross-fitted: no trust figure; code more passages")
+        return None, None
+    folds = min(cfg.adapt.folds, target.n_groups if target.n_groups > 1 else len(target))
+    log(f"cross-fitting the model on them ({folds} folds) for the trust figure")
+    oof = cross_fit(cfg, labels, X, y, X_val, y_val, val_groups, target, init_model, cfg.adapt.folds)
+    report = trust_report(
+        target.labels,
+        oof,
+        labels,
+        target.groups,
+        cfg.calibration.target_precision,
+        cfg.seed,
+        cfg.adapt.folds,
+        target.grouped,
+    )
+    return report, oof
+
+
+def _init_overlap(init_dir: Path, corpus: datasets.Dataset, split: Split) -> int:
+    """How many test excerpts the ``init_from`` model learnt from (0 when it kept no record)."""
+    seen = training_overlap(init_dir, list(corpus.select(split.test)["text"]))
+    return 0 if seen is None else seen["train"] + seen["val"]
+
+
+def _log_trust(trust: TrustReport, oof: np.ndarray, target: TargetData, labels: list[str], tmp: Path) -> None:
+    """The trust figure as ``target_*`` metrics, ``trust.json`` and the out-of-fold predictions."""
+    tracking.log_metrics(trust.metrics())
+    tracking.log_text(json.dumps(json_ready(trust.to_dict()), indent=2), "trust.json")
+    table = pd.DataFrame({"group": target.groups, "text": target.texts, "human": target.labels})
+    table["model"] = np.asarray(labels, dtype=object)[oof.argmax(1)]
+    for j, label in enumerate(labels):
+        table[f"p_{label}"] = oof[:, j]
+    table.to_csv(tmp / "target_out_of_fold.csv", index=False)
+    tracking.log_artifact(tmp / "target_out_of_fold.csv", "evaluation/target")
 
 
 def student_metrics(model: TextClassifier) -> dict[str, float]:
@@ -481,7 +745,8 @@ def _log_inputs(
 ) -> None:
     tracking.log_params(cfg.flat())
     if extra_data:
-        tracking.log_params({"data.extra_paths": ", ".join(map(str, extra_data))})
+        target = int(data.frame["target"].sum()) if "target" in data.frame else 0
+        tracking.log_params({"data.extra_paths": ", ".join(map(str, extra_data)), "data.target_passages": target})
     tracking.log_params(
         {
             "data.resolved_path": str(data_path),
@@ -515,6 +780,8 @@ def _save(
     run_info: dict[str, Any],
     split: Split,
     model_dir: Path,
+    trust: TrustReport | None = None,
+    target_texts: list[str] | None = None,
 ) -> Path:
     if model_dir.exists():
         shutil.rmtree(model_dir)
@@ -529,17 +796,18 @@ def _save(
         "test_metrics": test.metrics,
         "cv_metrics": cv_metrics,
         "run": run_info,
+        **({"trust": trust.to_dict()} if trust is not None else {}),
     }
     model.save(model_dir, extra=json_ready(extra))  # strict JSON: an unmeasured metric is null, not NaN
     codebook.save(model_dir / "codebook.yaml")
     # which excerpts the model learnt from, by text hash: `evaluate` warns when a file repeats them
+    # (the target passages, all trained on, among the training ones)
     texts = list(data.dataset["text"])
-    (model_dir / EXCERPTS_FILE).write_text(
-        json.dumps(
-            excerpt_hashes({part: [texts[i] for i in getattr(split, part)] for part in ("train", "val", "test")})
-        ),
-        encoding="utf-8",
-    )
+    parts: dict[str, Sequence[str]] = {
+        part: [texts[i] for i in getattr(split, part)] for part in ("train", "val", "test")
+    }
+    parts["train"] = [*parts["train"], *(target_texts or [])]
+    (model_dir / EXCERPTS_FILE).write_text(json.dumps(excerpt_hashes(parts)), encoding="utf-8")
     card = render_model_card(
         cfg,
         codebook,
@@ -552,6 +820,7 @@ def _save(
         model.temperature_,
         getattr(model, "student_report_", None),
         calibration,
+        trust,
     )
     (model_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     return model_dir
