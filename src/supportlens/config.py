@@ -200,12 +200,14 @@ class CalibrationConfig:
 class AdaptConfig:
     """How passages coded on the researcher's own corpus (`train --add-data`, the API's
     ``extra_data``) count: as the *target domain*, not as a few more rows among thousands of
-    authored ones. The defaults are what experiments/adaptation.py measured best (docs/adaptation.md)."""
+    authored ones. The defaults are what experiments/adaptation.py chose by its fixed rule
+    (2026-12-06): the few-shot prototype blend (c) and calibration on the target passages (d), no
+    extra weight (a); docs/adaptation.md has the figures, including where weighting did better."""
 
     # (a) off: added rows weigh like any row | share: their total weight is target_share of the loss
     # | factor: each weighs target_factor training rows (`supportlens distil`: human codes above the
     # teacher's labels, whose number would otherwise set the share)
-    weighting: str = "share"
+    weighting: str = "off"
     target_share: float = 0.5
     target_factor: float = 3.0
     # (c) a few-shot component over the target passages in the encoder's space, blended with the

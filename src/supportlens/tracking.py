@@ -48,6 +48,7 @@ _REQUIREMENTS = (
     "pandas",
     "pyyaml",
     "joblib",
+    "openai",  # the llm model kind's client (a served llm model imports it)
 )
 
 

@@ -19,7 +19,7 @@ def test_init_makes_a_project_whose_default_config_works_from_it(tmp_path, monke
     assert sorted(p.as_posix() for p in written) == sorted(
         p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
     )
-    for name in ("codebook.yaml", "default.yaml", "embed-prior.yaml", "zeroshot.yaml", "tfidf.yaml"):
+    for name in ("codebook.yaml", "default.yaml", "embed-prior.yaml", "zeroshot.yaml", "tfidf.yaml", "llm.yaml"):
         assert (folder / "configs" / name).read_bytes() == (ROOT / "configs" / name).read_bytes()
     assert sorted(p.name for p in (folder / "data" / "transcripts").iterdir()) == sorted(
         p.name for p in (ROOT / "data" / "transcripts").glob("smp*")

@@ -307,6 +307,16 @@ def test_trust_report_on_a_hand_checked_example():
     assert json.loads(json.dumps(report.to_dict()))["lines"] == lines
 
 
+def test_trust_report_of_enough_passages_from_two_interviews_warns_that_the_interval_is_too_narrow():
+    """33 passages from 2 interviews: a bootstrap over 2 interviews looks tight and means little."""
+    y_true, proba, _ = _hand_example()
+    y_true, proba = np.concatenate([y_true] * 3), np.vstack([proba] * 3)
+    groups = ["a"] * 15 + ["b"] * 15
+    lines = trust_report(y_true, proba, LABELS, groups, target_precision=0.8, seed=1, folds=2).lines()
+    warning = [line for line in lines if line.startswith("warning:")]
+    assert warning and "only 2 interviews" in warning[0] and "at least 5 interviews" in warning[0]
+
+
 def test_trust_report_of_enough_passages_from_one_interview_says_what_its_folds_are():
     y_true, proba, _ = _hand_example()
     y_true, proba = np.concatenate([y_true] * 3), np.concatenate([proba] * 3)

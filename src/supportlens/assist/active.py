@@ -1,9 +1,10 @@
-"""What to code next: the passages a model is least sure about, spread out so that no two picks
-are near-duplicates, written as a coding sheet that goes back into training once filled in.
+"""What to code next: the passages a model is least sure about (optionally spread out so that no
+two picks are near-duplicates), written as a coding sheet that goes back into training once filled in.
 
 Coding the passages the model finds hardest teaches it more per hour of coding than coding in
-transcript order; the diversity step matters because the most uncertain passages of a corpus
-often say the same thing, and ten codings of one idea teach little more than one.
+transcript order. The diversity step is off by default: on five simulated new corpora plain margin
+climbed fastest (experiments/adaptation.py: area under κ-vs-k 0.626, margin with diversity 0.621,
+entropy 0.624, random 0.613).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def select_next(
     labeler_or_model: Any,
     n: int = 40,
     strategy: str = "margin",
-    diversity: bool = True,
+    diversity: bool = False,
     seed: int = 13,
     pool_factor: int = POOL_FACTOR,
     diversity_weight: float = DIVERSITY_WEIGHT,
@@ -283,7 +284,7 @@ def choose_next(
     offer_blank: bool = False,
     n: int = 40,
     strategy: str = "margin",
-    diversity: bool = True,
+    diversity: bool = False,
     seed: int = 13,
 ) -> NextSheet:
     """The next coding sheet: `select_next` over the ``passages`` (from `read_passages`) that are

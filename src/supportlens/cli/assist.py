@@ -192,7 +192,13 @@ def next_(
     out_path: Annotated[Path, typer.Option("--out", help="Coding sheet to write: .csv or .xlsx")],
     n: Annotated[int, typer.Option(help="How many passages to suggest")] = 40,
     strategy: Annotated[str, typer.Option(help="margin, entropy or random")] = "margin",
-    diversity: Annotated[bool, typer.Option("--diversity/--no-diversity", help="Avoid near-duplicate picks")] = True,
+    diversity: Annotated[
+        bool,
+        typer.Option(
+            "--diversity/--no-diversity",
+            help="Avoid near-duplicate picks (off by default: plain margin climbed fastest, docs/adaptation.md)",
+        ),
+    ] = False,
     speaker: Annotated[
         str, typer.Option(help="Which turns to consider: participant, interviewer or all")
     ] = "participant",

@@ -20,6 +20,7 @@ CONFIGS = (
     "configs/embed-prior.yaml",
     "configs/zeroshot.yaml",
     "configs/tfidf.yaml",
+    "configs/llm.yaml",  # a language model the researcher runs (docs/llm.md); loopback only unless allowed
 )
 
 GITIGNORE = """\

@@ -37,6 +37,8 @@ from supportlens.models.fitting import fit_and_calibrate
 
 # Below this many coded passages a κ interval spans most of the scale: say so, not just print it.
 MIN_TRUSTED_PASSAGES = 20
+# Resampling fewer interviews than this gives an interval narrower than the truth.
+MIN_TRUSTED_INTERVIEWS = 5
 N_BOOT = 2000
 
 
@@ -420,6 +422,13 @@ class TrustReport:
                 f"warning: {plural(self.n, 'coded passage')} are too few: the interval is too wide to trust. "
                 f"Code at least {MIN_TRUSTED_PASSAGES} (more, from several interviews, is better) before "
                 "quoting this figure"
+            )
+        elif self.grouped and 1 < self.n_interviews < MIN_TRUSTED_INTERVIEWS:  # one: a note says so
+            lines.append(
+                f"warning: the passages come from only {plural(self.n_interviews, 'interview')}: an interval "
+                "that resamples so few interviews understates the uncertainty, and the figure says little "
+                f"about interviews unlike them. Code passages from at least {MIN_TRUSTED_INTERVIEWS} interviews "
+                "before quoting it"
             )
         lines += [f"note: {note}" for note in self.notes]
         return lines
