@@ -72,9 +72,13 @@ def test_adapt_continues_a_trained_model_on_your_coded_passages(coded_file, tmp_
     before = load_classifier(model_dir).meta_
     assert meta["run"]["split"] == before["run"]["split"]  # the model's own authored split: test held out
     assert "were training or validation data of" not in out
+    assert "had already learnt" not in out  # the first model never saw these passages
     # an adapted model continues again (its base; the blend is rebuilt over the passages given)
     again = runner.invoke(app, ["adapt", str(own), "--model", str(new_dir), "--no-track", "--set", "adapt.fewshot=off"])
     assert again.exit_code == 0, again.output
+    # ... but it learnt these very passages: every fold starts from a model that saw them
+    assert "had already learnt 40 of these 40 coded passages" in again.output
+    assert "figure is optimistic" in again.output
     assert load_classifier(again.output.split("model folder:")[1].split()[0]).kind == "tfidf_logreg"
 
 

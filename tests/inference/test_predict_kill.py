@@ -177,9 +177,12 @@ def test_sigkill_then_resume_gives_the_rows_of_an_uninterrupted_run(tmp_path, mo
     rng = random.Random(SEED)
     end = whole["writing"] or whole["ended"]  # None: the poll missed the moment
     begin = 0.7 * (whole["committed"] or end / 2)
+    # the commit-triggered kill comes first, on a fresh run: a timed kill that misses (the run was
+    # faster than the baseline) would leave a complete output, and every later run would resume from
+    # it without a journal, so no kill could land between commits
     kill_points = [
-        lambda seconds, parts, writing, at=rng.uniform(begin, end): seconds >= at,
         lambda seconds, parts, writing: parts >= 1,
+        lambda seconds, parts, writing, at=rng.uniform(begin, end): seconds >= at,
         lambda seconds, parts, writing, at=rng.uniform(begin, end): seconds >= at,
         lambda seconds, parts, writing: writing,
         lambda seconds, parts, writing, at=rng.uniform(begin, end): seconds >= at,

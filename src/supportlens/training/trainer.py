@@ -368,6 +368,8 @@ def train(
             trust, oof = _cross_fit_target(
                 cfg, labels, X, y, X_val, y_val, val_groups if grouped else None, target, init_model, log
             )
+            if trust is not None and init_dir is not None:
+                trust.notes += _init_saw_target(init_dir, target)
             model, calibration, seconds = fit_adapted(
                 cfg,
                 labels,
@@ -675,6 +677,21 @@ def _cross_fit_target(
         target.grouped,
     )
     return report, oof
+
+
+def _init_saw_target(init_dir: Path, target: TargetData) -> list[str]:
+    """A note when the ``init_from`` model already learnt some of the target passages: every fold
+    of the cross-fit starts from it, so those passages were seen and the figure is optimistic."""
+    seen = training_overlap(init_dir, target.texts)
+    n = 0 if seen is None else sum(seen.values())
+    if not n:
+        return []
+    return [
+        f"the starting model (`init_from`: --init-from, or adapt's --model) had already learnt {n} of these "
+        f"{plural(len(target), 'coded passage')}, so each fold started from a model that saw them and this "
+        "figure is optimistic; for a figure to quote, train without it (or continue a model trained without "
+        "them)"
+    ]
 
 
 def _init_overlap(init_dir: Path, corpus: datasets.Dataset, split: Split) -> int:
