@@ -436,8 +436,13 @@ def fit_method(
     fit (weighting, or (b) from ``k0_model``) is made once per ``bases`` dict and shared by the
     methods that differ only in (c) and (d), which are the library's own steps on top of it.
     `verify_chain` checks that this equals `fit_adapted`'s result."""
-    from supportlens.models.fewshot import FewShotBlend
-    from supportlens.training.adapt import calibrate_on_target, calibrate_on_validation, cross_fit, fit_adapted
+    from supportlens.training.adapt import (
+        blend_fewshot,
+        calibrate_on_target,
+        calibrate_on_validation,
+        cross_fit,
+        fit_adapted,
+    )
 
     mcfg = with_adapt(cfg, method.adapt)
     adapt = mcfg.adapt
@@ -449,18 +454,7 @@ def fit_method(
         bases[key] = (model, calibration)
     model, calibration = bases[key]
     if adapt.fewshot != "off" and len(target):
-        model = FewShotBlend.wrap(
-            model,
-            target.texts,
-            target.labels,
-            method=adapt.fewshot,
-            k0=adapt.fewshot_k0,
-            max_weight=adapt.fewshot_max_weight,
-            neighbours=adapt.fewshot_neighbours,
-            pretrained=mcfg.model.pretrained,
-            encoder_max_length=mcfg.model.max_length,
-            allow_download=mcfg.model.allow_download,
-        )
+        model = blend_fewshot(mcfg, model, target)
         calibration = calibrate_on_validation(mcfg, model, source.X_val, source.y_val, source.val_groups)
     if adapt.calibrate_on_target and len(target) >= max(2, adapt.min_target_calibration):
         if oof is None:

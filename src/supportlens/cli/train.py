@@ -197,26 +197,11 @@ def evaluate(
     }
     try:
         data_cfg = DataConfig(**given) if given else None
+
         # --out is written below, once --against has worked too: a failed run leaves it as it was
-        result = evaluate_file(
-            model,
-            data,
-            codebook,
-            None,
-            tracking_uri,
-            log_run=not no_log,
-            data_cfg=data_cfg,
-            allow_remote=allow_remote,
-            on_send=announce_sending,
-        )
-    except user_errors() as exc:
-        fail(str(exc) + (f"; {not_written(out_dir)}" if out_dir else ""))
-        return
-    other = None
-    if against:
-        try:
-            other = evaluate_file(
-                against,
+        def score(which: str):  # --model and --against: the same data, options and run logging
+            return evaluate_file(
+                which,
                 data,
                 codebook,
                 None,
@@ -226,6 +211,15 @@ def evaluate(
                 allow_remote=allow_remote,
                 on_send=announce_sending,
             )
+
+        result = score(model)
+    except user_errors() as exc:
+        fail(str(exc) + (f"; {not_written(out_dir)}" if out_dir else ""))
+        return
+    other = None
+    if against:
+        try:
+            other = score(against)
             paired = paired_difference(result, other)
         except user_errors(ValueError) as exc:
             fail(f"--against {against}: {exc}" + (f"; {not_written(out_dir)}" if out_dir else ""))

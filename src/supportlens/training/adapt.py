@@ -245,6 +245,28 @@ def _continued(
     return model
 
 
+def blend_fewshot(cfg: Config, model: TextClassifier, target: TargetData) -> TextClassifier:
+    """(c): ``model`` blended with the few-shot part over the target passages that ``cfg.adapt``
+    names (uncalibrated: the caller fits the blend's temperature); ``model`` itself when it names none."""
+    adapt = cfg.adapt
+    if adapt.fewshot == "off" or not len(target):
+        return model
+    from supportlens.models.fewshot import FewShotBlend
+
+    return FewShotBlend.wrap(
+        model,
+        target.texts,
+        target.labels,
+        method=adapt.fewshot,
+        k0=adapt.fewshot_k0,
+        max_weight=adapt.fewshot_max_weight,
+        neighbours=adapt.fewshot_neighbours,
+        pretrained=cfg.model.pretrained,
+        encoder_max_length=cfg.model.max_length,
+        allow_download=cfg.model.allow_download,
+    )
+
+
 def fit_adapted(
     cfg: Config,
     labels: list[str],
@@ -293,20 +315,7 @@ def fit_adapted(
         model = _continued(cfg, X, y, X_val, y_val, target, init_from)
         calibration = calibrate_on_validation(cfg, model, X_val, y_val, val_groups)
     if adapt.fewshot != "off" and len(target):
-        from supportlens.models.fewshot import FewShotBlend
-
-        model = FewShotBlend.wrap(
-            model,
-            target.texts,
-            target.labels,
-            method=adapt.fewshot,
-            k0=adapt.fewshot_k0,
-            max_weight=adapt.fewshot_max_weight,
-            neighbours=adapt.fewshot_neighbours,
-            pretrained=cfg.model.pretrained,
-            encoder_max_length=cfg.model.max_length,
-            allow_download=cfg.model.allow_download,
-        )
+        model = blend_fewshot(cfg, model, target)
         calibration = calibrate_on_validation(cfg, model, X_val, y_val, val_groups)
     if adapt.calibrate_on_target and len(target) >= max(2, adapt.min_target_calibration):
         if oof is None:
