@@ -129,19 +129,36 @@ def fit_and_calibrate(
     data (`calibration.validation_shortfall`) nothing is fitted to it: no temperature (an
     ensemble's members' neither) and no review threshold, which is then 1.0 and not measured, so
     that every passage goes to review; ``Calibration.notes`` says why."""
-    grouped = val_groups is not None
-    n_val_groups = len(set(val_groups)) if val_groups is not None else None
-    shortfall = validation_shortfall(len(X_val), n_val_groups or 0, grouped)
+    shortfall = calibration_shortfall(X_val, val_groups)
     fit_cfg = cfg
     if shortfall and cfg.calibration.temperature:
         fit_cfg = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, temperature=False))
     model, seconds = fit_model(fit_cfg, labels, X, y, X_val, y_val, sample_weight)
+    return model, validation_calibration(cfg, model, X_val, y_val, val_groups, shortfall), seconds
+
+
+def calibration_shortfall(X_val: Sequence[str], val_groups: Sequence[str] | None) -> str | None:
+    """Why X_val is too little to calibrate on (`calibration.validation_shortfall`), or None."""
+    grouped = val_groups is not None
+    return validation_shortfall(len(X_val), len(set(val_groups)) if val_groups is not None else 0, grouped)
+
+
+def validation_calibration(
+    cfg,
+    model: TextClassifier,
+    X_val: Sequence[str],
+    y_val: Sequence[str] | np.ndarray,
+    val_groups: Sequence[str] | None,
+    shortfall: str | None,
+) -> Calibration:
+    """The record of ``model``'s calibration on X_val: the temperature its ``calibrate`` found (when
+    the config asks for one) and the review threshold that reaches the target precision there; with
+    a ``shortfall``, neither (threshold 1.0, not measured) and why. Shared by a fresh fit
+    (:func:`fit_and_calibrate`) and a model trained further or blended after one (`training.adapt`)."""
+    grouped = val_groups is not None
+    n_val_groups = len(set(val_groups)) if val_groups is not None else None
     if shortfall:
-        return (
-            model,
-            Calibration(model.temperature_, False, 1.0, False, len(X_val), n_val_groups, [shortfall], grouped),
-            seconds,
-        )
+        return Calibration(model.temperature_, False, 1.0, False, len(X_val), n_val_groups, [shortfall], grouped)
     notes, fitted = [], False
     found = getattr(model, "temperature_fit_", None) if cfg.calibration.temperature else None
     if found is not None:  # what the model's calibrate() found, and why it kept T = 1 if it did
@@ -150,8 +167,4 @@ def fit_and_calibrate(
     proba = model.predict_proba(list(X_val))
     correct = np.asarray(model.classes_)[proba.argmax(1)] == np.asarray(y_val, dtype=object)
     threshold = review_threshold(proba.max(1), correct, cfg.calibration.target_precision)
-    return (
-        model,
-        Calibration(model.temperature_, fitted, threshold, True, len(X_val), n_val_groups, notes, grouped),
-        seconds,
-    )
+    return Calibration(model.temperature_, fitted, threshold, True, len(X_val), n_val_groups, notes, grouped)

@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 
-from supportlens.calibration import Calibration, plural, review_threshold, temperature_fit, validation_shortfall
+from supportlens.calibration import Calibration, plural, review_threshold, temperature_fit
 from supportlens.config import AdaptConfig, Config
 from supportlens.corpus.splits import SplitError, grouped_folds
 from supportlens.evaluation.agreement import cohens_kappa, stats_from_confusion
 from supportlens.models import TextClassifier
 from supportlens.models.encoders import embedding_cache
-from supportlens.models.fitting import fit_and_calibrate
+from supportlens.models.fitting import calibration_shortfall, fit_and_calibrate, validation_calibration
 
 # Below this many coded passages a κ interval spans most of the scale: say so, not just print it.
 MIN_TRUSTED_PASSAGES = 20
@@ -152,22 +152,10 @@ def calibrate_on_validation(
     """Temperature (when the config asks for it) and review threshold of ``model`` fitted on the
     authored validation set, as `fitting.fit_and_calibrate` does for a fresh fit: for a model that
     was trained further or blended after that fit. Too little validation: neither, and why."""
-    grouped = val_groups is not None
-    n_groups = len(set(val_groups)) if val_groups is not None else None
-    shortfall = validation_shortfall(len(X_val), n_groups or 0, grouped)
-    if shortfall:
-        return Calibration(model.temperature_, False, 1.0, False, len(X_val), n_groups, [shortfall], grouped)
-    notes: list[str] = []
-    fitted = False
-    if cfg.calibration.temperature:
+    shortfall = calibration_shortfall(X_val, val_groups)
+    if not shortfall and cfg.calibration.temperature:
         model.calibrate(list(X_val), np.asarray(y_val, dtype=object))
-        found = model.temperature_fit_
-        fitted = found.optimum is not None and found.note is None
-        notes += [found.note] if found.note else []
-    proba = model.predict_proba(list(X_val))
-    correct = np.asarray(model.classes_)[proba.argmax(1)] == np.asarray(y_val, dtype=object)
-    threshold = review_threshold(proba.max(1), correct, cfg.calibration.target_precision)
-    return Calibration(model.temperature_, fitted, threshold, True, len(X_val), n_groups, notes, grouped)
+    return validation_calibration(cfg, model, X_val, y_val, val_groups, shortfall)
 
 
 def calibrate_on_target(
