@@ -42,7 +42,15 @@ from supportlens.models import ModelLoadError, TextClassifier, load_classifier
 from supportlens.models.encoders import embedding_cache
 from supportlens.models.fitting import fit_and_calibrate
 from supportlens.models.meta import read_meta
-from supportlens.training.adapt import TargetData, TrustReport, cross_fit, describe_adapt, fit_adapted, trust_report
+from supportlens.training.adapt import (
+    TargetData,
+    TrustReport,
+    cross_fit,
+    describe_adapt,
+    fit_adapted,
+    target_folds,
+    trust_report,
+)
 from supportlens.training.modelcard import render_model_card
 
 Logger = Callable[[str], None]
@@ -663,7 +671,7 @@ def _cross_fit_target(
     if len(target) < 2:
         log("note: a single coded passage cannot be cross-fitted: no trust figure; code more passages")
         return None, None
-    folds = min(cfg.adapt.folds, target.n_groups if target.n_groups > 1 else len(target))
+    folds = len(target_folds(target.labels, target.groups, cfg.adapt.folds, cfg.seed)[0])  # the ones cross_fit uses
     log(f"cross-fitting the model on them ({folds} folds) for the trust figure")
     oof = cross_fit(cfg, labels, X, y, X_val, y_val, val_groups, target, init_model, cfg.adapt.folds)
     report = trust_report(
