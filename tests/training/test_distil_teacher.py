@@ -177,6 +177,27 @@ def test_the_teacher_is_a_language_model_and_the_student_is_not(tmp_path, pool, 
     assert fake_llm.count == 0
 
 
+def test_bad_distil_options_are_refused_before_anything_is_sent_or_written(tmp_path, pool, fake_llm):
+    teacher, student = teacher_config(tmp_path, fake_llm), student_config(tmp_path)
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("a researcher's notes\n", encoding="utf-8")
+    cases = [
+        (DistilOptions(pool=[]), "`pool` names no transcripts"),
+        (DistilOptions(pool=[str(pool)], human_weight=0.0), "`human_weight` must be above 0, got 0.0"),
+        (DistilOptions(pool=[str(pool)], out=a_file), f"`out` must be a folder; {a_file} is a file"),
+        (DistilOptions(pool=[str(pool)], speaker="everyone"), "`speaker` must be one of .*; got 'everyone'"),
+        (
+            DistilOptions(pool=[str(pool)], interviewers=["(unclosed"]),
+            r"interviewer pattern '\(unclosed' is not a valid regular expression",
+        ),
+    ]
+    for options, message in cases:
+        with pytest.raises((DistilError, ValueError), match=message):
+            distil(teacher, student, options, track=False)
+    assert fake_llm.count == 0
+    assert a_file.read_text(encoding="utf-8") == "a researcher's notes\n"  # the file is untouched
+
+
 def test_factor_weighting_states_how_far_a_human_code_outweighs_a_training_row():
     from supportlens.config import AdaptConfig, ConfigError
     from supportlens.training.adapt import target_weights
