@@ -206,10 +206,16 @@ class AdaptConfig:
 
     # (a) off: added rows weigh like any row | share: their total weight is target_share of the loss
     # | factor: each weighs target_factor training rows (`supportlens distil`: human codes above the
-    # teacher's labels, whose number would otherwise set the share)
+    # teacher's labels, whose number would otherwise set the share) | auto: the share in share_grid
+    # (0 = off) that predicts the coded passages best, cross-fitted over selection_folds folds by
+    # interview (log-loss, one-standard-error rule: the smallest share within one standard error of
+    # the best), off below min_selection passages. Costs (folds x grid) extra fits.
     weighting: str = "off"
     target_share: float = 0.5
     target_factor: float = 3.0
+    share_grid: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5])
+    selection_folds: int = 3
+    min_selection: int = 10
     # (c) a few-shot component over the target passages in the encoder's space, blended with the
     # model: weight fewshot_max_weight * k / (k + fewshot_k0) for k target passages
     fewshot: str = "prototype"  # off | prototype | knn
@@ -228,7 +234,13 @@ class AdaptConfig:
     continue_epochs: int = 1
 
     def __post_init__(self) -> None:
-        _check_choice("adapt.weighting", self.weighting, ("off", "share", "factor"))
+        _check_choice("adapt.weighting", self.weighting, ("off", "share", "factor", "auto"))
+        if len(self.share_grid) < 2 or any(not 0.0 <= v < 1.0 for v in self.share_grid):
+            raise ConfigError(
+                f"adapt.share_grid must list at least two shares in [0, 1) (0 = no extra weight), got {self.share_grid}"
+            )
+        if self.selection_folds < 2 or self.min_selection < 2:
+            raise ConfigError("adapt.selection_folds and adapt.min_selection must be at least 2")
         _check_choice("adapt.fewshot", self.fewshot, ("off", "prototype", "knn"))
         if not 0.0 < self.target_share < 1.0:
             raise ConfigError(f"adapt.target_share must be in (0, 1), got {self.target_share}")

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from supportlens.io.atomic import write_atomic
+from supportlens.io.atomic import write_atomic, write_new_folder
 
 
 def test_replaces_whole_file_with_ordinary_permissions(tmp_path):
@@ -28,3 +28,31 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
         write_atomic(target, broken)
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def _two_files(folder):
+    (folder / "a.txt").write_text("a")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "b.txt").write_text("b")
+
+
+def test_new_folder_takes_the_next_free_name_and_replaces_nothing(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "kept.txt").write_text("earlier run")
+    (tmp_path / "run-2").mkdir()  # even an empty folder is someone else's
+    got = write_new_folder(tmp_path / "run", _two_files)
+    assert got == tmp_path / "run-3" and (got / "sub" / "b.txt").read_text() == "b"
+    assert (tmp_path / "run" / "kept.txt").read_text() == "earlier run" and not any((tmp_path / "run-2").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run-2", "run-3"]
+    assert write_new_folder(tmp_path / "fresh" / "model", _two_files) == tmp_path / "fresh" / "model"
+
+
+@pytest.mark.parametrize("interrupt", [OSError("disk full"), KeyboardInterrupt()])
+def test_new_folder_that_fails_leaves_nothing(tmp_path, interrupt):
+    def broken(folder):
+        _two_files(folder)
+        raise interrupt
+
+    with pytest.raises(type(interrupt)):
+        write_new_folder(tmp_path / "run", broken)
+    assert list(tmp_path.iterdir()) == []

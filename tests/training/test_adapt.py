@@ -412,3 +412,102 @@ def test_init_from_is_checked_against_the_config_and_the_codebook(coded_file, tm
         train(cfg, track=False, log=lambda m: None, extra_data=[str(own)], init_from=str(other))
     with pytest.raises(ModelLoadError, match="not found"):
         train(cfg, track=False, log=lambda m: None, extra_data=[str(own)], init_from=str(tmp_path / "none"))
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) chosen on the target passages: adapt.weighting auto
+
+
+def test_one_standard_error_keeps_the_smallest_share_within_noise_of_the_best():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 1.5, size=40)
+    # 0.25 is a little better than no weight but well within the noise; 0.5 is clearly best
+    noisy = {0.0: base, 0.25: base - 0.01 + rng.normal(0, 0.3, 40), 0.5: base - 0.4}
+    chosen, errors = adapt_module.one_standard_error(noisy)
+    assert chosen == 0.5 and errors[0.5] == 0.0
+    # the same gap buried in noise: the smallest share is kept
+    buried = {0.0: base, 0.25: base - 0.05 + rng.normal(0, 1.0, 40), 0.5: base + 0.2}
+    assert adapt_module.one_standard_error(buried)[0] == 0.0
+
+
+def test_auto_weighting_weights_a_corpus_that_codes_differently_and_not_one_that_agrees():
+    X, y, _, X_val, y_val, val_groups = _source()
+    cfg = _cfg("adapt.weighting=auto", "adapt.fewshot=off", "adapt.calibrate_on_target=false")
+    # a corpus whose language means something else: only weight lets its passages predict each other
+    differs = adapt_module.select_weighting(
+        cfg, LABELS, X, y, X_val, y_val, val_groups, _target(relabel={"push": "pull", "pull": "push"})
+    )
+    assert differs.share > 0 and differs.note is None and differs.folds == 3
+    assert differs.losses[differs.share] < differs.losses[0.0] - differs.standard_errors[0.0]
+    assert set(differs.losses) == {0.0, 0.25, 0.5}
+    # one that codes as the authored corpus does: extra weight cannot earn its keep
+    agrees = adapt_module.select_weighting(cfg, LABELS, X, y, X_val, y_val, val_groups, _target())
+    assert agrees.share == 0.0 and agrees.note is None
+    assert "no extra weight, chosen by 3-fold cross-fitting on 32 coded passages" in agrees.line()
+
+
+def test_auto_weighting_fits_as_the_chosen_share_and_says_so():
+    X, y, _, X_val, y_val, val_groups = _source()
+    target = _target(relabel={"push": "pull", "pull": "push"})
+    common = ["adapt.fewshot=off", "adapt.calibrate_on_target=false"]
+    auto, calibration, _ = fit_adapted(
+        _cfg(*common, "adapt.weighting=auto"), LABELS, X, y, X_val, y_val, val_groups, target
+    )
+    share = adapt_module.select_weighting(
+        _cfg(*common, "adapt.weighting=auto"), LABELS, X, y, X_val, y_val, val_groups, target
+    ).share
+    fixed, _, _ = fit_adapted(
+        _cfg(*common, "adapt.weighting=share", f"adapt.target_share={share}"),
+        LABELS,
+        X,
+        y,
+        X_val,
+        y_val,
+        val_groups,
+        target,
+    )
+    query = [PASSAGES["push"][0], PASSAGES["pull"][1]]
+    np.testing.assert_allclose(auto.predict_proba(query), fixed.predict_proba(query))
+    assert any(note.startswith(f"adapt.weighting auto: {share:.0%} of the loss") for note in calibration.notes)
+
+
+def test_auto_weighting_below_min_selection_keeps_no_extra_weight_and_fits_nothing_more(monkeypatch):
+    X, y, _, X_val, y_val, val_groups = _source()
+    calls = []
+    monkeypatch.setattr(adapt_module, "cross_fit", lambda *a, **k: calls.append(a))
+    choice = adapt_module.select_weighting(
+        _cfg("adapt.weighting=auto", "adapt.min_selection=40"), LABELS, X, y, X_val, y_val, val_groups, _target()
+    )
+    assert choice.share == 0.0 and not calls
+    assert (
+        choice.line()
+        == "adapt.weighting auto: no extra weight (32 coded passages, fewer than adapt.min_selection (40) to choose by)"
+    )
+
+
+def test_auto_weighting_settings_are_checked():
+    with pytest.raises(ValueError, match="adapt.share_grid"):
+        AdaptConfig(weighting="auto", share_grid=[0.0])
+    with pytest.raises(ValueError, match="adapt.share_grid"):
+        AdaptConfig(weighting="auto", share_grid=[0.0, 1.0])
+    with pytest.raises(ValueError, match="adapt.weighting"):
+        AdaptConfig(weighting="cv")
+
+
+def test_train_with_auto_weighting_logs_and_records_the_choice(coded_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    own = _target_file(tmp_path, _target(relabel={"push": "pull", "pull": "push"}))
+    cfg = _cfg(
+        f"data.path={coded_file}", "adapt.weighting=auto", "adapt.fewshot=off", "adapt.min_target_calibration=100"
+    )
+    logs: list[str] = []
+    result = train(cfg, track=False, log=logs.append, extra_data=[str(own)])
+    chosen = [line for line in logs if line.startswith("adapt.weighting auto: ")]
+    assert len(chosen) == 1 and "chosen by 3-fold cross-fitting on 32 coded passages" in chosen[0]
+    assert any("each fold chooses its weighting on its own training passages" in line for line in logs)
+    meta = load_classifier(result.model_dir).meta_
+    record = meta["run"]["target"]["weighting_choice"]
+    assert record["share"] > 0 and record["n"] == 32
+    assert (
+        "of the loss" in meta["run"]["target"]["adapt"] and "predicts them best" not in meta["run"]["target"]["adapt"]
+    )

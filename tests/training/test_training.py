@@ -1,6 +1,7 @@
 """The whole workflow on tiny data: train -> evaluate -> reload the logged pyfunc -> predict."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -187,6 +188,58 @@ def test_untracked_training_writes_model_folder(coded_file, tmp_path, monkeypatc
     model = load_classifier(result.model_dir)
     assert 0 <= model.meta_["review_threshold"] <= 1
     assert (result.model_dir / "MODEL_CARD.md").is_file()
+
+
+def _same_second(monkeypatch) -> str:
+    """Freeze the clock ``time.strftime`` reads, as for runs started within one second; the
+    folder name an untracked run asks for then."""
+    import time
+
+    real, frozen = time.strftime, time.localtime(1714564800)
+    monkeypatch.setattr(time, "strftime", lambda fmt, t=None: real(fmt, frozen if t is None else t))
+    return real("run-%Y%m%d-%H%M%S", frozen)
+
+
+def test_untracked_runs_in_the_same_second_keep_both_models(coded_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = _same_second(monkeypatch)
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    first = train(cfg, track=False, log=lambda m: None)
+    (first.model_dir / "marker").write_text("first run")
+    lines: list[str] = []
+    second = train(cfg, track=False, log=lines.append)
+    assert (first.model_dir.name, second.model_dir.name) == (name, f"{name}-2")
+    assert (first.model_dir / "marker").read_text() == "first run"
+    assert load_classifier(first.model_dir).kind == load_classifier(second.model_dir).kind == "tfidf_logreg"
+    assert f"note: {Path('outputs') / name} already exists (not this run's)" in "\n".join(lines)
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == [name, f"{name}-2"]  # no temp folder
+    umask = os.umask(0)
+    os.umask(umask)
+    assert second.model_dir.stat().st_mode & 0o777 == 0o777 & ~umask  # not a private temp folder's 0700
+
+
+@pytest.mark.parametrize("interrupt", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_a_save_that_fails_half_way_leaves_no_model_folder(coded_file, tmp_path, monkeypatch, interrupt):
+    """The model files are written, the card is not: nothing appears that looks like a model, and
+    neither an earlier run under the same name nor any other run folder is touched."""
+    import supportlens.training.trainer as trainer
+
+    monkeypatch.chdir(tmp_path)
+    name = _same_second(monkeypatch)
+    for earlier in (name, "run-20200101-000000"):
+        (tmp_path / "outputs" / earlier).mkdir(parents=True)
+        (tmp_path / "outputs" / earlier / "marker").write_text(earlier)
+
+    def broken_card(*args, **kwargs):
+        raise interrupt
+
+    monkeypatch.setattr(trainer, "render_model_card", broken_card)
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    with pytest.raises(type(interrupt)):
+        train(cfg, track=False, log=lambda m: None)
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["run-20200101-000000", name]
+    for earlier in (name, "run-20200101-000000"):
+        assert (tmp_path / "outputs" / earlier / "marker").read_text() == earlier
 
 
 def test_bad_model_uri(tracking_uri):

@@ -4,7 +4,8 @@ Passages coded on the user's transcripts (`train --add-data`, `supportlens adapt
 the authored corpus, yet they are the language the model will code. Four mechanisms make them
 count, each switched by `config.AdaptConfig`:
 
-(a) weighting: their total weight is a set share of the loss (`target_weights`);
+(a) weighting: their total weight is a set share of the loss (`target_weights`), or the share that
+    predicts them best, cross-fitted on them (`select_weighting`, ``adapt.weighting: auto``);
 (b) continued training of an already trained model on them, with authored rows replayed;
 (c) a few-shot component over them (`models.fewshot.FewShotBlend`), its say growing with their number;
 (d) temperature and review threshold fitted on their cross-fitted predictions, not on authored
@@ -95,6 +96,9 @@ def describe_adapt(adapt: AdaptConfig, n_target: int, continued: bool = False) -
         "continued training of the given model, authored rows replayed"
         + (f" ({adapt.replay:.0%})" if adapt.replay else "")
         if continued
+        else "weighted by the share of the loss that predicts them best, cross-fitted on them "
+        f"(among {', '.join(_share_text(v) for v in adapt.share_grid)})"
+        if adapt.weighting == "auto"
         else f"weighted to {adapt.target_share:.0%} of the loss"
         if adapt.weighting == "share"
         else f"each weighted {adapt.target_factor:g}× a training row"
@@ -108,6 +112,113 @@ def describe_adapt(adapt: AdaptConfig, n_target: int, continued: bool = False) -
     elif adapt.calibrate_on_target:
         parts.append(f"confidence calibrated on authored validation (below {adapt.min_target_calibration} passages)")
     return "; ".join(parts)
+
+
+def _share_text(share: float) -> str:
+    return "no extra weight" if share == 0 else f"{share:.0%}"
+
+
+@dataclass
+class WeightingChoice:
+    """What ``adapt.weighting: auto`` chose, and the evidence: each share's mean log-loss on the
+    coded passages (cross-fitted) and, beside the best, the standard error of the difference."""
+
+    share: float  # 0: no extra weight
+    n: int
+    folds: int
+    losses: dict[float, float] = field(default_factory=dict)
+    standard_errors: dict[float, float] = field(default_factory=dict)
+    note: str | None = None  # why nothing was compared (too few passages or interviews)
+
+    def apply(self, cfg: Config) -> Config:
+        """``cfg`` with the chosen weighting as a fixed setting."""
+        weighting = "share" if self.share > 0 else "off"
+        share = self.share if self.share > 0 else cfg.adapt.target_share
+        return dataclasses.replace(cfg, adapt=dataclasses.replace(cfg.adapt, weighting=weighting, target_share=share))
+
+    def line(self) -> str:
+        """One line for the log and the calibration notes."""
+        if self.note:
+            return f"adapt.weighting auto: {_share_text(self.share)} ({self.note})"
+        compared = ", ".join(
+            f"{_share_text(s)} {loss:.3f}" + (f" ±{self.standard_errors[s]:.3f}" if s in self.standard_errors else "")
+            for s, loss in self.losses.items()
+        )
+        return (
+            f"adapt.weighting auto: {_share_text(self.share)}"
+            + (" of the loss" if self.share else "")
+            + f", chosen by {self.folds}-fold cross-fitting on {plural(self.n, 'coded passage')} (mean log-loss "
+            f"{compared}; ± the standard error of the difference from the best; the smallest share within one "
+            "standard error of the best is kept)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "share": self.share,
+            "n": self.n,
+            "folds": self.folds,
+            "losses": {str(k): v for k, v in self.losses.items()},
+            "standard_errors": {str(k): v for k, v in self.standard_errors.items()},
+            "note": self.note,
+        }
+
+
+def one_standard_error(losses: dict[float, np.ndarray]) -> tuple[float, dict[float, float]]:
+    """The smallest share whose mean per-passage loss is within one standard error of the best
+    one's (the error of their paired difference): more weight on a few passages must earn its keep
+    by more than the noise of those few passages."""
+    means = {s: float(np.mean(v)) for s, v in losses.items()}
+    best = min(means, key=lambda s: (means[s], s))
+    errors = {}
+    for s, v in losses.items():
+        diff = np.asarray(v) - np.asarray(losses[best])
+        errors[s] = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    chosen = min(s for s in losses if means[s] - means[best] <= errors[s])
+    return chosen, errors
+
+
+def select_weighting(
+    cfg: Config,
+    labels: list[str],
+    X: Sequence[str],
+    y: Sequence[str] | np.ndarray,
+    X_val: Sequence[str],
+    y_val: Sequence[str] | np.ndarray,
+    val_groups: Sequence[str] | None,
+    target: TargetData,
+    init_from: TextClassifier | None = None,
+) -> WeightingChoice:
+    """(a) chosen on the researcher's own passages: for each share in ``adapt.share_grid``, the
+    passages' out-of-fold probabilities (`cross_fit` over ``adapt.selection_folds`` folds by
+    interview, with the configured few-shot blend) and their log-loss; `one_standard_error` picks.
+    Where the authored corpus already speaks the target's language, extra weight only adds the
+    noise of a few passages and loses; where it does not, the passages predict each other better
+    when they count."""
+    adapt = cfg.adapt
+    grid = sorted(set(float(v) for v in adapt.share_grid))
+    n = len(target)
+    if n < adapt.min_selection:
+        few = f"{plural(n, 'coded passage')}, fewer than adapt.min_selection ({adapt.min_selection}) to choose by"
+        return WeightingChoice(0.0, n, 0, note=few)
+    pairs, _ = target_folds(target.labels, target.groups, adapt.selection_folds, cfg.seed)
+    if len(pairs) < 2:
+        return WeightingChoice(0.0, n, len(pairs), note="too few interviews to cross-fit a choice")
+    index = {c: j for j, c in enumerate(labels)}
+    truth = np.array([index[str(c)] for c in target.labels])
+    losses: dict[float, np.ndarray] = {}
+    for share in grid:
+        fixed = WeightingChoice(share, n, len(pairs)).apply(cfg)
+        fixed = dataclasses.replace(fixed, adapt=dataclasses.replace(fixed.adapt, calibrate_on_target=False))
+        oof = cross_fit(fixed, labels, X, y, X_val, y_val, val_groups, target, init_from, adapt.selection_folds)
+        losses[share] = -np.log(np.clip(oof[np.arange(n), truth], 1e-6, 1.0))
+    chosen, errors = one_standard_error(losses)
+    return WeightingChoice(
+        chosen,
+        n,
+        len(pairs),
+        {s: float(np.mean(v)) for s, v in losses.items()},
+        errors,
+    )
 
 
 def target_folds(
@@ -267,6 +378,7 @@ def fit_adapted(
     init_from: TextClassifier | None = None,
     *,
     oof: np.ndarray | None = None,
+    weighting: WeightingChoice | None = None,
 ) -> tuple[TextClassifier, Calibration, float]:
     """A model of the source rows (X, y) and the target passages, as ``cfg.adapt`` says; returns
     (model, calibration, seconds). The authored validation set (X_val) early-stops and calibrates
@@ -277,8 +389,9 @@ def fit_adapted(
     ``adapt.fewshot``: blended with a few-shot part over the target passages; (d) with
     ``adapt.calibrate_on_target`` and at least ``adapt.min_target_calibration`` passages:
     calibrated on their cross-fitted predictions (``oof``, computed by `cross_fit` when not given).
-    ``Calibration.notes`` says which calibration was used and why."""
-    adapt = cfg.adapt
+    ``adapt.weighting: auto`` fixes (a) by `select_weighting` first (or ``weighting``, its result
+    when the caller already has it). ``Calibration.notes`` says which calibration and weighting
+    were used and why."""
     y = np.asarray(y, dtype=object)
     y_val = np.asarray(y_val, dtype=object)
     started = time.perf_counter()
@@ -287,6 +400,12 @@ def fit_adapted(
             f"`init_from` codes {[str(c) for c in init_from.classes_]}, not the codebook's {list(labels)}: "
             "continue from a model trained with this codebook"
         )
+    choice = None
+    if cfg.adapt.weighting == "auto":
+        if weighting is None:
+            weighting = select_weighting(cfg, labels, X, y, X_val, y_val, val_groups, target, init_from)
+        choice, cfg = weighting, weighting.apply(cfg)
+    adapt = cfg.adapt
     if init_from is None:
         weights = target_weights(len(X), len(target), adapt)
         model, calibration, _ = fit_and_calibrate(
@@ -317,6 +436,8 @@ def fit_adapted(
             f"calibrated on the authored validation set: {plural(len(target), 'coded passage')} of the "
             f"target corpus are fewer than adapt.min_target_calibration ({adapt.min_target_calibration})"
         )
+    if choice is not None:
+        calibration.notes.append(choice.line())
     return model, calibration, time.perf_counter() - started
 
 

@@ -38,6 +38,7 @@ from supportlens.evaluation.evaluate import (
     summarise_folds,
     training_overlap,
 )
+from supportlens.io.atomic import write_new_folder
 from supportlens.models import ModelLoadError, TextClassifier, load_classifier
 from supportlens.models.encoders import embedding_cache
 from supportlens.models.fitting import fit_and_calibrate
@@ -48,12 +49,15 @@ from supportlens.training.adapt import (
     cross_fit,
     describe_adapt,
     fit_adapted,
+    select_weighting,
     target_folds,
     trust_report,
 )
 from supportlens.training.modelcard import render_model_card
 
 Logger = Callable[[str], None]
+# an untracked run's model folder (a tracked run's is named by its MLflow run id): sorts by time
+RUN_FOLDER_FORMAT = "run-%Y%m%d-%H%M%S"
 
 
 @dataclass
@@ -367,7 +371,7 @@ def train(
         if teacher is not None:  # the teacher's labels: training rows, like the authored ones
             X, y = [*X, *teacher.frame["text"]], np.concatenate([y, teacher.frame["label"].to_numpy(dtype=object)])
         X_val, y_val, val_groups = _excerpts(corpus, split.val)
-        trust, oof = None, None
+        trust, oof, choice = None, None, None
         if target is None:
             model, calibration, seconds = fit_and_calibrate(
                 cfg, labels, X, y, X_val, y_val, val_groups if grouped else None
@@ -378,6 +382,14 @@ def train(
             )
             if trust is not None and init_dir is not None:
                 trust.notes += _init_saw_target(init_dir, target)
+            if cfg.adapt.weighting == "auto":
+                choice = select_weighting(
+                    cfg, labels, X, y, X_val, y_val, val_groups if grouped else None, target, init_model
+                )
+                log(choice.line())
+                if track:
+                    tracking.log_metrics({"target_share_chosen": choice.share})
+                    tracking.log_text(json.dumps(json_ready(choice.to_dict()), indent=2), "weighting_choice.json")
             model, calibration, seconds = fit_adapted(
                 cfg,
                 labels,
@@ -389,6 +401,7 @@ def train(
                 target,
                 init_model,
                 oof=oof,
+                weighting=choice,
             )
         if track:
             log_model_prompt(model)
@@ -443,8 +456,12 @@ def train(
                 "interviews": target.n_groups if target.grouped else None,
                 "files": [f["path"] for f in data.report.files[1:]],
                 "init_from": str(init_from) if init_from is not None and init_dir is not None else None,
-                "adapt": describe_adapt(cfg.adapt, len(target), init_model is not None),
+                "adapt": describe_adapt(
+                    (choice.apply(cfg) if choice is not None else cfg).adapt, len(target), init_model is not None
+                ),
+                **({"weighting_choice": choice.to_dict()} if choice is not None else {}),
             }
+        wanted = Path(cfg.output_dir) / (run_id or time.strftime(RUN_FOLDER_FORMAT))
         model_dir = _save(
             model,
             cfg,
@@ -456,13 +473,15 @@ def train(
             cv_metrics,
             run_info,
             split,
-            Path(cfg.output_dir) / (run_id or time.strftime("run-%Y%m%d-%H%M%S")),
+            wanted,
             trust=trust,
             target_texts=[
                 *(target.texts if target is not None else []),
                 *(teacher.frame["text"] if teacher is not None else []),
             ],
         )
+        if model_dir != wanted:
+            log(f"note: {wanted} already exists (not this run's): the model is saved in {model_dir} instead")
         model_uri, version = None, None
         if track:
             if trust is not None and oof is not None and target is not None:
@@ -672,7 +691,10 @@ def _cross_fit_target(
         log("note: a single coded passage cannot be cross-fitted: no trust figure; code more passages")
         return None, None
     folds = len(target_folds(target.labels, target.groups, cfg.adapt.folds, cfg.seed)[0])  # the ones cross_fit uses
-    log(f"cross-fitting the model on them ({folds} folds) for the trust figure")
+    log(
+        f"cross-fitting the model on them ({folds} folds) for the trust figure"
+        + (": each fold chooses its weighting on its own training passages" if cfg.adapt.weighting == "auto" else "")
+    )
     oof = cross_fit(cfg, labels, X, y, X_val, y_val, val_groups, target, init_model, cfg.adapt.folds)
     report = trust_report(
         target.labels,
@@ -808,8 +830,31 @@ def _save(
     trust: TrustReport | None = None,
     target_texts: list[str] | None = None,
 ) -> Path:
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
+    """Write the model folder whole or not at all (`write_new_folder`): at ``model_dir``, or at
+    ``model_dir-2``, ``-3``, … when that name is taken, never over another run's model; the path."""
+    return write_new_folder(
+        model_dir,
+        lambda folder: _write_model_folder(
+            model, cfg, codebook, data, calibration, test, val, cv_metrics, run_info, split, folder, trust, target_texts
+        ),
+    )
+
+
+def _write_model_folder(
+    model: TextClassifier,
+    cfg: Config,
+    codebook: Codebook,
+    data: CodedData,
+    calibration: Calibration,
+    test: Evaluation,
+    val: Evaluation,
+    cv_metrics: dict[str, float],
+    run_info: dict[str, Any],
+    split: Split,
+    model_dir: Path,
+    trust: TrustReport | None,
+    target_texts: list[str] | None,
+) -> None:
     threshold = calibration.review_threshold
     extra = {
         "review_threshold": threshold,
@@ -848,7 +893,6 @@ def _save(
         trust,
     )
     (model_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    return model_dir
 
 
 def _log_outputs(
