@@ -257,6 +257,16 @@ METHODS = (
         {**_SHARE, "fewshot": "prototype", "calibrate_on_target": True},
     ),
 )
+# Methods built after this benchmark's run (2026-12-06), measured by experiments/adaptation_auto.py
+# with its own fixed procedure; never part of this script's own runs.
+LATER_METHODS = (
+    Method(
+        "auto-c",
+        "(a) share chosen on the target passages by cross-fitting (adapt.weighting auto) + (c) prototype",
+        {**_SHARE, "weighting": "auto", "fewshot": "prototype"},
+    ),
+)
+ALL_METHODS = METHODS + LATER_METHODS
 SECOND_MODEL_METHODS = ("before", "a-share-0.5", "c-prototype", "b-init-from", "a+c-prototype")
 D_METHOD, D_BASELINE = "a+c+d", "a+c-prototype"
 
@@ -447,6 +457,16 @@ def fit_method(
     mcfg = with_adapt(cfg, method.adapt)
     adapt = mcfg.adapt
     init = k0_model if method.init_from else None
+    if adapt.weighting == "auto":  # (a) chosen as fit_adapted chooses it; then the fixed share's chain
+        from supportlens.training.adapt import select_weighting
+
+        choice = select_weighting(mcfg, labels, *source.args(), target, init)
+        bases.setdefault("choices", {})[method.name] = choice.share
+        fixed = choice.apply(mcfg).adapt
+        concrete = {**method.adapt, "weighting": fixed.weighting, "target_share": fixed.target_share}
+        return fit_method(
+            cfg, dataclasses.replace(method, adapt=concrete), labels, source, target, k0_model, bases, oof
+        )
     key = (adapt.weighting, adapt.target_share, method.init_from)
     if key not in bases:
         base_cfg = with_adapt(mcfg, {"fewshot": "off", "calibrate_on_target": False})
@@ -530,7 +550,7 @@ def a_domain(ctx: Context, job: Job, log: Logger) -> dict[str, Any]:
 
     cfg, frame, labels = ctx.cfg, ctx.frame, ctx.labels
     domain = next(d for d in DOMAINS if d.name == job.domain)
-    methods = [m for m in METHODS if m.name in job.methods]
+    methods = [m for m in ALL_METHODS if m.name in job.methods]
     ds = split_domain(frame, ctx.metadata, domain, cfg)
     test_texts, test_y = frame["text"].iloc[ds.test].tolist(), frame["label"].iloc[ds.test].tolist()
     started = time.perf_counter()
@@ -565,6 +585,8 @@ def a_domain(ctx: Context, job: Job, log: Logger) -> dict[str, Any]:
                     model, cal = fit_method(cfg, method, labels, ds.source, target, k0_model, bases)
                     proba = predict(model, test_texts, labels)
                     m = score(test_y, proba, labels, cal.review_threshold, cal.threshold_measured)
+                    if method.name in bases.get("choices", {}):
+                        m["share_chosen"] = bases["choices"][method.name]
                     rows.append({"domain": domain.name, "seed": seed, "method": method.name, "k": k, **m})
             shown = ", ".join(f"{r['method']} {r['kappa']:.3f}" for r in rows[-len(methods) :])
             log(f"  {ctx.name} {domain.name} seed {seed} k={k}: κ {shown} ({time.perf_counter() - started:.0f}s)")
@@ -578,7 +600,7 @@ def a_followup(ctx: Context, job: Job, log: Logger) -> dict[str, Any]:
 
     cfg, frame, labels = ctx.cfg, ctx.frame, ctx.labels
     domain = next(d for d in DOMAINS if d.name == job.domain)
-    winner = next(m for m in METHODS if m.name == job.winner)
+    winner = next(m for m in ALL_METHODS if m.name == job.winner)
     ds = split_domain(frame, ctx.metadata, domain, cfg)
     k0_model, _ = ctx.k0(domain.name, ds.source)
     out: dict[str, Any] = {}
@@ -737,7 +759,7 @@ def b_fold(ctx: Context, job: Job, log: Logger) -> dict[str, Any]:
     cfg, dev, labels = ctx.cfg, ctx.dev, ctx.labels
     if dev is None:
         raise SystemExit(f"adaptation.py: part B needs the development set; no file at {job.dev} (--dev)")
-    methods = [m for m in METHODS if m.name in job.methods]
+    methods = [m for m in ALL_METHODS if m.name in job.methods]
     texts, y = dev["text"].tolist(), dev["label"].to_numpy(dtype=object)
     sources = dev["group"].astype(str).to_numpy()
     train_idx, test_idx = grouped_folds(y, sources, B_FOLDS, cfg.seed)[job.fold]
@@ -750,6 +772,7 @@ def b_fold(ctx: Context, job: Job, log: Logger) -> dict[str, Any]:
         for seed in job.seeds:
             runs[f"{method.name}|0|{seed}"] = {"proba": k0_proba, "accepted": ~_flags(k0_proba, k0_cal)}
     sizes: dict[str, int] = {}
+    choices: dict[str, float] = {}  # adapt.weighting auto: the share chosen, per method|k|seed
     for k in job.ks_b:
         if k == 0:
             continue
@@ -770,11 +793,13 @@ def b_fold(ctx: Context, job: Job, log: Logger) -> dict[str, Any]:
                     proba = predict(model, held, labels)
                     for s in job.seeds if k == "all" else (seed,):  # k = all: one draw, the same for every seed
                         runs[f"{method.name}|{label}|{s}"] = {"proba": proba, "accepted": ~_flags(proba, cal)}
+                        if method.name in bases.get("choices", {}):
+                            choices[f"{method.name}|{label}|{s}"] = bases["choices"][method.name]
             log(
                 f"  B {ctx.name} fold {job.fold + 1} k={label} seed {seed}: {len(pick)} quotes "
                 f"({time.perf_counter() - started:.0f}s)"
             )
-    return {"test_idx": test_idx, "runs": runs, "sizes": sizes}
+    return {"test_idx": test_idx, "runs": runs, "sizes": sizes, "choices": choices}
 
 
 def assemble_b(parts: list[dict[str, Any]], dev) -> dict[str, Any]:
