@@ -3,7 +3,8 @@
 It answers ``POST /v1/chat/completions`` the way Ollama, llama.cpp or vLLM would, so the `llm`
 model kind is tested through the real `openai` client and real HTTP: answers by passage, malformed
 JSON, codes outside the codebook, refusals, 429 with Retry-After, slow answers for timeouts, a
-400 for a response format the server lacks. It records every request body and its headers.
+400 for a response format the server lacks. ``GET /v1/models`` lists ``model_ids`` (a 404 when
+None, as servers without the endpoint answer). It records every request body and its headers.
 
     with FakeLLM() as server:              # or the ``fake_llm`` fixture
         server.codes["manual"] = "push"    # passages containing "manual" are coded push
@@ -86,6 +87,8 @@ class FakeLLM:
         self.reject_formats: set[str] = set()  # response_format types answered with reject_status
         self.reject_status = 400  # llama-cpp-python's server answers them with 500
         self.reject_seed = False
+        self.model_ids: list[str] | None = ["fake"]  # what GET /v1/models lists; None: a 404
+        self.model_lists = 0  # GET /v1/models requests received
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.times: list[float] = []  # when each request arrived (time.monotonic)
@@ -189,7 +192,15 @@ class FakeLLM:
                     self.send_error(404, "only /v1/chat/completions here")
 
             def do_GET(self) -> None:  # noqa: N802
-                data = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
+                listing = self.path.rstrip("/").endswith("/models")
+                with fake._lock:
+                    ids = None if fake.model_ids is None else list(fake.model_ids)
+                    fake.model_lists += int(listing)
+                if ids is None or not listing:
+                    self.send_error(404, "no such endpoint here")
+                    return
+                models = [{"id": i, "object": "model", "owned_by": "fake"} for i in ids]
+                data = json.dumps({"object": "list", "data": models}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -389,6 +389,64 @@ def test_answers_are_cached_on_disk_and_a_cached_passage_sends_nothing(fake_llm)
     assert fake_llm.count == 8
 
 
+def test_a_server_serving_another_model_under_the_same_name_is_asked_again(fake_llm):
+    """llama.cpp answers to any model name (here the default `local`) with the file it loaded:
+    what /v1/models lists, not the configured name, says whose answers are in the cache."""
+    passages = [fresh("we trained every site"), fresh("we built it together")]
+    fake_llm.model_ids, fake_llm.default_code = ["model-a.gguf"], "push"
+    model = make(fake_llm)
+    assert model.review_reasons([]) == [] and fake_llm.model_lists == 0  # nothing to look up: not asked
+    assert list(model.predict(passages)) == ["push", "push"] and fake_llm.count == 2
+    model.predict([fresh("another passage")])
+    assert fake_llm.model_lists == 1  # once per model, not per call
+    same = make(fake_llm)  # the same server and model in a new process: all from the cache
+    assert list(same.predict(passages)) == ["push", "push"]
+    assert fake_llm.count == 3 and same.usage_["cached"] == 2
+    # the server restarted with another model, same address and name: asked again, b's answers
+    fake_llm.model_ids, fake_llm.default_code = ["model-b.gguf"], "pull"
+    other = make(fake_llm)
+    assert list(other.predict(passages)) == ["pull", "pull"]
+    assert fake_llm.count == 5 and other.usage_["cached"] == 0
+    fake_llm.model_ids = ["model-a.gguf"]  # and back: a's answers are still a's
+    assert list(make(fake_llm).predict(passages)) == ["push", "push"] and fake_llm.count == 5
+
+
+@pytest.mark.parametrize(
+    ("listed", "served"),
+    [(["local", "other"], "local"), (["one", "other"], None), ([], None), (["only"], "only")],
+)
+def test_the_served_model_is_the_one_listed_or_the_configured_name_when_listed(fake_llm, listed, served):
+    fake_llm.model_ids = listed
+    assert make(fake_llm)._served_model() == served
+
+
+def test_another_server_address_does_not_share_answers(fake_llm):
+    passage = fresh("we handed out the manual")
+    fake_llm.default_code = "push"
+    with FakeLLM() as other:  # the same listing ("fake"), name and settings; another port
+        other.default_code = "pull"
+        assert make(fake_llm).predict([passage])[0] == "push"
+        assert make(other).predict([passage])[0] == "pull"
+        assert fake_llm.count == 1 and other.count == 1
+        # the same address written with a trailing slash is the same server: from the cache
+        assert make(other, f"llm.base_url={other.url}/").predict([passage])[0] == "pull"
+        assert other.count == 1
+
+
+def test_a_server_without_a_model_list_still_caches_answers(fake_llm):
+    """Some servers and proxies have no /v1/models (a 404): the answers are cached without the
+    server's name for the model, and the lookup is never an error."""
+    passages = [fresh("we trained every site"), fresh("we built it together")]
+    fake_llm.model_ids, fake_llm.default_code = None, "co_creation"
+    assert list(make(fake_llm).predict(passages)) == ["co_creation"] * 2 and fake_llm.count == 2
+    again = make(fake_llm)
+    assert list(again.predict(passages)) == ["co_creation"] * 2
+    assert fake_llm.count == 2 and again.usage_["cached"] == 2 and fake_llm.model_lists == 2
+    fake_llm.model_ids = ["now-listed.gguf"]  # a server that now says what it serves is asked again
+    make(fake_llm).predict(passages)
+    assert fake_llm.count == 4
+
+
 def test_the_model_folder_loads_through_the_registry(fake_llm, tmp_path):
     passage = fresh("we rolled the model out the same way everywhere")
     fake_llm.codes["rolled"] = "push"
@@ -441,6 +499,7 @@ def test_pickling_keeps_the_model_and_drops_the_connection(fake_llm):
     model.predict([fresh("x")])
     copy = pickle.loads(pickle.dumps(model))
     assert copy.prompt_hash == model.prompt_hash and not hasattr(copy, "_client_")
+    assert model._served_model_ == "fake" and not hasattr(copy, "_served_model_")  # asked again where it runs
     assert copy.predict([fresh("y")])[0] == "none"
 
 

@@ -8,8 +8,9 @@ calibration on the validation set is the only fitting.
 
 Privacy first: only loopback hosts unless ``allow_remote``; a remote call says what it sends, to
 where; passages may be pseudonymised before they leave; answers are cached on disk so a passage is
-sent once per prompt, model, temperature and sample. A passage with no usable answer gets uniform
-probabilities (so it goes to review) and a reason (`LLMClassifier.review_reasons`), never a guess.
+sent once per prompt, server address, model (by its name and by the server's own name for what it
+serves), temperature and sample. A passage with no usable answer gets uniform probabilities (so it
+goes to review) and a reason (`LLMClassifier.review_reasons`), never a guess.
 """
 
 from __future__ import annotations
@@ -219,7 +220,9 @@ class LLMClassifier(TextClassifier):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
-        for transient in ("_lock", "_client_"):  # a lock and an open connection pool do not pickle
+        # a lock and an open connection pool do not pickle; the served model is asked again, since
+        # the copy may run where the server now serves another
+        for transient in ("_lock", "_client_", "_served_model_"):
             state.pop(transient, None)
         return state
 
@@ -299,9 +302,41 @@ class LLMClassifier(TextClassifier):
                 self.usage_[name] += value
 
     def _key(self, digest: str, sample: int) -> str:
-        """The cache key: prompt hash, model, temperature, sample index, passage as sent."""
-        parts = [self.prompt.hash, self.model, float(self.temperature), sample, digest]
+        """The cache key: an answer is reused only for the same prompt, server address, configured
+        model name, model the server says it serves, temperature, sample index and passage as sent,
+        so a restarted server with another model behind the same name is asked afresh."""
+        parts = [
+            self.prompt.hash,
+            self.model,
+            float(self.temperature),
+            sample,
+            digest,
+            self.base_url.rstrip("/"),
+            self._served_model(),
+        ]
         return _sha256(json.dumps(parts))
+
+    def _served_model(self) -> str | None:
+        """The server's own name for the model answering, asked once per instance (GET /models).
+
+        Local servers (llama.cpp, a single-model vLLM) answer under any ``model`` name with whatever
+        they loaded, so the name alone cannot tell two models' answers apart. One model listed: its
+        id; several: ``model`` when it is one of them; otherwise (no such endpoint, an error, not
+        listed) None. Never an error: the chat requests that follow report a server that is down."""
+        if "_served_model_" not in self.__dict__:
+            import openai
+
+            try:
+                listed = self._openai().models.list().data
+                ids = [m.id for m in listed if isinstance(getattr(m, "id", None), str)]
+            except (openai.OpenAIError, ValueError, TypeError, AttributeError):
+                ids = []  # no /models endpoint, or one that answers in another shape
+            if len(ids) == 1:
+                served: str | None = ids[0]
+            else:
+                served = self.model if self.model in ids else None
+            self._served_model_ = served
+        return self._served_model_
 
     @staticmethod
     def _cache_file(key: str) -> Path:
