@@ -33,7 +33,7 @@ choosing the weight must cost (almost) nothing. Otherwise the default stays c-pr
 The goal check of issue 19 is reported for the chosen default on A (gain 0 to 40 against +0.15)
 and on B (gain 0 to all, short of k = 40).
 
-Writes <out>.json and <out>.md (default experiments/results/adaptation_auto) and one MLflow run
+Writes <out>.json, <out>.md and <out>.png (default experiments/results/adaptation_auto) and one MLflow run
 per part and method, nested in one parent run.
 """
 
@@ -170,7 +170,61 @@ def markdown(results: dict[str, Any]) -> str:
         for k, counts in b["choices"].items():
             lines.append(f"- k = {k}: " + ", ".join(f"{share}: {n}" for share, n in counts.items()))
         lines.append("")
+    lines += ["![κ against coded passages](adaptation_auto.png)", ""]
     return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """κ against k for each method: part A (mean over domains) and part B (pooled, with the
+    default's 95% interval shaded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = [p for p in ("A", "B") if p in results]
+    fig, axes = plt.subplots(1, len(parts), figsize=(6.2 * len(parts), 4.2), dpi=120, squeeze=False)
+    adopted = results.get("A", {}).get("decision", {}).get("default", CANDIDATE)
+    for ax, name in zip(axes[0], parts):
+        part = results[name]
+        ks = part["ks"]
+        all_x = 29
+        xs = [k if k != "all" else all_x for k in ks]
+        for i, method in enumerate(METHODS):
+            entry = part["summary"][method]
+            pts = [(x, entry[str(k)]) for x, k in zip(xs, ks) if str(k) in entry]
+            bold = method == adopted
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1]["kappa"] for p in pts],
+                marker="o",
+                ms=3,
+                lw=2.4 if bold else 1.1,
+                color=plt.get_cmap("tab10")(i),
+                label=method + (" (default)" if bold else ""),
+            )
+            if bold and name == "B":
+                ax.fill_between(
+                    [p[0] for p in pts],
+                    [p[1]["kappa_low"] for p in pts],
+                    [p[1]["kappa_high"] for p in pts],
+                    color=plt.get_cmap("tab10")(i),
+                    alpha=0.12,
+                )
+        ax.set_xticks(xs, [str(k) if k != "all" else "all\n(27-31)" for k in ks])
+        ax.set_xlabel("coded target passages added (k)")
+        ax.set_ylabel("Cohen's κ")
+        ax.set_title(
+            "A: simulated new corpora (authored; mean over 5 domains)"
+            if name == "A"
+            else "B: 37 real quotes, cross-fitted (95% interval shaded)",
+            fontsize=9,
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
 
 
 def log_mlflow(results: dict[str, Any], tracking_uri: str | None, experiment: str) -> None:
@@ -205,7 +259,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--experiment", default="supportlens-adaptation")
     parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw <out>.png and rewrite <out>.md from <out>.json"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        saved = json.loads(Path(args.out).with_suffix(".json").read_text(encoding="utf-8"))
+        plot(saved, Path(args.out).with_suffix(".png"))
+        Path(args.out).with_suffix(".md").write_text(markdown(saved), encoding="utf-8")
+        return saved
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.chdir(ROOT)
     from supportlens.models.encoders import embedding_cache
@@ -285,6 +347,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         json.dumps(clean, indent=1, default=base._json_default, allow_nan=False), encoding="utf-8"
     )
     out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+    plot(clean, out.with_suffix(".png"))
     log_mlflow(results, args.tracking_uri, args.experiment)
     print(out.with_suffix(".md").read_text(encoding="utf-8"))
     return results
