@@ -200,9 +200,10 @@ class CalibrationConfig:
 class AdaptConfig:
     """How passages coded on the researcher's own corpus (`train --add-data`, the API's
     ``extra_data``) count: as the *target domain*, not as a few more rows among thousands of
-    authored ones. The defaults are what experiments/adaptation.py chose by its fixed rule
-    (2026-12-06): the few-shot prototype blend (c) and calibration on the target passages (d), no
-    extra weight (a); docs/adaptation.md has the figures, including where weighting did better."""
+    authored ones. The defaults are what the adaptation benchmarks chose by rules fixed before
+    they ran: the few-shot prototype blend (c) and calibration on the target passages (d)
+    (experiments/adaptation.py, 2026-12-06), and the weight (a) chosen on the passages themselves
+    (experiments/adaptation_auto.py, 2026-12-07); docs/adaptation.md has the figures."""
 
     # (a) off: added rows weigh like any row | share: their total weight is target_share of the loss
     # | factor: each weighs target_factor training rows (`supportlens distil`: human codes above the
@@ -210,7 +211,7 @@ class AdaptConfig:
     # (0 = off) that predicts the coded passages best, cross-fitted over selection_folds folds by
     # interview (log-loss, one-standard-error rule: the smallest share within one standard error of
     # the best), off below min_selection passages. Costs (folds x grid) extra fits.
-    weighting: str = "off"
+    weighting: str = "auto"
     target_share: float = 0.5
     target_factor: float = 3.0
     share_grid: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5])

@@ -4,6 +4,7 @@ training, the few-shot blend, calibration on the target, cross-fitting and the t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,13 @@ def test_a_weighting_moves_the_model_towards_the_target_language():
 def test_b_continues_a_copy_of_the_given_model_with_authored_rows_replayed(monkeypatch):
     X, y, _, X_val, y_val, val_groups = _source()
     target = _target()
-    cfg = _cfg("adapt.fewshot=off", "adapt.calibrate_on_target=false", "adapt.replay=0.25", "adapt.continue_epochs=2")
+    cfg = _cfg(
+        "adapt.weighting=off",
+        "adapt.fewshot=off",
+        "adapt.calibrate_on_target=false",
+        "adapt.replay=0.25",
+        "adapt.continue_epochs=2",
+    )
     init = TfidfLogReg(labels=LABELS).fit(X, y)
     before = init.predict_proba(target.texts)
     calls: list[dict] = []
@@ -190,7 +197,12 @@ def test_d_calibrates_on_the_target_passages_cross_fitted_once_there_are_enough(
     target = _target()  # 32 passages from 4 interviews
     rng = np.random.default_rng(3)
     oof = rng.dirichlet(np.ones(4), size=len(target))  # given: the figures below follow from it alone
-    sets = ["adapt.fewshot=off", "calibration.temperature=true", "calibration.target_precision=0.3"]
+    sets = [
+        "adapt.weighting=off",
+        "adapt.fewshot=off",
+        "calibration.temperature=true",
+        "calibration.target_precision=0.3",
+    ]
     on_val, val_cal, _ = fit_adapted(
         _cfg(*sets, "adapt.calibrate_on_target=false"), LABELS, X, y, X_val, y_val, val_groups, target, oof=oof
     )
@@ -241,7 +253,10 @@ class Memoriser(TextClassifier):
         return out
 
 
-def test_cross_fit_never_scores_a_passage_with_a_model_that_saw_it_or_its_interview(monkeypatch):
+@pytest.mark.parametrize("weighting", ["off", "auto"])
+def test_cross_fit_never_scores_a_passage_with_a_model_that_saw_it_or_its_interview(monkeypatch, weighting):
+    """With ``auto``, each fold chooses its weight by folds within its own training passages:
+    those inner scorings too are by models that never saw the passage or its interview."""
     X, y, _, X_val, y_val, val_groups = _source()
     target = _target(n_interviews=6)
 
@@ -253,10 +268,13 @@ def test_cross_fit_never_scores_a_passage_with_a_model_that_saw_it_or_its_interv
 
     monkeypatch.setattr(adapt_module, "fit_and_calibrate", fit_memoriser)
     Memoriser.scored = []
-    oof = cross_fit(_cfg("adapt.fewshot=off"), LABELS, X, y, X_val, y_val, val_groups, target, folds=3)
+    cfg = _cfg("adapt.fewshot=off", f"adapt.weighting={weighting}", "adapt.min_selection=4")
+    oof = cross_fit(cfg, LABELS, X, y, X_val, y_val, val_groups, target, folds=3)
     assert np.allclose(oof, 0.25)  # every passage scored by a model that never learnt it
     group_of = dict(zip(target.texts, target.groups))
-    assert sum(len(texts) for _, texts in Memoriser.scored) == len(target)
+    scored = sum(len(texts) for _, texts in Memoriser.scored)
+    # auto: besides the outer scoring, three shares score each fold's training passages once each
+    assert scored == (len(target) if weighting == "off" else len(target) + 3 * 2 * len(target))
     for seen, texts in Memoriser.scored:
         assert {group_of[t] for t in texts}.isdisjoint({group_of[t] for t in seen if t in group_of})
         assert set(X) <= seen  # the source rows are in every fold's training
@@ -444,6 +462,7 @@ def test_auto_weighting_weights_a_corpus_that_codes_differently_and_not_one_that
     agrees = adapt_module.select_weighting(cfg, LABELS, X, y, X_val, y_val, val_groups, _target())
     assert agrees.share == 0.0 and agrees.note is None
     assert "no extra weight, chosen by 3-fold cross-fitting on 32 coded passages" in agrees.line()
+    assert len(re.findall(r"±\d", agrees.line())) == len(agrees.losses) - 1  # beside every share but the best
 
 
 def test_auto_weighting_fits_as_the_chosen_share_and_says_so():

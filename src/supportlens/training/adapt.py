@@ -140,8 +140,10 @@ class WeightingChoice:
         """One line for the log and the calibration notes."""
         if self.note:
             return f"adapt.weighting auto: {_share_text(self.share)} ({self.note})"
+        best = min(self.losses.values(), default=float("nan"))
         compared = ", ".join(
-            f"{_share_text(s)} {loss:.3f}" + (f" ±{self.standard_errors[s]:.3f}" if s in self.standard_errors else "")
+            f"{_share_text(s)} {loss:.3f}"
+            + (f" ±{self.standard_errors[s]:.3f}" if s in self.standard_errors and loss != best else "")
             for s, loss in self.losses.items()
         )
         return (
