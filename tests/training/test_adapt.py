@@ -527,6 +527,6 @@ def test_train_with_auto_weighting_logs_and_records_the_choice(coded_file, tmp_p
     meta = load_classifier(result.model_dir).meta_
     record = meta["run"]["target"]["weighting_choice"]
     assert record["share"] > 0 and record["n"] == 32
-    assert (
-        "of the loss" in meta["run"]["target"]["adapt"] and "predicts them best" not in meta["run"]["target"]["adapt"]
-    )
+    described = meta["run"]["target"]["adapt"]
+    assert "of the loss (chosen by cross-fitting on them among 3 shares: adapt.weighting auto);" in described
+    assert described in (result.model_dir / "MODEL_CARD.md").read_text()

@@ -90,8 +90,9 @@ def target_weights(n_source: int, n_target: int, adapt: AdaptConfig) -> np.ndarr
     return weights
 
 
-def describe_adapt(adapt: AdaptConfig, n_target: int, continued: bool = False) -> str:
-    """Which mechanisms are on, for the log and the model card."""
+def describe_adapt(adapt: AdaptConfig, n_target: int, continued: bool = False, chosen_among: int | None = None) -> str:
+    """Which mechanisms are on, for the log and the model card. ``chosen_among``: the weighting
+    (fixed in ``adapt``) was chosen by `select_weighting` among that many shares."""
     parts = [
         "continued training of the given model, authored rows replayed"
         + (f" ({adapt.replay:.0%})" if adapt.replay else "")
@@ -105,6 +106,8 @@ def describe_adapt(adapt: AdaptConfig, n_target: int, continued: bool = False) -
         if adapt.weighting == "factor"
         else "weighted like authored rows"
     ]
+    if chosen_among and not continued:
+        parts[0] += f" (chosen by cross-fitting on them among {chosen_among} shares: adapt.weighting auto)"
     if adapt.fewshot != "off":
         parts.append(f"a few-shot {adapt.fewshot} component blended in")
     if adapt.calibrate_on_target and n_target >= max(2, adapt.min_target_calibration):

@@ -457,7 +457,10 @@ def train(
                 "files": [f["path"] for f in data.report.files[1:]],
                 "init_from": str(init_from) if init_from is not None and init_dir is not None else None,
                 "adapt": describe_adapt(
-                    (choice.apply(cfg) if choice is not None else cfg).adapt, len(target), init_model is not None
+                    (choice.apply(cfg) if choice is not None else cfg).adapt,
+                    len(target),
+                    init_model is not None,
+                    chosen_among=len(choice.losses) if choice is not None and choice.losses else None,
                 ),
                 **({"weighting_choice": choice.to_dict()} if choice is not None else {}),
             }
