@@ -242,6 +242,28 @@ def test_a_save_that_fails_half_way_leaves_no_model_folder(coded_file, tmp_path,
         assert (tmp_path / "outputs" / earlier / "marker").read_text() == earlier
 
 
+def test_a_run_that_fails_leaves_no_scratch_folder(coded_file, tmp_path, monkeypatch):
+    """The scratch folder for artifacts goes however the run ends, not only when it succeeds."""
+    import tempfile
+
+    import supportlens.training.trainer as trainer
+
+    monkeypatch.chdir(tmp_path)
+    scratch_root = tmp_path / "scratch"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+
+    def broken_fit(*args, **kwargs):
+        assert [p.name.startswith("supportlens-run-") for p in scratch_root.iterdir()] == [True]
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(trainer, "fit_and_calibrate", broken_fit)
+    cfg = load_config(None, fast_overrides() + [f"data.path={coded_file}"])
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(cfg, track=False, log=lambda m: None)
+    assert list(scratch_root.iterdir()) == []
+
+
 def test_bad_model_uri(tracking_uri):
     from supportlens.models.base import ModelLoadError
 

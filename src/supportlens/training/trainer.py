@@ -8,7 +8,6 @@ import dataclasses
 import json
 import math
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -358,10 +357,11 @@ def train(
     )
     k = cv if cv is not None else cfg.split.cv_folds
 
-    tmp = Path(tempfile.mkdtemp(prefix="supportlens-run-"))
+    scratch = tempfile.TemporaryDirectory(prefix="supportlens-run-", ignore_cleanup_errors=True)
+    tmp = Path(scratch.name)  # files logged as artifacts; removed however the run ends
     ctx = _tracked(cfg, tracking_uri) if track else contextlib.nullcontext()
     # members of an ensemble (and the CV folds) share one frozen encoder: embed each text once
-    with ctx as run_id, embedding_cache():
+    with scratch, ctx as run_id, embedding_cache():
         if track:
             _log_inputs(cfg, data, codebook, data_path, split, extra_data, interviews)
             if teacher is not None:
@@ -530,7 +530,6 @@ def train(
             log("trust figure (what a methods section can quote; the test figures are on authored interviews):")
             for line in trust.lines():
                 log(line)
-    shutil.rmtree(tmp, ignore_errors=True)
     return TrainResult(
         run_id=run_id,
         model_dir=model_dir,
