@@ -89,6 +89,13 @@ def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) and np.isfinite(x) else "n/a"
 
 
+def _with_interval(cell: dict[str, Any] | None, key: str) -> str:
+    """'0.424 [0.158, 0.669]' for ``key`` and its ``_low``/``_high``; n/a when not measured."""
+    if not cell:
+        return "n/a"
+    return f"{_fmt(cell.get(key))} [{_fmt(cell.get(key + '_low'))}, {_fmt(cell.get(key + '_high'))}]"
+
+
 def markdown(results: dict[str, Any]) -> str:
     info = results["info"]
     lines = [
@@ -117,15 +124,8 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for method in METHODS:
             entry = a["summary"][method]
-            cells = [
-                f"{_fmt(entry[k]['kappa'])} [{_fmt(entry[k]['kappa_low'])}, {_fmt(entry[k]['kappa_high'])}]"
-                if k in entry
-                else "n/a"
-                for k in ks
-            ]
-            g = entry.get("40", {})
-            gain = f"{_fmt(g.get('gain'))} [{_fmt(g.get('gain_low'))}, {_fmt(g.get('gain_high'))}]" if g else "n/a"
-            lines.append(f"| {method} | " + " | ".join(cells) + f" | {gain} |")
+            cells = [_with_interval(entry.get(k), "kappa") for k in ks]
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {_with_interval(entry.get('40'), 'gain')} |")
         at = "40" if "40" in ks else ks[-1]
         lines += ["", f"κ per domain at k = {at} (mean over seeds):", ""]
         domains = list(a["summary"][METHODS[0]][at]["per_domain_kappa"])
@@ -160,12 +160,11 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for method in METHODS:
             entry = b["summary"][method]
-            cells = [
-                f"{_fmt(entry[k]['kappa'])} [{_fmt(entry[k]['kappa_low'])}, {_fmt(entry[k]['kappa_high'])}]" for k in ks
-            ]
+            cells = [_with_interval(entry.get(k), "kappa") for k in ks]
             last = entry[ks[-1]]
-            gain = f"{_fmt(last.get('gain'))} [{_fmt(last.get('gain_low'))}, {_fmt(last.get('gain_high'))}]"
-            lines.append(f"| {method} | " + " | ".join(cells) + f" | {gain} | {_fmt(last['macro_f1'])} |")
+            lines.append(
+                f"| {method} | " + " | ".join(cells) + f" | {_with_interval(last, 'gain')} | {_fmt(last['macro_f1'])} |"
+            )
         lines += ["", "Shares auto-c chose (fold × seed cells, per k):", ""]
         for k, counts in b["choices"].items():
             lines.append(f"- k = {k}: " + ", ".join(f"{share}: {n}" for share, n in counts.items()))

@@ -465,23 +465,28 @@ def train(
                 **({"weighting_choice": choice.to_dict()} if choice is not None else {}),
             }
         wanted = Path(cfg.output_dir) / (run_id or time.strftime(RUN_FOLDER_FORMAT))
-        model_dir = _save(
-            model,
-            cfg,
-            codebook,
-            data,
-            calibration,
-            test,
-            val,
-            cv_metrics,
-            run_info,
-            split,
+        learnt_beside = [  # trained on besides the split's training rows
+            *(target.texts if target is not None else []),
+            *(teacher.frame["text"] if teacher is not None else []),
+        ]
+        # whole or not at all, at `wanted` or `wanted-2`, …: never over another run's model
+        model_dir = write_new_folder(
             wanted,
-            trust=trust,
-            target_texts=[
-                *(target.texts if target is not None else []),
-                *(teacher.frame["text"] if teacher is not None else []),
-            ],
+            lambda folder: _write_model_folder(
+                model,
+                cfg,
+                codebook,
+                data,
+                calibration,
+                test,
+                val,
+                cv_metrics,
+                run_info,
+                split,
+                folder,
+                trust,
+                learnt_beside,
+            ),
         )
         if model_dir != wanted:
             log(f"note: {wanted} already exists (not this run's): the model is saved in {model_dir} instead")
@@ -817,31 +822,6 @@ def _log_inputs(
     tracking.log_text(json.dumps(cfg.to_dict(), indent=2), "config/resolved_config.json")
 
 
-def _save(
-    model: TextClassifier,
-    cfg: Config,
-    codebook: Codebook,
-    data: CodedData,
-    calibration: Calibration,
-    test: Evaluation,
-    val: Evaluation,
-    cv_metrics: dict[str, float],
-    run_info: dict[str, Any],
-    split: Split,
-    model_dir: Path,
-    trust: TrustReport | None = None,
-    target_texts: list[str] | None = None,
-) -> Path:
-    """Write the model folder whole or not at all (`write_new_folder`): at ``model_dir``, or at
-    ``model_dir-2``, ``-3``, … when that name is taken, never over another run's model; the path."""
-    return write_new_folder(
-        model_dir,
-        lambda folder: _write_model_folder(
-            model, cfg, codebook, data, calibration, test, val, cv_metrics, run_info, split, folder, trust, target_texts
-        ),
-    )
-
-
 def _write_model_folder(
     model: TextClassifier,
     cfg: Config,
@@ -857,6 +837,8 @@ def _write_model_folder(
     trust: TrustReport | None,
     target_texts: list[str] | None,
 ) -> None:
+    """The model folder's files, written into ``model_dir`` (the staging folder that
+    `write_new_folder` renames into place once all are there)."""
     threshold = calibration.review_threshold
     extra = {
         "review_threshold": threshold,
