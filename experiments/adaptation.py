@@ -421,8 +421,11 @@ class Source:
             [texts[i] for i in fit_idx], y[fit_idx], [texts[i] for i in val_idx], y[val_idx], list(groups[val_idx])
         )
 
-    def args(self) -> tuple:
-        return self.X, self.y, self.X_val, self.y_val, self.val_groups
+    def data(self):
+        """The library's `training.adapt.SourceData` of these rows."""
+        from supportlens.training.adapt import SourceData
+
+        return SourceData(self.X, self.y, self.X_val, self.y_val, self.val_groups)
 
 
 def target_data(frame, idx: Sequence[int] | np.ndarray):
@@ -460,7 +463,7 @@ def fit_method(
     if adapt.weighting == "auto":  # (a) chosen as fit_adapted chooses it; then the fixed share's chain
         from supportlens.training.adapt import select_weighting
 
-        choice = select_weighting(mcfg, labels, *source.args(), target, init)
+        choice = select_weighting(mcfg, labels, source.data(), target, init)
         bases.setdefault("choices", {})[method.name] = choice.share
         fixed = choice.apply(mcfg).adapt
         concrete = {**method.adapt, "weighting": fixed.weighting, "target_share": fixed.target_share}
@@ -470,7 +473,7 @@ def fit_method(
     key = (adapt.weighting, adapt.target_share, method.init_from)
     if key not in bases:
         base_cfg = with_adapt(mcfg, {"fewshot": "off", "calibrate_on_target": False})
-        model, calibration, _ = fit_adapted(base_cfg, labels, *source.args(), target, init_from=init)
+        model, calibration, _ = fit_adapted(base_cfg, labels, source.data(), target, init_from=init)
         bases[key] = (model, calibration)
     model, calibration = bases[key]
     if adapt.fewshot != "off" and len(target):
@@ -478,7 +481,7 @@ def fit_method(
         calibration = calibrate_on_validation(mcfg, model, source.X_val, source.y_val, source.val_groups)
     if adapt.calibrate_on_target and len(target) >= max(2, adapt.min_target_calibration):
         if oof is None:
-            oof = cross_fit(mcfg, labels, *source.args(), target, init)
+            oof = cross_fit(mcfg, labels, source.data(), target, init)
         model = copy.copy(model)  # calibrate_on_target sets its temperature: keep the shared one as it was
         calibration = calibrate_on_target(mcfg, model, oof, target, calibration)
     return model, calibration
@@ -496,9 +499,9 @@ def verify_chain(cfg, labels: list[str], source: Source, target, k0_model, probe
     mcfg = with_adapt(cfg, adapt)
     started = time.perf_counter()
     with reuse_fits():
-        oof = cross_fit(mcfg, labels, *source.args(), target, None)
+        oof = cross_fit(mcfg, labels, source.data(), target, None)
         ours, our_cal = fit_method(cfg, method, labels, source, target, k0_model, {}, oof=oof)
-        theirs, their_cal, _ = fit_adapted(mcfg, labels, *source.args(), target, oof=oof)
+        theirs, their_cal, _ = fit_adapted(mcfg, labels, source.data(), target, oof=oof)
     p_ours, p_theirs = ours.predict_proba(probe), theirs.predict_proba(probe)
     same = (
         np.allclose(p_ours, p_theirs, atol=1e-9)

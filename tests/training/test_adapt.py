@@ -19,6 +19,7 @@ from supportlens.models import TextClassifier, load_classifier
 from supportlens.models.tfidf import TfidfLogReg
 from supportlens.training import adapt as adapt_module
 from supportlens.training.adapt import (
+    SourceData,
     TargetData,
     cross_fit,
     fit_adapted,
@@ -116,9 +117,14 @@ def test_a_weighting_moves_the_model_towards_the_target_language():
     pull = LABELS.index("pull")
     common = ["adapt.fewshot=off", "adapt.calibrate_on_target=false"]
     shared, _, _ = fit_adapted(
-        _cfg(*common, "adapt.weighting=share", "adapt.target_share=0.9"), LABELS, X, y, X_val, y_val, val_groups, target
+        _cfg(*common, "adapt.weighting=share", "adapt.target_share=0.9"),
+        LABELS,
+        SourceData(X, y, X_val, y_val, val_groups),
+        target,
     )
-    drowned, _, _ = fit_adapted(_cfg(*common, "adapt.weighting=off"), LABELS, X, y, X_val, y_val, val_groups, target)
+    drowned, _, _ = fit_adapted(
+        _cfg(*common, "adapt.weighting=off"), LABELS, SourceData(X, y, X_val, y_val, val_groups), target
+    )
     assert shared.kind == drowned.kind == "tfidf_logreg"
     assert shared.predict_proba(query)[0, pull] > drowned.predict_proba(query)[0, pull] + 0.3
     assert (shared.predict(query)[0], drowned.predict(query)[0]) == ("pull", "push")
@@ -144,7 +150,7 @@ def test_b_continues_a_copy_of_the_given_model_with_authored_rows_replayed(monke
         return real(self, X, y, sample_weight=sample_weight, X_val=X_val, y_val=y_val, epochs=epochs)
 
     monkeypatch.setattr(TextClassifier, "continue_fit", spy)
-    model, calibration, _ = fit_adapted(cfg, LABELS, X, y, X_val, y_val, val_groups, target, init_from=init)
+    model, calibration, _ = fit_adapted(cfg, LABELS, SourceData(X, y, X_val, y_val, val_groups), target, init_from=init)
     (call,) = calls
     n_replay = round(0.25 * len(X))
     assert len(call["X"]) == n_replay + len(target) and call["X"][n_replay:] == target.texts
@@ -155,10 +161,10 @@ def test_b_continues_a_copy_of_the_given_model_with_authored_rows_replayed(monke
     assert not np.allclose(model.predict_proba(target.texts), before)
     assert calibration.on == "validation" and calibration.val_excerpts == len(X_val)
     # seeded: the same replayed rows again
-    again, _, _ = fit_adapted(cfg, LABELS, X, y, X_val, y_val, val_groups, target, init_from=init)
+    again, _, _ = fit_adapted(cfg, LABELS, SourceData(X, y, X_val, y_val, val_groups), target, init_from=init)
     assert calls[1]["X"] == call["X"] and np.allclose(again.predict_proba(X_val), model.predict_proba(X_val))
     calls.clear()
-    fit_adapted(cfg, LABELS, X, y, X_val, y_val, val_groups, target)  # without init_from: fitted anew
+    fit_adapted(cfg, LABELS, SourceData(X, y, X_val, y_val, val_groups), target)  # without init_from: fitted anew
     assert calls == []
 
 
@@ -177,18 +183,16 @@ def test_c_blends_a_fewshot_component_over_the_target_passages(tiny_bert, monkey
     blend, calibration, _ = fit_adapted(
         _cfg(*sets, "adapt.fewshot=knn", "adapt.fewshot_k0=8", "adapt.fewshot_max_weight=0.6"),
         LABELS,
-        X,
-        y,
-        X_val,
-        y_val,
-        val_groups,
+        SourceData(X, y, X_val, y_val, val_groups),
         target,
     )
     assert blend.kind == "fewshot_blend" and blend.base_.kind == "tfidf_logreg" and blend.method == "knn"
     assert blend.weight_ == pytest.approx(0.6 * len(target) / (len(target) + 8))
     assert calibrated[-1] == "fewshot_blend" and calibration.on == "validation"  # the blend's own temperature
     assert np.allclose(blend.predict_proba(X_val).sum(1), 1.0)
-    plain, _, _ = fit_adapted(_cfg(*sets, "adapt.fewshot=off"), LABELS, X, y, X_val, y_val, val_groups, target)
+    plain, _, _ = fit_adapted(
+        _cfg(*sets, "adapt.fewshot=off"), LABELS, SourceData(X, y, X_val, y_val, val_groups), target
+    )
     assert plain.kind == "tfidf_logreg"
 
 
@@ -204,10 +208,18 @@ def test_d_calibrates_on_the_target_passages_cross_fitted_once_there_are_enough(
         "calibration.target_precision=0.3",
     ]
     on_val, val_cal, _ = fit_adapted(
-        _cfg(*sets, "adapt.calibrate_on_target=false"), LABELS, X, y, X_val, y_val, val_groups, target, oof=oof
+        _cfg(*sets, "adapt.calibrate_on_target=false"),
+        LABELS,
+        SourceData(X, y, X_val, y_val, val_groups),
+        target,
+        oof=oof,
     )
     model, calibration, _ = fit_adapted(
-        _cfg(*sets, "adapt.min_target_calibration=30"), LABELS, X, y, X_val, y_val, val_groups, target, oof=oof
+        _cfg(*sets, "adapt.min_target_calibration=30"),
+        LABELS,
+        SourceData(X, y, X_val, y_val, val_groups),
+        target,
+        oof=oof,
     )
     assert val_cal.on == "validation" and val_cal.val_excerpts == len(X_val)
     assert calibration.on == "target" and (calibration.val_excerpts, calibration.val_interviews) == (32, 4)
@@ -222,7 +234,11 @@ def test_d_calibrates_on_the_target_passages_cross_fitted_once_there_are_enough(
         review_threshold(scaled.max(1), scaled.argmax(1) == y_idx, 0.3)
     )
     few, few_cal, _ = fit_adapted(
-        _cfg(*sets, "adapt.min_target_calibration=40"), LABELS, X, y, X_val, y_val, val_groups, target, oof=oof
+        _cfg(*sets, "adapt.min_target_calibration=40"),
+        LABELS,
+        SourceData(X, y, X_val, y_val, val_groups),
+        target,
+        oof=oof,
     )
     assert few_cal.on == "validation" and "fewer than adapt.min_target_calibration (40)" in few_cal.notes[-1]
 
@@ -269,7 +285,7 @@ def test_cross_fit_never_scores_a_passage_with_a_model_that_saw_it_or_its_interv
     monkeypatch.setattr(adapt_module, "fit_and_calibrate", fit_memoriser)
     Memoriser.scored = []
     cfg = _cfg("adapt.fewshot=off", f"adapt.weighting={weighting}", "adapt.min_selection=4")
-    oof = cross_fit(cfg, LABELS, X, y, X_val, y_val, val_groups, target, folds=3)
+    oof = cross_fit(cfg, LABELS, SourceData(X, y, X_val, y_val, val_groups), target, folds=3)
     assert np.allclose(oof, 0.25)  # every passage scored by a model that never learnt it
     group_of = dict(zip(target.texts, target.groups))
     scored = sum(len(texts) for _, texts in Memoriser.scored)
@@ -453,13 +469,13 @@ def test_auto_weighting_weights_a_corpus_that_codes_differently_and_not_one_that
     cfg = _cfg("adapt.weighting=auto", "adapt.fewshot=off", "adapt.calibrate_on_target=false")
     # a corpus whose language means something else: only weight lets its passages predict each other
     differs = adapt_module.select_weighting(
-        cfg, LABELS, X, y, X_val, y_val, val_groups, _target(relabel={"push": "pull", "pull": "push"})
+        cfg, LABELS, SourceData(X, y, X_val, y_val, val_groups), _target(relabel={"push": "pull", "pull": "push"})
     )
     assert differs.share > 0 and differs.note is None and differs.folds == 3
     assert differs.losses[differs.share] < differs.losses[0.0] - differs.standard_errors[0.0]
     assert set(differs.losses) == {0.0, 0.25, 0.5}
     # one that codes as the authored corpus does: extra weight cannot earn its keep
-    agrees = adapt_module.select_weighting(cfg, LABELS, X, y, X_val, y_val, val_groups, _target())
+    agrees = adapt_module.select_weighting(cfg, LABELS, SourceData(X, y, X_val, y_val, val_groups), _target())
     assert agrees.share == 0.0 and agrees.note is None
     assert "no extra weight, chosen by 3-fold cross-fitting on 32 coded passages" in agrees.line()
     assert len(re.findall(r"±\d", agrees.line())) == len(agrees.losses) - 1  # beside every share but the best
@@ -470,19 +486,15 @@ def test_auto_weighting_fits_as_the_chosen_share_and_says_so():
     target = _target(relabel={"push": "pull", "pull": "push"})
     common = ["adapt.fewshot=off", "adapt.calibrate_on_target=false"]
     auto, calibration, _ = fit_adapted(
-        _cfg(*common, "adapt.weighting=auto"), LABELS, X, y, X_val, y_val, val_groups, target
+        _cfg(*common, "adapt.weighting=auto"), LABELS, SourceData(X, y, X_val, y_val, val_groups), target
     )
     share = adapt_module.select_weighting(
-        _cfg(*common, "adapt.weighting=auto"), LABELS, X, y, X_val, y_val, val_groups, target
+        _cfg(*common, "adapt.weighting=auto"), LABELS, SourceData(X, y, X_val, y_val, val_groups), target
     ).share
     fixed, _, _ = fit_adapted(
         _cfg(*common, "adapt.weighting=share", f"adapt.target_share={share}"),
         LABELS,
-        X,
-        y,
-        X_val,
-        y_val,
-        val_groups,
+        SourceData(X, y, X_val, y_val, val_groups),
         target,
     )
     query = [PASSAGES["push"][0], PASSAGES["pull"][1]]
@@ -495,7 +507,10 @@ def test_auto_weighting_below_min_selection_keeps_no_extra_weight_and_fits_nothi
     calls = []
     monkeypatch.setattr(adapt_module, "cross_fit", lambda *a, **k: calls.append(a))
     choice = adapt_module.select_weighting(
-        _cfg("adapt.weighting=auto", "adapt.min_selection=40"), LABELS, X, y, X_val, y_val, val_groups, _target()
+        _cfg("adapt.weighting=auto", "adapt.min_selection=40"),
+        LABELS,
+        SourceData(X, y, X_val, y_val, val_groups),
+        _target(),
     )
     assert choice.share == 0.0 and not calls
     assert (

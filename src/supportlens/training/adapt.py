@@ -75,6 +75,23 @@ class TargetData:
         return TargetData([self.texts[i] for i in idx], self.labels[idx], [self.groups[i] for i in idx], self.grouped)
 
 
+@dataclass
+class SourceData:
+    """The authored rows beside the target passages: trained on (``X``, ``y``), and the
+    validation interviews that early-stop and calibrate (``X_val``, ``y_val``, ``val_groups``;
+    no groups when the data have no interview column)."""
+
+    X: Sequence[str]
+    y: np.ndarray
+    X_val: Sequence[str]
+    y_val: np.ndarray
+    val_groups: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=object)
+        self.y_val = np.asarray(self.y_val, dtype=object)
+
+
 def target_weights(n_source: int, n_target: int, adapt: AdaptConfig) -> np.ndarray:
     """One weight per row, source rows first: 1.0 each; with ``adapt.weighting`` "share" the
     target rows share ``adapt.target_share`` of the total weight equally (so 20 coded passages
@@ -185,11 +202,7 @@ def one_standard_error(losses: dict[float, np.ndarray]) -> tuple[float, dict[flo
 def select_weighting(
     cfg: Config,
     labels: list[str],
-    X: Sequence[str],
-    y: Sequence[str] | np.ndarray,
-    X_val: Sequence[str],
-    y_val: Sequence[str] | np.ndarray,
-    val_groups: Sequence[str] | None,
+    source: SourceData,
     target: TargetData,
     init_from: TextClassifier | None = None,
 ) -> WeightingChoice:
@@ -214,7 +227,7 @@ def select_weighting(
     for share in grid:
         fixed = WeightingChoice(share, n, len(pairs)).apply(cfg)
         fixed = dataclasses.replace(fixed, adapt=dataclasses.replace(fixed.adapt, calibrate_on_target=False))
-        oof = cross_fit(fixed, labels, X, y, X_val, y_val, val_groups, target, init_from, adapt.selection_folds)
+        oof = cross_fit(fixed, labels, source, target, init_from, adapt.selection_folds)
         losses[share] = -np.log(np.clip(oof[np.arange(n), truth], 1e-6, 1.0))
     chosen, errors = one_standard_error(losses)
     return WeightingChoice(
@@ -321,15 +334,7 @@ def calibrate_on_target(
     )
 
 
-def _continued(
-    cfg: Config,
-    X: Sequence[str],
-    y: np.ndarray,
-    X_val: Sequence[str],
-    y_val: np.ndarray,
-    target: TargetData,
-    init_from: TextClassifier,
-) -> TextClassifier:
+def _continued(cfg: Config, source: SourceData, target: TargetData, init_from: TextClassifier) -> TextClassifier:
     """(b): a copy of ``init_from`` trained further on the target passages beside a seeded sample
     of ``adapt.replay`` of the authored training rows (so it does not forget what it knew),
     weighted as (a) weighs them."""
@@ -338,13 +343,13 @@ def _continued(
     if model.kind == "fewshot_blend":  # an adapted model: continue its base, blend afresh below
         model = model.base_
     rng = np.random.default_rng(cfg.seed)
-    n_replay = int(round(adapt.replay * len(X)))
-    pick = np.sort(rng.choice(len(X), size=n_replay, replace=False)) if n_replay else np.zeros(0, dtype=int)
-    texts = [X[i] for i in pick] + list(target.texts)
-    codes = np.concatenate([np.asarray(y, dtype=object)[pick], target.labels])
+    n_replay = int(round(adapt.replay * len(source.X)))
+    pick = np.sort(rng.choice(len(source.X), size=n_replay, replace=False)) if n_replay else np.zeros(0, dtype=int)
+    texts = [source.X[i] for i in pick] + list(target.texts)
+    codes = np.concatenate([source.y[pick], target.labels])
     weights = target_weights(n_replay, len(target), adapt)
     model.continue_fit(
-        texts, codes, sample_weight=weights, X_val=list(X_val), y_val=y_val, epochs=adapt.continue_epochs
+        texts, codes, sample_weight=weights, X_val=list(source.X_val), y_val=source.y_val, epochs=adapt.continue_epochs
     )
     return model
 
@@ -374,20 +379,16 @@ def blend_fewshot(cfg: Config, model: TextClassifier, target: TargetData) -> Tex
 def fit_adapted(
     cfg: Config,
     labels: list[str],
-    X: Sequence[str],
-    y: Sequence[str] | np.ndarray,
-    X_val: Sequence[str],
-    y_val: Sequence[str] | np.ndarray,
-    val_groups: Sequence[str] | None,
+    source: SourceData,
     target: TargetData,
     init_from: TextClassifier | None = None,
     *,
     oof: np.ndarray | None = None,
     weighting: WeightingChoice | None = None,
 ) -> tuple[TextClassifier, Calibration, float]:
-    """A model of the source rows (X, y) and the target passages, as ``cfg.adapt`` says; returns
-    (model, calibration, seconds). The authored validation set (X_val) early-stops and calibrates
-    unless (d) applies.
+    """A model of the source rows (``source.X``, ``source.y``) and the target passages, as
+    ``cfg.adapt`` says; returns (model, calibration, seconds). The authored validation set
+    (``source.X_val``) early-stops and calibrates unless (d) applies.
 
     (a) without ``init_from``: fitted on source + target rows, the target weighted by
     `target_weights`; (b) with it: a copy of that model trained further (`_continued`); (c) with
@@ -397,9 +398,8 @@ def fit_adapted(
     ``adapt.weighting: auto`` fixes (a) by `select_weighting` first (or ``weighting``, its result
     when the caller already has it). ``Calibration.notes`` says which calibration and weighting
     were used and why."""
-    y = np.asarray(y, dtype=object)
-    y_val = np.asarray(y_val, dtype=object)
     started = time.perf_counter()
+    X, y, X_val, y_val, val_groups = source.X, source.y, source.X_val, source.y_val, source.val_groups
     if init_from is not None and [str(c) for c in init_from.classes_] != list(labels):
         raise ValueError(
             f"`init_from` codes {[str(c) for c in init_from.classes_]}, not the codebook's {list(labels)}: "
@@ -408,7 +408,7 @@ def fit_adapted(
     choice = None
     if cfg.adapt.weighting == "auto":
         if weighting is None:
-            weighting = select_weighting(cfg, labels, X, y, X_val, y_val, val_groups, target, init_from)
+            weighting = select_weighting(cfg, labels, source, target, init_from)
         choice, cfg = weighting, weighting.apply(cfg)
     adapt = cfg.adapt
     if init_from is None:
@@ -424,14 +424,14 @@ def fit_adapted(
             sample_weight=weights,
         )
     else:
-        model = _continued(cfg, X, y, X_val, y_val, target, init_from)
+        model = _continued(cfg, source, target, init_from)
         calibration = calibrate_on_validation(cfg, model, X_val, y_val, val_groups)
     if adapt.fewshot != "off" and len(target):
         model = blend_fewshot(cfg, model, target)
         calibration = calibrate_on_validation(cfg, model, X_val, y_val, val_groups)
     if adapt.calibrate_on_target and len(target) >= max(2, adapt.min_target_calibration):
         if oof is None:
-            oof = cross_fit(cfg, labels, X, y, X_val, y_val, val_groups, target, init_from)
+            oof = cross_fit(cfg, labels, source, target, init_from)
         if model is not None and adapt.fewshot == "off" and init_from is None:
             # the fit may be shared inside `fitting.reuse_fits()`: rescale a copy, not the shared model
             model = copy.copy(model)
@@ -449,11 +449,7 @@ def fit_adapted(
 def cross_fit(
     cfg: Config,
     labels: list[str],
-    X: Sequence[str],
-    y: Sequence[str] | np.ndarray,
-    X_val: Sequence[str],
-    y_val: Sequence[str] | np.ndarray,
-    val_groups: Sequence[str] | None,
+    source: SourceData,
     target: TargetData,
     init_from: TextClassifier | None = None,
     folds: int | None = None,
@@ -467,9 +463,7 @@ def cross_fit(
     oof = np.full((len(target), len(labels)), np.nan)
     with embedding_cache():  # a frozen encoder embeds each passage once over all folds
         for train_idx, test_idx in pairs:
-            model, _, _ = fit_adapted(
-                inner, labels, X, y, X_val, y_val, val_groups, target.subset(train_idx), init_from
-            )
+            model, _, _ = fit_adapted(inner, labels, source, target.subset(train_idx), init_from)
             proba = model.predict_proba([target.texts[i] for i in test_idx])
             oof[test_idx] = _in_label_order(proba, model.classes_, labels)
     return oof

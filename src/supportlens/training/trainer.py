@@ -43,6 +43,7 @@ from supportlens.models.encoders import embedding_cache
 from supportlens.models.fitting import fit_and_calibrate
 from supportlens.models.meta import read_meta
 from supportlens.training.adapt import (
+    SourceData,
     TargetData,
     TrustReport,
     cross_fit,
@@ -377,31 +378,18 @@ def train(
                 cfg, labels, X, y, X_val, y_val, val_groups if grouped else None
             )
         else:
-            trust, oof = _cross_fit_target(
-                cfg, labels, X, y, X_val, y_val, val_groups if grouped else None, target, init_model, log
-            )
+            source = SourceData(X, y, X_val, y_val, val_groups if grouped else None)
+            trust, oof = _cross_fit_target(cfg, labels, source, target, init_model, log)
             if trust is not None and init_dir is not None:
                 trust.notes += _init_saw_target(init_dir, target)
             if cfg.adapt.weighting == "auto":
-                choice = select_weighting(
-                    cfg, labels, X, y, X_val, y_val, val_groups if grouped else None, target, init_model
-                )
+                choice = select_weighting(cfg, labels, source, target, init_model)
                 log(choice.line())
                 if track:
                     tracking.log_metrics({"target_share_chosen": choice.share})
                     tracking.log_text(json.dumps(json_ready(choice.to_dict()), indent=2), "weighting_choice.json")
             model, calibration, seconds = fit_adapted(
-                cfg,
-                labels,
-                X,
-                y,
-                X_val,
-                y_val,
-                val_groups if grouped else None,
-                target,
-                init_model,
-                oof=oof,
-                weighting=choice,
+                cfg, labels, source, target, init_model, oof=oof, weighting=choice
             )
         if track:
             log_model_prompt(model)
@@ -678,20 +666,16 @@ def load_init_model(
 def _cross_fit_target(
     cfg: Config,
     labels: list[str],
-    X: list[str],
-    y: np.ndarray,
-    X_val: list[str],
-    y_val: np.ndarray,
-    val_groups: list[str] | None,
+    source: SourceData,
     target: TargetData,
     init_model: TextClassifier | None,
     log: Logger,
 ) -> tuple[TrustReport | None, np.ndarray | None]:
     """The trust figure on the target passages and their out-of-fold probabilities (which (d)
     calibrates on); (None, None) for a single passage, which nothing can be cross-fitted on."""
-    source = f" from {plural(target.n_groups, 'interview')}" if target.grouped else ""
+    origin = f" from {plural(target.n_groups, 'interview')}" if target.grouped else ""
     log(
-        f"target domain: {plural(len(target), 'coded passage')} of your own corpus{source}, not split: all "
+        f"target domain: {plural(len(target), 'coded passage')} of your own corpus{origin}, not split: all "
         f"trained on ({describe_adapt(cfg.adapt, len(target), init_model is not None)})"
     )
     if len(target) < 2:
@@ -702,7 +686,7 @@ def _cross_fit_target(
         f"cross-fitting the model on them ({folds} folds) for the trust figure"
         + (": each fold chooses its weighting on its own training passages" if cfg.adapt.weighting == "auto" else "")
     )
-    oof = cross_fit(cfg, labels, X, y, X_val, y_val, val_groups, target, init_model, cfg.adapt.folds)
+    oof = cross_fit(cfg, labels, source, target, init_model, cfg.adapt.folds)
     report = trust_report(
         target.labels,
         oof,
