@@ -545,3 +545,25 @@ def test_train_with_auto_weighting_logs_and_records_the_choice(coded_file, tmp_p
     described = meta["run"]["target"]["adapt"]
     assert "of the loss (chosen by cross-fitting on them among 3 shares: adapt.weighting auto);" in described
     assert described in (result.model_dir / "MODEL_CARD.md").read_text()
+
+
+def test_passages_from_a_held_out_authored_interview_warn_that_the_test_figures_are_optimistic(
+    coded_file, tmp_path, monkeypatch
+):
+    """A sheet of a transcript the authored data also hold joins that interview; if the split holds
+    it out for testing, the model now learns from it: the log says so, and which interview."""
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg(f"data.path={coded_file}", "adapt.weighting=off", "adapt.fewshot=off")
+    base = train(cfg, track=False, log=lambda m: None)
+    tested = sorted(set(base.test.predictions["group"]))
+    target = _target(n_interviews=2)
+    joined = TargetData(target.texts, target.labels, [tested[0] if g == "own0" else g for g in target.groups])
+    logs: list[str] = []
+    train(cfg, track=False, log=logs.append, extra_data=[str(_target_file(tmp_path, joined))])
+    (warning,) = [line for line in logs if "held out in" in line]
+    assert warning.startswith("warning: 8 coded passages of your corpus come from interviews whose authored")
+    assert f"the test split ({tested[0]})" in warning and "own1" not in warning
+    # passages of new interviews only: no warning
+    logs.clear()
+    train(cfg, track=False, log=logs.append, extra_data=[str(_target_file(tmp_path, target))])
+    assert not [line for line in logs if "held out in" in line]

@@ -24,7 +24,7 @@ from supportlens import tracking
 from supportlens.calibration import MIN_VAL_EXCERPTS, MIN_VAL_INTERVIEWS, Calibration, plural
 from supportlens.codebook import Codebook, load_codebook
 from supportlens.config import Config, config_from_dict
-from supportlens.corpus.dataset import CodedData, DataError, combine_coded, load_coded, text_key
+from supportlens.corpus.dataset import CodedData, DataError, combine_coded, listing, load_coded, text_key
 from supportlens.corpus.sheets import sheet_data_config
 from supportlens.corpus.splits import Split, grouped_folds, grouped_split, inner_validation, split_shares
 from supportlens.evaluation.evaluate import (
@@ -356,6 +356,9 @@ def train(
         else f"split by excerpt, not by interview (no interview column: see the note above): "
         f"{describe_split(split.sizes())}"
     )
+    held_out = _target_in_held_out(frame, split, target) if target is not None and grouped else None
+    if held_out:
+        log(held_out)
     k = cv if cv is not None else cfg.split.cv_folds
 
     scratch = tempfile.TemporaryDirectory(prefix="supportlens-run-", ignore_cleanup_errors=True)
@@ -586,6 +589,29 @@ def adapt_model(
         track=track,
         extra_data=list(coded),
         init_from=model,
+    )
+
+
+def _target_in_held_out(frame: pd.DataFrame, split: Split, target: TargetData) -> str | None:
+    """A warning when coded passages of the target come from interviews whose authored excerpts
+    the split holds out (a sheet of a transcript the authored data also hold, joined to it): every
+    target passage is trained on, so those interviews are no longer unseen."""
+    groups = frame["group"].astype(str).to_numpy()
+    held = {part: set(groups[getattr(split, part)]) for part in ("test", "val")}
+    shared = {part: sorted(set(target.groups) & names) for part, names in held.items()}
+    if not shared["test"] and not shared["val"]:
+        return None
+    n = sum(g in held["test"] | held["val"] for g in target.groups)
+    where = " and ".join(
+        f"the {'test' if part == 'test' else 'validation'} split ({listing(names)})"
+        for part, names in shared.items()
+        if names
+    )
+    return (
+        f"warning: {plural(n, 'coded passage')} of your corpus come from interviews whose authored excerpts are "
+        f"held out in {where}: the model learns those passages, so the figures on those interviews "
+        "(test κ, or the calibration on validation) are optimistic. The trust figure, cross-fitted on your "
+        "passages, is the one to quote"
     )
 
 
