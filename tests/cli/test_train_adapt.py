@@ -62,7 +62,7 @@ def test_adapt_continues_a_trained_model_on_your_coded_passages(coded_file, tmp_
     adapted = runner.invoke(app, ["adapt", str(own), "--model", model_dir, "--no-track"])
     assert adapted.exit_code == 0, adapted.output
     out = adapted.output
-    assert "continued training of the given model, authored rows replayed (25%)" in out
+    assert "continued training of the given model, authored rows replayed (25%), the passages weighted" in out
     assert "a few-shot prototype component blended in" in out and "On your 40 coded passages from 5" in out
     new_dir = Path(out.split("model folder:")[1].split()[0])
     model = load_classifier(new_dir)

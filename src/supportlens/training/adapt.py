@@ -110,11 +110,8 @@ def target_weights(n_source: int, n_target: int, adapt: AdaptConfig) -> np.ndarr
 def describe_adapt(adapt: AdaptConfig, n_target: int, continued: bool = False, chosen_among: int | None = None) -> str:
     """Which mechanisms are on, for the log and the model card. ``chosen_among``: the weighting
     (fixed in ``adapt``) was chosen by `select_weighting` among that many shares."""
-    parts = [
-        "continued training of the given model, authored rows replayed"
-        + (f" ({adapt.replay:.0%})" if adapt.replay else "")
-        if continued
-        else "weighted by the share of the loss that predicts them best, cross-fitted on them "
+    weight = (
+        "weighted by the share of the loss that predicts them best, cross-fitted on them "
         f"(among {', '.join(_share_text(v) for v in adapt.share_grid)})"
         if adapt.weighting == "auto"
         else f"weighted to {adapt.target_share:.0%} of the loss"
@@ -122,9 +119,15 @@ def describe_adapt(adapt: AdaptConfig, n_target: int, continued: bool = False, c
         else f"each weighted {adapt.target_factor:g}× a training row"
         if adapt.weighting == "factor"
         else "weighted like authored rows"
+    )
+    if chosen_among:
+        weight += f" (chosen by cross-fitting on them among {chosen_among} shares: adapt.weighting auto)"
+    replayed = f" ({adapt.replay:.0%})" if adapt.replay else ""
+    parts = [
+        f"continued training of the given model, authored rows replayed{replayed}, the passages {weight}"
+        if continued
+        else weight
     ]
-    if chosen_among and not continued:
-        parts[0] += f" (chosen by cross-fitting on them among {chosen_among} shares: adapt.weighting auto)"
     if adapt.fewshot != "off":
         parts.append(f"a few-shot {adapt.fewshot} component blended in")
     if adapt.calibrate_on_target and n_target >= max(2, adapt.min_target_calibration):
