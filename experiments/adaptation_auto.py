@@ -54,6 +54,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,8 @@ def procedure_text() -> str:
 
 
 def share_counts(values: list[float]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[f"{v:g}"] = out.get(f"{v:g}", 0) + 1
-    return dict(sorted(out.items()))
+    """How often each share was chosen, by share."""
+    return dict(sorted(Counter(f"{v:g}" for v in values).items()))
 
 
 def decide(summary: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +193,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     for ax, name in zip(axes[0], parts):
         part = results[name]
         ks = part["ks"]
-        all_x = 29
+        added = part["summary"][METHODS[0]].get("all", {}).get("quotes_added", "")  # "27-31": the other folds
+        all_x = float(np.mean([int(v) for v in added.split("-")])) if added else 30.0
         xs = [k if k != "all" else all_x for k in ks]
         for i, method in enumerate(METHODS):
             entry = part["summary"][method]
@@ -217,7 +217,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
                     color=plt.get_cmap("tab10")(i),
                     alpha=0.12,
                 )
-        ax.set_xticks(xs, [str(k) if k != "all" else "all\n(27-31)" for k in ks])
+        ax.set_xticks(xs, [str(k) if k != "all" else f"all\n({added})" for k in ks])
         ax.set_xlabel("coded target passages added (k)")
         ax.set_ylabel("Cohen's κ")
         ax.set_title(

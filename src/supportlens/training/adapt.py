@@ -228,8 +228,7 @@ def select_weighting(
     truth = np.array([index[str(c)] for c in target.labels])
     losses: dict[float, np.ndarray] = {}
     for share in grid:
-        fixed = WeightingChoice(share, n, len(pairs)).apply(cfg)
-        fixed = dataclasses.replace(fixed, adapt=dataclasses.replace(fixed.adapt, calibrate_on_target=False))
+        fixed = WeightingChoice(share, n, len(pairs)).apply(cfg)  # cross_fit leaves (d) out of its folds
         oof = cross_fit(fixed, labels, source, target, init_from, adapt.selection_folds)
         losses[share] = -np.log(np.clip(oof[np.arange(n), truth], 1e-6, 1.0))
     chosen, errors = one_standard_error(losses)
@@ -435,7 +434,7 @@ def fit_adapted(
     if adapt.calibrate_on_target and len(target) >= max(2, adapt.min_target_calibration):
         if oof is None:
             oof = cross_fit(cfg, labels, source, target, init_from)
-        if model is not None and adapt.fewshot == "off" and init_from is None:
+        if adapt.fewshot == "off" and init_from is None:
             # the fit may be shared inside `fitting.reuse_fits()`: rescale a copy, not the shared model
             model = copy.copy(model)
         calibration = calibrate_on_target(cfg, model, oof, target, calibration)

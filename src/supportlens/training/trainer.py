@@ -565,13 +565,14 @@ def adapt_model(
     folder = tracking.fetch_model_dir(str(model), tracking_uri)
     codebook_path = None
     if cfg is None:
-        saved = read_meta(folder).get("config")
+        meta = read_meta(folder)
+        saved = meta.get("config")
         if not isinstance(saved, dict):
             raise ModelLoadError(f"`model` {model} was saved without its config: give the config to continue it with")
         cfg = config_from_dict(saved, overrides)
         if (folder / "codebook.yaml").is_file():
             codebook_path = str(folder / "codebook.yaml")
-        trained_on = (read_meta(folder).get("run") or {}).get("data_path")
+        trained_on = (meta.get("run") or {}).get("data_path")
         if data_path is None and trained_on:
             data_path = trained_on
     if not Path(data_path or cfg.data.path).exists():
@@ -601,7 +602,8 @@ def _target_in_held_out(frame: pd.DataFrame, split: Split, target: TargetData) -
     shared = {part: sorted(set(target.groups) & names) for part, names in held.items()}
     if not shared["test"] and not shared["val"]:
         return None
-    n = sum(g in held["test"] | held["val"] for g in target.groups)
+    held_out = held["test"] | held["val"]
+    n = sum(g in held_out for g in target.groups)
     where = " and ".join(
         f"the {'test' if part == 'test' else 'validation'} split ({listing(names)})"
         for part, names in shared.items()
