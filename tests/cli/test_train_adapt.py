@@ -105,3 +105,18 @@ def test_adapt_and_init_from_errors_are_one_line_naming_the_flag(coded_file, tmp
     assert "--model" in no_config.output and "was saved without its config" in no_config.output
     no_sheet = runner.invoke(app, ["adapt", str(tmp_path / "none.csv"), "--model", str(model_dir), "--no-track"])
     assert no_sheet.exit_code == 2
+
+
+def test_adapt_says_which_authored_file_is_gone_and_how_to_give_it(coded_file, tmp_path, monkeypatch):
+    """`adapt` replays the authored data the model was trained on: when that file has moved, the
+    error names it and the option that gives it, before anything is trained."""
+    monkeypatch.chdir(tmp_path)
+    moved = tmp_path / "authored.jsonl"
+    moved.write_bytes(coded_file.read_bytes())
+    first = _train(moved, "--no-track", *_sets())
+    assert first.exit_code == 0, first.output
+    model_dir = first.output.split("model folder:")[1].split()[0]
+    moved.unlink()
+    gone = runner.invoke(app, ["adapt", str(_own(tmp_path)), "--model", model_dir, "--no-track"])
+    assert gone.exit_code == 2 and "Traceback" not in gone.output
+    assert "authored.jsonl: file not found (the authored data" in gone.output and "--data" in gone.output

@@ -526,6 +526,9 @@ def test_auto_weighting_settings_are_checked():
         AdaptConfig(weighting="auto", share_grid=[0.0, 1.0])
     with pytest.raises(ValueError, match="adapt.weighting"):
         AdaptConfig(weighting="cv")
+    for bad in ({"selection_folds": 1}, {"min_selection": 1}):
+        with pytest.raises(ValueError, match="adapt.selection_folds and adapt.min_selection must be at least 2"):
+            AdaptConfig(weighting="auto", **bad)
 
 
 def test_train_with_auto_weighting_logs_and_records_the_choice(coded_file, tmp_path, monkeypatch):
